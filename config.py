@@ -1,0 +1,110 @@
+"""Settings: defaults < ``ponder.toml`` < ``PONDER_*`` environment variables < explicit overrides (CLI flags).
+
+Nothing is read at import time: call :func:`load_settings` when you need settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ponder.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def default_data_dir() -> Path:
+    """Return ``../shared/data`` next to the repository when present, else ``./data``."""
+    shared = PACKAGE_DIR.parent / "shared" / "data"
+    return shared if shared.is_dir() else Path("data")
+
+
+def default_cache_dir() -> Path:
+    """Return the user cache directory for converted weights and indexes (honours XDG_CACHE_HOME)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ponder"
+
+
+def config_file() -> Path:
+    """Return the TOML file to read: ``$PONDER_CONFIG`` or ``./ponder.toml``."""
+    return Path(os.environ.get("PONDER_CONFIG", "ponder.toml"))
+
+
+class Settings(BaseSettings):
+    """All of ponder's settings. Every field can be set in ``ponder.toml`` or as ``PONDER_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="PONDER_", extra="forbid", validate_default=True)
+
+    # model
+    model: str = Field("embedded", description="Model spec: embedded | transformers[:gguf] | "
+                       "openai:<model>@<base_url> | scripted:<file.jsonl>")
+    device: str = Field("cpu", description="Torch device for the transformers backend (cpu, cuda, cuda:1).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1, le=32768, description="Max new tokens per model call.")
+    seed: int | None = None
+    # openai-compatible servers
+    openai_api_key: str = Field("EMPTY", description="API key for the openai backend (also OPENAI_API_KEY).")
+    openai_timeout: float = Field(120.0, gt=0)
+    openai_max_retries: int = Field(3, ge=0, le=20)
+    openai_concurrency: int = Field(8, ge=1, le=256)
+    # agents
+    agent: Literal["react", "pal"] = "react"
+    max_steps: int = Field(8, ge=1, le=200, description="Max agent steps (model calls) per run.")
+    max_parse_failures: int = Field(3, ge=1, le=50, description="Consecutive malformed outputs before giving up.")
+    pal_retries: int = Field(2, ge=0, le=20, description="Extra PAL attempts after a failed program.")
+    # code execution
+    exec_timeout: float = Field(5.0, gt=0, le=600, description="Wall-clock seconds per program run.")
+    exec_memory_mb: int = Field(512, ge=32)
+    exec_output_chars: int = Field(4000, ge=100)
+    # paths
+    data_dir: Path = Field(default_factory=default_data_dir)
+    out_dir: Path = Path("runs")
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+
+    @field_validator("model")
+    @classmethod
+    def _check_model_spec(cls, value: str) -> str:
+        from ponder.models.spec import parse_spec
+
+        parse_spec(value)  # raises ConfigError with a clear message
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order sources: explicit overrides > env > TOML > defaults."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; ``overrides`` (e.g. CLI flags) win over every other source. ``None`` values are ignored.
+
+    Raises:
+        ConfigError: when a value is invalid, with one line per problem.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,112 @@
+"""A scripted model for tests and examples: no weights, fully deterministic.
+
+Responses come from a list (consumed in order) or from a function of the conversation.
+Stop sequences are honoured exactly as a real backend would, so agent code sees realistic text.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ponder.errors import ConfigError, DataError
+from ponder.models.base import BaseBackend, Completion, GenerationParams, Message, truncate_at_stop
+
+ResponseFn = Callable[[list[Message], GenerationParams], str]
+
+
+class ScriptExhaustedError(DataError):
+    """The scripted model was asked for more responses than it holds."""
+
+
+class ScriptedModel(BaseBackend):
+    """A model that replays scripted responses.
+
+    Args:
+        responses: A list of texts returned in order, or a function ``(messages, params) -> text``.
+        repeat_last: When the list is exhausted, keep returning its last item instead of raising.
+        spec: The spec string recorded in trajectories.
+
+    Attributes:
+        calls: Every conversation the model was asked about, in order (for assertions in tests).
+    """
+
+    real = False
+
+    def __init__(
+        self,
+        responses: Iterable[str] | ResponseFn,
+        *,
+        repeat_last: bool = False,
+        spec: str = "scripted",
+    ) -> None:
+        self.spec = spec
+        self._fn: ResponseFn | None = responses if callable(responses) else None
+        self._items: list[str] = [] if callable(responses) else list(responses)
+        self._next = 0
+        self._repeat_last = repeat_last
+        self._lock = threading.Lock()
+        self.calls: list[list[Message]] = []
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path) -> ScriptedModel:
+        """Load responses from a JSONL file: each line a JSON string or ``{"text": ...}``.
+
+        Raises:
+            ConfigError: when the file does not exist.
+            DataError: when a line is not valid.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"scripted model file not found: {p}")
+        items: list[str] = []
+        for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{p}:{lineno}: not JSON ({exc.msg})") from None
+            text = obj.get("text") if isinstance(obj, dict) else obj
+            if not isinstance(text, str):
+                raise DataError(f"{p}:{lineno}: expected a string or an object with a 'text' string")
+            items.append(text)
+        return cls(items, spec=f"scripted:{p}")
+
+    def _next_text(self, messages: list[Message], params: GenerationParams) -> str:
+        with self._lock:
+            self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
+            if self._fn is not None:
+                return self._fn(messages, params)
+            if self._next >= len(self._items):
+                if self._repeat_last and self._items:
+                    return self._items[-1]
+                raise ScriptExhaustedError(
+                    f"scripted model exhausted after {len(self._items)} responses"
+                )
+            text = self._items[self._next]
+            self._next += 1
+            return text
+
+    def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
+        """Return ``params.n`` scripted completions, cut at the stop sequences and ``max_tokens`` words."""
+        out = []
+        prompt_tokens = sum(len(m["content"].split()) for m in messages)
+        for _ in range(params.n):
+            raw = self._next_text(messages, params)
+            text, stopped = truncate_at_stop(raw, params.stop)
+            words = text.split(" ")
+            finish = "stop"
+            if len(words) > params.max_tokens:
+                text, finish = " ".join(words[: params.max_tokens]), "length"
+            out.append(
+                Completion(
+                    text=text,
+                    finish_reason=finish,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=len(text.split()),
+                )
+            )
+        return out

@@ -1,0 +1,96 @@
+"""Model spec strings (``embedded``, ``openai:<model>@<url>``, ...) and the per-process model cache."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ponder.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ponder.config import Settings
+    from ponder.models.base import ModelBackend
+
+SPEC_HELP = (
+    "expected one of: embedded | transformers[:<file.gguf|model dir>] | openai:<model>@<base_url> "
+    "| scripted:<file.jsonl>"
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec."""
+
+    kind: str
+    model: str = ""
+    base_url: str = ""
+    path: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "openai":
+            return f"openai:{self.model}@{self.base_url}" if self.base_url else f"openai:{self.model}"
+        return f"{self.kind}:{self.path}" if self.path else self.kind
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Parse a model spec string.
+
+    Raises:
+        ConfigError: for an unknown kind or a missing part, with the accepted forms.
+    """
+    text = (spec or "").strip()
+    kind, _, rest = text.partition(":")
+    kind = kind.lower()
+    if kind in ("embedded", "transformers"):
+        if kind == "embedded" and rest:
+            raise ConfigError(f"bad model spec {spec!r}: 'embedded' takes no argument; {SPEC_HELP}")
+        return ModelSpec(kind=kind, path=rest)
+    if kind == "openai":
+        model, at, base_url = rest.rpartition("@") if "@" in rest else (rest, "", "")
+        if not model:
+            raise ConfigError(f"bad model spec {spec!r}: missing model name; {SPEC_HELP}")
+        if at and not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"bad model spec {spec!r}: base URL must start with http:// or https://")
+        return ModelSpec(kind="openai", model=model, base_url=base_url)
+    if kind == "scripted":
+        if not rest:
+            raise ConfigError(f"bad model spec {spec!r}: scripted needs a JSONL file; {SPEC_HELP}")
+        return ModelSpec(kind="scripted", path=rest)
+    raise ConfigError(f"bad model spec {spec!r}: {SPEC_HELP}")
+
+
+_CACHE: dict[tuple, ModelBackend] = {}
+_LOCK = threading.Lock()
+
+
+def load_model(spec: str, settings: Settings | None = None) -> ModelBackend:
+    """Return the backend for ``spec``, loading it once per process and reusing it afterwards.
+
+    Raises:
+        ConfigError: for a bad spec or a missing file.
+        ModelError: when the backend fails to load.
+    """
+    from ponder.config import load_settings
+
+    settings = settings or load_settings()
+    parsed = parse_spec(spec)
+    key = (str(parsed), settings.device, settings.dtype, str(settings.cache_dir))
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _build(parsed, settings)
+        return _CACHE[key]
+
+
+def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
+    if parsed.kind == "scripted":
+        from ponder.models.scripted import ScriptedModel
+
+        return ScriptedModel.from_jsonl(parsed.path)
+    if parsed.kind == "openai":
+        from ponder.models.openai import OpenAIBackend
+
+        return OpenAIBackend.from_settings(parsed, settings)
+    from ponder.models.embedded import TransformersBackend
+
+    return TransformersBackend.from_settings(parsed, settings)

@@ -1,0 +1,12 @@
+"""Tools an agent can call: plain functions or :class:`~ponder.tools.base.Tool` objects."""
+
+from ponder.tools.base import FunctionTool, Tool, ToolBox, ToolInputError, tool
+
+__all__ = ["FunctionTool", "Tool", "ToolBox", "ToolInputError", "tool", "default_tools"]
+
+
+def default_tools() -> list[Tool]:
+    """The tools a ReAct agent gets by default."""
+    from ponder.tools.calculator import calculator_tool
+
+    return [calculator_tool()]

@@ -1,0 +1,154 @@
+"""The tool protocol.
+
+A tool has a name, a description, a pydantic argument schema and a ``run`` method returning an
+observation string. The model's mistakes (bad arguments, a division by zero in its expression) raise
+:class:`ToolInputError`, which becomes an observation; anything else is our bug and propagates.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ValidationError, create_model
+
+from ponder.errors import ConfigError
+
+
+class ToolInputError(Exception):
+    """The model called a tool wrongly; the message is shown to the model as the observation."""
+
+
+@runtime_checkable
+class Tool(Protocol):
+    """What the agent needs from a tool."""
+
+    name: str
+    description: str
+    args_schema: type[BaseModel]
+
+    def run(self, args: BaseModel) -> str:
+        """Run with validated arguments and return the observation text."""
+        ...
+
+
+class FunctionTool:
+    """A tool made from a plain typed function; its signature becomes the argument schema.
+
+    Args:
+        fn: The function. Its docstring's first paragraph is the description.
+        name: Tool name (default: the function's name).
+        description: Overrides the docstring.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, description: str | None = None):
+        self.fn = fn
+        self.name = name or fn.__name__
+        doc = inspect.getdoc(fn) or ""
+        self.description = description or doc.split("\n\n")[0].replace("\n", " ").strip() or self.name
+        fields: dict[str, Any] = {}
+        for pname, param in inspect.signature(fn).parameters.items():
+            annotation = param.annotation if param.annotation is not inspect.Parameter.empty else str
+            default = param.default if param.default is not inspect.Parameter.empty else ...
+            fields[pname] = (annotation, default)
+        self.args_schema = create_model(f"{self.name}_args", **fields)  # type: ignore[call-overload]
+
+    def run(self, args: BaseModel) -> str:
+        """Call the function with the validated arguments."""
+        result = self.fn(**args.model_dump())
+        return result if isinstance(result, str) else json.dumps(result, default=str)
+
+
+def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Decorator turning a plain function into a :class:`FunctionTool`."""
+    if fn is None:
+        return lambda f: FunctionTool(f, name=name)
+    return FunctionTool(fn, name=name)
+
+
+def parse_tool_input(t: Tool, raw: str) -> BaseModel:
+    """Turn the model's ``Action Input`` text into validated arguments.
+
+    A JSON object maps to the fields; any other text goes to the single required field of a
+    one-argument tool (so ``Action Input: 2 + 3`` works for the calculator).
+
+    Raises:
+        ToolInputError: when the text does not fit the schema.
+    """
+    schema = t.args_schema
+    fields = schema.model_fields
+    text = raw.strip()
+    data: Any = None
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if len(fields) != 1:
+                raise ToolInputError(f"Action Input is not valid JSON ({exc.msg}).") from None
+    if not isinstance(data, dict):
+        if len(fields) != 1:
+            names = ", ".join(fields)
+            raise ToolInputError(f"{t.name} expects a JSON object with keys: {names}.")
+        (only,) = fields
+        if len(text) > 1 and text.startswith('"') and text.endswith('"'):
+            try:
+                text = json.loads(text)
+            except json.JSONDecodeError:
+                pass
+        data = {only: text}
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+        raise ToolInputError(f"invalid arguments for {t.name}: {problems}") from None
+
+
+@dataclass
+class ToolResult:
+    """The outcome of one tool call."""
+
+    observation: str
+    ok: bool
+    seconds: float
+
+
+class ToolBox:
+    """The tools available to one agent run, by name."""
+
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = ()) -> None:
+        self.tools: dict[str, Tool] = {}
+        for t in tools:
+            tt = t if isinstance(t, Tool) else FunctionTool(t)
+            if tt.name in self.tools:
+                raise ConfigError(f"two tools are named {tt.name!r}")
+            self.tools[tt.name] = tt
+
+    def names(self) -> list[str]:
+        """Tool names in registration order."""
+        return list(self.tools)
+
+    def describe(self) -> str:
+        """One line per tool for the prompt: ``name: description (args: ...)``."""
+        lines = []
+        for t in self.tools.values():
+            args = ", ".join(t.args_schema.model_fields)
+            lines.append(f"{t.name}: {t.description} (input: {args})")
+        return "\n".join(lines)
+
+    def call(self, name: str, raw_input: str) -> ToolResult:
+        """Run tool ``name`` on the model's raw input; the model's mistakes become ``ok=False`` observations."""
+        start = time.perf_counter()
+        t = self.tools.get(name)
+        if t is None:
+            known = ", ".join(self.tools) or "none"
+            return ToolResult(f"Error: unknown tool {name!r}. Available tools: {known}.", False, 0.0)
+        try:
+            obs = t.run(parse_tool_input(t, raw_input))
+            ok = True
+        except ToolInputError as exc:
+            obs, ok = f"Error: {exc}", False
+        return ToolResult(obs, ok, time.perf_counter() - start)
