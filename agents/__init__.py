@@ -1,0 +1,1 @@
+"""Agents: prompts (text files), output parsing and the high-level :func:`run_agent` entry point."""

@@ -1,0 +1,19 @@
+"""Prompt templates live in ``agents/prompts/*.txt``; this module only loads and fills them."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
+
+
+@cache
+def load_prompt(name: str) -> str:
+    """Return the text of ``prompts/<name>.txt``."""
+    return (PROMPT_DIR / f"{name}.txt").read_text(encoding="utf-8")
+
+
+def render(name: str, **values: str) -> str:
+    """Fill a prompt template's ``{placeholders}`` and strip surrounding blank lines."""
+    return load_prompt(name).format(**values).strip()

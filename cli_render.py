@@ -1,0 +1,57 @@
+"""Rich rendering of agent steps for the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
+from ponder.records import Step, Trajectory
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+_STATUS_STYLE = {"solved": "green", "max_steps": "yellow", "parse_error": "yellow", "error": "red"}
+
+
+class StepPrinter:
+    """Prints each step as it finishes: thought, action with input, observation."""
+
+    def __init__(self, out: Console, verbose: bool = False) -> None:
+        self.out = out
+        self.verbose = verbose
+
+    def step(self, step: Step) -> None:
+        """Print one finished step."""
+        n = step.index + 1
+        if step.thought:
+            self.out.print(f"[bold]{n}.[/] [italic dim]Thought:[/] {escape(step.thought)}")
+        if step.kind == "parse_error":
+            self.out.print(f"[bold]{n}.[/] [yellow]Malformed reply[/] {escape(_short(step.raw))}")
+        elif step.kind in ("action", "program"):
+            self.out.print(f"[bold]{n}.[/] [cyan]Action:[/] {escape(step.action or '')} "
+                           f"[cyan]Input:[/] {escape(_short(step.action_input or '', 400))}")
+        if step.observation is not None and step.kind != "final":
+            self.out.print(f"   [green]Observation:[/] {escape(_short(step.observation, 600))}")
+        if self.verbose:
+            self.out.print(f"   [dim]{step.prompt_tokens}+{step.completion_tokens} tokens, model "
+                           f"{step.model_seconds:.2f}s, tool {step.tool_seconds:.3f}s[/]")
+
+    def final(self, traj: Trajectory) -> None:
+        """Print the final answer panel and a one-line summary."""
+        style = _STATUS_STYLE.get(traj.status, "white")
+        answer = traj.final_answer if traj.final_answer is not None else "(no answer)"
+        self.out.print(Panel(escape(answer), title="Final Answer", border_style=style, expand=False))
+        u = traj.usage
+        line = (f"status [{style}]{traj.status}[/] · {len(traj.steps)} steps · {u.tool_calls} tool calls · "
+                f"{u.prompt_tokens}+{u.completion_tokens} tokens · {u.wall_seconds:.1f}s")
+        if traj.error:
+            line += f" · {escape(traj.error)}"
+        self.out.print(line)
+        if traj.metadata.get("trajectory_path"):
+            self.out.print(f"[dim]trajectory {traj.id} → {traj.metadata['trajectory_path']}[/]")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + " …"

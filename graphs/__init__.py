@@ -1,0 +1,1 @@
+"""LangGraph state machines: builder functions that return compiled graphs."""

@@ -1,0 +1,27 @@
+"""Mermaid diagrams of the agent graphs (``ponder graph``), snapshotted in ``docs/graphs/``."""
+
+from __future__ import annotations
+
+from ponder.graphs.deps import AgentDeps
+from ponder.tools.executor import ExecResult
+
+
+class _NoExecutor:
+    """Stands in for an executor when a graph is only drawn, never run."""
+
+    def run(self, code: str) -> ExecResult:  # pragma: no cover - never called
+        raise RuntimeError("diagram-only executor")
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def mermaid(agent: str) -> str:
+    """Return the Mermaid source of the ``react`` or ``pal`` graph."""
+    from ponder.agents.runner import build_graph
+    from ponder.models.scripted import ScriptedModel
+    from ponder.tools import default_tools
+    from ponder.tools.base import ToolBox
+
+    deps = AgentDeps(model=ScriptedModel([]), tools=ToolBox(default_tools()), executor=_NoExecutor())
+    return build_graph(agent, deps).get_graph().draw_mermaid()

@@ -1,0 +1,113 @@
+"""The ReAct graph: Thought / Action / Action Input / Observation, as text small local models can follow.
+
+    START → agent ─┬─ final answer ─────────────► END
+                   ├─ action ─► tools ─┬─► agent
+                   │                   └─ step cap ─► max_steps ─► END
+                   ├─ malformed ─► agent (with a format reminder), or give_up ─► END
+                   └─ step cap ─► max_steps ─► END
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+from ponder.agents.parsing import parse_react
+from ponder.agents.prompts import render
+from ponder.graphs.deps import AgentDeps, call_model, model_step
+from ponder.models.base import Message
+from ponder.records import Step
+
+#: The model must never write its own observation.
+REACT_STOP = ["\nObservation:", "Observation:"]
+
+
+class ReActState(TypedDict, total=False):
+    """State of one ReAct run."""
+
+    task: str
+    messages: Annotated[list[Message], operator.add]
+    steps: Annotated[list[Step], operator.add]
+    pending: Step | None
+    final_answer: str | None
+    status: str | None
+    parse_failures: int
+
+
+def system_prompt(deps: AgentDeps) -> str:
+    """The system prompt listing the agent's tools."""
+    names = ", ".join(deps.tools.names())
+    return render("react_system", tools=deps.tools.describe(), tool_names=names,
+                  examples=render("react_examples") if "calculator" in deps.tools.names() else "")
+
+
+def initial_state(task: str) -> ReActState:
+    """The input state for a question."""
+    return {"task": task, "messages": [{"role": "user", "content": f"Question: {task}"}], "steps": [],
+            "pending": None, "final_answer": None, "status": None, "parse_failures": 0}
+
+
+def build_react_graph(deps: AgentDeps) -> Any:
+    """Build and compile the ReAct graph for ``deps``."""
+    system: Message = {"role": "system", "content": system_prompt(deps)}
+    names = deps.tools.names()
+
+    def agent(state: ReActState) -> dict[str, Any]:
+        index = len(state["steps"])
+        completion, seconds = call_model(deps, [system, *state["messages"]], REACT_STOP)
+        parsed = parse_react(completion.text, names)
+        if parsed.kind == "final":
+            step = model_step(index, "final", completion, seconds, thought=parsed.thought)
+            return {"steps": [step], "messages": step.to_messages(), "final_answer": parsed.final_answer,
+                    "status": "solved"}
+        if parsed.kind == "action":
+            step = model_step(index, "action", completion, seconds, thought=parsed.thought,
+                              action=parsed.action, action_input=parsed.action_input)
+            return {"pending": step}
+        problem = parsed.problem or "unreadable reply."
+        if completion.finish_reason == "length":
+            problem += " The reply was cut off at the token limit: be brief."
+        reminder = render("react_format_reminder", problem=problem, tool_names=", ".join(names))
+        step = model_step(index, "parse_error", completion, seconds, thought=parsed.thought,
+                          action=parsed.action, observation=reminder)
+        return {"steps": [step], "messages": step.to_messages(),
+                "parse_failures": state.get("parse_failures", 0) + 1}
+
+    def tools(state: ReActState) -> dict[str, Any]:
+        pending = state["pending"]
+        assert pending is not None and pending.action is not None
+        result = deps.tools.call(pending.action, pending.action_input or "")
+        step = pending.model_copy(update={"observation": result.observation, "tool_seconds": result.seconds})
+        return {"steps": [step], "messages": step.to_messages(), "pending": None, "parse_failures": 0}
+
+    def max_steps(state: ReActState) -> dict[str, Any]:
+        return {"status": "max_steps"}
+
+    def give_up(state: ReActState) -> dict[str, Any]:
+        return {"status": "parse_error"}
+
+    def after_agent(state: ReActState) -> str:
+        if state.get("status"):
+            return END
+        if state.get("pending") is not None:
+            return "tools"
+        if state.get("parse_failures", 0) >= deps.max_parse_failures:
+            return "give_up"
+        return _continue_or_stop(state)
+
+    def _continue_or_stop(state: ReActState) -> str:
+        return "max_steps" if len(state["steps"]) >= deps.max_steps else "agent"
+
+    graph = StateGraph(ReActState)
+    graph.add_node("agent", agent)
+    graph.add_node("tools", tools)
+    graph.add_node("max_steps", max_steps)
+    graph.add_node("give_up", give_up)
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", after_agent, ["tools", "agent", "give_up", "max_steps", END])
+    graph.add_conditional_edges("tools", _continue_or_stop, ["agent", "max_steps"])
+    graph.add_edge("max_steps", END)
+    graph.add_edge("give_up", END)
+    return graph.compile(name="react")

