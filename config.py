@@ -6,6 +6,7 @@ Nothing is read at import time: call :func:`load_settings` when you need setting
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,6 +104,8 @@ def load_settings(**overrides: Any) -> Settings:
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**clean)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read settings file {config_file()}: {exc}") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()

