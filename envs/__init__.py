@@ -1,0 +1,1 @@
+"""Environments and the evaluation runner: land with the evaluation issue."""

@@ -1,0 +1,1 @@
+"""Memory (Reflexion reflections, ExpeL experience) in Chroma: lands with the memory issue."""
