@@ -184,13 +184,15 @@ class OpenAIBackend(BaseBackend):
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = 0
         response = self._create(kwargs)
-        return self._convert(response, stops)
+        return self._convert(response, stops, params.logprobs)
 
-    def _convert(self, response: Any, stops: list[str]) -> list[Completion]:
+    def _convert(self, response: Any, stops: list[str], logprobs: bool) -> list[Completion]:
+        if not getattr(response, "choices", None):
+            raise ModelError(f"{self.base_url} returned no choices: {str(response)[:300]}")
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         total_completion = int(getattr(usage, "completion_tokens", 0) or 0)
-        choices = sorted(response.choices or [], key=lambda c: c.index or 0)
+        choices = sorted(response.choices, key=lambda c: c.index or 0)
         texts: list[str] = []
         cut_flags: list[bool] = []
         for choice in choices:
@@ -207,7 +209,7 @@ class OpenAIBackend(BaseBackend):
                     finish_reason=finish,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=count,
-                    logprob=_sum_logprobs(choice, len(text) if cut else None),
+                    logprob=_sum_logprobs(choice, len(text) if cut else None) if logprobs else None,
                 )
             )
         return out
@@ -249,6 +251,8 @@ class OpenAIBackend(BaseBackend):
                         "<file.gguf>') or fix the URL in the model spec"
                     ) from None
                 delay = None
+            except oa.APIError as exc:  # e.g. a 200 response that is not a chat completion
+                raise ModelError(f"bad response from {self.base_url}: {exc.message}") from None
             if delay is None:
                 delay = min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
             time.sleep(delay)

@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
 from ponder.config import load_settings
 from ponder.errors import ModelError, RealModelCallError
 from ponder.models.base import GenerationParams, Message
@@ -86,7 +85,7 @@ class FakeServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def backend(self, **kwargs: Any) -> OpenAIBackend:
@@ -234,6 +233,15 @@ def test_batch_preserves_order_and_bounds_concurrency(fake):
     outs = server.backend(concurrency=2).generate_batch(convs, GenerationParams())
     assert [o[0].text for o in outs] == [f"Q{i}" for i in range(6)]
     assert server.max_in_flight == 2
+
+
+def test_empty_or_malformed_response_is_a_model_error(fake):
+    server = fake(lambda body, i: chat_reply())  # no choices at all
+    with pytest.raises(ModelError, match="returned no choices"):
+        server.backend().generate(USER, GenerationParams())
+    server = fake(lambda body, i: (200, {}, {"unexpected": "shape"}))
+    with pytest.raises(ModelError, match="no choices"):
+        server.backend().generate(USER, GenerationParams())
 
 
 def test_request_carries_sampling_params(fake):
