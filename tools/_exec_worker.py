@@ -1,0 +1,181 @@
+"""The worker that runs one model-written program inside the sandbox (stdlib only; ponder runs its source).
+
+:class:`~ponder.tools.subprocess_executor.SubprocessExecutor` starts it as
+``python -I -S -B -X utf8 -c <this file's source> KEY=VALUE...`` (see :func:`main` for the keys) with
+the program on stdin, stdout and stderr redirected to files and a result file open on fd ``result_fd``.
+Before any model code runs it (in this order) unshares the network when asked (fallback isolation
+without bwrap), sets the kernel resource limits, and drops root to an unprivileged uid when asked.
+Then it executes the program in a fresh ``__main__`` module and writes one JSON object to the result
+fd: ``value`` (``repr`` of a final expression), ``error_type``, ``error_message``, ``traceback``,
+``value_truncated``, ``isolation`` and ``dropped_uid``. The program can write to that fd too; it can
+only falsify its own result.
+
+Startup time matters (one process per run): on the success path it imports only builtin modules and
+``resource`` (no ``ast``, ``json`` or ``linecache``).
+"""
+
+import _ast
+import os
+import sys
+
+FILENAME = "<solution>"
+_source = ""
+MAX_FRAMES = 6
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
+_ESCAPES = {i: f"\\u{i:04x}" for i in range(32)} | {ord('"'): '\\"', ord("\\"): "\\\\"}
+
+
+def _json(result: dict) -> bytes:
+    """Encode a flat dict of str/bool/None as JSON without importing ``json`` (lone surrogates escaped)."""
+    items = []
+    for key, value in result.items():
+        if isinstance(value, str):
+            text = '"' + value.translate(_ESCAPES) + '"'
+        else:
+            text = "true" if value is True else "false" if value is False else "null"
+        items.append(f'"{key}": {text}')
+    return ("{" + ", ".join(items) + "}").encode("utf-8", "backslashreplace")
+
+
+def _unshare() -> str:
+    """Fallback isolation: new network and pid namespaces (plus a user namespace when not root).
+
+    The worker then forks: the child (pid 1 of the new pid namespace, killed with its parent) runs the
+    program, so killing the worker's process group ends every process the program started, including
+    those that called ``setsid``. The parent waits and exits like bwrap does (``128 + signal``). Returns
+    the isolation achieved: ``net``, ``userns+net`` or ``none``.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.geteuid(), os.getegid()
+    if uid == 0 and libc.unshare(CLONE_NEWNET | CLONE_NEWPID) == 0:
+        isolation = "net"
+    elif libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID) == 0:
+        isolation = "userns+net"
+        try:  # map ourselves to root in the new namespace (allowed for one's own uid)
+            for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as fh:
+                    fh.write(text)
+        except OSError:
+            pass
+    else:
+        return "none"
+    child = os.fork()
+    if child == 0:
+        libc.prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL when the worker dies; pid 1 dying ends the namespace
+        return isolation
+    status = os.waitpid(child, 0)[1]
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+def _set_limits(config: dict, nproc: bool) -> None:
+    import resource
+
+    cpu = int(config["cpu"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL a second later
+    for name in ("as", "fsize", "core") + (("nproc",) if nproc else ()):
+        limit = int(config[name])
+        resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (limit, limit))
+
+
+def _drop_privileges(uid: int) -> None:
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise SystemExit("privilege drop failed")
+
+
+def _cut(text: str, limit: int) -> tuple[str, bool]:
+    return (text, False) if len(text) <= limit else (text[:limit] + " ...[truncated]", True)
+
+
+def _describe(exc: BaseException, limit: int) -> dict:
+    """Error fields for ``exc``, the traceback limited to frames of the model's code."""
+    import linecache
+    import traceback
+
+    linecache.cache[FILENAME] = (len(_source), None, _source.splitlines(True), FILENAME)
+    try:
+        message = str(exc)
+    except BaseException:  # noqa: BLE001 - a hostile __str__
+        message = "<unprintable exception>"
+    if isinstance(exc, SyntaxError):
+        lines = traceback.format_exception_only(type(exc), exc)
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == FILENAME]
+        lines = ["Traceback (most recent call last):\n"]
+        lines += traceback.format_list(frames[-MAX_FRAMES:])
+        lines += traceback.format_exception_only(type(exc), exc)
+    return {
+        "error_type": type(exc).__name__,
+        "error_message": _cut(message, limit)[0],
+        "traceback": _cut("".join(lines), limit)[0],
+    }
+
+
+def _execute(code: str, limit: int) -> dict:
+    """Run ``code`` as ``__main__``; a final expression is evaluated separately and its ``repr`` kept."""
+    global _source
+    _source = code
+    module = type(sys)("__main__")
+    module.__dict__["__builtins__"] = __builtins__
+    sys.modules["__main__"] = module
+    result: dict = {}
+    try:
+        tree = compile(code, FILENAME, "exec", _ast.PyCF_ONLY_AST)
+        last = None
+        if tree.body and isinstance(tree.body[-1], _ast.Expr):
+            last = _ast.Expression(tree.body.pop().value)
+        exec(compile(tree, FILENAME, "exec"), module.__dict__)
+        if last is not None:
+            value = eval(compile(last, FILENAME, "eval"), module.__dict__)
+            if value is not None:
+                result["value"], result["value_truncated"] = _cut(repr(value), limit)
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            result.update(_describe(exc, limit))
+    except BaseException as exc:  # noqa: BLE001 - everything the program does is reported, not raised
+        result.update(_describe(exc, limit))
+    return result
+
+
+def main() -> None:
+    """Set up isolation and limits, run the program from stdin and write the JSON result.
+
+    Keys (``sys.argv[1:]``, ``KEY=VALUE``): ``result_fd``, ``chars`` (output limit), ``cpu`` (seconds),
+    ``as``, ``fsize``, ``core``, ``nproc`` (rlimits), ``drop_uid`` (``-1``: keep), ``isolation`` (the
+    parent's mode: ``unshare`` makes the worker unshare the network itself) and ``userns`` (``1``: bwrap
+    already put us in a user namespace, where ``RLIMIT_NPROC`` counts only the sandbox).
+    """
+    config = dict(arg.split("=", 1) for arg in sys.argv[1:])
+    result_fd = int(config["result_fd"])
+    os.set_inheritable(result_fd, False)
+    sys.argv = [FILENAME]
+    isolation = _unshare() if config["isolation"] == "unshare" else config["isolation"]
+    drop_uid = int(config["drop_uid"])
+    dropped = drop_uid >= 0 and os.getuid() == 0
+    # RLIMIT_NPROC counts every process of the (real) uid: only safe to set for a fresh uid or a new user ns
+    _set_limits(config, nproc=dropped or config["userns"] == "1" or isolation == "userns+net")
+    if dropped:
+        _drop_privileges(drop_uid)
+    result = _execute(sys.stdin.read(), int(config["chars"]))
+    result["isolation"] = isolation
+    result["dropped_uid"] = dropped
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - e.g. the output file hit its size limit
+            pass
+    data = _json(result)
+    while data:
+        data = data[os.write(result_fd, data) :]
+    os.close(result_fd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,358 @@
+"""A minimal isolated runner for model-written Python: one fresh, limited process per :meth:`run`.
+
+Each run gets a fresh worker (``tools/_exec_worker.py``) started with ``python -I -S -B`` (stdlib
+only, no site-packages, no ``PYTHON*`` variables), a scrubbed environment (``PATH``, ``LANG``,
+``HOME``/``TMPDIR`` = the run's temp dir) and stdout/stderr redirected to size-limited files.
+
+What is bounded (by the kernel, set by the worker before any model code runs):
+
+* wall time: the whole process group is SIGKILLed after ``timeout`` (and under bwrap the pid namespace
+  dies with it, so children that called ``setsid`` die too);
+* CPU time per process (``RLIMIT_CPU``), address space per process (``RLIMIT_AS``), size of every file
+  written, stdout/stderr included (``RLIMIT_FSIZE``), no core dumps;
+* process/thread count (``RLIMIT_NPROC``) only where the kernel enforces it: under bwrap as root the
+  worker drops to a fresh unused uid (root itself is exempt from ``RLIMIT_NPROC``), under bwrap as a
+  normal user it counts the sandbox's user namespace, in ``unshare`` mode only inside a new user
+  namespace (not as root).
+
+Isolation modes: ``bwrap`` (no network; new pid/ipc/uts namespaces; only ``/usr``, ``/etc``, ``/lib*``
+and the interpreter's prefix visible, read-only, so homes and the project are hidden; a small private
+tmpfs ``/tmp`` is the only writable place), ``unshare`` (fallback: new network and pid namespaces, the
+filesystem is *not* isolated) and ``none`` (no isolation, logged loudly).
+
+The limits are set by the worker itself rather than in a ``preexec_fn``: ``preexec_fn`` is unsafe in a
+threaded parent and forces a full ``fork()`` of it (slow for a process holding a model).
+
+Not bounded: total memory of many processes (each has its own ``RLIMIT_AS``), the process count as root
+without bwrap (only the timeout, the per-process CPU limit and the pid namespace stop a fork bomb), disk
+writes in ``unshare``/``none`` modes (per file only), processes that leave the process group in ``none``
+mode, and kernel attack surface (no seccomp filter).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from ponder.errors import ConfigError, SandboxError
+from ponder.tools.executor import ExecResult
+
+log = logging.getLogger(__name__)
+
+Isolation = Literal["auto", "bwrap", "unshare", "none"]
+WORKER_SOURCE = (Path(__file__).resolve().parent / "_exec_worker.py").read_text(encoding="utf-8")
+OUTPUT_FILE_BYTES = 1 << 20  # RLIMIT_FSIZE floor: caps stdout/stderr files and every file the code writes
+SANDBOX_TMP_BYTES = 64 << 20  # size of the private tmpfs /tmp under bwrap
+MAX_PROCESSES = 64  # RLIMIT_NPROC (threads count too) where the kernel enforces it
+# the only host dirs visible under bwrap (read-only), besides the interpreter's own prefix
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+_probe_lock = threading.Lock()
+_probed: dict[str, bool] = {}  # isolation mode -> whether it works here (probed once per process)
+_warned: set[str] = set()
+
+
+@functools.cache
+def _interpreter() -> Path:
+    """Return the base interpreter (not the venv's): with ``-I -S`` only its stdlib is needed."""
+    base = Path(sys.base_prefix)
+    for name in (f"python{sys.version_info.major}.{sys.version_info.minor}", "python3"):
+        if (base / "bin" / name).is_file():
+            return base / "bin" / name
+    return Path(os.path.realpath(sys.executable))
+
+
+def _world_readable(path: Path) -> bool:
+    """Whether an unprivileged uid can use ``path`` (every ancestor ``o+x``, ``path`` itself ``o+rx``)."""
+    try:
+        return all(os.stat(p).st_mode & 0o001 for p in path.parents) and os.stat(path).st_mode & 0o005 == 5
+    except OSError:
+        return False
+
+
+@functools.cache
+def _mount_args() -> tuple[str, ...]:
+    """Return bwrap's mount arguments: system dirs and the interpreter read-only, nothing else of the host."""
+    args: list[str] = []
+    for path in map(Path, _SYSTEM_DIRS):
+        if path.is_symlink():  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    keep = [Path(sys.base_prefix).resolve()]
+    if not _interpreter().is_relative_to(keep[0]):
+        keep.append(_interpreter().parent)
+    for path in keep:
+        if not any(path.is_relative_to(d) for d in _SYSTEM_DIRS):
+            for parent in reversed(path.parents[:-1]):  # bwrap would create these 0700
+                args += ["--perms", "0755", "--dir", str(parent)]
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--dev", "/dev", "--proc", "/proc", "--size", str(SANDBOX_TMP_BYTES), "--perms", "1777",
+             "--tmpfs", "/tmp"]
+    return tuple(args)
+
+
+def _bwrap_prefix(workdir: str) -> list[str]:
+    """Return the bwrap command line that runs a command in ``workdir`` (a private tmpfs in the sandbox)."""
+    if os.geteuid() == 0:  # no user namespace: the worker drops to an unused uid (see module docstring)
+        spaces = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    else:
+        spaces = ["--unshare-all", "--unshare-user", "--disable-userns"]
+    if Path(workdir).is_relative_to("/tmp"):
+        work = ["--perms", "1777", "--dir", workdir]
+    else:
+        work = ["--size", str(SANDBOX_TMP_BYTES), "--perms", "1777", "--tmpfs", workdir]
+    return ["bwrap", *spaces, "--die-with-parent", "--new-session", *_mount_args(), *work,
+            "--chdir", workdir]
+
+
+class SubprocessExecutor:
+    """Runs each program in a fresh isolated Python process with CPU, memory, time and output limits.
+
+    Args:
+        timeout: Wall-clock seconds per run.
+        memory_mb: Address-space limit of the process (``RLIMIT_AS``) in MiB.
+        output_chars: Characters of stdout/stderr (and of a value's ``repr``) kept.
+        cpu_seconds: CPU-time limit per process (default: ``ceil(timeout) + 1``).
+        isolation: ``bwrap``, ``unshare``, ``none``, or ``auto`` (the best one that works here).
+
+    Attributes:
+        isolation_in_use: The mode actually used: ``bwrap``, ``unshare`` or ``none``.
+
+    Raises:
+        ConfigError: for an unknown isolation mode.
+        SandboxError: when the requested isolation mode does not work on this machine.
+    """
+
+    def __init__(self, timeout: float = 5.0, memory_mb: int = 512, output_chars: int = 4000,
+                 cpu_seconds: int | None = None, isolation: Isolation = "auto") -> None:
+        if isolation not in ("auto", "bwrap", "unshare", "none"):
+            raise ConfigError(f"unknown isolation mode {isolation!r} (auto, bwrap, unshare or none)")
+        self.timeout = float(timeout)
+        self.memory_mb = int(memory_mb)
+        self.output_chars = int(output_chars)
+        self.cpu_seconds = int(cpu_seconds) if cpu_seconds is not None else math.ceil(self.timeout) + 1
+        self.file_bytes = max(OUTPUT_FILE_BYTES, 32 * self.output_chars)
+        self._closed = False
+        self._active: set[int] = set()
+        self._lock = threading.Lock()
+        self.isolation_in_use: str = self._select(isolation)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> SubprocessExecutor:
+        """Build from settings (``exec_timeout``, ``exec_memory_mb``, ``exec_output_chars``).
+
+        Args:
+            settings: The settings.
+            **overrides: Constructor arguments that win over the settings (e.g. ``isolation``).
+        """
+        kwargs: dict[str, Any] = {"timeout": settings.exec_timeout, "memory_mb": settings.exec_memory_mb,
+                                  "output_chars": settings.exec_output_chars}
+        return cls(**{**kwargs, **overrides})
+
+    def __enter__(self) -> SubprocessExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill any run still in progress; later runs raise :class:`SandboxError`."""
+        self._closed = True
+        with self._lock:
+            for pid in list(self._active):
+                _kill_group(pid)
+
+    # -- isolation ------------------------------------------------------------------------------
+
+    def _select(self, requested: str) -> str:
+        with _probe_lock:
+            chosen = None
+            for mode in {"auto": ("bwrap", "unshare"), "none": ()}.get(requested, (requested,)):
+                if mode not in _probed:
+                    usable = mode != "bwrap" or shutil.which("bwrap") is not None
+                    _probed[mode] = usable and self._probe(mode)
+                if _probed[mode]:
+                    chosen = mode
+                    break
+            if chosen is None and requested != "none" and requested != "auto":
+                raise SandboxError(f"isolation {requested!r} is not available on this machine")
+            if chosen == "unshare" and requested == "auto" and "unshare" not in _warned:
+                _warned.add("unshare")
+                log.warning("running code without bwrap: network isolated with unshare, filesystem not "
+                            "isolated (install bubblewrap for full isolation)")
+            if chosen is None and "none" not in _warned:
+                _warned.add("none")
+                log.error("NETWORK ISOLATION UNAVAILABLE: model-written code runs without bwrap or a network "
+                          "namespace; it can reach the network and read your files")
+            return chosen or "none"
+
+    def _probe(self, mode: str) -> bool:
+        """Run a trivial program in ``mode`` and check that it worked and was isolated."""
+        try:
+            result, isolation = self._launch("1 + 1", mode, timeout=max(self.timeout, 15.0))
+        except (OSError, SandboxError) as exc:
+            log.warning("isolation %s unavailable: %s", mode, exc)
+            return False
+        ok = result.value == "2" and isolation in ({"bwrap"} if mode == "bwrap" else {"net", "userns+net"})
+        if not ok:
+            log.warning("isolation %s does not work here: %s %s", mode, result.summary(300),
+                        result.stderr[-300:])
+        return ok
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self, code: str) -> ExecResult:
+        """Run ``code`` in a fresh process and report what happened.
+
+        Never raises for anything the code does (errors, timeouts, floods, crashes are in the result).
+
+        Raises:
+            SandboxError: when the executor is closed or the process cannot be started.
+        """
+        if self._closed:
+            raise SandboxError("the executor is closed")
+        return self._launch(code, self.isolation_in_use, self.timeout)[0]
+
+    def _launch(self, code: str, mode: str, timeout: float) -> tuple[ExecResult, str | None]:
+        workdir = tempfile.mkdtemp(prefix="ponder-exec-")
+        try:
+            return self._launch_in(code, mode, workdir, timeout)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _launch_in(self, code: str, mode: str, workdir: str, timeout: float) -> tuple[ExecResult, str | None]:
+        drop_uid = None
+        if os.geteuid() == 0 and (mode == "bwrap" or _world_readable(Path(sys.base_prefix))):
+            drop_uid = 2_000_000_000 + int.from_bytes(os.urandom(3), "little")  # fresh uid: own NPROC count
+        if drop_uid is not None and mode != "bwrap":
+            os.chown(workdir, drop_uid, drop_uid)
+        # the sandbox's view of workdir is a private tmpfs under bwrap; these files stay outside it
+        files = tempfile.mkdtemp(prefix="ponder-exec-io-")
+        try:
+            paths = {name: os.path.join(files, name) for name in ("code", "out", "err", "result")}
+            Path(paths["code"]).write_text(code, encoding="utf-8", errors="surrogatepass")
+            config = {"chars": self.output_chars, "cpu": self.cpu_seconds, "as": self.memory_mb << 20,
+                      "fsize": self.file_bytes, "core": 0, "nproc": MAX_PROCESSES,
+                      "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": mode,
+                      "userns": int(mode == "bwrap" and os.geteuid() != 0)}
+            with (open(paths["code"], "rb") as stdin, open(paths["out"], "wb") as out,
+                  open(paths["err"], "wb") as err, open(paths["result"], "wb") as res):
+                config["result_fd"] = res.fileno()
+                argv = [str(_interpreter()), "-I", "-S", "-B", "-X", "utf8", "-c", WORKER_SOURCE,
+                        *(f"{key}={value}" for key, value in config.items())]
+                if mode == "bwrap":
+                    argv = _bwrap_prefix(workdir) + argv
+                env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir,
+                       "TMPDIR": workdir}
+                started = time.monotonic()
+                try:
+                    proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, cwd=workdir, env=env,
+                                            pass_fds=(res.fileno(),), start_new_session=True)
+                except OSError as exc:
+                    raise SandboxError(f"could not start the code worker: {exc}") from exc
+                status, usage, timed_out = self._wait(proc, started + timeout)
+            duration = time.monotonic() - started
+            return self._report(paths, status, usage, timed_out, duration, mode)
+        finally:
+            shutil.rmtree(files, ignore_errors=True)
+
+    def _wait(self, proc: subprocess.Popen, deadline: float) -> tuple[int, Any, bool]:
+        """Wait up to ``deadline``, kill the process group and reap: (exit status, rusage, timed out)."""
+        with self._lock:
+            self._active.add(proc.pid)
+        timed_out = False
+        try:
+            timed_out = not _wait_exit(proc.pid, deadline)
+        finally:
+            with self._lock:  # the pid stays ours (unreaped) while close() may still signal it
+                self._active.discard(proc.pid)
+                _kill_group(proc.pid)  # on timeout, and leftovers of a finished run in the non-bwrap modes
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen consistent
+        return proc.returncode, usage, timed_out
+
+    def _read(self, path: str) -> tuple[str, bool, int]:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            data = fh.read(4 * self.output_chars + 4)
+        text = data.decode("utf-8", errors="replace")
+        cut = len(text) > self.output_chars or size > len(data)
+        return (text[: self.output_chars] + "\n...[output truncated]" if cut else text), cut, size
+
+    def _report(self, paths: dict[str, str], status: int, usage: Any, timed_out: bool, duration: float,
+                mode: str) -> tuple[ExecResult, str | None]:
+        stdout, cut_out, out_size = self._read(paths["out"])
+        stderr, cut_err, err_size = self._read(paths["err"])
+        try:
+            with open(paths["result"], "rb") as fh:
+                data = json.loads(fh.read(self.file_bytes).decode("utf-8", errors="replace"))
+            data = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            data = {}
+        fields = {k: data[k] for k in ("value", "error_type", "error_message", "traceback")
+                  if isinstance(data.get(k), str)}
+        result = ExecResult(stdout=stdout, stderr=stderr, duration=round(duration, 4),
+                            truncated=cut_out or cut_err or data.get("value_truncated") is True, **fields)
+        # bwrap and the unshare worker report a signal death as 128 + signal; subprocess as -signal
+        sig = -status if status < 0 else (status - 128 if mode != "none" and status > 128 else 0)
+        cpu = usage.ru_utime + usage.ru_stime  # under bwrap the sandbox's CPU time is not in here
+        reason = None
+        if timed_out:
+            reason = "timeout"
+        elif max(out_size, err_size) >= self.file_bytes:
+            reason = "output"
+        elif sig == signal.SIGXCPU or (sig == signal.SIGKILL and (
+                cpu >= self.cpu_seconds - 0.5 or duration * (os.cpu_count() or 1) >= self.cpu_seconds)):
+            reason = "cpu"  # SIGKILL: the hard CPU limit, unless too little time passed (then the OOM killer)
+        elif sig == signal.SIGKILL or (not data and "MemoryError" in stderr):
+            reason = "memory"
+        elif sig:
+            reason = "crash"
+        elif not data:
+            result.error_type = result.error_type or "SystemExit"
+            result.error_message = f"the program exited with status {status} before finishing"
+        if reason:
+            result.killed, result.kill_reason = True, reason
+        isolation = data.get("isolation")
+        return result, isolation if isinstance(isolation, str) else None
+
+
+def _wait_exit(pid: int, deadline: float) -> bool:
+    """Wait (without reaping) until ``pid`` exits or ``deadline`` passes; True when it exited."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel): poll
+        while not os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        while not poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
+            if time.monotonic() >= deadline:
+                return False
+        return True
+    finally:
+        os.close(pidfd)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
