@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from ponder.errors import PonderError
 
 app = typer.Typer(

@@ -40,11 +40,8 @@ def _section(text: str, start: int) -> str:
 
 def _thought(text: str, end: int) -> str:
     head = text[:end]
-    m = None
-    for m in _THOUGHT.finditer(head):
-        pass
-    body = head[m.end() :] if m else head
-    return body.strip()
+    starts = [m.end() for m in _THOUGHT.finditer(head)]
+    return head[starts[-1] if starts else 0 :].strip()
 
 
 def _clean_name(name: str) -> str:

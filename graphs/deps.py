@@ -34,9 +34,13 @@ class AgentDeps:
     pal_retries: int = 2
 
 
-def call_model(deps: AgentDeps, messages: list[Message], stop: list[str]) -> tuple[Completion, float]:
-    """One model call with the graph's stop sequences added; returns the completion and its seconds."""
-    params = deps.params.model_copy(update={"n": 1, "stop": [*deps.params.stop, *stop]})
+def step_params(deps: AgentDeps, stop: list[str]) -> GenerationParams:
+    """The parameters of a graph's model calls: one completion, the graph's stop sequences added."""
+    return deps.params.model_copy(update={"n": 1, "stop": [*deps.params.stop, *stop]})
+
+
+def call_model(deps: AgentDeps, messages: list[Message], params: GenerationParams) -> tuple[Completion, float]:
+    """One model call; returns the completion and its seconds."""
     start = time.perf_counter()
     completion = deps.model.generate(messages, params)[0]
     return completion, time.perf_counter() - start

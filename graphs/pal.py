@@ -1,8 +1,8 @@
 """The PAL graph: the model writes ``solution()``, an out-of-process executor runs it.
 
-    START → write ─┬─ code ─► execute ─┬─ answer ─────────────► END
-                   │                   └─ failed ─► write (retry) or give_up ─► END
-                   └─ no code ─► write (retry) or give_up ─► END
+START → write ─┬─ code ─► execute ─┬─ answer ─────────────► END
+│                   └─ failed ─► write (retry) or give_up ─► END
+└─ no code ─► write (retry) or give_up ─► END
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
-
 from ponder.agents.parsing import answer_from_value, extract_code
 from ponder.agents.prompts import render
 from ponder.errors import ConfigError
-from ponder.graphs.deps import AgentDeps, call_model, model_step
+from ponder.graphs.deps import AgentDeps, call_model, model_step, step_params
 from ponder.models.base import Message
 from ponder.records import Step
 
@@ -44,10 +43,11 @@ def build_pal_graph(deps: AgentDeps) -> Any:
         raise ConfigError("the PAL agent needs a code executor")
     executor = deps.executor
     system: Message = {"role": "system", "content": render("pal_system")}
+    params = step_params(deps, [])
 
     def write(state: PALState) -> dict[str, Any]:
         index = len(state["steps"])
-        completion, seconds = call_model(deps, [system, *state["messages"]], [])
+        completion, seconds = call_model(deps, [system, *state["messages"]], params)
         code = extract_code(completion.text)
         if code is None:
             problem = "no Python code block was found."

@@ -1,10 +1,10 @@
 """The ReAct graph: Thought / Action / Action Input / Observation, as text small local models can follow.
 
-    START → agent ─┬─ final answer ─────────────► END
-                   ├─ action ─► tools ─┬─► agent
-                   │                   └─ step cap ─► max_steps ─► END
-                   ├─ malformed ─► agent (with a format reminder), or give_up ─► END
-                   └─ step cap ─► max_steps ─► END
+START → agent ─┬─ final answer ─────────────► END
+├─ action ─► tools ─┬─► agent
+│                   └─ step cap ─► max_steps ─► END
+├─ malformed ─► agent (with a format reminder), or give_up ─► END
+└─ step cap ─► max_steps ─► END
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
-
 from ponder.agents.parsing import parse_react
 from ponder.agents.prompts import render
-from ponder.graphs.deps import AgentDeps, call_model, model_step
+from ponder.graphs.deps import AgentDeps, call_model, model_step, step_params
 from ponder.models.base import Message
 from ponder.records import Step
 
@@ -53,10 +52,11 @@ def build_react_graph(deps: AgentDeps) -> Any:
     """Build and compile the ReAct graph for ``deps``."""
     system: Message = {"role": "system", "content": system_prompt(deps)}
     names = deps.tools.names()
+    params = step_params(deps, REACT_STOP)
 
     def agent(state: ReActState) -> dict[str, Any]:
         index = len(state["steps"])
-        completion, seconds = call_model(deps, [system, *state["messages"]], REACT_STOP)
+        completion, seconds = call_model(deps, [system, *state["messages"]], params)
         parsed = parse_react(completion.text, names)
         if parsed.kind == "final":
             step = model_step(index, "final", completion, seconds, thought=parsed.thought)

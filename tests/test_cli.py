@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ponder.cli import main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "graphs"
@@ -87,4 +86,5 @@ def test_graph_diagram_matches_docs_snapshot(agent, capsys):
     assert main(["graph", agent]) == 0
     printed = capsys.readouterr().out
     assert "graph TD" in printed and "__start__" in printed
-    assert (DOCS / f"{agent}.mmd").read_text() == printed, "graph changed: run `ponder graph %s > docs/graphs/%s.mmd`" % (agent, agent)
+    hint = f"graph changed: run `ponder graph {agent} > docs/graphs/{agent}.mmd`"
+    assert (DOCS / f"{agent}.mmd").read_text() == printed, hint

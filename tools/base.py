@@ -7,6 +7,7 @@ observation string. The model's mistakes (bad arguments, a division by zero in i
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import time
@@ -14,9 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ValidationError, create_model
-
 from ponder.errors import ConfigError
+from pydantic import BaseModel, ValidationError, create_model
 
 
 class ToolInputError(Exception):
@@ -50,17 +50,23 @@ class FunctionTool:
         self.name = name or fn.__name__
         doc = inspect.getdoc(fn) or ""
         self.description = description or doc.split("\n\n")[0].replace("\n", " ").strip() or self.name
-        fields: dict[str, Any] = {}
-        for pname, param in inspect.signature(fn).parameters.items():
-            annotation = param.annotation if param.annotation is not inspect.Parameter.empty else str
-            default = param.default if param.default is not inspect.Parameter.empty else ...
-            fields[pname] = (annotation, default)
-        self.args_schema = create_model(f"{self.name}_args", **fields)  # type: ignore[call-overload]
+        self.args_schema = _args_schema(fn, self.name)
 
     def run(self, args: BaseModel) -> str:
         """Call the function with the validated arguments."""
         result = self.fn(**args.model_dump())
         return result if isinstance(result, str) else json.dumps(result, default=str)
+
+
+@functools.cache
+def _args_schema(fn: Callable[..., Any], name: str) -> type[BaseModel]:
+    """The pydantic model of a function's arguments (cached: building one costs ~0.5 ms)."""
+    fields: dict[str, Any] = {}
+    for pname, param in inspect.signature(fn).parameters.items():
+        annotation = param.annotation if param.annotation is not inspect.Parameter.empty else str
+        default = param.default if param.default is not inspect.Parameter.empty else ...
+        fields[pname] = (annotation, default)
+    return create_model(f"{name}_args", **fields)  # type: ignore[call-overload]
 
 
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from ponder.agents.runner import run_agent
 from ponder.config import load_settings
 from ponder.errors import ModelError
