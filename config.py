@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PONDER_", extra="forbid", validate_default=True)
 
     # model
-    model: str = Field("embedded", description="Model spec: embedded | transformers[:gguf] | "
-                       "openai:<model>@<base_url> | scripted:<file.jsonl>")
+    model: str = Field("embedded", description="Model spec: embedded | llamacpp[:gguf] | transformers[:gguf|dir] "
+                       "| openai:<model>@<base_url> | scripted:<file.jsonl>")
     device: str = Field("cpu", description="Torch device for the transformers backend (cpu, cuda, cuda:1).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     temperature: float = Field(0.0, ge=0.0, le=2.0)
@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(120.0, gt=0)
     openai_max_retries: int = Field(3, ge=0, le=20)
     openai_concurrency: int = Field(8, ge=1, le=256)
+    # in-process llama.cpp backend
+    llamacpp_threads: int | None = Field(
+        None, ge=1, le=512, description="CPU threads for the llamacpp backend (default: physical cores; "
+        "use 1 on a machine shared with other busy jobs).")
+    llamacpp_n_ctx: int = Field(4096, ge=256, le=1_048_576,
+                                description="Context size in tokens (prompt + completion) for the llamacpp backend.")
     # agents
     agent: Literal["react", "pal"] = "react"
     max_steps: int = Field(8, ge=1, le=200, description="Max agent steps (model calls) per run.")

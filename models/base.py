@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
-from pydantic import BaseModel, Field
-
 from ponder.errors import RealModelCallError
+from pydantic import BaseModel, Field
 
 FinishReason = Literal["stop", "length", "error"]
 

