@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from ponder.records import Step, Trajectory
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-
-from ponder.records import Step, Trajectory
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -24,15 +23,18 @@ class StepPrinter:
     def step(self, step: Step) -> None:
         """Print one finished step."""
         n = step.index + 1
-        if step.thought:
-            self.out.print(f"[bold]{n}.[/] [italic dim]Thought:[/] {escape(step.thought)}")
         if step.kind == "parse_error":
-            self.out.print(f"[bold]{n}.[/] [yellow]Malformed reply[/] {escape(_short(step.raw))}")
-        elif step.kind in ("action", "program"):
-            self.out.print(f"[bold]{n}.[/] [cyan]Action:[/] {escape(step.action or '')} "
-                           f"[cyan]Input:[/] {escape(_short(step.action_input or '', 400))}")
-        if step.observation is not None and step.kind != "final":
-            self.out.print(f"   [green]Observation:[/] {escape(_short(step.observation, 600))}")
+            problem = (step.observation or "").splitlines()[0] if step.observation else ""
+            self.out.print(f"[bold]{n}.[/] [yellow]Malformed reply:[/] {escape(_one_line(step.raw))}")
+            self.out.print(f"   [yellow]→ {escape(problem)}[/] [dim](format reminder sent)[/]")
+        else:
+            if step.thought:
+                self.out.print(f"[bold]{n}.[/] [italic dim]Thought:[/] {escape(_short(step.thought, 400))}")
+            if step.kind in ("action", "program"):
+                self.out.print(f"[bold]{n}.[/] [cyan]Action:[/] {escape(step.action or '')} "
+                               f"[cyan]Input:[/] {escape(_short(step.action_input or '', 400))}")
+            if step.observation is not None and step.kind != "final":
+                self.out.print(f"   [green]Observation:[/] {escape(_short(step.observation, 600))}")
         if self.verbose:
             self.out.print(f"   [dim]{step.prompt_tokens}+{step.completion_tokens} tokens, model "
                            f"{step.model_seconds:.2f}s, tool {step.tool_seconds:.3f}s[/]")
@@ -55,3 +57,7 @@ class StepPrinter:
 def _short(text: str, limit: int = 200) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[:limit] + " …"
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    return _short(" ".join(text.split()), limit) or "(empty)"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
 
@@ -17,3 +19,9 @@ def load_prompt(name: str) -> str:
 def render(name: str, **values: str) -> str:
     """Fill a prompt template's ``{placeholders}`` and strip surrounding blank lines."""
     return load_prompt(name).format(**values).strip()
+
+
+@cache
+def load_json_prompt(name: str) -> Any:
+    """Return the parsed ``prompts/<name>.json``."""
+    return json.loads((PROMPT_DIR / f"{name}.json").read_text(encoding="utf-8"))

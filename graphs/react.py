@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from ponder.agents.parsing import parse_react
-from ponder.agents.prompts import render
+from ponder.agents.prompts import load_json_prompt, render
 from ponder.graphs.deps import AgentDeps, call_model, model_step, step_params
 from ponder.models.base import Message
 from ponder.records import Step
@@ -37,9 +37,17 @@ class ReActState(TypedDict, total=False):
 
 def system_prompt(deps: AgentDeps) -> str:
     """The system prompt listing the agent's tools."""
-    names = ", ".join(deps.tools.names())
-    return render("react_system", tools=deps.tools.describe(), tool_names=names,
-                  examples=render("react_examples") if "calculator" in deps.tools.names() else "")
+    return render("react_system", tools=deps.tools.describe(), tool_names=", ".join(deps.tools.names()))
+
+
+def example_messages(deps: AgentDeps) -> list[Message]:
+    """Few-shot turns (``prompts/react_examples.json``) whose tools this agent has."""
+    available = set(deps.tools.names())
+    out: list[Message] = []
+    for example in load_json_prompt("react_examples")["examples"]:
+        if set(example["tools"]) <= available:
+            out.extend(example["messages"])
+    return out
 
 
 def initial_state(task: str) -> ReActState:
@@ -50,13 +58,13 @@ def initial_state(task: str) -> ReActState:
 
 def build_react_graph(deps: AgentDeps) -> Any:
     """Build and compile the ReAct graph for ``deps``."""
-    system: Message = {"role": "system", "content": system_prompt(deps)}
+    prefix: list[Message] = [{"role": "system", "content": system_prompt(deps)}, *example_messages(deps)]
     names = deps.tools.names()
     params = step_params(deps, REACT_STOP)
 
     def agent(state: ReActState) -> dict[str, Any]:
         index = len(state["steps"])
-        completion, seconds = call_model(deps, [system, *state["messages"]], params)
+        completion, seconds = call_model(deps, [*prefix, *state["messages"]], params)
         parsed = parse_react(completion.text, names)
         if parsed.kind == "final":
             step = model_step(index, "final", completion, seconds, thought=parsed.thought)

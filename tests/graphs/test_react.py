@@ -157,3 +157,17 @@ def test_on_step_streams_steps_in_order(tmp_path):
     model = ScriptedModel(['Action: add\nAction Input: {"a": 1, "b": 2}', "Final Answer: 3"])
     run_agent("q", model=model, tools=TOOLS, settings=load_settings(out_dir=tmp_path), on_step=seen.append)
     assert [(s.index, s.kind) for s in seen] == [(0, "action"), (1, "final")]
+
+
+def test_few_shot_turns_sent_when_their_tools_are_available(tmp_path):
+    from ponder.tools.calculator import calculator_tool
+
+    model = ScriptedModel(["Final Answer: 1"])
+    run_agent("q", model=model, tools=[calculator_tool()], settings=load_settings(out_dir=tmp_path))
+    roles = [m["role"] for m in model.calls[0]]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "Action: calculator" in model.calls[0][2]["content"]
+    assert model.calls[0][-1] == {"role": "user", "content": "Question: q"}
+    model = ScriptedModel(["Final Answer: 1"])
+    run_agent("q", model=model, tools=TOOLS, settings=load_settings(out_dir=tmp_path))
+    assert [m["role"] for m in model.calls[0]] == ["system", "user"]  # no calculator: no calculator example
