@@ -69,10 +69,17 @@ class Settings(BaseSettings):
     max_steps: int = Field(8, ge=1, le=200, description="Max agent steps (model calls) per run.")
     max_parse_failures: int = Field(3, ge=1, le=50, description="Consecutive malformed outputs before giving up.")
     pal_retries: int = Field(2, ge=0, le=20, description="Extra PAL attempts after a failed program.")
-    # code execution
+    # code execution (PAL and the ReAct `python` tool)
+    sandbox: Literal["local", "e2b"] = Field("local", description="Where model-written code runs: a local isolated "
+                                             "kernel or an E2B cloud sandbox (needs E2B_API_KEY).")
     exec_timeout: float = Field(5.0, gt=0, le=600, description="Wall-clock seconds per program run.")
     exec_memory_mb: int = Field(512, ge=32)
     exec_output_chars: int = Field(4000, ge=100)
+    # search
+    search_corpus: Path | None = Field(None, description="JSONL corpus {id,title,text} for the search tools "
+                                       "(default: <data_dir>/hotpotqa/corpus.jsonl).")
+    search_mode: Literal["bm25", "dense", "hybrid"] = "bm25"
+    search_k: int = Field(5, ge=1, le=100, description="Results returned by the top-k search tool.")
     # paths
     data_dir: Path = Field(default_factory=default_data_dir)
     out_dir: Path = Path("runs")
@@ -98,6 +105,11 @@ class Settings(BaseSettings):
         """Order sources: explicit overrides > env > TOML > defaults."""
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
         return (init_settings, env_settings, toml)
+
+
+def corpus_path(settings: Settings) -> Path:
+    """The search corpus: ``settings.search_corpus`` or the HotpotQA corpus in the data directory."""
+    return settings.search_corpus or settings.data_dir / "hotpotqa" / "corpus.jsonl"
 
 
 def load_settings(**overrides: Any) -> Settings:
