@@ -35,6 +35,9 @@ def run(
     max_tokens: Annotated[int | None, typer.Option(help="Max new tokens per model call.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     device: Annotated[str | None, typer.Option(help="Torch device for local models (cpu, cuda).")] = None,
+    tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools: calculator, python, search, "
+                                                   "lookup, retrieve.")] = None,
+    sandbox: Annotated[str | None, typer.Option(help="Where code runs: local or e2b.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for trajectories.jsonl.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the steps.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show backend and timing details.")] = False,
@@ -50,7 +53,8 @@ def run(
         raise ConfigError(f"--agent must be one of: {', '.join(AGENTS)} (got {agent!r})")
     _setup_logging(verbose)
     settings = load_settings(agent=agent, model=model, max_steps=max_steps, temperature=temperature,
-                             max_tokens=max_tokens, seed=seed, device=device, out_dir=out)
+                             max_tokens=max_tokens, seed=seed, device=device, out_dir=out, sandbox=sandbox,
+                             tools=[t.strip() for t in tools.split(",") if t.strip()] if tools else None)
     status_console = err_console if as_json else console
     with status_console.status(f"Loading model {settings.model} ..."):
         backend = load_model(settings.model, settings)
@@ -83,6 +87,38 @@ def graph(
     if agent not in AGENTS:
         raise ConfigError(f"unknown graph {agent!r}; choose one of: {', '.join(AGENTS)}")
     print(mermaid(agent), end="")
+
+
+sandbox_app = typer.Typer(help="Run code in the sandbox by hand (the same one PAL and the python tool use).",
+                          no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("exec")
+def sandbox_exec(
+    code: Annotated[str, typer.Argument(help="Python code to run; '-' reads it from standard input.")],
+    sandbox: Annotated[str | None, typer.Option(help="local or e2b (default: settings).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Wall-clock seconds.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON.")] = False,
+) -> None:
+    """Run CODE in a fresh sandbox session and show what happened (exit 1 when the code failed)."""
+    from ponder.cli_render import console, print_exec_result
+    from ponder.config import load_settings
+    from ponder.tools.sandbox import open_sandbox
+
+    source = sys.stdin.read() if code == "-" else code
+    settings = load_settings(sandbox=sandbox, exec_timeout=timeout)
+    session = open_sandbox(settings)
+    try:
+        result = session.run(source)
+    finally:
+        session.close()
+    if as_json:
+        print(result.model_dump_json())
+    else:
+        print_exec_result(console, result, getattr(session, "isolation_in_use", settings.sandbox))
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

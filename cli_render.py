@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ponder.records import Step, Trajectory
+from ponder.tools.executor import ExecResult
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -61,3 +62,19 @@ def _short(text: str, limit: int = 200) -> str:
 
 def _one_line(text: str, limit: int = 160) -> str:
     return _short(" ".join(text.split()), limit) or "(empty)"
+
+
+def print_exec_result(out: Console, result: ExecResult, isolation: str) -> None:
+    """Print a sandbox run: output, value, error or kill reason, and timing."""
+    if result.stdout:
+        out.print(escape(result.stdout.rstrip()))
+    if result.stderr:
+        out.print(f"[red]{escape(result.stderr.rstrip())}[/]")
+    if result.value is not None:
+        out.print(f"[green]→ {escape(result.value)}[/]")
+    if result.killed:
+        out.print(f"[red]killed: {result.kill_reason}[/]")
+    elif result.error_type:
+        out.print(f"[red]{escape(result.summary())}[/]")
+    cut = " · output truncated" if result.truncated else ""
+    out.print(f"[dim]{result.duration * 1000:.0f} ms · isolation {isolation}{cut}[/]")

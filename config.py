@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     max_steps: int = Field(8, ge=1, le=200, description="Max agent steps (model calls) per run.")
     max_parse_failures: int = Field(3, ge=1, le=50, description="Consecutive malformed outputs before giving up.")
     pal_retries: int = Field(2, ge=0, le=20, description="Extra PAL attempts after a failed program.")
+    tools: list[str] = Field(default_factory=lambda: ["calculator", "python"],
+                             description="ReAct tools: calculator, python, search, lookup, retrieve.")
     # code execution (PAL and the ReAct `python` tool)
     sandbox: Literal["local", "e2b"] = Field("local", description="Where model-written code runs: a local isolated "
                                              "kernel or an E2B cloud sandbox (needs E2B_API_KEY).")
@@ -91,6 +93,16 @@ class Settings(BaseSettings):
         from ponder.models.spec import parse_spec
 
         parse_spec(value)  # raises ConfigError with a clear message
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _check_tools(cls, value: list[str]) -> list[str]:
+        from ponder.tools.registry import TOOL_NAMES
+
+        unknown = [t for t in value if t not in TOOL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {', '.join(unknown)}; available: {', '.join(TOOL_NAMES)}")
         return value
 
     @classmethod

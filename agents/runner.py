@@ -47,9 +47,9 @@ def make_deps(settings: Settings, model: ModelBackend, tools: list[Tool] | None 
               executor: CodeExecutor | None = None, agent: str = "react") -> AgentDeps:
     """Assemble an agent's dependencies from settings (tools and executor default sensibly)."""
     if tools is None:
-        from ponder.tools import default_tools
+        from ponder.tools.registry import build_tools
 
-        tools = default_tools()
+        tools = build_tools(settings.tools, settings) if agent == "react" else []
     if executor is None and agent == "pal":
         from ponder.tools.subprocess_executor import SubprocessExecutor
 
@@ -81,7 +81,7 @@ def run_agent(
         agent: ``react`` or ``pal`` (default: ``settings.agent``).
         settings: Settings (default: :func:`~ponder.config.load_settings`).
         model: A backend (default: loaded from ``settings.model``, once per process).
-        tools: ReAct tools (default: the calculator).
+        tools: ReAct tools (default: ``settings.tools``, fresh for this run and closed after it).
         executor: PAL code executor (default: a fresh isolated subprocess executor).
         on_step: Called with each finished step as the run progresses.
         out_dir: Where to append the record (default: ``settings.out_dir``).
@@ -100,6 +100,7 @@ def run_agent(
         raise ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
     model = model or load_model(settings.model, settings)
     own_executor = executor is None and agent == "pal"
+    own_tools = tools is None
     deps = make_deps(settings, model, tools, executor, agent)
     traj = Trajectory(task=task, agent=agent, model=model.spec,
                       backend=str(getattr(model, "backend_name", model.spec)), metadata=dict(metadata or {}))
@@ -131,6 +132,10 @@ def run_agent(
         traj.usage = _usage(traj.steps, time.perf_counter() - start)
         if own_executor and deps.executor is not None:
             deps.executor.close()
+        if own_tools:
+            from ponder.tools.registry import close_tools
+
+            close_tools(list(deps.tools.tools.values()))
         if write:
             append_jsonl(path, traj)
     return traj

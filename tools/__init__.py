@@ -6,7 +6,7 @@ __all__ = ["FunctionTool", "Tool", "ToolBox", "ToolInputError", "tool", "default
 
 
 def default_tools() -> list[Tool]:
-    """The tools a ReAct agent gets by default."""
+    """The calculator alone: what the graph diagrams and simple examples use."""
     from ponder.tools.calculator import calculator_tool
 
     return [calculator_tool()]
