@@ -52,7 +52,8 @@ class ExecResult(BaseModel):
         elif self.error_type:
             text = f"{self.error_type}: {self.error_message}"
             if self.traceback:
-                text = f"{self.traceback.rstrip()}\n{text}" if self.error_type not in self.traceback else self.traceback
+                tb = self.traceback.rstrip()
+                text = f"{tb}\n{text}" if self.error_type not in tb else tb
         else:
             parts = [p for p in (self.stdout.rstrip(), self.value) if p]
             text = "\n".join(parts) if parts else "(no output)"
