@@ -51,9 +51,9 @@ def make_deps(settings: Settings, model: ModelBackend, tools: list[Tool] | None 
 
         tools = build_tools(settings.tools, settings) if agent == "react" else []
     if executor is None and agent == "pal":
-        from ponder.tools.subprocess_executor import SubprocessExecutor
+        from ponder.tools.sandbox import open_sandbox
 
-        executor = SubprocessExecutor.from_settings(settings)
+        executor = open_sandbox(settings)
     params = GenerationParams(temperature=settings.temperature, top_p=settings.top_p,
                               max_tokens=settings.max_tokens, seed=settings.seed)
     return AgentDeps(model=model, params=params, tools=ToolBox(tools), executor=executor,
@@ -82,7 +82,7 @@ def run_agent(
         settings: Settings (default: :func:`~ponder.config.load_settings`).
         model: A backend (default: loaded from ``settings.model``, once per process).
         tools: ReAct tools (default: ``settings.tools``, fresh for this run and closed after it).
-        executor: PAL code executor (default: a fresh isolated subprocess executor).
+        executor: PAL code executor (default: a fresh sandbox session, ``settings.sandbox``).
         on_step: Called with each finished step as the run progresses.
         out_dir: Where to append the record (default: ``settings.out_dir``).
         write: Set ``False`` to skip writing the record.

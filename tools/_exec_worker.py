@@ -19,7 +19,7 @@ import os
 import sys
 
 FILENAME = "<solution>"
-_source = ""
+_sources: dict = {}  # file name -> source of the model's code (its frames are the ones reported)
 MAX_FRAMES = 6
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -43,10 +43,12 @@ def _json(result: dict) -> bytes:
 def _unshare() -> str:
     """Fallback isolation: new network and pid namespaces (plus a user namespace when not root).
 
-    The worker then forks: the child (pid 1 of the new pid namespace, killed with its parent) runs the
-    program, so killing the worker's process group ends every process the program started, including
-    those that called ``setsid``. The parent waits and exits like bwrap does (``128 + signal``). Returns
-    the isolation achieved: ``net``, ``userns+net`` or ``none``.
+    The worker then forks twice: the child is pid 1 of the new pid namespace and only reaps (a namespace's
+    init ignores signals it has no handler for, the kernel's ``SIGXCPU`` and CPU-limit ``SIGKILL``
+    included), the grandchild (pid 2, like under bwrap) runs the program. Each is killed when its parent
+    dies and pid 1 dying ends the namespace, so killing the worker's process group ends every process the
+    program started, including those that called ``setsid``. The parents wait and exit like bwrap does
+    (``128 + signal``). Returns the isolation achieved: ``net``, ``userns+net`` or ``none``.
     """
     import ctypes
 
@@ -64,19 +66,28 @@ def _unshare() -> str:
             pass
     else:
         return "none"
+    _fork_and_wait(libc, reap_all=False)  # the child is pid 1 of the new namespace
+    _fork_and_wait(libc, reap_all=True)
+    return isolation
+
+
+def _fork_and_wait(libc: object, reap_all: bool) -> None:
+    """Fork; the child returns, the parent waits for it (reaping orphans too if ``reap_all``) and exits."""
     child = os.fork()
     if child == 0:
-        libc.prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL when the worker dies; pid 1 dying ends the namespace
-        return isolation
-    status = os.waitpid(child, 0)[1]
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+        libc.prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL when the parent dies
+        return
+    while True:
+        pid, status = os.wait() if reap_all else os.waitpid(child, 0)
+        if pid == child:
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
 def _set_limits(config: dict, nproc: bool) -> None:
     import resource
 
-    cpu = int(config["cpu"])
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL a second later
+    cpu = int(config["cpu"])  # SIGXCPU, then SIGKILL at the hard limit (a second later by default)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, int(config.get("cpu_hard", cpu + 1))))
     for name in ("as", "fsize", "core") + (("nproc",) if nproc else ()):
         limit = int(config[name])
         resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (limit, limit))
@@ -99,7 +110,8 @@ def _describe(exc: BaseException, limit: int) -> dict:
     import linecache
     import traceback
 
-    linecache.cache[FILENAME] = (len(_source), None, _source.splitlines(True), FILENAME)
+    for name, source in _sources.items():
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
     try:
         message = str(exc)
     except BaseException:  # noqa: BLE001 - a hostile __str__
@@ -107,9 +119,14 @@ def _describe(exc: BaseException, limit: int) -> dict:
     if isinstance(exc, SyntaxError):
         lines = traceback.format_exception_only(type(exc), exc)
     else:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == FILENAME]
+        kept: list = []  # the last frames of the model's code (walked by hand: a traceback can be huge)
+        node = exc.__traceback__
+        while node is not None:
+            if node.tb_frame.f_code.co_filename in _sources:
+                kept = kept[1 - MAX_FRAMES :] + [node]
+            node = node.tb_next
         lines = ["Traceback (most recent call last):\n"]
-        lines += traceback.format_list(frames[-MAX_FRAMES:])
+        lines += traceback.format_list([traceback.extract_tb(tb, limit=1)[0] for tb in kept])
         lines += traceback.format_exception_only(type(exc), exc)
     return {
         "error_type": type(exc).__name__,
@@ -118,22 +135,26 @@ def _describe(exc: BaseException, limit: int) -> dict:
     }
 
 
-def _execute(code: str, limit: int) -> dict:
-    """Run ``code`` as ``__main__``; a final expression is evaluated separately and its ``repr`` kept."""
-    global _source
-    _source = code
-    module = type(sys)("__main__")
-    module.__dict__["__builtins__"] = __builtins__
+def _execute(code: str, limit: int, module: object = None, filename: str = FILENAME) -> dict:
+    """Run ``code`` as ``__main__``; a final expression is evaluated separately and its ``repr`` kept.
+
+    ``module`` is a fresh module unless given (a session passes the same one every time); ``filename``
+    names the code in tracebacks.
+    """
+    _sources[filename] = code
+    if module is None:
+        module = type(sys)("__main__")
+        module.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = module
     result: dict = {}
     try:
-        tree = compile(code, FILENAME, "exec", _ast.PyCF_ONLY_AST)
+        tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST)
         last = None
         if tree.body and isinstance(tree.body[-1], _ast.Expr):
             last = _ast.Expression(tree.body.pop().value)
-        exec(compile(tree, FILENAME, "exec"), module.__dict__)
+        exec(compile(tree, filename, "exec"), module.__dict__)
         if last is not None:
-            value = eval(compile(last, FILENAME, "eval"), module.__dict__)
+            value = eval(compile(last, filename, "eval"), module.__dict__)
             if value is not None:
                 result["value"], result["value_truncated"] = _cut(repr(value), limit)
     except SystemExit as exc:
@@ -147,7 +168,8 @@ def _execute(code: str, limit: int) -> dict:
 def main() -> None:
     """Set up isolation and limits, run the program from stdin and write the JSON result.
 
-    Keys (``sys.argv[1:]``, ``KEY=VALUE``): ``result_fd``, ``chars`` (output limit), ``cpu`` (seconds),
+    Keys (``sys.argv[1:]``, ``KEY=VALUE``): ``result_fd``, ``chars`` (output limit), ``cpu`` (seconds;
+    optional ``cpu_hard``, default ``cpu + 1``),
     ``as``, ``fsize``, ``core``, ``nproc`` (rlimits), ``drop_uid`` (``-1``: keep), ``isolation`` (the
     parent's mode: ``unshare`` makes the worker unshare the network itself) and ``userns`` (``1``: bwrap
     already put us in a user namespace, where ``RLIMIT_NPROC`` counts only the sandbox).

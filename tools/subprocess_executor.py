@@ -31,91 +31,37 @@ mode, and kernel attack surface (no seccomp filter).
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 import os
-import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ponder.errors import ConfigError, SandboxError
 from ponder.tools.executor import ExecResult
+from ponder.tools.sandbox.isolation import (
+    MAX_PROCESSES,
+    OUTPUT_FILE_BYTES,
+    Isolation,
+    bwrap_prefix,
+    drop_uid_for,
+    interpreter,
+    kill_group,
+    sandbox_env,
+    select_isolation,
+    wait_exit,
+)
 
 log = logging.getLogger(__name__)
 
-Isolation = Literal["auto", "bwrap", "unshare", "none"]
 WORKER_SOURCE = (Path(__file__).resolve().parent / "_exec_worker.py").read_text(encoding="utf-8")
-OUTPUT_FILE_BYTES = 1 << 20  # RLIMIT_FSIZE floor: caps stdout/stderr files and every file the code writes
-SANDBOX_TMP_BYTES = 64 << 20  # size of the private tmpfs /tmp under bwrap
-MAX_PROCESSES = 64  # RLIMIT_NPROC (threads count too) where the kernel enforces it
-# the only host dirs visible under bwrap (read-only), besides the interpreter's own prefix
-_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-_probe_lock = threading.Lock()
-_probed: dict[str, bool] = {}  # isolation mode -> whether it works here (probed once per process)
-_warned: set[str] = set()
-
-
-@functools.cache
-def _interpreter() -> Path:
-    """Return the base interpreter (not the venv's): with ``-I -S`` only its stdlib is needed."""
-    base = Path(sys.base_prefix)
-    for name in (f"python{sys.version_info.major}.{sys.version_info.minor}", "python3"):
-        if (base / "bin" / name).is_file():
-            return base / "bin" / name
-    return Path(os.path.realpath(sys.executable))
-
-
-def _world_readable(path: Path) -> bool:
-    """Whether an unprivileged uid can use ``path`` (every ancestor ``o+x``, ``path`` itself ``o+rx``)."""
-    try:
-        return all(os.stat(p).st_mode & 0o001 for p in path.parents) and os.stat(path).st_mode & 0o005 == 5
-    except OSError:
-        return False
-
-
-@functools.cache
-def _mount_args() -> tuple[str, ...]:
-    """Return bwrap's mount arguments: system dirs and the interpreter read-only, nothing else of the host."""
-    args: list[str] = []
-    for path in map(Path, _SYSTEM_DIRS):
-        if path.is_symlink():  # merged /usr: /bin -> usr/bin
-            args += ["--symlink", os.readlink(path), str(path)]
-        elif path.is_dir():
-            args += ["--ro-bind", str(path), str(path)]
-    keep = [Path(sys.base_prefix).resolve()]
-    if not _interpreter().is_relative_to(keep[0]):
-        keep.append(_interpreter().parent)
-    for path in keep:
-        if not any(path.is_relative_to(d) for d in _SYSTEM_DIRS):
-            for parent in reversed(path.parents[:-1]):  # bwrap would create these 0700
-                args += ["--perms", "0755", "--dir", str(parent)]
-            args += ["--ro-bind", str(path), str(path)]
-    args += ["--dev", "/dev", "--proc", "/proc", "--size", str(SANDBOX_TMP_BYTES), "--perms", "1777",
-             "--tmpfs", "/tmp"]
-    return tuple(args)
-
-
-def _bwrap_prefix(workdir: str) -> list[str]:
-    """Return the bwrap command line that runs a command in ``workdir`` (a private tmpfs in the sandbox)."""
-    if os.geteuid() == 0:  # no user namespace: the worker drops to an unused uid (see module docstring)
-        spaces = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-    else:
-        spaces = ["--unshare-all", "--unshare-user", "--disable-userns"]
-    if Path(workdir).is_relative_to("/tmp"):
-        work = ["--perms", "1777", "--dir", workdir]
-    else:
-        work = ["--size", str(SANDBOX_TMP_BYTES), "--perms", "1777", "--tmpfs", workdir]
-    return ["bwrap", *spaces, "--die-with-parent", "--new-session", *_mount_args(), *work,
-            "--chdir", workdir]
 
 
 class SubprocessExecutor:
@@ -173,31 +119,12 @@ class SubprocessExecutor:
         self._closed = True
         with self._lock:
             for pid in list(self._active):
-                _kill_group(pid)
+                kill_group(pid)
 
     # -- isolation ------------------------------------------------------------------------------
 
     def _select(self, requested: str) -> str:
-        with _probe_lock:
-            chosen = None
-            for mode in {"auto": ("bwrap", "unshare"), "none": ()}.get(requested, (requested,)):
-                if mode not in _probed:
-                    usable = mode != "bwrap" or shutil.which("bwrap") is not None
-                    _probed[mode] = usable and self._probe(mode)
-                if _probed[mode]:
-                    chosen = mode
-                    break
-            if chosen is None and requested != "none" and requested != "auto":
-                raise SandboxError(f"isolation {requested!r} is not available on this machine")
-            if chosen == "unshare" and requested == "auto" and "unshare" not in _warned:
-                _warned.add("unshare")
-                log.warning("running code without bwrap: network isolated with unshare, filesystem not "
-                            "isolated (install bubblewrap for full isolation)")
-            if chosen is None and "none" not in _warned:
-                _warned.add("none")
-                log.error("NETWORK ISOLATION UNAVAILABLE: model-written code runs without bwrap or a network "
-                          "namespace; it can reach the network and read your files")
-            return chosen or "none"
+        return select_isolation(requested, self._probe)
 
     def _probe(self, mode: str) -> bool:
         """Run a trivial program in ``mode`` and check that it worked and was isolated."""
@@ -234,11 +161,7 @@ class SubprocessExecutor:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _launch_in(self, code: str, mode: str, workdir: str, timeout: float) -> tuple[ExecResult, str | None]:
-        drop_uid = None
-        if os.geteuid() == 0 and (mode == "bwrap" or _world_readable(Path(sys.base_prefix))):
-            drop_uid = 2_000_000_000 + int.from_bytes(os.urandom(3), "little")  # fresh uid: own NPROC count
-        if drop_uid is not None and mode != "bwrap":
-            os.chown(workdir, drop_uid, drop_uid)
+        drop_uid = drop_uid_for(mode, workdir)  # root: a fresh uid with its own NPROC count
         # the sandbox's view of workdir is a private tmpfs under bwrap; these files stay outside it
         files = tempfile.mkdtemp(prefix="ponder-exec-io-")
         try:
@@ -251,12 +174,11 @@ class SubprocessExecutor:
             with (open(paths["code"], "rb") as stdin, open(paths["out"], "wb") as out,
                   open(paths["err"], "wb") as err, open(paths["result"], "wb") as res):
                 config["result_fd"] = res.fileno()
-                argv = [str(_interpreter()), "-I", "-S", "-B", "-X", "utf8", "-c", WORKER_SOURCE,
+                argv = [str(interpreter()), "-I", "-S", "-B", "-X", "utf8", "-c", WORKER_SOURCE,
                         *(f"{key}={value}" for key, value in config.items())]
                 if mode == "bwrap":
-                    argv = _bwrap_prefix(workdir) + argv
-                env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir,
-                       "TMPDIR": workdir}
+                    argv = bwrap_prefix(workdir) + argv
+                env = sandbox_env(workdir)
                 started = time.monotonic()
                 try:
                     proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, cwd=workdir, env=env,
@@ -275,11 +197,11 @@ class SubprocessExecutor:
             self._active.add(proc.pid)
         timed_out = False
         try:
-            timed_out = not _wait_exit(proc.pid, deadline)
+            timed_out = not wait_exit(proc.pid, deadline)
         finally:
             with self._lock:  # the pid stays ours (unreaped) while close() may still signal it
                 self._active.discard(proc.pid)
-                _kill_group(proc.pid)  # on timeout, and leftovers of a finished run in the non-bwrap modes
+                kill_group(proc.pid)  # on timeout, and leftovers of a finished run in the non-bwrap modes
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen consistent
         return proc.returncode, usage, timed_out
@@ -328,31 +250,3 @@ class SubprocessExecutor:
             result.killed, result.kill_reason = True, reason
         isolation = data.get("isolation")
         return result, isolation if isinstance(isolation, str) else None
-
-
-def _wait_exit(pid: int, deadline: float) -> bool:
-    """Wait (without reaping) until ``pid`` exits or ``deadline`` passes; True when it exited."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # no pidfd (old kernel): poll
-        while not os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
-        return True
-    try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        while not poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
-            if time.monotonic() >= deadline:
-                return False
-        return True
-    finally:
-        os.close(pidfd)
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -1,0 +1,122 @@
+"""Attack suite against the local sandbox under bubblewrap (``pytest tests/security``).
+
+Every test runs hostile code in a fresh :class:`LocalSandbox` (``isolation="bwrap"``, 2 s timeout) and
+asserts both that the attack failed and that the host is unharmed. The suite skips, with the reason,
+where bubblewrap is missing or cannot start (CI installs it: ``make test``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from ponder.errors import SandboxError
+from ponder.tools.executor import ExecResult
+from ponder.tools.sandbox.local import LocalSandbox
+
+TIMEOUT = 2.0
+SLACK = 1.0  # every attack must end within TIMEOUT + SLACK
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "security: attacks against the local sandbox (needs bubblewrap)")
+
+
+def pids_in_namespace(ns: str) -> list[int]:
+    """Host pids whose pid namespace is ``ns`` (``pid:[inode]``)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
+def pids_of_uid(uid: int) -> list[int]:
+    """Host pids whose real uid is ``uid``."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        line = next((x for x in status.splitlines() if x.startswith("Uid:")), "Uid: -1")
+        if int(line.split()[1]) == uid:
+            found.append(int(entry))
+    return found
+
+
+def wait_until(predicate, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@dataclass
+class Guard:
+    """A sandbox session plus what the test needs to check the host afterwards."""
+
+    sandbox: LocalSandbox
+    namespaces: set[str] = field(default_factory=set)
+    uids: set[int] = field(default_factory=set)
+
+    def identify(self) -> tuple[str, int]:
+        """Record the current session's pid namespace and uid (checked for leftovers at teardown)."""
+        result = self.sandbox.run("import os\nos.readlink('/proc/self/ns/pid'), os.getuid()")
+        ns, uid = eval(result.value)  # noqa: S307 - our own repr of a (str, int) tuple
+        assert ns != os.readlink("/proc/self/ns/pid"), "the session shares the host's pid namespace"
+        self.namespaces.add(ns)
+        if uid != os.getuid():
+            self.uids.add(uid)
+        return ns, uid
+
+    def attack(self, code: str) -> ExecResult:
+        """Run ``code`` and check that it ended within the timeout plus one second."""
+        start = time.monotonic()
+        result = self.sandbox.run(code)
+        elapsed = time.monotonic() - start
+        assert elapsed <= TIMEOUT + SLACK, f"the attack ran {elapsed:.2f}s: {result}"
+        return result
+
+    def leftovers(self) -> list[int]:
+        pids = [p for ns in self.namespaces for p in pids_in_namespace(ns)]
+        return pids + [p for uid in self.uids for p in pids_of_uid(uid)]
+
+
+def host_is_healthy() -> None:
+    """The host can still start processes and its test process is fine."""
+    assert subprocess.run(["true"], timeout=10).returncode == 0
+    os.kill(os.getpid(), 0)
+
+
+@pytest.fixture
+def guard() -> Iterator[Guard]:
+    """A fresh bwrap session; afterwards: the host is healthy and nothing of any session is left."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap (bwrap) is not installed: the sandbox's isolation cannot be tested here "
+                    "(install the bubblewrap package; `make test` does)")
+    try:
+        sandbox = LocalSandbox(timeout=TIMEOUT, memory_mb=256, output_chars=2000, isolation="bwrap")
+    except SandboxError as exc:
+        pytest.skip(f"bubblewrap cannot start a sandbox on this machine: {exc}")
+    g = Guard(sandbox)
+    g.identify()
+    try:
+        yield g
+        assert sandbox.run("1 + 1").value == "2", "the sandbox does not work after the attack"
+        g.identify()
+    finally:
+        sandbox.close()
+    assert wait_until(lambda: not g.leftovers()), f"sandbox processes left: {g.leftovers()}"
+    host_is_healthy()

@@ -1,0 +1,404 @@
+"""LocalSandbox: a stateful Python session for model-written code, in a separate isolated process.
+
+One :class:`LocalSandbox` is one session (one agent run or sample): variables, functions and imports
+persist between :meth:`~LocalSandbox.run` calls; :meth:`~LocalSandbox.close` ends it. The session is a
+small persistent worker (``tools/sandbox/_kernel_worker.py``) speaking a length-prefixed JSON protocol
+over two pipes, not a Jupyter kernel: it starts in tens of milliseconds (a kernel takes about a second)
+and is easy to confine, because it is a single ``python -I -S -B`` process with nothing but the stdlib.
+
+Isolation is the one-shot executor's (:mod:`ponder.tools.sandbox.isolation`): under bubblewrap no
+network, new pid/ipc/uts namespaces, a read-only view of the system dirs and the interpreter only (not
+the project, not homes, not other sessions), a private 64 MiB tmpfs ``/tmp`` holding the session's
+working dir, a scrubbed environment and, as root, a fresh unprivileged uid. Where bwrap cannot start,
+``unshare`` (network and pid namespaces, filesystem *not* isolated) is used and logged once.
+
+Bounded, per run: wall time (``timeout``; the whole process group is SIGKILLed, the pid namespace dies
+with it), CPU time (``RLIMIT_CPU``: cumulative per process, so the worker moves the soft limit to
+"CPU used so far + ``cpu_seconds``" before each run; the hard limit is a per-session budget because an
+unprivileged process cannot raise it again, and code that ignores ``SIGXCPU`` is still stopped by the
+wall timeout), address space per process (``RLIMIT_AS``), size of every file written (``RLIMIT_FSIZE``,
+which also caps stdout/stderr: they go to host files truncated before each run; filling one kills the
+run with reason ``output``), process count (``RLIMIT_NPROC``, see the isolation module), and the
+lifetime of child processes (killed after every run). A killed or crashed session is discarded; the
+next run starts a fresh one and the killed run's summary tells the model that its variables are lost.
+
+Not bounded: threads the code leaves running between runs (limited by the session's CPU budget, they
+end with the session); the worker's own bookkeeping, which the code shares a process with (it can
+undo the per-run child cleanup or CPU budget of its own session; the timeout, the rlimits and the
+namespaces still hold); memory of many processes together; disk use and file access outside bwrap;
+kernel attack surface (no seccomp filter: the code can create nested namespaces).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from ponder.errors import ConfigError, SandboxError
+from ponder.tools.executor import ExecResult
+from ponder.tools.sandbox.isolation import (
+    MAX_PROCESSES,
+    OUTPUT_FILE_BYTES,
+    Isolation,
+    bwrap_prefix,
+    drop_uid_for,
+    interpreter,
+    kill_group,
+    sandbox_env,
+    select_isolation,
+    spawn,
+    wait_exit,
+)
+
+log = logging.getLogger(__name__)
+_HERE = Path(__file__).resolve().parent
+_WORKER = (_HERE.parent / "_exec_worker.py").read_text(encoding="utf-8")
+_MAIN_GUARD = '\nif __name__ == "__main__":\n    main()'
+if _MAIN_GUARD not in _WORKER:  # pragma: no cover - caught by the tests
+    raise ImportError("tools/_exec_worker.py no longer ends with its main() guard")
+KERNEL_SOURCE = _WORKER.replace(_MAIN_GUARD, "") + "\n" + (_HERE / "_kernel_worker.py").read_text(encoding="utf-8")
+START_TIMEOUT = 20.0  # seconds for a new session to report ready
+RESTARTED = "The Python session was restarted: all variables, functions and imports from earlier runs are lost."
+FRESH = "Note: the previous Python session ended unexpectedly, so this ran in a fresh one (earlier variables are lost)."
+
+
+class SessionResult(ExecResult):
+    """An :class:`ExecResult` of a session; ``note`` (session restarted, state lost) ends its summary."""
+
+    note: str | None = None
+
+    def summary(self, limit: int = 1500) -> str:
+        """A short observation text for the model, with the session note."""
+        text = super().summary(limit)
+        return f"{text}\n{self.note}" if self.note else text
+
+
+class _Worker:
+    """One running session process and its pipes and output files."""
+
+    def __init__(self, mode: str, config: dict[str, Any], deadline: float) -> None:
+        self.mode = mode
+        self.workdir = tempfile.mkdtemp(prefix="ponder-session-")
+        self._iodir = tempfile.mkdtemp(prefix="ponder-session-io-")
+        self._buf = bytearray()
+        self._fds: list[int] = []
+        self.proc: subprocess.Popen | None = None
+        self._procs: list[subprocess.Popen] = []
+        self._finalizer = weakref.finalize(self, _Worker._cleanup, self._fds, [self.workdir, self._iodir],
+                                           self._procs)
+        try:
+            self._start(config, deadline)
+        except BaseException:
+            self.dispose()
+            raise
+
+    def _start(self, config: dict[str, Any], deadline: float) -> None:
+        drop_uid = drop_uid_for(self.mode, self.workdir)
+        self.out, self.err = (os.open(os.path.join(self._iodir, name), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+                              for name in ("out", "err"))
+        req_r, self._req = os.pipe()
+        self._resp, resp_w = os.pipe()
+        self._fds += [self.out, self.err, self._req, self._resp]
+        config = {**config, "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": self.mode,
+                  "userns": int(self.mode == "bwrap" and os.geteuid() != 0), "req_fd": req_r, "resp_fd": resp_w}
+        argv = [str(interpreter()), "-I", "-S", "-B", "-X", "utf8", "-c", KERNEL_SOURCE,
+                *(f"{key}={value}" for key, value in config.items())]
+        if self.mode == "bwrap":
+            argv = bwrap_prefix(self.workdir) + argv
+        try:
+            self.proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err, cwd=self.workdir,
+                              env=sandbox_env(self.workdir), pass_fds=(req_r, resp_w), start_new_session=True)
+        except OSError as exc:
+            raise SandboxError(f"could not start the sandbox session: {exc}") from exc
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        self._procs.append(self.proc)
+        os.set_blocking(self._req, False)
+        try:
+            self._pidfd: int | None = os.pidfd_open(self.proc.pid)
+            self._fds.append(self._pidfd)
+        except (AttributeError, OSError):
+            self._pidfd = None
+        ready = self.read_frame("ready", deadline)
+        if not isinstance(ready, dict):
+            tail = os.pread(self.err, 2000, 0).decode("utf-8", "replace")
+            raise SandboxError(f"the sandbox session did not start ({ready}): {tail.strip()[-500:]}")
+        self.isolation, self.dropped_uid = ready.get("isolation"), ready.get("dropped_uid")
+
+    @staticmethod
+    def _cleanup(fds: list[int], dirs: list[str], procs: list[subprocess.Popen]) -> None:
+        for proc in procs:
+            if proc.returncode is None:
+                kill_group(proc.pid)
+                proc.wait()
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        fds.clear()
+        for path in dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL the session's process group (from any thread; a reaped process is left alone)."""
+        if self.proc is not None and self.proc.returncode is None:
+            kill_group(self.proc.pid)
+
+    def dispose(self) -> None:
+        """Kill and reap the session, close its pipes, remove its dirs (idempotent)."""
+        self._finalizer()
+
+    def alive(self) -> bool:  # noqa: D102
+        return self.proc is not None and self.proc.poll() is None
+
+    def _wait(self, fd: int, event: int, deadline: float) -> str:
+        """Wait for ``event`` on ``fd``: ``ready``, ``timeout`` or ``dead`` (the session process exited)."""
+        poller = select.poll()
+        poller.register(fd, event)
+        if self._pidfd is not None:
+            poller.register(self._pidfd, select.POLLIN)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "timeout"
+            events = dict(poller.poll(min(left, 0.05 if self._pidfd is None else left) * 1000))
+            if events.get(fd):
+                return "ready"
+            if events or (self._pidfd is None and self.proc.poll() is not None):
+                return "dead"
+
+    def send(self, data: bytes, deadline: float) -> str:
+        """Write a request: ``ready`` when written, else ``timeout`` or ``dead``."""
+        view = memoryview(data)
+        while view:
+            state = self._wait(self._req, select.POLLOUT, deadline)
+            if state != "ready":
+                return state
+            try:
+                view = view[os.write(self._req, view) :]
+            except BlockingIOError:
+                continue
+            except OSError:
+                return "dead"
+        return "ready"
+
+    def read_frame(self, nonce: str, deadline: float, max_bytes: int = 1 << 20) -> dict | str:
+        """Read frames until the one answering ``nonce``: that dict, or ``timeout``, ``dead`` or ``garbled``."""
+        while True:
+            newline = self._buf.find(b"\n", 0, 24)
+            if newline >= 0:
+                head = bytes(self._buf[:newline])
+                if not head.isdigit() or int(head) > max_bytes:
+                    return "garbled"
+                end = newline + 1 + int(head)
+                if len(self._buf) >= end:
+                    payload = bytes(self._buf[newline + 1 : end])
+                    del self._buf[:end]
+                    try:
+                        frame = json.loads(payload)
+                    except ValueError:
+                        return "garbled"
+                    if isinstance(frame, dict) and frame.get("nonce") == nonce:
+                        return frame
+                    continue  # forged or stale: only the answer to this request counts
+            elif len(self._buf) >= 24:
+                return "garbled"
+            state = self._wait(self._resp, select.POLLIN, deadline)
+            if state != "ready":
+                return state
+            data = os.read(self._resp, 1 << 16)
+            if not data:
+                return "dead"
+            self._buf += data
+
+    def read_output(self, fd: int, chars: int) -> tuple[str, bool, int]:
+        """``(text cut to chars, whether it was cut, bytes written)`` of the run's stdout or stderr file."""
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, 4 * chars + 4, 0)
+        text = data.decode("utf-8", errors="replace")
+        cut = len(text) > chars or size > len(data)
+        return (text[:chars] + "\n...[output truncated]" if cut else text), cut, size
+
+    def exit_status(self, grace: float = 0.0) -> int:
+        """Kill the session (after ``grace`` s to die by itself) and return its status (``128 + signal`` mostly)."""
+        if grace:
+            wait_exit(self.proc.pid, time.monotonic() + grace)
+        self.kill()
+        return self.proc.wait()
+
+
+class LocalSandbox:
+    """A stateful, isolated Python session (see the module docstring).
+
+    Args:
+        timeout: Wall-clock seconds per run.
+        memory_mb: Address-space limit per process (``RLIMIT_AS``) in MiB.
+        output_chars: Characters of stdout/stderr (and of a value's ``repr``) kept per run.
+        cpu_seconds: CPU seconds per run (default: ``ceil(timeout) + 1``).
+        isolation: ``bwrap``, ``unshare``, ``none``, or ``auto`` (the best one that works here).
+
+    Attributes:
+        restarts: How many times the session was replaced after a kill or a crash.
+        isolation_in_use: The mode in use: ``bwrap``, ``unshare`` or ``none``.
+
+    Raises:
+        ConfigError: for an unknown isolation mode.
+        SandboxError: when the session cannot be started.
+    """
+
+    def __init__(self, timeout: float = 5.0, memory_mb: int = 512, output_chars: int = 4000,
+                 cpu_seconds: int | None = None, isolation: Isolation = "auto") -> None:
+        if isolation not in ("auto", "bwrap", "unshare", "none"):
+            raise ConfigError(f"unknown isolation mode {isolation!r} (auto, bwrap, unshare or none)")
+        self.timeout = float(timeout)
+        self.memory_mb = int(memory_mb)
+        self.output_chars = int(output_chars)
+        self.cpu_seconds = int(cpu_seconds) if cpu_seconds is not None else math.ceil(self.timeout) + 1
+        self.file_bytes = max(OUTPUT_FILE_BYTES, 32 * self.output_chars)
+        self.restarts = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._worker: _Worker | None = None
+        self.isolation_in_use: str = select_isolation(isolation, self._probe)
+        with self._lock:
+            if self._worker is None:
+                self._worker = self._start(self.isolation_in_use)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> LocalSandbox:
+        """Build from settings (``exec_timeout``, ``exec_memory_mb``, ``exec_output_chars``).
+
+        Args:
+            settings: The settings.
+            **overrides: Constructor arguments that win over the settings (e.g. ``isolation``).
+        """
+        kwargs: dict[str, Any] = {"timeout": settings.exec_timeout, "memory_mb": settings.exec_memory_mb,
+                                  "output_chars": settings.exec_output_chars}
+        return cls(**{**kwargs, **overrides})
+
+    def __enter__(self) -> LocalSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the session (killing a run in progress); later runs raise :class:`SandboxError`."""
+        self._closed = True
+        worker = self._worker
+        if worker is not None:
+            worker.kill()
+        with self._lock:
+            if self._worker is not None:
+                self._worker.dispose()
+                self._worker = None
+
+    def _start(self, mode: str) -> _Worker:
+        config = {"chars": self.output_chars, "cpu": self.cpu_seconds, "cpu_hard": max(300, 30 * self.cpu_seconds),
+                  "as": self.memory_mb << 20, "fsize": self.file_bytes, "core": 0, "nproc": MAX_PROCESSES}
+        return _Worker(mode, config, time.monotonic() + max(START_TIMEOUT, self.timeout))
+
+    def _probe(self, mode: str) -> bool:
+        """Start a session in ``mode`` and check that it is isolated; a working one is kept for this sandbox."""
+        try:
+            worker = self._start(mode)
+        except (OSError, SandboxError) as exc:
+            log.warning("isolation %s unavailable for sessions: %s", mode, exc)
+            return False
+        expected = {"bwrap"} if mode == "bwrap" else {"net", "userns+net"}
+        if worker.isolation not in expected:
+            log.warning("isolation %s does not isolate here (worker reported %s)", mode, worker.isolation)
+            worker.dispose()
+            return False
+        self._worker = worker
+        return True
+
+    def run(self, code: str) -> SessionResult:
+        """Run ``code`` in the session and report what happened.
+
+        Never raises for anything the code does: errors, timeouts, floods and crashes are in the result.
+        After a kill or crash the next run starts a fresh session.
+
+        Raises:
+            SandboxError: when the sandbox is closed or a session cannot be started.
+        """
+        with self._lock:
+            if self._closed:
+                raise SandboxError("the sandbox is closed")
+            note = None
+            if self._worker is not None and not self._worker.alive():  # died between runs
+                self._replace()
+                note = FRESH
+            if self._worker is None:
+                self._worker = self._start(self.isolation_in_use)
+            result = self._execute(self._worker, code)
+            if result.note:
+                self._replace()
+            elif note:
+                result.note = note
+            return result
+
+    def _replace(self) -> None:
+        if self._worker is not None:
+            self._worker.dispose()
+            self._worker = None
+        self.restarts += 1
+
+    def _execute(self, worker: _Worker, code: str) -> SessionResult:
+        nonce = os.urandom(8).hex()
+        payload = code.encode("utf-8", "surrogatepass")
+        for fd in (worker.out, worker.err):
+            os.ftruncate(fd, 0)
+        started = time.monotonic()
+        deadline = started + self.timeout
+        state = worker.send(b"%s %d\n" % (nonce.encode(), len(payload)) + payload, deadline)
+        reply = worker.read_frame(nonce, deadline, 24 * self.output_chars + 4096) if state == "ready" else state
+        duration = time.monotonic() - started
+        status = 0
+        if not isinstance(reply, dict):
+            status = worker.exit_status(1.0 if reply == "dead" else 0.0)  # kills the whole session first
+        stdout, cut_out, out_size = worker.read_output(worker.out, self.output_chars)
+        stderr, cut_err, err_size = worker.read_output(worker.err, self.output_chars)
+        data = reply if isinstance(reply, dict) else {}
+        fields = {k: data[k] for k in ("value", "error_type", "error_message", "traceback")
+                  if isinstance(data.get(k), str)}
+        result = SessionResult(stdout=stdout, stderr=stderr, duration=round(duration, 4),
+                               truncated=cut_out or cut_err or data.get("value_truncated") is True, **fields)
+        reason = None
+        if max(out_size, err_size) >= self.file_bytes:
+            reason = "output"
+            worker.kill()
+        elif reply == "timeout":
+            reason = "timeout"
+        elif reply == "garbled":
+            reason = "crash"
+        elif not data:
+            sig = -status if status < 0 else (status - 128 if worker.mode != "none" and status > 128 else 0)
+            if sig == signal.SIGXCPU or (
+                    sig == signal.SIGKILL and duration * (os.cpu_count() or 1) >= self.cpu_seconds):
+                reason = "cpu"  # SIGKILL: the hard CPU limit, unless too little time passed (the OOM killer)
+            elif sig == signal.SIGKILL or "MemoryError" in stderr:
+                reason = "memory"
+            elif sig:
+                reason = "crash"
+            else:
+                result.error_type = "SystemExit"
+                result.error_message = f"the program exited with status {status} before finishing"
+                result.note = RESTARTED
+        if reason:
+            result.killed, result.kill_reason, result.note = True, reason, RESTARTED
+        return result
