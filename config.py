@@ -34,6 +34,12 @@ def default_cache_dir() -> Path:
     return Path(base) / "ponder"
 
 
+def default_memory_dir() -> Path:
+    """Where the Chroma memory store lives by default (honours XDG_DATA_HOME)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ponder" / "memory"
+
+
 def config_file() -> Path:
     """Return the TOML file to read: ``$PONDER_CONFIG`` or ``./ponder.toml``."""
     return Path(os.environ.get("PONDER_CONFIG", "ponder.toml"))
@@ -82,6 +88,17 @@ class Settings(BaseSettings):
                                        "(default: <data_dir>/hotpotqa/corpus.jsonl).")
     search_mode: Literal["bm25", "dense", "hybrid"] = "bm25"
     search_k: int = Field(5, ge=1, le=100, description="Results returned by the top-k search tool.")
+    # memory (Chroma)
+    memory: Literal["none", "reflexion", "expel", "both"] = Field(
+        "none", description="Memory used by runs: none (clean baseline), reflexion, expel or both.")
+    memory_path: Path = Field(default_factory=default_memory_dir, description="Chroma PersistentClient directory.")
+    memory_url: str | None = Field(None, description="A Chroma server (http://host:port); overrides memory_path.")
+    memory_namespace: str = Field("default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    memory_k: int = Field(3, ge=1, le=50, description="Memories retrieved per kind.")
+    memory_capacity: int = Field(10_000, ge=1, description="Max records per collection before eviction.")
+    memory_duplicate_threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity above which a "
+                                              "new memory is a near-duplicate and is not stored.")
+    memory_max_chars: int = Field(4000, ge=10, description="Longer memories are rejected.")
     # paths
     data_dir: Path = Field(default_factory=default_data_dir)
     out_dir: Path = Path("runs")
