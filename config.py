@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     openai_concurrency: int = Field(8, ge=1, le=256)
     # in-process llama.cpp backend
     llamacpp_threads: int | None = Field(
-        None, ge=1, le=512, description="CPU threads for the llamacpp backend (default: physical cores; "
-        "use 1 on a machine shared with other busy jobs).")
+        None, ge=1, le=512, description="CPU threads for the llamacpp backend (default: physical cores minus "
+        "those busy with other work at load time).")
     llamacpp_n_ctx: int = Field(4096, ge=256, le=1_048_576,
                                 description="Context size in tokens (prompt + completion) for the llamacpp backend.")
     # agents

@@ -79,10 +79,45 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def source_sha256(gguf: Path, cache_dir: Path) -> str:
+    """SHA-256 of a GGUF, remembered while its size, mtime and inode stay the same.
+
+    The memo lives in ``<cache_dir>/models/sources.json``: hashing a large GGUF on every load would cost seconds.
+    """
+    memo_path = cache_dir / "models" / "sources.json"
+    key = str(gguf.resolve())
+    try:
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    entry = memo.get(key) if isinstance(memo, dict) else None
+    if isinstance(entry, dict) and entry.get("stat") == _stat_key(gguf):
+        return str(entry["sha256"])
+    digest = file_sha256(gguf)
+    memo = memo if isinstance(memo, dict) else {}
+    memo[key] = {"stat": _stat_key(gguf), "sha256": digest}
+    try:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_name(f".sources-{os.getpid()}-{uuid.uuid4().hex[:8]}.json")
+        tmp.write_text(json.dumps(memo, indent=1), encoding="utf-8")
+        os.replace(tmp, memo_path)
+    except OSError as exc:
+        logger.debug("could not remember the GGUF hash in %s: %s", memo_path, exc)
+    return digest
+
+
 def write_manifest(directory: Path, source: Path, source_sha256: str) -> None:
-    """Record the size and SHA-256 of every file in ``directory`` in its manifest (written last)."""
+    """Record the size, SHA-256 and stat signature of every file in ``directory`` in its manifest (written last).
+
+    Later loads re-hash a file only when its size, mtime or inode differ from the recorded ones.
+    """
     files = {
-        p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
+        p.name: {"size": p.stat().st_size, "sha256": file_sha256(p), "stat": _stat_key(p)}
         for p in sorted(directory.iterdir())
         if p.is_file() and p.name != MANIFEST
     }
@@ -108,19 +143,21 @@ def _read_manifest(directory: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
-def _check_hashes(directory: Path, files: dict[str, dict[str, Any]]) -> None:
-    bad = [name for name, meta in files.items() if file_sha256(directory / name) != meta["sha256"]]
+def _check_hashes(directory: Path, files: dict[str, dict[str, Any]], *, full: bool = False) -> None:
+    bad = [name for name, meta in files.items()
+           if (full or meta.get("stat") != _stat_key(directory / name))
+           and file_sha256(directory / name) != meta["sha256"]]
     if bad:
         raise ValueError(f"checksum mismatch in {', '.join(bad)}")
 
 
 def verify_cache(directory: Path) -> None:
-    """Check a converted-model directory against its manifest (sizes and SHA-256).
+    """Check a converted-model directory against its manifest (sizes and every SHA-256).
 
     Raises:
         ValueError: naming the first problem found.
     """
-    _check_hashes(directory, _read_manifest(directory))
+    _check_hashes(directory, _read_manifest(directory), full=True)
 
 
 def resolve_device(name: str) -> Any:
@@ -227,7 +264,7 @@ def load_gguf(gguf: Path, cache_dir: Path) -> tuple[Any, Any, bool]:
     Returns:
         The model, the tokenizer and whether they came from the cache.
     """
-    digest = file_sha256(gguf)
+    digest = source_sha256(gguf, Path(cache_dir).expanduser())
     target = Path(cache_dir).expanduser() / "models" / digest[:16]
     if target.exists():
         try:
