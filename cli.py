@@ -38,6 +38,11 @@ def run(
     tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools: calculator, python, search, "
                                                    "lookup, retrieve.")] = None,
     sandbox: Annotated[str | None, typer.Option(help="Where code runs: local or e2b.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory: none (clean baseline), reflexion, expel or both "
+                                                    "(default: settings).")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Memory namespace (default: settings).")] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Run up to K trials, stopping at the first success.")] = 1,
+    label: Annotated[str | None, typer.Option(help="The gold answer: a wrong answer then counts as a failure.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for trajectories.jsonl.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the steps.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show backend and timing details.")] = False,
@@ -54,6 +59,7 @@ def run(
     _setup_logging(verbose)
     settings = load_settings(agent=agent, model=model, max_steps=max_steps, temperature=temperature,
                              max_tokens=max_tokens, seed=seed, device=device, out_dir=out, sandbox=sandbox,
+                             memory=memory, memory_namespace=namespace,
                              tools=[t.strip() for t in tools.split(",") if t.strip()] if tools else None)
     status_console = err_console if as_json else console
     with status_console.status(f"Loading model {settings.model} ..."):
@@ -62,16 +68,47 @@ def run(
         info = getattr(backend, "load_info", {})
         status_console.print(f"[dim]model {backend.spec} via {getattr(backend, 'backend_name', '?')} {info}[/]")
     printer = None if as_json else StepPrinter(console, verbose=verbose)
-    traj = run_agent(question, agent=settings.agent, settings=settings, model=backend,
-                     on_step=printer.step if printer else None)
+    on_step = printer.step if printer else None
+    if settings.memory == "none" and trials == 1:
+        runs = [run_agent(question, agent=settings.agent, settings=settings, model=backend, on_step=on_step)]
+    else:
+        from ponder.memory.trials import run_trials, succeeded
+        from ponder.records import Trajectory
+
+        def on_trial(n: int, done: Trajectory) -> None:
+            if printer is None:
+                return
+            printer.final(done)
+            if label is not None:
+                console.print("correct" if succeeded(done, label) else f"[red]wrong[/] (label {label})")
+            if n < trials and not succeeded(done, label):
+                console.rule(f"trial {n + 1}")
+
+        runs = run_trials(question, trials=trials, memory=settings.memory, label=label, settings=settings,
+                          model=backend, agent=settings.agent, on_step=on_step, on_trial=on_trial)
+        printer = None
+    traj = runs[-1]
     if as_json:
-        print(json.dumps({
+        from ponder.answers import is_correct
+
+        result = {
             "id": traj.id, "answer": traj.final_answer, "status": traj.status, "steps": len(traj.steps),
             "usage": traj.usage.model_dump(), "trajectory_path": traj.metadata.get("trajectory_path"),
             "agent": traj.agent, "model": traj.model, "backend": traj.backend, "error": traj.error,
-        }))
-    else:
-        assert printer is not None
+        }
+        if label is not None:
+            result["correct"] = is_correct(traj.final_answer, label)
+        if settings.memory != "none":
+            result["memory"] = traj.metadata.get("memory")
+        if traj.metadata.get("insights"):
+            result["insights"] = traj.metadata["insights"]
+        if trials > 1:
+            result["trials"] = [{"trial": n, "id": t.id, "answer": t.final_answer, "status": t.status,
+                                 "steps": len(t.steps), "memory": t.metadata.get("memory"),
+                                 **({"correct": is_correct(t.final_answer, label)} if label is not None else {})}
+                                for n, t in enumerate(runs, 1)]
+        print(json.dumps(result))
+    elif printer is not None:
         printer.final(traj)
 
 
@@ -119,6 +156,162 @@ def sandbox_exec(
         print_exec_result(console, result, getattr(session, "isolation_in_use", settings.sandbox))
     if not result.ok:
         raise typer.Exit(1)
+
+
+memory_app = typer.Typer(help="Inspect and manage the memory store (Chroma at memory_path or memory_url).",
+                         no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+
+MemKindOpt = Annotated[str | None, typer.Option("--kind", help="reflection, insight or experience (default: all).")]
+MemNsOpt = Annotated[str | None, typer.Option("--namespace", "-n", help="Only this namespace (default: all).")]
+MemJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _memory_store(kind: str | None = None):  # the return type (ChromaMemoryStore) is imported lazily
+    """Open the configured memory store (a ``ChromaMemoryStore``) after checking ``--kind``."""
+    from ponder.config import load_settings
+    from ponder.errors import ConfigError
+    from ponder.memory.store import KINDS, open_store
+
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"--kind must be one of: {', '.join(KINDS)} (got {kind!r})")
+    return open_store(load_settings())
+
+
+def _memory_table(records: list, similarities: list[float] | None = None) -> None:
+    """One row per memory: its id (whole, to copy) above its text, then kind, namespace and use."""
+    from ponder.cli_render import console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_lines=True)
+    table.add_column("id / text", overflow="fold", min_width=32, ratio=1)
+    for column in ("kind", "namespace", *(["similarity"] if similarities else []), "score", "uses"):
+        table.add_column(column, overflow="fold")
+    for n, r in enumerate(records):
+        text = r.text if len(r.text) <= 300 else r.text[:300] + " …"
+        cell = Text.assemble((r.id, "bold"), "\n", text)
+        sim = [f"{similarities[n]:.3f}"] if similarities else []
+        table.add_row(cell, r.kind, r.namespace, *sim, f"{r.score:g}", str(r.use_count))
+    console.print(table)
+    if not records:
+        console.print("no memories")
+
+
+@memory_app.command("list")
+def memory_list(kind: MemKindOpt = None, namespace: MemNsOpt = None,
+                limit: Annotated[int, typer.Option(help="Most records shown.")] = 20,
+                as_json: MemJsonOpt = False) -> None:
+    """List memories, newest first."""
+    records = _memory_store(kind).list(kind, namespace=namespace, limit=limit)  # type: ignore[arg-type]
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in records]))
+    else:
+        _memory_table(records)
+
+
+@memory_app.command("search")
+def memory_search(query: Annotated[str, typer.Argument(help="Text to match.")], kind: MemKindOpt = None,
+                  namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace searched "
+                                                                "(default: the memory_namespace setting).")] = None,
+                  limit: Annotated[int, typer.Option(help="Most hits shown.")] = 5,
+                  as_json: MemJsonOpt = False) -> None:
+    """Show the memories most similar to QUERY (does not count as a use of them)."""
+    from ponder.memory.store import KINDS
+
+    store = _memory_store(kind)
+    hits = [h for k in ([kind] if kind else KINDS)
+            for h in store.search(k, query, limit, namespace=namespace, mark_used=False)]  # type: ignore[arg-type]
+    hits = sorted(hits, key=lambda h: -h.similarity)[:limit]
+    if as_json:
+        print(json.dumps([h.model_dump(mode="json") for h in hits]))
+    else:
+        _memory_table([h.record for h in hits], [h.similarity for h in hits])
+
+
+@memory_app.command("show")
+def memory_show(record_id: Annotated[str, typer.Argument(metavar="ID", help="The memory's id.")],
+                as_json: MemJsonOpt = False) -> None:
+    """Show one memory with all its fields."""
+    from ponder.cli_render import console
+    from ponder.errors import DataError
+    from rich.markup import escape
+
+    record = _memory_store().get(record_id)
+    if record is None:
+        raise DataError(f"no memory with id {record_id!r}")
+    if as_json:
+        print(record.model_dump_json())
+        return
+    for key, value in record.model_dump(mode="json").items():
+        shown = json.dumps(value) if isinstance(value, dict) else str(value)
+        console.print(f"[bold]{key}[/]: {escape(shown)}")
+
+
+@memory_app.command("delete")
+def memory_delete(record_id: Annotated[str, typer.Argument(metavar="ID", help="The memory's id.")]) -> None:
+    """Delete one memory."""
+    from ponder.errors import DataError
+
+    if not _memory_store().delete(record_id):
+        raise DataError(f"no memory with id {record_id!r}")
+    print(f"deleted {record_id}")
+
+
+@memory_app.command("clear")
+def memory_clear(namespace: MemNsOpt = None,
+                 yes: Annotated[bool, typer.Option("--yes", help="Really delete (required).")] = False) -> None:
+    """Delete every memory (in --namespace when given); needs --yes."""
+    from ponder.errors import ConfigError
+
+    where = f"namespace {namespace!r}" if namespace else "every namespace"
+    if not yes:
+        raise ConfigError(f"refusing to clear the memories of {where} without --yes")
+    print(f"deleted {_memory_store().clear(namespace)} memories from {where}")
+
+
+@memory_app.command("stats")
+def memory_stats(as_json: MemJsonOpt = False) -> None:
+    """Counts per kind and namespace, where the store lives and its limits."""
+    from ponder.cli_render import console
+    from rich.table import Table
+
+    stats = _memory_store().stats()
+    if as_json:
+        print(json.dumps(stats))
+        return
+    console.print(f"store     {stats['backend']} at {stats['location']}\nschema    v{stats['schema_version']}\n"
+                  f"embedder  {stats['embedder']}\ncapacity  {stats['capacity']} per kind and namespace",
+                  markup=False, soft_wrap=True)
+    table = Table("kind", "namespace", "records")
+    for kind, per_ns in stats["counts"].items():
+        for ns, count in per_ns.items() or [("-", 0)]:
+            table.add_row(kind, ns, str(count))
+    console.print(table)
+    console.print(f"total {stats['total']}")
+
+
+@memory_app.command("export")
+def memory_export(file: Annotated[Path, typer.Argument(help="JSONL file to write (replaced).")]) -> None:
+    """Write every memory to FILE as JSONL (ids, timestamps, scores kept)."""
+    print(f"exported {_memory_store().export(file)} memories to {file}")
+
+
+@memory_app.command("import")
+def memory_import(file: Annotated[Path, typer.Argument(help="JSONL file written by 'ponder memory export'.")],
+                  as_json: MemJsonOpt = False) -> None:
+    """Read memories from FILE (same ids replace; empty, oversized and near-duplicate ones are reported)."""
+    results = _memory_store().import_(file)
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in results]))
+        return
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+        if r.status in ("rejected", "duplicate"):
+            print(f"{r.status} {r.id}: {r.reason}", file=sys.stderr)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
+    print(f"imported from {file}: {summary}")
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ponder.config import Settings, load_settings
 from ponder.errors import ConfigError
@@ -14,6 +14,9 @@ from ponder.models.base import GenerationParams, ModelBackend
 from ponder.records import Step, Trajectory, Usage, append_jsonl
 from ponder.tools.base import Tool, ToolBox
 from ponder.tools.executor import CodeExecutor
+
+if TYPE_CHECKING:
+    from ponder.memory.context import MemoryContext
 
 AGENTS = ("react", "pal")
 TRAJECTORY_FILE = "trajectories.jsonl"
@@ -44,8 +47,9 @@ def initial_state(agent: str, task: str) -> dict[str, Any]:
 
 
 def make_deps(settings: Settings, model: ModelBackend, tools: list[Tool] | None = None,
-              executor: CodeExecutor | None = None, agent: str = "react") -> AgentDeps:
-    """Assemble an agent's dependencies from settings (tools and executor default sensibly)."""
+              executor: CodeExecutor | None = None, agent: str = "react",
+              memory: MemoryContext | None = None) -> AgentDeps:
+    """Assemble an agent's dependencies from settings (tools and executor default sensibly; no memory by default)."""
     if tools is None:
         from ponder.tools.registry import build_tools
 
@@ -58,7 +62,7 @@ def make_deps(settings: Settings, model: ModelBackend, tools: list[Tool] | None 
                               max_tokens=settings.max_tokens, seed=settings.seed)
     return AgentDeps(model=model, params=params, tools=ToolBox(tools), executor=executor,
                      max_steps=settings.max_steps, max_parse_failures=settings.max_parse_failures,
-                     pal_retries=settings.pal_retries)
+                     pal_retries=settings.pal_retries, memory=memory)
 
 
 def run_agent(
@@ -73,6 +77,7 @@ def run_agent(
     out_dir: str | Path | None = None,
     write: bool = True,
     metadata: dict[str, object] | None = None,
+    memory: MemoryContext | None = None,
 ) -> Trajectory:
     """Run one task and return its trajectory, appended to ``<out_dir>/trajectories.jsonl``.
 
@@ -87,6 +92,8 @@ def run_agent(
         out_dir: Where to append the record (default: ``settings.out_dir``).
         write: Set ``False`` to skip writing the record.
         metadata: Extra fields stored in the record.
+        memory: Reflexion / ExpeL memory (see :mod:`ponder.memory.context`); ``None`` runs without memory.
+            What was retrieved and written is recorded in ``metadata["memory"]``.
 
     Raises:
         PonderError: for configuration problems or a failing backend; the record (status ``error``)
@@ -101,9 +108,10 @@ def run_agent(
     model = model or load_model(settings.model, settings)
     own_executor = executor is None and agent == "pal"
     own_tools = tools is None
-    deps = make_deps(settings, model, tools, executor, agent)
     traj = Trajectory(task=task, agent=agent, model=model.spec,
                       backend=str(getattr(model, "backend_name", model.spec)), metadata=dict(metadata or {}))
+    deps = make_deps(settings, model, tools, executor, agent,
+                     memory=memory.for_run(memory.run_id or traj.id) if memory is not None else None)
     path = Path(out_dir or settings.out_dir) / TRAJECTORY_FILE
     if write:
         traj.metadata["trajectory_path"] = str(path)
@@ -122,6 +130,8 @@ def run_agent(
                 for key in ("final_answer", "status"):
                     if node_update.get(key) is not None:
                         setattr(traj, key, node_update[key])
+                if node_update.get("memory"):
+                    traj.metadata["memory"] = node_update["memory"]
         if traj.status == "error" and traj.final_answer is None:
             traj.error = "the graph ended without a status"
     except BaseException as exc:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ponder.models.base import Completion, GenerationParams, Message, ModelBackend
 from ponder.records import Step
 from ponder.tools.base import ToolBox
 from ponder.tools.executor import CodeExecutor
+
+if TYPE_CHECKING:
+    from ponder.memory.context import MemoryContext
 
 
 @dataclass
@@ -23,6 +27,8 @@ class AgentDeps:
         max_steps: Model calls allowed per run.
         max_parse_failures: Consecutive malformed replies before the run ends with ``parse_error``.
         pal_retries: Extra PAL attempts after a failed program.
+        memory: Reflexion / ExpeL memory for this run; ``None`` (the default) turns the graphs'
+            ``recall`` and ``remember`` nodes into no-ops.
     """
 
     model: ModelBackend
@@ -32,6 +38,7 @@ class AgentDeps:
     max_steps: int = 8
     max_parse_failures: int = 3
     pal_retries: int = 2
+    memory: MemoryContext | None = None
 
 
 def step_params(deps: AgentDeps, stop: list[str]) -> GenerationParams:

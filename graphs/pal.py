@@ -1,8 +1,11 @@
 """The PAL graph: the model writes ``solution()``, an out-of-process executor runs it.
 
-START → write ─┬─ code ─► execute ─┬─ answer ─────────────► END
-│                   └─ failed ─► write (retry) or give_up ─► END
-└─ no code ─► write (retry) or give_up ─► END
+START → recall → write ─┬─ code ─► execute ─┬─ answer ───────────────► remember → END
+                        │                   └─ failed ─► write (retry) or give_up ─► remember
+                        └─ no code ─► write (retry) or give_up ─► remember
+
+``recall`` and ``remember`` read and write memory (see ``memory/nodes.py``); without memory
+(``deps.memory is None``) they do nothing and the run is exactly the memory-less one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ponder.agents.parsing import answer_from_value, extract_code
 from ponder.agents.prompts import render
 from ponder.errors import ConfigError
 from ponder.graphs.deps import AgentDeps, call_model, model_step, step_params
+from ponder.memory.nodes import compose, recall, remember
 from ponder.models.base import Message
 from ponder.records import Step
 
@@ -29,6 +33,9 @@ class PALState(TypedDict, total=False):
     final_answer: str | None
     status: str | None
     last_failure: str | None
+    prefix: list[Message] | None
+    lessons: str | None
+    memory: dict[str, Any] | None
 
 
 def initial_state(task: str) -> PALState:
@@ -42,12 +49,17 @@ def build_pal_graph(deps: AgentDeps) -> Any:
     if deps.executor is None:
         raise ConfigError("the PAL agent needs a code executor")
     executor = deps.executor
-    system: Message = {"role": "system", "content": render("pal_system")}
+    system_text = render("pal_system")
+    system: Message = {"role": "system", "content": system_text}
     params = step_params(deps, [])
+
+    def recall_node(state: PALState) -> dict[str, Any]:
+        return recall(deps.memory, state["task"], "pal", system_text, [])
 
     def write(state: PALState) -> dict[str, Any]:
         index = len(state["steps"])
-        completion, seconds = call_model(deps, [system, *state["messages"]], params)
+        messages = compose(state.get("prefix") or [system], state["messages"], state.get("lessons"))
+        completion, seconds = call_model(deps, messages, params)
         code = extract_code(completion.text)
         if code is None:
             problem = "no Python code block was found."
@@ -73,6 +85,9 @@ def build_pal_graph(deps: AgentDeps) -> Any:
     def give_up(state: PALState) -> dict[str, Any]:
         return {"status": state.get("last_failure") or "max_steps"}
 
+    def remember_node(state: PALState) -> dict[str, Any]:
+        return remember(deps.memory, deps.model, deps.params, dict(state), "pal")
+
     def attempts(state: PALState) -> int:
         return len([s for s in state["steps"] if s.kind in ("program", "parse_error")])
 
@@ -82,17 +97,21 @@ def build_pal_graph(deps: AgentDeps) -> Any:
         return _retry_or_give_up(state)
 
     def after_execute(state: PALState) -> str:
-        return END if state.get("status") else _retry_or_give_up(state)
+        return "remember" if state.get("status") else _retry_or_give_up(state)
 
     def _retry_or_give_up(state: PALState) -> str:
         return "write" if attempts(state) <= deps.pal_retries and attempts(state) < deps.max_steps else "give_up"
 
     graph = StateGraph(PALState)
+    graph.add_node("recall", recall_node)
     graph.add_node("write", write)
     graph.add_node("execute", execute)
     graph.add_node("give_up", give_up)
-    graph.add_edge(START, "write")
+    graph.add_node("remember", remember_node)
+    graph.add_edge(START, "recall")
+    graph.add_edge("recall", "write")
     graph.add_conditional_edges("write", after_write, ["execute", "write", "give_up"])
-    graph.add_conditional_edges("execute", after_execute, ["write", "give_up", END])
-    graph.add_edge("give_up", END)
+    graph.add_conditional_edges("execute", after_execute, ["write", "give_up", "remember"])
+    graph.add_edge("give_up", "remember")
+    graph.add_edge("remember", END)
     return graph.compile(name="pal")

@@ -1,10 +1,13 @@
 """The ReAct graph: Thought / Action / Action Input / Observation, as text small local models can follow.
 
-START → agent ─┬─ final answer ─────────────► END
-├─ action ─► tools ─┬─► agent
-│                   └─ step cap ─► max_steps ─► END
-├─ malformed ─► agent (with a format reminder), or give_up ─► END
-└─ step cap ─► max_steps ─► END
+START → recall → agent ─┬─ final answer ───────────────────────────► remember → END
+                        ├─ action ─► tools ─┬─► agent
+                        │                   └─ step cap ─► max_steps ─► remember
+                        ├─ malformed ─► agent (with a format reminder), or give_up ─► remember
+                        └─ step cap ─► max_steps ─► remember
+
+``recall`` and ``remember`` read and write memory (see ``memory/nodes.py``); without memory
+(``deps.memory is None``) they do nothing and the run is exactly the memory-less one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from langgraph.graph import END, START, StateGraph
 from ponder.agents.parsing import parse_react
 from ponder.agents.prompts import load_json_prompt, render
 from ponder.graphs.deps import AgentDeps, call_model, model_step, step_params
+from ponder.memory.nodes import compose, recall, remember
 from ponder.models.base import Message
 from ponder.records import Step
 
@@ -33,6 +37,9 @@ class ReActState(TypedDict, total=False):
     final_answer: str | None
     status: str | None
     parse_failures: int
+    prefix: list[Message] | None
+    lessons: str | None
+    memory: dict[str, Any] | None
 
 
 def system_prompt(deps: AgentDeps) -> str:
@@ -58,13 +65,18 @@ def initial_state(task: str) -> ReActState:
 
 def build_react_graph(deps: AgentDeps) -> Any:
     """Build and compile the ReAct graph for ``deps``."""
-    prefix: list[Message] = [{"role": "system", "content": system_prompt(deps)}, *example_messages(deps)]
+    system, examples = system_prompt(deps), example_messages(deps)
+    prefix: list[Message] = [{"role": "system", "content": system}, *examples]
     names = deps.tools.names()
     params = step_params(deps, REACT_STOP)
 
+    def recall_node(state: ReActState) -> dict[str, Any]:
+        return recall(deps.memory, state["task"], "react", system, examples)
+
     def agent(state: ReActState) -> dict[str, Any]:
         index = len(state["steps"])
-        completion, seconds = call_model(deps, [*prefix, *state["messages"]], params)
+        messages = compose(state.get("prefix") or prefix, state["messages"], state.get("lessons"))
+        completion, seconds = call_model(deps, messages, params)
         parsed = parse_react(completion.text, names)
         if parsed.kind == "final":
             step = model_step(index, "final", completion, seconds, thought=parsed.thought)
@@ -96,9 +108,12 @@ def build_react_graph(deps: AgentDeps) -> Any:
     def give_up(state: ReActState) -> dict[str, Any]:
         return {"status": "parse_error"}
 
+    def remember_node(state: ReActState) -> dict[str, Any]:
+        return remember(deps.memory, deps.model, deps.params, dict(state), "react")
+
     def after_agent(state: ReActState) -> str:
         if state.get("status"):
-            return END
+            return "remember"
         if state.get("pending") is not None:
             return "tools"
         if state.get("parse_failures", 0) >= deps.max_parse_failures:
@@ -109,13 +124,17 @@ def build_react_graph(deps: AgentDeps) -> Any:
         return "max_steps" if len(state["steps"]) >= deps.max_steps else "agent"
 
     graph = StateGraph(ReActState)
+    graph.add_node("recall", recall_node)
     graph.add_node("agent", agent)
     graph.add_node("tools", tools)
     graph.add_node("max_steps", max_steps)
     graph.add_node("give_up", give_up)
-    graph.add_edge(START, "agent")
-    graph.add_conditional_edges("agent", after_agent, ["tools", "agent", "give_up", "max_steps", END])
+    graph.add_node("remember", remember_node)
+    graph.add_edge(START, "recall")
+    graph.add_edge("recall", "agent")
+    graph.add_conditional_edges("agent", after_agent, ["tools", "agent", "give_up", "max_steps", "remember"])
     graph.add_conditional_edges("tools", _continue_or_stop, ["agent", "max_steps"])
-    graph.add_edge("max_steps", END)
-    graph.add_edge("give_up", END)
+    graph.add_edge("max_steps", "remember")
+    graph.add_edge("give_up", "remember")
+    graph.add_edge("remember", END)
     return graph.compile(name="react")
