@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from ponder.errors import PonderError
 
 app = typer.Typer(
@@ -180,9 +181,10 @@ def _memory_store(kind: str | None = None):  # the return type (ChromaMemoryStor
 
 def _memory_table(records: list, similarities: list[float] | None = None) -> None:
     """One row per memory: its id (whole, to copy) above its text, then kind, namespace and use."""
-    from ponder.cli_render import console
     from rich.table import Table
     from rich.text import Text
+
+    from ponder.cli_render import console
 
     table = Table(show_lines=True)
     table.add_column("id / text", overflow="fold", min_width=32, ratio=1)
@@ -233,9 +235,10 @@ def memory_search(query: Annotated[str, typer.Argument(help="Text to match.")], 
 def memory_show(record_id: Annotated[str, typer.Argument(metavar="ID", help="The memory's id.")],
                 as_json: MemJsonOpt = False) -> None:
     """Show one memory with all its fields."""
+    from rich.markup import escape
+
     from ponder.cli_render import console
     from ponder.errors import DataError
-    from rich.markup import escape
 
     record = _memory_store().get(record_id)
     if record is None:
@@ -273,8 +276,9 @@ def memory_clear(namespace: MemNsOpt = None,
 @memory_app.command("stats")
 def memory_stats(as_json: MemJsonOpt = False) -> None:
     """Counts per kind and namespace, where the store lives and its limits."""
-    from ponder.cli_render import console
     from rich.table import Table
+
+    from ponder.cli_render import console
 
     stats = _memory_store().stats()
     if as_json:

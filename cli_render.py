@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ponder.records import Step, Trajectory
-from ponder.tools.executor import ExecResult
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+
+from ponder.records import Step, Trajectory
+from ponder.tools.executor import ExecResult
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

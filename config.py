@@ -10,7 +10,6 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from ponder.errors import ConfigError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -18,6 +17,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from ponder.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

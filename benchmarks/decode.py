@@ -279,6 +279,7 @@ def raw_generate(model: Any, tok: Any, convs: list[list[dict[str, str]]], max_to
 
 def compare_ponder_raw(backend: Any, max_tokens: int, reps: int) -> dict[str, float]:
     import torch
+
     from ponder.models.base import GenerationParams
 
     model, tok = backend.model, backend.tokenizer  # the same objects for both sides

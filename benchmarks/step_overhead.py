@@ -40,16 +40,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import ponder
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool as lc_tool
+from pydantic import PrivateAttr
+
+import ponder
 from ponder.agents.runner import initial_state, make_deps, run_agent
 from ponder.config import load_settings
 from ponder.graphs.react import build_react_graph, system_prompt
 from ponder.models.scripted import ScriptedModel
-from pydantic import PrivateAttr
 
 GOAL = 1.2
 TASK = "What is 1 + 2?"

@@ -14,6 +14,7 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+
 from ponder.agents.parsing import answer_from_value, extract_code
 from ponder.agents.prompts import render
 from ponder.errors import ConfigError

@@ -16,6 +16,7 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+
 from ponder.agents.parsing import parse_react
 from ponder.agents.prompts import load_json_prompt, render
 from ponder.graphs.deps import AgentDeps, call_model, model_step, step_params

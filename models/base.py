@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
-from ponder.errors import RealModelCallError
 from pydantic import BaseModel, Field
+
+from ponder.errors import RealModelCallError
 
 FinishReason = Literal["stop", "length", "error"]
 

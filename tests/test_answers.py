@@ -1,4 +1,5 @@
 import pytest
+
 from ponder.answers import is_correct, normalize_number, normalize_text
 
 

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ponder.cli import main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "graphs"

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ponder.cli import main
 from ponder.records import read_jsonl
 

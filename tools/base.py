@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from ponder.errors import ConfigError
 from pydantic import BaseModel, ValidationError, create_model
+
+from ponder.errors import ConfigError
 
 
 class ToolInputError(Exception):

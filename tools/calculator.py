@@ -21,8 +21,9 @@ import re
 from collections.abc import Callable
 from fractions import Fraction
 
-from ponder.tools.base import ToolInputError
 from pydantic import BaseModel, Field
+
+from ponder.tools.base import ToolInputError
 
 __all__ = ["CalculatorArgs", "CalculatorTool", "calculate", "calculator_tool"]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from ponder.tools.executor import CodeExecutor
 from pydantic import BaseModel, Field
+
+from ponder.tools.executor import CodeExecutor
 
 
 class PythonArgs(BaseModel):

@@ -1,4 +1,5 @@
 import pytest
+
 from ponder.agents.runner import run_agent
 from ponder.config import load_settings
 from ponder.models.scripted import ScriptedModel

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from ponder.agents.runner import run_agent
 from ponder.config import load_settings
 from ponder.errors import ModelError

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ponder.cli import main
 from ponder.memory.schema import Experience, Insight, Reflection
 from ponder.memory.store import ChromaMemoryStore

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from chromadb.utils.embedding_functions import known_embedding_functions
+
 from ponder.errors import ConfigError, MissingExtraError
 from ponder.memory import embeddings as emb
 from ponder.memory.schema import Insight

@@ -4,6 +4,7 @@ held writes. Real Chroma store on disk (``store`` fixture) with the hashing embe
 from __future__ import annotations
 
 import pytest
+
 from ponder.agents.runner import run_agent
 from ponder.config import load_settings
 from ponder.memory.context import MemoryContext

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ponder.agents.runner import run_agent
 from ponder.cli import main
 from ponder.config import load_settings

@@ -16,6 +16,7 @@ import sys
 import textwrap
 
 import pytest
+
 from ponder.config import load_settings
 from ponder.errors import ConfigError
 from ponder.memory.schema import Experience, Insight, MemoryRecord, Reflection

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from ponder.config import load_settings
 from ponder.errors import ConfigError
 from ponder.models.base import BaseBackend, GenerationParams, Message

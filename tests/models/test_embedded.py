@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ponder.config import load_settings
 from ponder.errors import ConfigError, RealModelCallError
 from ponder.models import embedded

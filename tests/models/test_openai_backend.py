@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from ponder.config import load_settings
 from ponder.errors import ModelError, RealModelCallError
 from ponder.models.base import GenerationParams, Message

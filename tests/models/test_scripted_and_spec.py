@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from ponder.config import load_settings
 from ponder.errors import ConfigError, DataError, RealModelCallError
 from ponder.models.base import BaseBackend, GenerationParams, ModelBackend, truncate_at_stop

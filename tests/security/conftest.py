@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from ponder.errors import SandboxError
 from ponder.tools.executor import ExecResult
 from ponder.tools.sandbox.local import LocalSandbox

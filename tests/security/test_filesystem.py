@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from ponder.config import PACKAGE_DIR
 from ponder.tools.sandbox.local import LocalSandbox
 

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+
 from ponder.config import PACKAGE_DIR
 
 from .conftest import Guard, wait_until

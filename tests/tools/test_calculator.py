@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from ponder.tools.base import Tool, ToolBox, ToolInputError
 from ponder.tools.calculator import calculate, calculator_tool
 

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from ponder.config import load_settings
 from ponder.errors import ConfigError, SandboxError
 from ponder.tools.executor import CodeExecutor, ExecResult

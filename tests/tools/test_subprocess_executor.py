@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from ponder.config import PACKAGE_DIR, load_settings
 from ponder.errors import ConfigError, SandboxError
 from ponder.tools._exec_worker import _json

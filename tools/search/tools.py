@@ -6,11 +6,12 @@ over the corpus index that is loaded once per process.
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from ponder.config import Settings
 from ponder.tools.base import Tool
 from ponder.tools.search.index import SearchIndex, get_index
 from ponder.tools.search.session import SearchSession
-from pydantic import BaseModel, Field
 
 __all__ = ["LookupTool", "RetrieveTool", "SearchTool", "search_tools"]
 

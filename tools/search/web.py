@@ -15,11 +15,12 @@ import time
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, Field
+
 from ponder.errors import MissingExtraError, ToolError
 from ponder.tools.base import ToolInputError
 from ponder.tools.search.hits import Hit, format_hits
 from ponder.tools.search.session import clean_input
-from pydantic import BaseModel, Field
 
 __all__ = ["DuckDuckGoBackend", "WebSearchBackend", "WebSearchTool", "WebSearchUnavailableError", "check_network"]
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from ponder.config import Settings, load_settings
 
 DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ponder.errors import DataError
 from ponder.tools.search.corpus import load_corpus, normalize_title, split_sentences
 

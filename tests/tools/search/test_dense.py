@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ponder.config import load_settings
 from ponder.errors import MissingExtraError
 from ponder.tools.base import ToolBox

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from ponder.tools.search import bm25 as bm25_module
 from ponder.tools.search.bm25 import BM25_VERSION, BM25Index, tokenize
 from ponder.tools.search.cache import MANIFEST, cache_key, entry_dir

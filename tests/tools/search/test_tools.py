@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+
 from ponder.config import load_settings
 from ponder.errors import DataError
 from ponder.tools.base import Tool, ToolBox

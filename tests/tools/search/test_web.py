@@ -6,6 +6,7 @@ import time
 import types
 
 import pytest
+
 from ponder.errors import MissingExtraError
 from ponder.tools.base import ToolBox
 from ponder.tools.search.hits import Hit, format_hits, snippet
