@@ -11,7 +11,6 @@ with the size and SHA-256 of every file, so a half-written or corrupted cache is
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ponder.errors import ConfigError, ModelError
+from ponder.hashing import file_sha256
 from ponder.models.base import (
     BaseBackend,
     Completion,
@@ -68,15 +68,6 @@ def find_embedded_gguf() -> Path:
             if path.is_file():
                 return path
     raise ConfigError(f"{EMBEDDED_DIST} is installed but lacks {EMBEDDED_GGUF}; reinstall it with: {hint}")
-
-
-def file_sha256(path: Path) -> str:
-    """Return the hex SHA-256 of a file, streamed in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _stat_key(path: Path) -> list[int]:

@@ -191,22 +191,22 @@ def test_schema_version_and_embedder_are_checked(mem_settings, hashing) -> None:
 
 def test_chroma_errors_propagate_and_locks_are_retried(store: ChromaMemoryStore, monkeypatch) -> None:
     col = store._collections["insight"]
-    real_upsert = col.upsert
+    real_add = col.add
     calls = []
 
     def flaky(**kwargs):
         calls.append(1)
         if len(calls) < 3:
             raise RuntimeError("error returned from database: (code: 5) database is locked")
-        return real_upsert(**kwargs)
+        return real_add(**kwargs)
 
-    monkeypatch.setattr(col, "upsert", flaky)
+    monkeypatch.setattr(col, "add", flaky)
     assert store.add(Insight(text="eventually written")).status == "added" and len(calls) == 3
 
     def broken(**kwargs):
         raise ValueError("disk I/O error")
 
-    monkeypatch.setattr(col, "upsert", broken)
+    monkeypatch.setattr(col, "add", broken)
     with pytest.raises(MemoryStoreError, match="write insight failed: disk I/O error"):
         store.add(Insight(text="never written"))
     with pytest.raises(ConfigError, match="2 embeddings for 1 records"):

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from ponder.hashing import file_sha256
+
 __all__ = ["MANIFEST", "cache_key", "entry_dir", "load_or_build"]
 
 logger = logging.getLogger("ponder.search")
@@ -39,17 +41,9 @@ def entry_dir(cache_dir: Path, kind: str, key: str) -> Path:
     return Path(cache_dir).expanduser() / "search" / f"{kind}-{key}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_manifest(folder: Path, meta: dict[str, object]) -> None:
     files = {
-        p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+        p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
@@ -61,7 +55,7 @@ def _verify(folder: Path) -> None:
     manifest = json.loads((folder / MANIFEST).read_text())
     for name, info in manifest["files"].items():
         path = folder / name
-        if not path.is_file() or path.stat().st_size != info["size"] or _sha256(path) != info["sha256"]:
+        if not path.is_file() or path.stat().st_size != info["size"] or file_sha256(path) != info["sha256"]:
             raise ValueError(f"{name} is missing or does not match the manifest")
 
 
