@@ -50,6 +50,7 @@ from ponder.tools.sandbox.isolation import (
     MAX_PROCESSES,
     OUTPUT_FILE_BYTES,
     Isolation,
+    SettingsExecutor,
     bwrap_prefix,
     drop_uid_for,
     interpreter,
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 WORKER_SOURCE = (Path(__file__).resolve().parent / "_exec_worker.py").read_text(encoding="utf-8")
 
 
-class SubprocessExecutor:
+class SubprocessExecutor(SettingsExecutor):
     """Runs each program in a fresh isolated Python process with CPU, memory, time and output limits.
 
     Args:
@@ -95,24 +96,6 @@ class SubprocessExecutor:
         self._active: set[int] = set()
         self._lock = threading.Lock()
         self.isolation_in_use: str = self._select(isolation)
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> SubprocessExecutor:
-        """Build from settings (``exec_timeout``, ``exec_memory_mb``, ``exec_output_chars``).
-
-        Args:
-            settings: The settings.
-            **overrides: Constructor arguments that win over the settings (e.g. ``isolation``).
-        """
-        kwargs: dict[str, Any] = {"timeout": settings.exec_timeout, "memory_mb": settings.exec_memory_mb,
-                                  "output_chars": settings.exec_output_chars}
-        return cls(**{**kwargs, **overrides})
-
-    def __enter__(self) -> SubprocessExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Kill any run still in progress; later runs raise :class:`SandboxError`."""

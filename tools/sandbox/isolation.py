@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from ponder.errors import SandboxError
 
@@ -214,3 +214,29 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+class SettingsExecutor:
+    """Mixin for local executors: ``from_settings`` and the context-manager protocol (``close()`` on exit)."""
+
+    def close(self) -> None:  # pragma: no cover - every executor defines its own
+        """Release the executor's processes."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> Self:
+        """Build from settings (``exec_timeout``, ``exec_memory_mb``, ``exec_output_chars``).
+
+        Args:
+            settings: The settings.
+            **overrides: Constructor arguments that win over the settings (e.g. ``isolation``).
+        """
+        kwargs: dict[str, Any] = {"timeout": settings.exec_timeout, "memory_mb": settings.exec_memory_mb,
+                                  "output_chars": settings.exec_output_chars}
+        return cls(**{**kwargs, **overrides})
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -52,6 +52,7 @@ from ponder.tools.sandbox.isolation import (
     MAX_PROCESSES,
     OUTPUT_FILE_BYTES,
     Isolation,
+    SettingsExecutor,
     bwrap_prefix,
     drop_uid_for,
     interpreter,
@@ -241,7 +242,7 @@ class _Worker:
         return self.proc.wait()
 
 
-class LocalSandbox:
+class LocalSandbox(SettingsExecutor):
     """A stateful, isolated Python session (see the module docstring).
 
     Args:
@@ -277,24 +278,6 @@ class LocalSandbox:
         with self._lock:
             if self._worker is None:
                 self._worker = self._start(self.isolation_in_use)
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> LocalSandbox:
-        """Build from settings (``exec_timeout``, ``exec_memory_mb``, ``exec_output_chars``).
-
-        Args:
-            settings: The settings.
-            **overrides: Constructor arguments that win over the settings (e.g. ``isolation``).
-        """
-        kwargs: dict[str, Any] = {"timeout": settings.exec_timeout, "memory_mb": settings.exec_memory_mb,
-                                  "output_chars": settings.exec_output_chars}
-        return cls(**{**kwargs, **overrides})
-
-    def __enter__(self) -> LocalSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """End the session (killing a run in progress); later runs raise :class:`SandboxError`."""
