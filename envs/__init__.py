@@ -1,1 +1,1 @@
-"""Environments and the evaluation runner: land with the evaluation issue."""
+"""Environments (text games, web pages, QA / math / code datasets) and the evaluation runner."""

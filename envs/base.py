@@ -1,0 +1,166 @@
+"""The environment protocol, the evaluation record, and what a suite must provide to the runner.
+
+An :class:`Env` is a text environment: ``reset()`` gives the first observation (and the admissible
+actions when the environment knows them), ``step(action)`` gives the next observation, a reward and
+whether the episode is over. Invalid actions are answered the way the environment answers them (an
+observation), never with an exception: only our own bugs or a broken environment process raise.
+
+A :class:`Suite` turns a data file or a generated game set into :class:`Episode` objects and plays one
+episode at a time into an :class:`EpisodeResult`, the one record that ``ponder eval`` appends to
+``results.jsonl``. The runner (``envs/runner.py``) owns concurrency, resume, progress and reports; the
+suites own data loading, scoring and the policy that plays (the agent or a harness-check policy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from ponder.records import Trajectory, Usage
+
+if TYPE_CHECKING:
+    from ponder.config import Settings
+    from ponder.memory.context import MemoryContext
+    from ponder.models.base import ModelBackend
+
+
+class EnvReset(BaseModel):
+    """What an environment shows at the start of an episode."""
+
+    observation: str
+    admissible_actions: list[str] | None = None
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class EnvStep(BaseModel):
+    """What an environment answers to one action."""
+
+    observation: str
+    reward: float = 0.0
+    done: bool = False
+    admissible_actions: list[str] | None = None
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class Env(Protocol):
+    """A text environment (a game, a web page, a tool-less task)."""
+
+    name: str
+
+    def reset(self) -> EnvReset:
+        """Start (or restart) the episode."""
+        ...
+
+    def step(self, action: str) -> EnvStep:
+        """Take one action; an invalid action gets the environment's own answer, not an exception."""
+        ...
+
+    def close(self) -> None:
+        """Release the game process or browser."""
+        ...
+
+
+#: Who played an episode: the agent, or a harness-check policy (walkthrough, hand-written solver).
+PolicyKind = Literal["agent", "harness"]
+
+#: Why an episode did not succeed (reports group failures by this).
+FailureKind = Literal["", "wrong_answer", "no_answer", "max_steps", "parse_error", "timeout", "env_error",
+                      "error", "tests_failed"]
+
+
+class Episode(BaseModel):
+    """One unit of evaluation: a question, a game, a web task."""
+
+    id: str = Field(description="Unique within the suite and stable across machines (resume keys on it).")
+    suite: str
+    task: str = Field(description="The question or instruction shown to the agent.")
+    gold: str | None = None
+    tier: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class EpisodeResult(BaseModel):
+    """The record of one finished episode: one line of ``results.jsonl``."""
+
+    episode_id: str
+    suite: str
+    task: str
+    tier: str = ""
+    policy: str = Field("agent", description="'agent' or the harness policy's name, e.g. 'walkthrough'.")
+    policy_kind: PolicyKind = "agent"
+    success: bool = False
+    score: float = Field(0.0, description="The suite's main metric for this episode (reward, EM, pass).")
+    metrics: dict[str, float] = Field(default_factory=dict, description="e.g. em, f1, reward.")
+    prediction: str | None = None
+    gold: str | None = None
+    status: str = "error"
+    failure: FailureKind = ""
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    env_steps: int = 0
+    samples: int = 1
+    trials: int = 1
+    trajectory_ids: list[str] = Field(default_factory=list)
+    trajectory: Trajectory | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    finished: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+@dataclass
+class EvalContext:
+    """What a suite needs to play an episode (injected by the runner; one per worker).
+
+    Attributes:
+        settings: Effective settings (model, agent, max_steps, data_dir, ...).
+        agent: ``react`` or ``pal`` (suites that need their own loop, e.g. envs, may ignore it).
+        policy: ``agent`` or a harness policy name the suite offers (``walkthrough``, ``solver``).
+        model: The backend, loaded once per worker; ``None`` for harness policies.
+        samples: Self-consistency samples per episode (1 = a single trajectory).
+        vote: Self-consistency aggregation (``majority``, ``weighted``, ``judge``).
+        early_stop: Stop sampling once the vote is settled.
+        budget: Self-consistency token or sample cap (e.g. ``"4000t"``, ``"6s"``), or ``None``.
+        trials: Trials per episode with memory carried across them (1 = no retries).
+        memory: ``none``, ``reflexion``, ``expel`` or ``both``.
+        memory_context: An open memory context when ``memory`` is not ``none``.
+        out_dir: The run directory (trajectories go to ``out_dir/trajectories.jsonl``).
+        episode_timeout: Seconds one episode may take.
+        extra: Suite-specific options.
+    """
+
+    settings: Settings
+    agent: str = "react"
+    policy: str = "agent"
+    model: ModelBackend | None = None
+    samples: int = 1
+    vote: str = "majority"
+    early_stop: bool = False
+    budget: str | None = None
+    trials: int = 1
+    memory: str = "none"
+    memory_context: MemoryContext | None = None
+    out_dir: Path = Path("runs/eval")
+    episode_timeout: float = 600.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Suite(Protocol):
+    """A named set of episodes and how to play and score one."""
+
+    name: str
+    #: Harness-check policies this suite offers besides ``agent`` (e.g. ``("walkthrough",)``).
+    policies: tuple[str, ...]
+    #: Whether episodes hold a heavy resource (game process, browser): the runner uses processes then.
+    needs_process: bool
+
+    def episodes(self, settings: Settings, data: Path | None = None, limit: int | None = None) -> list[Episode]:
+        """The suite's episodes in a stable order (``data`` replaces the shipped file; bad rows raise DataError)."""
+        ...
+
+    def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
+        """Play and score one episode. The model's failures are results; only our bugs raise."""
+        ...
