@@ -14,7 +14,7 @@ export PYTHONHASHSEED := 0
 TEST_CACHE ?= $(CURDIR)/.ponder-cache
 DEMO_QUESTION ?= A shop sells 3 boxes of 12 pencils and 7 loose pencils. How many pencils is that?
 
-.PHONY: demo demo-run test lint bench install install-server system-deps clean help
+.PHONY: demo demo-run test lint bench install install-server system-deps system-deps-browser clean help
 
 help:
 	@echo "make demo   - create .venv, install, run a ReAct agent on the embedded model (offline)"
@@ -46,19 +46,28 @@ install-server: $(STAMP_SERVER)
 
 # bubblewrap isolates model-written code; installed when we are root and it is missing.
 system-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "Installing bubblewrap (code sandbox isolation)"; \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null \
-			|| echo "warning: could not install bubblewrap; code runs with weaker isolation"; \
-		else echo "warning: bubblewrap (bwrap) not found; code runs with weaker isolation"; fi; }
+	@$(call apt_install,bwrap,bubblewrap,code runs with weaker isolation)
+
+# MiniWoB++ web tasks run in Debian's Chromium + chromedriver (the tests need them; `make demo` does not).
+system-deps-browser:
+	@$(call apt_install,chromedriver,chromium chromium-driver,MiniWoB++ tests will be skipped)
+
+# $(call apt_install,COMMAND,PACKAGES,CONSEQUENCE): apt-get install PACKAGES when COMMAND is missing and we are root.
+define apt_install
+command -v $(1) >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing $(2)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2)) >/dev/null \
+		|| echo "warning: could not install $(2); $(3)"; \
+	else echo "warning: $(1) not found; $(3)"; fi; }
+endef
 
 demo: install demo-run
 
 demo-run:
 	$(VENV)/bin/ponder run "$(DEMO_QUESTION)" --agent react --max-steps 4 --max-tokens 96
 
-test: install install-server
+test: install install-server system-deps-browser
 	XDG_CACHE_HOME=$(TEST_CACHE) $(PY) -m pytest
 
 lint: $(STAMP_CORE)
