@@ -44,6 +44,13 @@ def run(
     namespace: Annotated[str | None, typer.Option(help="Memory namespace (default: settings).")] = None,
     trials: Annotated[int, typer.Option(min=1, help="Run up to K trials, stopping at the first success.")] = 1,
     label: Annotated[str | None, typer.Option(help="The gold answer: a wrong answer then counts as a failure.")] = None,
+    samples: Annotated[int, typer.Option(help="Self-consistency: run N independent trajectories and vote.")] = 1,
+    vote: Annotated[str, typer.Option(help="How samples are aggregated: majority, weighted or judge.")] = "majority",
+    early_stop: Annotated[bool, typer.Option(help="Stop sampling once the vote is settled (see --stop-rule).")] = False,
+    stop_rule: Annotated[str, typer.Option(help="certain (never changes the answer), beta or esc.")] = "certain",
+    budget: Annotated[str | None, typer.Option(help="Cap: tokens ('4000t') or samples ('6s').")] = None,
+    wave: Annotated[int | None, typer.Option(help="Samples per wave (default: all; half with --early-stop).")] = None,
+    answer_kind: Annotated[str, typer.Option(help="Vote normalizer: auto, number, text, choice or code.")] = "auto",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for trajectories.jsonl.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the steps.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show backend and timing details.")] = False,
@@ -68,6 +75,16 @@ def run(
     if verbose:
         info = getattr(backend, "load_info", {})
         status_console.print(f"[dim]model {backend.spec} via {getattr(backend, 'backend_name', '?')} {info}[/]")
+    if samples > 1 or budget is not None or early_stop:
+        from ponder.cli_sc import run_samples, sc_config
+
+        config = sc_config(samples, vote, early_stop, stop_rule, budget, wave, answer_kind)
+        if trials > 1 or settings.memory != "none":
+            raise ConfigError("--samples cannot be combined with --trials or --memory yet; "
+                              "use the Python API (run_self_consistency(memory=...)) for memory with samples")
+        run_samples(question, settings=settings, backend=backend, config=config, console=status_console,
+                    as_json=as_json, label=label, verbose=verbose)
+        return
     printer = None if as_json else StepPrinter(console, verbose=verbose)
     on_step = printer.step if printer else None
     if settings.memory == "none" and trials == 1:
@@ -125,6 +142,11 @@ def graph(
     if agent not in AGENTS:
         raise ConfigError(f"unknown graph {agent!r}; choose one of: {', '.join(AGENTS)}")
     print(mermaid(agent), end="")
+
+
+from ponder.chat.cli import chat_command  # noqa: E402  (light: the chat's heavy imports are inside the command)
+
+app.command("chat")(chat_command)
 
 
 sandbox_app = typer.Typer(help="Run code in the sandbox by hand (the same one PAL and the python tool use).",
@@ -316,6 +338,12 @@ def memory_import(file: Annotated[Path, typer.Argument(help="JSONL file written 
             print(f"{r.status} {r.id}: {r.reason}", file=sys.stderr)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
     print(f"imported from {file}: {summary}")
+
+
+from ponder.cli_eval import eval_command, report_command  # noqa: E402 - light: heavy imports are inside
+
+app.command("eval")(eval_command)
+app.command("report")(report_command)
 
 
 @app.command()

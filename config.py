@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=1, le=32768, description="Max new tokens per model call.")
     seed: int | None = None
+    logprobs: bool = Field(False, description="Ask the model for token log-probabilities (weighted votes).")
     # openai-compatible servers
     openai_api_key: str = Field("EMPTY", description="API key for the openai backend (also OPENAI_API_KEY).")
     openai_timeout: float = Field(120.0, gt=0)

@@ -53,6 +53,7 @@ class Step(BaseModel):
     observation: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    logprob: float | None = Field(None, description="Sum of token log-probabilities, when the backend gave them.")
     model_seconds: float = 0.0
     tool_seconds: float = 0.0
 

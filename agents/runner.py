@@ -59,7 +59,8 @@ def make_deps(settings: Settings, model: ModelBackend, tools: list[Tool] | None 
 
         executor = open_sandbox(settings)
     params = GenerationParams(temperature=settings.temperature, top_p=settings.top_p,
-                              max_tokens=settings.max_tokens, seed=settings.seed)
+                              max_tokens=settings.max_tokens, seed=settings.seed,
+                              logprobs=settings.logprobs)
     return AgentDeps(model=model, params=params, tools=ToolBox(tools), executor=executor,
                      max_steps=settings.max_steps, max_parse_failures=settings.max_parse_failures,
                      pal_retries=settings.pal_retries, memory=memory)

@@ -61,6 +61,7 @@ def model_step(index: int, kind: str, completion: Completion, seconds: float, **
         raw=completion.text,
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
+        logprob=completion.logprob,
         model_seconds=seconds,
         **fields,  # type: ignore[arg-type]
     )

@@ -342,6 +342,8 @@ class TransformersBackend(BaseBackend):
     """
 
     backend_name = "transformers"
+    #: Decodes a padded batch of conversations in one pass (self-consistency batches its samples).
+    batched_decoding = True
 
     def __init__(self, model: Any, tokenizer: Any, *, spec: str = "embedded",
                  load_info: dict[str, Any] | None = None) -> None:

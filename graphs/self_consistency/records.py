@@ -1,0 +1,79 @@
+"""The self-consistency record: every sample's trajectory, the vote table, the choice and the compute."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from ponder.graphs.self_consistency.voting import VoteRow
+from ponder.records import Trajectory, Usage
+
+
+class SampleRecord(BaseModel):
+    """One sample: its sampling parameters, its whole trajectory and how its answer was read."""
+
+    index: int
+    wave: int
+    seed: int | None = None
+    temperature: float
+    top_p: float
+    key: str | None = Field(None, description="The normalized answer the vote used (None: abstained).")
+    weight: float = 1.0
+    trajectory: Trajectory
+
+
+class JudgeRecord(BaseModel):
+    """What the LLM judge saw and chose (``--vote judge``)."""
+
+    choice: int | None = Field(None, description="1-based row of the vote table the judge picked.")
+    raw: str = ""
+    fallback: bool = Field(False, description="True when the judge's reply was unusable and the vote decided.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class SelfConsistencyResult(BaseModel):
+    """A whole self-consistency run (one line of ``self_consistency.jsonl``)."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    task: str
+    agent: str
+    model: str
+    backend: str = ""
+    answer_kind: str = "auto"
+    vote: str = "majority"
+    samples_planned: int
+    samples_run: int
+    waves: int = 0
+    stop_rule: str | None = None
+    stop_reason: str = Field("all_samples", description="all_samples, settled, budget or error.")
+    budget: str | None = None
+    final_answer: str | None = None
+    winner_key: str | None = None
+    chosen_sample: int | None = Field(None, description="The sample whose trajectory represents the answer.")
+    agreement: float = 0.0
+    votes: list[VoteRow] = Field(default_factory=list)
+    abstained: list[int] = Field(default_factory=list)
+    judge: JudgeRecord | None = None
+    samples: list[SampleRecord] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage, description="All samples (and the judge) together.")
+    samples_saved: int = 0
+    tokens_saved_estimate: int = Field(0, description="Saved samples × mean tokens per sample run.")
+    batch_sizes: list[int] = Field(default_factory=list, description="Sizes of the batched model calls.")
+    memory: dict[str, object] = Field(default_factory=dict)
+    metadata: dict[str, object] = Field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """``solved`` when the vote produced an answer."""
+        return "solved" if self.final_answer is not None else "no_answer"
+
+    def chosen(self) -> Trajectory | None:
+        """The chosen sample's trajectory."""
+        for sample in self.samples:
+            if sample.index == self.chosen_sample:
+                return sample.trajectory
+        return None

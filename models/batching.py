@@ -1,0 +1,134 @@
+"""``MicroBatcher``: gathers concurrent ``generate`` calls from parallel graph branches into one batch.
+
+Self-consistency runs N agent trajectories as parallel LangGraph branches (threads). Each branch calls
+``generate`` for one conversation; the batcher queues the call, and when every live branch is waiting
+(or a short window has passed) it sends all queued conversations that share sampling parameters to the
+backend's ``generate_batch`` as one padded batch. A backend that decodes a batch in about the time of one
+sequence (transformers on CPU or GPU) then makes N samples cost far less than N runs.
+
+Per-call seeds cannot all be honoured inside one batch: the batch runs with the lowest seed among its
+calls. Greedy decoding (temperature 0) gives the same texts batched and unbatched.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from ponder.models.base import Completion, GenerationParams, Message, ModelBackend
+
+
+@dataclass
+class _Request:
+    messages: list[Message]
+    params: GenerationParams
+    future: Future[list[Completion]] = field(default_factory=Future)
+
+    def group(self) -> str:
+        return self.params.model_dump_json(exclude={"seed"})
+
+
+class MicroBatcher:
+    """A backend wrapper that batches concurrent single-conversation calls.
+
+    Args:
+        backend: The model; its ``generate_batch`` receives the gathered conversations.
+        window: Longest wait (seconds) for more calls before a partial batch goes.
+        max_batch: Most conversations per backend call.
+
+    Attributes:
+        batches: Sizes of the batches sent so far (for records and benchmarks).
+    """
+
+    def __init__(self, backend: ModelBackend, *, window: float = 0.05, max_batch: int = 16) -> None:
+        self.backend = backend
+        self.spec = backend.spec
+        self.backend_name = getattr(backend, "backend_name", backend.spec)
+        self.window = window
+        self.max_batch = max_batch
+        self.batches: list[int] = []
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._active = 0
+        self._leader = False
+
+    # -- branch bookkeeping ---------------------------------------------------------------------------
+
+    def enter(self, branches: int = 1) -> None:
+        """``branches`` branches start: batches wait for their calls (up to the window).
+
+        Call it before the branches start (e.g. once per wave), so the first call does not go alone.
+        """
+        with self._cond:
+            self._active += branches
+
+    def leave(self) -> None:
+        """A branch ended: batches stop waiting for it."""
+        with self._cond:
+            self._active = max(0, self._active - 1)
+            self._cond.notify_all()
+
+    # -- the backend protocol -----------------------------------------------------------------------
+
+    def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
+        """Queue one call and wait for its batch; a call with ``n > 1`` goes straight to the backend.
+
+        Whichever waiting caller finds no batch running becomes the leader: it gathers the queue (until
+        every live branch waits or the window passes), runs one batch, and hands leadership back.
+        """
+        if params.n > 1:
+            return self.backend.generate(messages, params)
+        request = _Request(list(messages), params)
+        with self._cond:
+            self._queue.append(request)
+            self._cond.notify_all()
+            while not request.future.done():
+                if self._leader:
+                    self._cond.wait()
+                    continue
+                self._leader = True
+                batch = self._collect()
+                self._cond.release()
+                try:
+                    self._run(batch)
+                finally:
+                    self._cond.acquire()
+                    self._leader = False
+                    self._cond.notify_all()
+        return request.future.result()
+
+    def generate_batch(self, conversations: list[list[Message]], params: GenerationParams) -> list[list[Completion]]:
+        """Pass an explicit batch straight to the backend."""
+        return self.backend.generate_batch(conversations, params)
+
+    def __getattr__(self, name: str) -> Any:  # load_info, real, ... of the wrapped backend
+        return getattr(self.backend, name)
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _collect(self) -> list[_Request]:
+        """Wait (lock held, released while waiting) for the batch to fill, then take it off the queue."""
+        deadline = time.monotonic() + self.window
+        while (len(self._queue) < min(max(self._active, 1), self.max_batch)
+               and (left := deadline - time.monotonic()) > 0):
+            self._cond.wait(left)
+        first = self._queue[0].group()
+        batch = [r for r in self._queue if r.group() == first][: self.max_batch]
+        self._queue = [r for r in self._queue if all(r is not b for b in batch)]
+        return batch
+
+    def _run(self, batch: list[_Request]) -> None:
+        seeds = [r.params.seed for r in batch if r.params.seed is not None]
+        params = batch[0].params.model_copy(update={"seed": min(seeds) if seeds else None})
+        self.batches.append(len(batch))
+        try:
+            results = self.backend.generate_batch([r.messages for r in batch], params)
+        except BaseException as exc:
+            for r in batch:
+                r.future.set_exception(exc)
+            return
+        for r, completions in zip(batch, results, strict=True):
+            r.future.set_result(completions)
