@@ -36,6 +36,7 @@ class SCConfig:
         early_stop: Stop between waves once ``stop_rule`` says the vote is settled.
         stop_rule: ``certain`` (never changes the answer), ``beta`` or ``esc`` (see ``stopping.py``).
         threshold: Confidence for ``beta``.
+        window: Agreeing samples that settle the vote for ``esc`` (default: the wave size, at least 4).
         wave: Samples per wave; default all at once, or half of them with early stopping.
         budget: A cap in samples or tokens.
         temperature: Sampling temperature of every sample (default: the settings' when above 0, else 0.7).
@@ -53,6 +54,7 @@ class SCConfig:
     early_stop: bool = False
     stop_rule: str = "certain"
     threshold: float = 0.95
+    window: int | None = None
     wave: int | None = None
     budget: Budget | None = None
     temperature: float | None = None
@@ -150,8 +152,9 @@ def build_sc_graph(deps: SCDeps) -> Any:
         remaining = config.samples - state.get("launched", 0)
         if remaining <= 0:
             return {"table": table, "stop_reason": "all_samples"}
+        window = config.window or max(config.wave_size(), 4)
         if config.early_stop and settled(config.stop_rule, table, ballots(samples), remaining,
-                                         threshold=config.threshold, window=config.wave_size()):
+                                         threshold=config.threshold, window=window):
             return {"table": table, "stop_reason": "settled"}
         return {"table": table}
 
