@@ -82,7 +82,7 @@ def test_runtime_failure_exit_1(tmp_path, capsys):
     assert record["status"] == "error"
 
 
-@pytest.mark.parametrize("agent", ["react", "pal"])
+@pytest.mark.parametrize("agent", ["react", "pal", "self_consistency"])
 def test_graph_diagram_matches_docs_snapshot(agent, capsys):
     assert main(["graph", agent]) == 0
     printed = capsys.readouterr().out
