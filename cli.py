@@ -132,15 +132,15 @@ def run(
 
 @app.command()
 def graph(
-    agent: Annotated[str, typer.Argument(help="react or pal")] = "react",
+    agent: Annotated[str, typer.Argument(help="react, pal or self_consistency")] = "react",
 ) -> None:
     """Print the Mermaid diagram of an agent graph."""
     from ponder.agents.runner import AGENTS
     from ponder.errors import ConfigError
     from ponder.graphs.diagram import mermaid
 
-    if agent not in AGENTS:
-        raise ConfigError(f"unknown graph {agent!r}; choose one of: {', '.join(AGENTS)}")
+    if agent not in (*AGENTS, "self_consistency"):
+        raise ConfigError(f"unknown graph {agent!r}; choose one of: {', '.join(AGENTS)}, self_consistency")
     print(mermaid(agent), end="")
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Literal, Protocol, TypedDict, runtime_checkable
+from collections.abc import Generator
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -90,6 +91,17 @@ class BaseBackend:
         """Return ``params.n`` completions per conversation (default: one call each)."""
         return [self.generate(messages, params) for messages in conversations]
 
+    def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
+        """Yield the text of one completion as it is generated; the generator returns the :class:`Completion`.
+
+        The default yields the whole text of :meth:`generate` at once; backends that can stream override it.
+        ``params.n`` is ignored (one completion). The yielded pieces never include a stop sequence.
+        """
+        completion = self.generate(messages, params.model_copy(update={"n": 1}))[0]
+        if completion.text:
+            yield completion.text
+        return completion
+
     def check_allowed(self) -> None:
         """Raise when a real model is called while ``PONDER_FORBID_REAL_MODEL`` is set (unit tests)."""
         if self.real and os.environ.get(FORBID_REAL_MODEL_ENV):
@@ -112,3 +124,65 @@ def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
             if 0 <= i < cut:
                 cut = i
     return text[:cut], cut < len(text)
+
+
+def stream_completion(
+    model: Any, messages: list[Message], params: GenerationParams
+) -> Generator[str, None, Completion]:
+    """Stream one completion from any backend: its ``stream`` method when it has one, else ``generate``.
+
+    Yields text pieces as they arrive and returns the finished :class:`Completion`
+    (``completion = yield from stream_completion(...)``).
+    """
+    stream = getattr(model, "stream", None)
+    if stream is not None:
+        return (yield from stream(messages, params))
+    completion = model.generate(messages, params.model_copy(update={"n": 1}))[0]
+    if completion.text:
+        yield completion.text
+    return completion
+
+
+class StopFilter:
+    """Incremental stop-sequence handling for streamed text.
+
+    :meth:`feed` returns the new text that is safe to show: text is held back while its tail could be the
+    start of a stop sequence, and nothing from a stop sequence on is ever returned.
+    """
+
+    def __init__(self, stop: list[str]) -> None:
+        self.stop = [s for s in stop if s]
+        self.text = ""
+        self.sent = 0
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        """Add ``piece`` and return the text that became safe to emit."""
+        if self.stopped or not piece:
+            return ""
+        self.text += piece
+        cut, found = truncate_at_stop(self.text, self.stop)
+        if found:
+            self.stopped = True
+            self.text = cut
+            return self._emit(len(cut))
+        return self._emit(len(self.text) - self._partial())
+
+    def finish(self) -> str:
+        """Return the text still held back (the stream has ended without a stop sequence)."""
+        return self._emit(len(self.text))
+
+    def _emit(self, upto: int) -> str:
+        out = self.text[self.sent : upto] if upto > self.sent else ""
+        self.sent = max(self.sent, upto)
+        return out
+
+    def _partial(self) -> int:
+        """Length of the longest tail of the text that is a proper prefix of a stop sequence."""
+        best = 0
+        for s in self.stop:
+            for n in range(min(len(s) - 1, len(self.text)), best, -1):
+                if self.text.endswith(s[:n]):
+                    best = n
+                    break
+        return best

@@ -19,6 +19,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from ponder.models.base import (
     FinishReason,
     GenerationParams,
     Message,
+    StopFilter,
     truncate_at_stop,
 )
 
@@ -306,6 +308,18 @@ class _StopOnText:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class _Cancelled:
+    """Stopping criterion: every row stops once ``event`` is set (the consumer of a stream went away)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
 class _LogprobRecorder:
     """Logits processor that records the model's log-probability of each chosen token (raw logits)."""
 
@@ -435,8 +449,60 @@ class TransformersBackend(BaseBackend):
             return [[results[i].model_copy() for _ in range(params.n)] for i in range(len(conversations))]
         return [results[i * copies : (i + 1) * copies] for i in range(len(conversations))]
 
+    def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
+        """Yield the text of one completion as it is decoded (``TextIteratorStreamer``); return the completion.
+
+        ``generate`` runs in a worker thread; closing the generator early (e.g. Ctrl-C in the consumer)
+        stops decoding at the next token and waits for the worker.
+
+        Raises:
+            RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            ModelError: when generation fails.
+        """
+        self.check_allowed()
+        import torch
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        cancel = threading.Event()
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                with self._lock, torch.inference_mode():
+                    if params.seed is not None:
+                        torch.manual_seed(params.seed)
+                    rows = [self._prompt_ids(messages)]
+                    result["completion"] = self._generate_chunk(rows, params, params.temperature == 0,
+                                                                streamer=streamer, cancel=cancel)[0]
+            except BaseException as exc:  # handed to the consumer below
+                result["error"] = exc
+                streamer.end()
+
+        worker = threading.Thread(target=work, name="ponder-stream", daemon=True)
+        worker.start()
+        shown = StopFilter(params.stop)
+        try:
+            for text in streamer:
+                delta = shown.feed(text)
+                if delta:
+                    yield delta
+        finally:
+            cancel.set()
+            worker.join()
+        if "error" in result:
+            exc = result["error"]
+            if isinstance(exc, (RuntimeError, ValueError, IndexError)):
+                raise ModelError(f"generation failed on {self.spec}: {type(exc).__name__}: {exc}") from exc
+            raise exc
+        rest = "" if shown.stopped else shown.finish()
+        if rest:
+            yield rest
+        return result["completion"]  # type: ignore[no-any-return]
+
     def _generate_chunk(
-        self, rows: list[list[int]], params: GenerationParams, greedy: bool
+        self, rows: list[list[int]], params: GenerationParams, greedy: bool, *, streamer: Any = None,
+        cancel: threading.Event | None = None,
     ) -> list[Completion]:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteriaList
@@ -447,6 +513,7 @@ class TransformersBackend(BaseBackend):
         input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in rows], device=device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=device)
         stopper = _StopOnText(self.tokenizer, params.stop, width, len(rows)) if any(params.stop) else None
+        criteria = [c for c in (stopper, _Cancelled(cancel) if cancel is not None else None) if c is not None]
         recorder = _LogprobRecorder() if params.logprobs else None
         kwargs: dict[str, Any] = {"do_sample": not greedy}
         if not greedy:  # plain temperature / nucleus sampling: no top-k from the model's defaults
@@ -457,7 +524,8 @@ class TransformersBackend(BaseBackend):
             max_new_tokens=params.max_tokens,
             eos_token_id=self._eos_ids or None,
             pad_token_id=pad_id,
-            stopping_criteria=StoppingCriteriaList([stopper]) if stopper else None,
+            stopping_criteria=StoppingCriteriaList(criteria) if criteria else None,
+            streamer=streamer,
             logits_processor=LogitsProcessorList([recorder]) if recorder else None,
             **kwargs,
         )

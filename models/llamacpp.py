@@ -13,11 +13,13 @@ Log-probabilities are read from the last position's logits after each step, so t
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import logging
 import os
 import threading
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ from ponder.models.base import (
     FinishReason,
     GenerationParams,
     Message,
+    StopFilter,
     truncate_at_stop,
 )
 from ponder.models.embedded import find_embedded_gguf
@@ -313,9 +316,45 @@ class LlamaCppBackend(BaseBackend):
         top = logits.max()
         return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
 
+    def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
+        """Yield the text of one completion token by token as llama.cpp samples it; return the completion.
+
+        Text that could be the start of a stop sequence is held back until it is known not to be one.
+        Closing the generator early (e.g. Ctrl-C in the consumer) stops sampling and releases the model.
+
+        Raises:
+            RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            ModelError: when the prompt does not fit the context or llama.cpp fails.
+        """
+        self.check_allowed()
+        prompt = self._prompt_ids(messages)
+        n_ctx = self.llama.n_ctx()
+        if len(prompt) >= n_ctx:
+            raise ModelError(f"the prompt has {len(prompt)} tokens but the llamacpp context holds {n_ctx}; "
+                             "raise the llamacpp_n_ctx setting or shorten the conversation")
+        seed = RANDOM_SEED if params.seed is None else params.seed % RANDOM_SEED
+        with self._loaded.lock:
+            try:
+                return (yield from self._sample_stream(prompt, params, seed, n_ctx - len(prompt)))
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise ModelError(f"generation failed on {self.spec}: {type(exc).__name__}: {exc}") from exc
+
     def _sample(self, prompt: list[int], params: GenerationParams, seed: int, room: int) -> Completion:
         """Generate one completion (caller holds the lock)."""
+        stream = self._sample_stream(prompt, params, seed, room)
+        while True:
+            try:
+                next(stream)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def _sample_stream(
+        self, prompt: list[int], params: GenerationParams, seed: int, room: int
+    ) -> Generator[str, None, Completion]:
+        """Generate one completion, yielding its text as it grows (caller holds the lock)."""
         llama, lc = self.llama, self._llama_cpp
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+        shown = StopFilter(params.stop)
         stops = [s for s in params.stop if s]
         stop_bytes = max((len(s.encode("utf-8")) for s in stops), default=0)
         budget = min(params.max_tokens, room)
@@ -338,6 +377,9 @@ class LlamaCppBackend(BaseBackend):
                 piece = self._piece(token)
                 pieces.append(piece)
                 text_bytes += piece
+                delta = shown.feed(decoder.decode(piece))
+                if delta:
+                    yield delta
                 if stops:
                     tail = bytes(text_bytes[-(len(piece) + stop_bytes + 3) :]).decode("utf-8", "ignore")
                     if any(s in tail for s in stops):
@@ -346,6 +388,9 @@ class LlamaCppBackend(BaseBackend):
                     break
         finally:
             tokens.close()
+        rest = "" if shown.stopped else shown.feed(decoder.decode(b"", final=True)) + shown.finish()
+        if rest:
+            yield rest
         raw = bytes(text_bytes).decode("utf-8", errors="ignore")
         text, found = truncate_at_stop(raw, stops)
         count = _tokens_covering(pieces, len(text.encode("utf-8"))) if found else len(pieces)

@@ -15,6 +15,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from ponder.models.base import (
     FinishReason,
     GenerationParams,
     Message,
+    StopFilter,
     truncate_at_stop,
 )
 
@@ -159,6 +161,54 @@ class OpenAIBackend(BaseBackend):
             return [self.generate(c, params) for c in conversations]
         with ThreadPoolExecutor(max_workers=min(len(conversations), self.concurrency)) as pool:
             return list(pool.map(lambda c: self.generate(c, params), conversations))
+
+    def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
+        """Yield the text of one completion as the server streams it (``stream=True``); return the completion.
+
+        Connection problems before the first chunk are retried like :meth:`generate`; a stream that breaks
+        midway raises :class:`ModelError`. Token counts come from the server's final usage chunk when it
+        sends one (``stream_options.include_usage``), else the number of content chunks is used.
+        """
+        self.check_allowed()
+        stops = [s for s in params.stop if s]
+        kwargs: dict[str, Any] = {
+            "model": self.model, "messages": list(messages), "temperature": params.temperature,
+            "top_p": params.top_p, "max_tokens": params.max_tokens, "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if stops:
+            kwargs["stop"] = stops[:MAX_SERVER_STOPS]
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        shown = StopFilter(stops)
+        chunks, finish, usage = 0, "stop", None
+        response = self._create(kwargs)
+        try:
+            for chunk in response:
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in getattr(chunk, "choices", None) or []:
+                    piece = getattr(choice.delta, "content", None) or ""
+                    chunks += 1 if piece else 0
+                    finish = choice.finish_reason or finish
+                    delta = shown.feed(piece)
+                    if delta:
+                        yield delta
+                if shown.stopped and len(stops) > MAX_SERVER_STOPS:  # the server does not know this stop
+                    break
+        except self._openai.APIError as exc:
+            raise ModelError(f"the stream from {self.base_url} broke: {exc}") from None
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+        rest = shown.finish()
+        if rest:
+            yield rest
+        return Completion(
+            text=shown.text, finish_reason="stop" if shown.stopped else _FINISH.get(finish, "stop"),
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or chunks),
+        )
 
     # -- one request ----------------------------------------------------------------------------------
 

@@ -7,8 +7,10 @@ Stop sequences are honoured exactly as a real backend would, so agent code sees 
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 
 from ponder.errors import ConfigError, DataError
@@ -28,6 +30,8 @@ class ScriptedModel(BaseBackend):
         responses: A list of texts returned in order, or a function ``(messages, params) -> text``.
         repeat_last: When the list is exhausted, keep returning its last item instead of raising.
         spec: The spec string recorded in trajectories.
+        stream_delay: Seconds to wait before each word :meth:`stream` yields (default 0); a JSONL item
+            ``{"text": ..., "delay": 0.2}`` sets it for that reply only.
 
     Attributes:
         calls: Every conversation the model was asked about, in order (for assertions in tests).
@@ -41,8 +45,13 @@ class ScriptedModel(BaseBackend):
         *,
         repeat_last: bool = False,
         spec: str = "scripted",
+        stream_delay: float = 0.0,
+        delays: list[float | None] | None = None,
     ) -> None:
         self.spec = spec
+        self.stream_delay = stream_delay
+        self._delays: list[float | None] = list(delays or [])
+        self._last_delay: float | None = None
         self._fn: ResponseFn | None = responses if callable(responses) else None
         self._items: list[str] = [] if callable(responses) else list(responses)
         self._next = 0
@@ -52,7 +61,7 @@ class ScriptedModel(BaseBackend):
 
     @classmethod
     def from_jsonl(cls, path: str | Path) -> ScriptedModel:
-        """Load responses from a JSONL file: each line a JSON string or ``{"text": ...}``.
+        """Load responses from a JSONL file: each line a JSON string or ``{"text": ..., "delay": seconds}``.
 
         Raises:
             ConfigError: when the file does not exist.
@@ -62,6 +71,7 @@ class ScriptedModel(BaseBackend):
         if not p.is_file():
             raise ConfigError(f"scripted model file not found: {p}")
         items: list[str] = []
+        delays: list[float | None] = []
         for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -72,14 +82,20 @@ class ScriptedModel(BaseBackend):
             text = obj.get("text") if isinstance(obj, dict) else obj
             if not isinstance(text, str):
                 raise DataError(f"{p}:{lineno}: expected a string or an object with a 'text' string")
+            delay = obj.get("delay") if isinstance(obj, dict) else None
+            if delay is not None and (not isinstance(delay, int | float) or delay < 0):
+                raise DataError(f"{p}:{lineno}: 'delay' must be a number of seconds >= 0")
             items.append(text)
-        return cls(items, spec=f"scripted:{p}")
+            delays.append(delay)
+        return cls(items, spec=f"scripted:{p}", delays=delays)
 
     def _next_text(self, messages: list[Message], params: GenerationParams) -> str:
         with self._lock:
             self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
-            if self._fn is not None:
-                return self._fn(messages, params)
+        if self._fn is not None:  # outside the lock: parallel branches may call it concurrently
+            return self._fn(messages, params)
+        with self._lock:
+            self._last_delay = None
             if self._next >= len(self._items):
                 if self._repeat_last and self._items:
                     return self._items[-1]
@@ -87,26 +103,36 @@ class ScriptedModel(BaseBackend):
                     f"scripted model exhausted after {len(self._items)} responses"
                 )
             text = self._items[self._next]
+            if self._next < len(self._delays):
+                self._last_delay = self._delays[self._next]
             self._next += 1
             return text
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """Return ``params.n`` scripted completions, cut at the stop sequences and ``max_tokens`` words."""
-        out = []
-        prompt_tokens = sum(len(m["content"].split()) for m in messages)
-        for _ in range(params.n):
-            raw = self._next_text(messages, params)
-            text, stopped = truncate_at_stop(raw, params.stop)
-            words = text.split(" ")
-            finish = "stop"
-            if len(words) > params.max_tokens:
-                text, finish = " ".join(words[: params.max_tokens]), "length"
-            out.append(
-                Completion(
-                    text=text,
-                    finish_reason=finish,
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=len(text.split()),
-                )
-            )
-        return out
+        return [self._complete(self._next_text(messages, params), messages, params) for _ in range(params.n)]
+
+    @staticmethod
+    def _complete(raw: str, messages: list[Message], params: GenerationParams) -> Completion:
+        text, _ = truncate_at_stop(raw, params.stop)
+        words = text.split(" ")
+        finish = "stop"
+        if len(words) > params.max_tokens:
+            text, finish = " ".join(words[: params.max_tokens]), "length"
+        return Completion(text=text, finish_reason=finish,  # type: ignore[arg-type]
+                          prompt_tokens=sum(len(m["content"].split()) for m in messages),
+                          completion_tokens=len(text.split()))
+
+    def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
+        """Yield the next scripted reply word by word (waiting ``stream_delay`` before each); return its completion.
+
+        The text is exactly what :meth:`generate` would return (cut at the stop sequences and ``max_tokens``).
+        """
+        raw = self._next_text(messages, params)
+        delay = self._last_delay if self._last_delay is not None else self.stream_delay
+        completion = self._complete(raw, messages, params)
+        for piece in re.findall(r"\S+\s*|\s+", completion.text):
+            if delay:
+                time.sleep(delay)
+            yield piece
+        return completion
