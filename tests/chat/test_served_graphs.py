@@ -44,7 +44,8 @@ def server(tmp_path: Path, chat_env: dict[str, str], write_script):
         pytest.skip("langgraph-cli[inmem] is not installed (pip install 'ponder[serve]')")
     spec = write_script(tmp_path / "served.jsonl",
                         "Thought: I add.\nAction: calculator\nAction Input: 20+22", "Final Answer: 42",
-                        "Thought: again.\nAction: calculator\nAction Input: 6*7", "Final Answer: 42")
+                        "Thought: again.\nAction: calculator\nAction Input: 6*7", "Final Answer: 42",
+                        "Final Answer: 42", "Final Answer: 42.0", "Final Answer: 41")
     port = _free_port()
     env = {**chat_env, **OFFLINE_ENV, "PONDER_MODEL": spec}
     log = (tmp_path / "server.log").open("w")
@@ -80,7 +81,7 @@ def server(tmp_path: Path, chat_env: dict[str, str], write_script):
 def test_served_react_graph_answers_through_the_sdk(server: str, tmp_path: Path) -> None:
     from langgraph_sdk import get_client
 
-    async def call() -> tuple[list[str], dict, list[str]]:
+    async def call() -> tuple[list[str], dict, list[str], dict]:
         client = get_client(url=server)
         graphs = sorted(a["graph_id"] for a in await client.assistants.search())
         thread = await client.threads.create()
@@ -91,12 +92,17 @@ def test_served_react_graph_answers_through_the_sdk(server: str, tmp_path: Path)
                                              stream_mode="updates", stream_subgraphs=True):
             if part.event.startswith("updates"):
                 nodes.extend(part.data)
-        return graphs, result, nodes
+        thread3 = await client.threads.create()
+        voted = await client.runs.wait(thread3["thread_id"], "self_consistency", input={"task": "Q?", "samples": 3})
+        return graphs, result, nodes, voted
 
-    graphs, result, nodes = asyncio.run(call())
+    graphs, result, nodes, voted = asyncio.run(call())
     assert graphs == ["pal", "react", "self_consistency"]
     assert result["final_answer"] == "42" and result["status"] == "solved"
     assert result["steps"][0]["action"] == "calculator" and result["steps"][0]["observation"] == "42"
     # streaming with subgraphs shows the agent graph's own nodes as they run
     assert nodes[0] == "prepare" and {"recall", "agent", "tools", "remember"} <= set(nodes)
+    # self-consistency: three samples (42, 42.0, 41 in some order) voted into 42
+    assert voted["final_answer"] in ("42", "42.0") and voted["samples_run"] == 3
+    assert voted["agreement"] == pytest.approx(2 / 3, abs=1e-4) and [v["votes"] for v in voted["votes"]] == [2, 1]
     assert not (REPO / ".langgraph_api").exists()
