@@ -1,0 +1,181 @@
+"""The ``humaneval`` suite: the model completes a function, the tests run in the sandbox; pass@1.
+
+The model is asked once (``agents/prompts/humaneval_system.txt`` / ``humaneval_task.txt``) for the
+complete function in a code block; a reply that holds only the body is accepted too. The program
+``prompt + completion + newline + test + newline + "check(entry_point)"`` runs in a fresh sandbox session
+(:func:`ponder.tools.sandbox.open_sandbox`, ``exec_timeout`` seconds): the episode passes when it ends
+without an exception. Harness policy ``canonical`` submits the dataset's canonical solution, which
+checks the data, the sandbox and the runner, not a model.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
+from ponder.envs.qa import read_rows
+from ponder.errors import ConfigError
+from ponder.records import Step, Trajectory, Usage, append_jsonl
+
+if TYPE_CHECKING:
+    from ponder.config import Settings
+    from ponder.envs.context import EvalOptions
+    from ponder.tools.executor import ExecResult
+
+_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(?P<code>.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+class HumanEvalRow(BaseModel):
+    """One HumanEval problem (the original fields)."""
+
+    model_config = {"extra": "allow"}
+
+    task_id: str
+    prompt: str
+    test: str
+    entry_point: str
+    canonical_solution: str | None = None
+
+
+def completion_from_reply(reply: str, entry_point: str) -> str | None:
+    """The completion to append to the prompt, from a model reply (``None`` when it holds no code).
+
+    A complete function (``def <entry_point>(``) is returned dedented after a newline, so it redefines
+    the prompt's stub; anything else is taken as the body and indented when it is not.
+    """
+    blocks = [m.group("code").strip("\n") for m in _FENCE.finditer(reply or "")]
+    blocks = [b for b in blocks if b.strip()]
+    defines = re.compile(rf"^[ \t]*def\s+{re.escape(entry_point)}\s*\(", re.MULTILINE)
+    code = next((b for b in blocks if defines.search(b)), blocks[0] if blocks else (reply or "").strip("\n"))
+    if not code.strip():
+        return None
+    if defines.search(code):
+        return "\n" + textwrap.dedent(code).strip("\n") + "\n"
+    lines = code.split("\n")
+    if not any(ln.startswith((" ", "\t")) for ln in lines if ln.strip()):
+        code = textwrap.indent(code, "    ")
+    return code.rstrip() + "\n"
+
+
+def build_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
+    """The program the sandbox runs: the prompt, the completion, the tests, then ``check(entry_point)``."""
+    return f"{prompt}{completion}\n{test}\ncheck({entry_point})\n"
+
+
+def run_tests(settings: Settings, program: str) -> ExecResult:
+    """Run ``program`` in a fresh sandbox session (``exec_timeout`` seconds) and close it."""
+    from ponder.tools.sandbox import open_sandbox
+
+    session = open_sandbox(settings)
+    try:
+        return session.run(program)
+    finally:
+        session.close()
+
+
+@dataclass
+class HumanEvalSuite:
+    """HumanEval: function completion scored by its unit tests (pass@1).
+
+    The model gets at least 512 new tokens for its reply (``max_tokens`` when larger): whole functions
+    rarely fit the agents' default of 256.
+    """
+
+    name: str = "humaneval"
+    data_file: str = "humaneval/humaneval.jsonl"
+    policies: tuple[str, ...] = ("canonical",)
+    needs_process: bool = False
+
+    def episodes(self, settings: Settings, data: Path | None = None, limit: int | None = None) -> list[Episode]:
+        """Problems of ``data`` (default: the shipped file) in file order.
+
+        Raises:
+            DataError: for a missing file or a malformed row (with its line number).
+        """
+        path = Path(data) if data is not None else Path(settings.data_dir) / self.data_file
+        out = []
+        for lineno, row in read_rows(path, HumanEvalRow, limit):
+            assert isinstance(row, HumanEvalRow)
+            out.append(Episode(id=row.task_id, suite=self.name, task=row.prompt, metadata={
+                "entry_point": row.entry_point, "test": row.test, "canonical_solution": row.canonical_solution,
+                "source": f"{path.name}:{lineno}"}))
+        return out
+
+    def check_options(self, options: EvalOptions) -> None:
+        """One completion per problem (pass@1); sampling, trials and memory are not offered here.
+
+        Raises:
+            ConfigError: for ``--samples`` / ``--trials`` > 1 or ``--memory``.
+        """
+        if options.samples > 1 or options.trials > 1 or options.memory != "none":
+            raise ConfigError("humaneval measures pass@1: --samples, --trials and --memory are not supported")
+
+    def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
+        """Get a completion (model or canonical), run the tests in the sandbox, record pass/fail."""
+        meta = episode.metadata
+        entry_point, test = meta["entry_point"], meta["test"]
+        start = time.perf_counter()
+        usage = Usage()
+        traj: Trajectory | None = None
+        if ctx.policy == "canonical":
+            completion = meta.get("canonical_solution")
+            if completion is None:
+                raise ConfigError(f"{meta.get('source')}: no canonical_solution for --policy canonical")
+        else:
+            reply, usage = self._ask(episode.task, ctx)
+            completion = completion_from_reply(reply, entry_point)
+            traj = Trajectory(task=episode.task, agent="humaneval", model=getattr(ctx.model, "spec", "?"),
+                              backend=str(getattr(ctx.model, "backend_name", "")),
+                              steps=[Step(index=0, kind="program", raw=reply, prompt_tokens=usage.prompt_tokens,
+                                          completion_tokens=usage.completion_tokens,
+                                          model_seconds=usage.wall_seconds)],
+                              final_answer=completion, status="solved" if completion else "parse_error",
+                              metadata={"suite": self.name, "episode_id": episode.id})
+        result = None
+        if completion is not None:
+            result = run_tests(ctx.settings, build_program(episode.task, completion, test, entry_point))
+        passed = result is not None and result.ok
+        failure: FailureKind = "" if passed else ("no_answer" if result is None else "tests_failed")
+        error = None if result is None or passed else result.summary(500)
+        usage.wall_seconds = round(time.perf_counter() - start, 4)
+        if traj is not None:
+            traj.steps[0].observation = "passed" if passed else (error or "no code in the reply")
+            traj.steps[0].tool_seconds = result.duration if result is not None else 0.0
+            traj.usage = usage.model_copy(update={"tool_calls": int(result is not None)})
+            append_jsonl(Path(ctx.out_dir) / "trajectories.jsonl", traj)
+        return EpisodeResult(
+            episode_id=episode.id, suite=self.name, task=episode.task, policy=ctx.policy,
+            policy_kind="agent" if ctx.policy == "agent" else "harness", success=passed, score=float(passed),
+            metrics={"pass@1": float(passed)}, prediction=completion, status="solved" if passed else "failed",
+            failure=failure, error=error, usage=usage.model_copy(update={"tool_calls": int(result is not None)}),
+            trajectory_ids=[traj.id] if traj is not None else [],
+            metadata={"source": meta.get("source"), "kill_reason": result.kill_reason if result else None})
+
+    def _ask(self, prompt: str, ctx: EvalContext) -> tuple[str, Usage]:
+        from ponder.agents.prompts import render
+        from ponder.models.base import GenerationParams
+
+        if ctx.model is None:
+            raise ConfigError("humaneval --policy agent needs a model")
+        s = ctx.settings
+        params = GenerationParams(temperature=s.temperature, top_p=s.top_p, max_tokens=max(s.max_tokens, 512),
+                                  seed=s.seed)
+        messages = [{"role": "system", "content": render("humaneval_system")},
+                    {"role": "user", "content": render("humaneval_task", prompt=prompt.rstrip("\n"))}]
+        start = time.perf_counter()
+        completion = ctx.model.generate(messages, params)[0]  # type: ignore[arg-type]
+        return completion.text, Usage(prompt_tokens=completion.prompt_tokens,
+                                      completion_tokens=completion.completion_tokens, model_calls=1,
+                                      wall_seconds=round(time.perf_counter() - start, 4))
+
+
+def humaneval_suite() -> HumanEvalSuite:
+    """HumanEval (130 problems shipped), pass@1 in the sandbox."""
+    return HumanEvalSuite()

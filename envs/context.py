@@ -1,0 +1,102 @@
+"""The options of one evaluation run and how a worker turns them into an :class:`EvalContext`.
+
+:class:`EvalOptions` is plain data (picklable), so process workers rebuild their context from it:
+each worker loads the model once (:func:`ponder.models.spec.load_model` caches it per process) and
+opens the memory store once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from ponder.config import Settings
+from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
+
+if TYPE_CHECKING:
+    from ponder.models.base import ModelBackend
+
+POLICIES = ("agent", "walkthrough", "solver")
+VOTES = ("majority", "weighted", "judge")
+MEMORY_MODES = ("none", "reflexion", "expel", "both")
+
+
+class EvalOptions(BaseModel):
+    """Everything ``ponder eval`` was asked for, besides the settings (model, agent, seed live there)."""
+
+    suite: str
+    data: Path | None = None
+    limit: int | None = Field(None, ge=1)
+    agent: str = "react"
+    policy: str = "agent"
+    samples: int = Field(1, ge=1)
+    vote: str = "majority"
+    early_stop: bool = False
+    budget: str | None = None
+    trials: int = Field(1, ge=1)
+    memory: str = "none"
+    workers: int = Field(1, ge=1, le=256)
+    timeout: float = Field(600.0, gt=0)
+    out_dir: Path = Path("runs/eval")
+    resume: bool = False
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def build_context(options: EvalOptions, settings: Settings, model: ModelBackend | None = None) -> EvalContext:
+    """A worker's context: the model loaded once (none for harness policies), memory opened once.
+
+    Args:
+        options: The run's options.
+        settings: Effective settings.
+        model: Use this backend instead of loading ``settings.model`` (thread workers, tests, the Python API).
+    """
+    if options.policy != "agent":
+        model = None
+    elif model is None:
+        from ponder.models.spec import load_model
+
+        model = load_model(settings.model, settings)
+    memory_context = None
+    if options.memory != "none":
+        from ponder.memory.trials import open_memory
+
+        memory_context = open_memory(settings, options.memory, namespace=None, task_family=options.suite)
+    return EvalContext(settings=settings, agent=options.agent, policy=options.policy, model=model,
+                       samples=options.samples, vote=options.vote, early_stop=options.early_stop,
+                       budget=options.budget, trials=options.trials, memory=options.memory,
+                       memory_context=memory_context, out_dir=options.out_dir, episode_timeout=options.timeout,
+                       extra=dict(options.extra))
+
+
+def with_deadline(ctx: EvalContext, deadline: float) -> EvalContext:
+    """A copy of ``ctx`` for one episode; ``extra["deadline"]`` is its ``time.monotonic()`` deadline.
+
+    Suites may check it between steps (see :func:`past_deadline`) to stop a timed-out episode early;
+    the runner records the timeout either way.
+    """
+    return dataclasses.replace(ctx, extra={**ctx.extra, "deadline": deadline})
+
+
+def past_deadline(ctx: EvalContext) -> bool:
+    """Whether this episode's deadline (set by the runner) has passed."""
+    import time
+
+    deadline = ctx.extra.get("deadline")
+    return deadline is not None and time.monotonic() > deadline
+
+
+class EpisodeTimeoutError(Exception):
+    """Raised inside a suite (e.g. from an ``on_step`` callback) once the episode's deadline has passed."""
+
+
+def failed_result(episode: Episode, options: EvalOptions | EvalContext, failure: FailureKind, error: str,
+                  status: str = "error") -> EpisodeResult:
+    """The record of an episode the runner had to fail itself (timeout, crash, dead worker)."""
+    policy = options.policy
+    return EpisodeResult(episode_id=episode.id, suite=episode.suite, task=episode.task, tier=episode.tier,
+                         gold=episode.gold, policy=policy, policy_kind="agent" if policy == "agent" else "harness",
+                         success=False, score=0.0, status=status, failure=failure, error=error,
+                         samples=options.samples, trials=options.trials)

@@ -1,0 +1,112 @@
+"""Progress of an evaluation run: a Rich bar (live success rate, tokens, ETA) or plain lines when not a TTY."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from ponder.envs.base import EpisodeResult
+
+
+class Tally:
+    """Running counts shown by the progress displays."""
+
+    def __init__(self, total: int, done: list[EpisodeResult]) -> None:
+        self.total = total
+        self.done = len(done)
+        self.wins = sum(1 for r in done if r.success)
+        self.tokens = sum(r.usage.total_tokens for r in done)
+        self.resumed = self.done
+        self.started = time.monotonic()
+
+    def add(self, result: EpisodeResult) -> None:
+        """Count one finished episode."""
+        self.done += 1
+        self.wins += int(result.success)
+        self.tokens += result.usage.total_tokens
+
+    @property
+    def rate(self) -> float:
+        """Success rate so far."""
+        return self.wins / self.done if self.done else 0.0
+
+    def eta(self) -> float | None:
+        """Seconds left at this run's pace (resumed episodes excluded), ``None`` before the first episode."""
+        new = self.done - self.resumed
+        if new <= 0:
+            return None
+        return (time.monotonic() - self.started) / new * (self.total - self.done)
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class Progress:
+    """The display: call :meth:`update` with each finished episode; use as a context manager.
+
+    Args:
+        total: Episodes in the run (including those already finished when resuming).
+        done: Results already in ``results.jsonl`` (resume).
+        label: Shown before the bar (e.g. the suite name).
+        stream: Where to draw (default: stderr, so stdout keeps only the summary).
+        rich: Force the Rich bar (``True``) or plain lines (``False``); default: Rich on a TTY only.
+        quiet: Show nothing.
+    """
+
+    def __init__(self, total: int, done: list[EpisodeResult], label: str = "eval", *, stream: TextIO | None = None,
+                 rich: bool | None = None, quiet: bool = False) -> None:
+        self.tally = Tally(total, done)
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.rich = (self.stream.isatty() if rich is None else rich) and not quiet
+        self._bar = None
+        self._task = None
+
+    def __enter__(self) -> Progress:
+        if self.rich:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                                     TextColumn("eta {task.fields[eta]}"),
+                                     console=Console(file=self.stream), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=self.tally.total, completed=self.tally.done,
+                                            stats=self._stats(), eta=_clock(None))
+        elif not self.quiet and self.tally.resumed:
+            self._line(f"resuming: {self.tally.resumed}/{self.tally.total} episodes already finished")
+        return self
+
+    def _stats(self) -> str:
+        t = self.tally
+        return f"success {t.wins}/{t.done} ({100 * t.rate:.1f}%) | tokens {t.tokens:,}"
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def update(self, result: EpisodeResult) -> None:
+        """Count and show one finished episode."""
+        self.tally.add(result)
+        if self.quiet:
+            return
+        eta = _clock(self.tally.eta())
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.tally.done, stats=self._stats(), eta=eta)  # type: ignore[arg-type]
+            return
+        width = len(str(self.tally.total))
+        verdict = "ok  " if result.success else f"FAIL {result.failure or '?'}"
+        self._line(f"[{self.tally.done:>{width}}/{self.tally.total}] {self.label} {result.episode_id} {verdict} "
+                   f"| {self._stats()} | eta {eta}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

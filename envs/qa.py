@@ -1,0 +1,268 @@
+"""QA and math suites: ``gsm8k``, ``svamp`` (exact numeric match), ``hotpotqa``, ``musique`` (EM / F1).
+
+Each suite reads its shipped JSONL file under ``settings.data_dir`` (see ``shared/data/README.md``) or
+a user's file in the same schema (``--data``); a malformed row raises :class:`DataError` naming the
+file and line. The agent is ``run_agent`` (ReAct or PAL); with ``--trials`` / ``--memory`` it is
+:func:`ponder.memory.trials.run_trials`. For HotpotQA and MuSiQue the ReAct agent gets the ``search``
+and ``lookup`` tools over that dataset's corpus (``<data_dir>/<dataset>/corpus.jsonl``, unless the
+``search_corpus`` setting names another). Harness policy ``gold`` answers with the gold answer: it
+checks loading, scoring and the runner, not an agent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError, field_validator
+
+from ponder.answers import AnswerKind, is_correct
+from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
+from ponder.envs.context import EpisodeTimeoutError, past_deadline
+from ponder.envs.metrics import best_over, exact_match, f1_score
+from ponder.errors import ConfigError, DataError
+from ponder.records import Trajectory, Usage
+
+if TYPE_CHECKING:
+    from ponder.config import Settings
+    from ponder.envs.context import EvalOptions
+
+class QARow(BaseModel):
+    """The fields every QA / math row must have (others are kept as metadata)."""
+
+    model_config = {"extra": "allow"}
+
+    id: str
+    question: str
+    answer: str
+    answer_aliases: list[str] = []
+
+    @field_validator("id", "answer", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    @field_validator("id", "question")
+    @classmethod
+    def _nonempty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+def read_rows(path: Path, row_model: type[BaseModel], limit: int | None = None) -> list[tuple[int, BaseModel]]:
+    """Validated rows of a JSONL file with their line numbers (blank lines skipped).
+
+    Raises:
+        DataError: ``file:line: problem`` for a missing file, bad JSON, a missing or mistyped field,
+            or a duplicate id.
+    """
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    rows: list[tuple[int, BaseModel]] = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            try:
+                row = row_model.model_validate(obj)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}"
+                                     for e in exc.errors())
+                raise DataError(f"{path}:{lineno}: bad row: {problems}") from None
+            row_id = str(getattr(row, "id", None) or getattr(row, "task_id", ""))
+            if row_id in seen:
+                raise DataError(f"{path}:{lineno}: duplicate id {row_id!r} (first on line {seen[row_id]})")
+            seen[row_id] = lineno
+            rows.append((lineno, row))
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+@dataclass
+class QASuite:
+    """A question-answering or math-word-problem suite.
+
+    Attributes:
+        name: Suite name (also the memory task family).
+        data_file: The shipped file, relative to ``settings.data_dir``.
+        answer_kind: ``number`` (exact numeric match) or ``text`` (EM / F1).
+        corpus: For search suites, the corpus relative to ``data_dir``; the agent then gets ``tools``.
+        tools: ReAct tools for this suite (``None``: the ``tools`` setting).
+    """
+
+    name: str
+    data_file: str
+    answer_kind: AnswerKind = "number"
+    corpus: str | None = None
+    tools: list[str] | None = None
+    policies: tuple[str, ...] = ("gold",)
+    needs_process: bool = False
+    metadata_keys: tuple[str, ...] = field(default=("type", "level", "setting", "equation"))
+
+    def episodes(self, settings: Settings, data: Path | None = None, limit: int | None = None) -> list[Episode]:
+        """Rows of ``data`` (default: the shipped file) as episodes, in file order.
+
+        Raises:
+            DataError: for a missing file or a malformed row (with its line number).
+        """
+        path = Path(data) if data is not None else Path(settings.data_dir) / self.data_file
+        out = []
+        for lineno, row in read_rows(path, QARow, limit):
+            extra = row.model_extra or {}
+            meta = {k: extra[k] for k in self.metadata_keys if k in extra}
+            meta.update(source=f"{path.name}:{lineno}", answer_aliases=list(row.answer_aliases))  # type: ignore[attr-defined]
+            tier = str(extra.get("type") or "")
+            if self.name == "musique" and "hop" in row.id.split("__")[0]:  # type: ignore[attr-defined]
+                tier = row.id.split("__")[0]  # type: ignore[attr-defined]  # 2hop, 3hop1, 4hop1, ...
+            out.append(Episode(id=row.id, suite=self.name, task=row.question, gold=row.answer,  # type: ignore[attr-defined]
+                               tier=tier, metadata=meta))
+        return out
+
+    def check_options(self, options: EvalOptions) -> None:
+        """Self-consistency (``--samples`` > 1) cannot be combined with trials / memory yet; its budget must parse.
+
+        Raises:
+            ConfigError: naming the bad option.
+        """
+        if options.samples > 1 and options.policy == "agent":
+            from ponder.graphs.self_consistency import Budget
+
+            Budget.parse(options.budget)
+            if options.trials > 1 or options.memory != "none":
+                raise ConfigError("--samples > 1 cannot be combined with --trials / --memory yet")
+
+    def settings_for(self, settings: Settings) -> Settings:
+        """The episode's settings: the suite's tools and, for search suites, its own corpus."""
+        update: dict[str, Any] = {}
+        if self.tools is not None:
+            update["tools"] = list(self.tools)
+        if self.corpus is not None and settings.search_corpus is None:
+            update["search_corpus"] = Path(settings.data_dir) / self.corpus
+        return settings.model_copy(update=update) if update else settings
+
+    def score(self, prediction: str | None, episode: Episode) -> tuple[bool, float, dict[str, float]]:
+        """``(success, score, metrics)``: numeric exact match, or EM (the score) and F1 over gold + aliases."""
+        if self.answer_kind == "number":
+            ok = is_correct(prediction, episode.gold, "number")
+            return ok, float(ok), {"em": float(ok)}
+        golds = [g for g in [episode.gold, *episode.metadata.get("answer_aliases", [])] if g]
+        em = best_over(exact_match, prediction, golds)
+        return em == 1.0, em, {"em": em, "f1": round(best_over(f1_score, prediction, golds), 6)}
+
+    def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
+        """Answer the question with the agent (or the ``gold`` harness policy) and score the answer."""
+        sc_meta: dict[str, Any] = {}
+        samples = ctx.samples
+        if ctx.policy == "gold":
+            trajs: list[Trajectory] = []
+            prediction, status, usage = episode.gold, "solved", Usage()
+        elif ctx.samples > 1:
+            trajs, prediction, usage, sc_meta = self._vote(episode, ctx)
+            status = "solved" if prediction is not None else "no_answer"
+            samples = int(sc_meta.get("samples_run", ctx.samples))
+        else:
+            trajs = self._play(episode, ctx)
+            last = trajs[-1]
+            prediction, status = last.final_answer, last.status
+            usage = _total_usage(trajs)
+        success, score, metrics = self.score(prediction, episode)
+        failure: FailureKind = ""
+        if not success:
+            failure = _failure(status, prediction)
+        return EpisodeResult(
+            episode_id=episode.id, suite=self.name, task=episode.task, tier=episode.tier,
+            policy=ctx.policy, policy_kind="agent" if ctx.policy == "agent" else "harness",
+            success=success, score=score, metrics=metrics, prediction=prediction, gold=episode.gold,
+            status=status, failure=failure, error=trajs[-1].error if trajs and not sc_meta else None, usage=usage,
+            samples=samples, trials=1 if sc_meta else (len(trajs) or 1), trajectory_ids=[t.id for t in trajs],
+            metadata={"source": episode.metadata.get("source"), **sc_meta})
+
+    def _vote(self, episode: Episode, ctx: EvalContext) -> tuple[list[Trajectory], str | None, Usage, dict[str, Any]]:
+        """Self-consistency (the lead's ``run_self_consistency``); every sample goes to ``trajectories.jsonl``."""
+        from ponder.graphs.self_consistency import Budget, SCConfig, run_self_consistency
+        from ponder.records import append_jsonl
+
+        config = SCConfig(samples=ctx.samples, vote=ctx.vote, early_stop=ctx.early_stop,
+                          budget=Budget.parse(ctx.budget), answer_kind=self.answer_kind)
+        meta = {"suite": self.name, "episode_id": episode.id}
+        result = run_self_consistency(episode.task, config=config, agent=ctx.agent,
+                                      settings=self.settings_for(ctx.settings), model=ctx.model,
+                                      out_dir=ctx.out_dir, metadata=meta)
+        trajs = []
+        for sample in result.samples:
+            traj = sample.trajectory.model_copy(deep=True)
+            traj.metadata.update(meta, sample=sample.index, self_consistency_id=result.id)
+            append_jsonl(Path(ctx.out_dir) / "trajectories.jsonl", traj)
+            trajs.append(traj)
+        sc_meta = {"self_consistency_id": result.id, "samples_run": result.samples_run,
+                   "stop_reason": result.stop_reason, "agreement": result.agreement,
+                   "chosen_sample": result.chosen_sample}
+        return trajs, result.final_answer, result.usage, sc_meta
+
+    def _play(self, episode: Episode, ctx: EvalContext) -> list[Trajectory]:
+        from ponder.agents.runner import run_agent
+
+        settings = self.settings_for(ctx.settings)
+        meta = {"suite": self.name, "episode_id": episode.id}
+
+        def on_step(_step: object) -> None:
+            if past_deadline(ctx):
+                raise EpisodeTimeoutError(f"episode {episode.id} passed its deadline")
+
+        if ctx.trials > 1 or ctx.memory != "none":
+            from ponder.memory.trials import run_trials
+
+            store = ctx.memory_context.store if ctx.memory_context is not None else None
+            return run_trials(episode.task, trials=ctx.trials, memory=ctx.memory,  # type: ignore[arg-type]
+                              label=episode.gold, settings=settings, model=ctx.model, store=store,
+                              agent=ctx.agent, task_family=self.name, answer_kind=self.answer_kind,
+                              on_step=on_step, out_dir=ctx.out_dir)
+        return [run_agent(episode.task, agent=ctx.agent, settings=settings, model=ctx.model, on_step=on_step,
+                          out_dir=ctx.out_dir, metadata=meta)]
+
+
+def _total_usage(trajs: list[Trajectory]) -> Usage:
+    return Usage(prompt_tokens=sum(t.usage.prompt_tokens for t in trajs),
+                 completion_tokens=sum(t.usage.completion_tokens for t in trajs),
+                 model_calls=sum(t.usage.model_calls for t in trajs),
+                 tool_calls=sum(t.usage.tool_calls for t in trajs),
+                 wall_seconds=round(sum(t.usage.wall_seconds for t in trajs), 4))
+
+
+def _failure(status: str, prediction: str | None) -> FailureKind:
+    if status in ("max_steps", "parse_error", "error"):
+        return status  # type: ignore[return-value]
+    return "no_answer" if not (prediction or "").strip() else "wrong_answer"
+
+
+def gsm8k_suite() -> QASuite:
+    """GSM8K (dev: the first 1000 test problems), exact numeric match."""
+    return QASuite(name="gsm8k", data_file="gsm8k/test_dev.jsonl", answer_kind="number")
+
+
+def svamp_suite() -> QASuite:
+    """SVAMP (800 problems), exact numeric match; the tier is the problem type."""
+    return QASuite(name="svamp", data_file="svamp/svamp.jsonl", answer_kind="number")
+
+
+def hotpotqa_suite() -> QASuite:
+    """HotpotQA dev (258 hard questions), EM / F1; ReAct gets search + lookup over the HotpotQA corpus."""
+    return QASuite(name="hotpotqa", data_file="hotpotqa/questions.jsonl", answer_kind="text",
+                   corpus="hotpotqa/corpus.jsonl", tools=["search", "lookup"])
+
+
+def musique_suite() -> QASuite:
+    """MuSiQue (75 questions), EM / F1 over the answer and its aliases; search + lookup over its corpus."""
+    return QASuite(name="musique", data_file="musique/questions.jsonl", answer_kind="text",
+                   corpus="musique/corpus.jsonl", tools=["search", "lookup"])

@@ -1,0 +1,67 @@
+"""Reports: report.md and a self-contained report.html, the harness label, comparisons."""
+
+from __future__ import annotations
+
+import base64
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from ponder.config import load_settings
+from ponder.envs.context import EvalOptions
+from ponder.envs.report import HARNESS_LABEL, head_to_head, load_run, write_comparison, write_report
+from ponder.envs.runner import run_eval
+from ponder.errors import DataError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fake_suite import FakeSuite  # noqa: E402
+
+
+def make_run(tmp_path: Path, name: str, policy: str, n: int = 6) -> Path:
+    options = EvalOptions(suite="fake", policy=policy, out_dir=tmp_path / name)
+    settings = load_settings(out_dir=tmp_path)
+    run_eval(FakeSuite(n=n), options, settings, quiet=True, model=object())  # type: ignore[arg-type]
+    return tmp_path / name
+
+
+def test_report_files_self_contained(tmp_path):
+    run = make_run(tmp_path, "agent-run", "agent")
+    md = (run / "report.md").read_text()
+    page = (run / "report.html").read_text()
+    assert "## Summary" in md and "success rate (Wilson 95% CI)" in md and "50.0% [18.8, 81.2]" in md
+    assert "| e05 |" in md and "## Per tier" in md and "wrong_answer" in md
+    assert HARNESS_LABEL not in md and HARNESS_LABEL not in page
+    # self-contained: no external resources, figures embedded as PNG data URIs
+    assert not re.search(r"""(src|href)=['"](https?:|//)""", page)
+    assert "<link" not in page and "<script" not in page
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(images) == 2  # accuracy vs compute, failure categories
+    assert all(base64.b64decode(img).startswith(b"\x89PNG") for img in images)
+    assert "href='trajectories.jsonl" in page and "Accuracy vs compute" in page
+
+
+def test_harness_runs_are_labelled(tmp_path):
+    run = make_run(tmp_path, "walk", "walkthrough")
+    md = (run / "report.md").read_text()
+    page = (run / "report.html").read_text()
+    assert f"**{HARNESS_LABEL}.**" in md and "`walkthrough` policy" in md
+    assert "class='harness'" in page and HARNESS_LABEL in page
+    assert load_run(run).harness
+
+
+def test_rewrite_and_compare(tmp_path):
+    a = make_run(tmp_path, "a", "agent")
+    b = make_run(tmp_path, "b", "walkthrough", n=4)
+    (a / "report.md").unlink()
+    write_report(a)
+    assert (a / "report.md").is_file()
+    h2h = head_to_head(load_run(a), load_run(b))
+    assert h2h == {"common": 4, "both": 2, "only a": 0, "only b": 0, "neither": 2}
+    md, page, text = write_comparison([a, b], tmp_path / "cmp")
+    assert md.is_file() and page.is_file()
+    assert "| a | fake |" in text and "walkthrough (harness check)" in text and "## a vs b" in text
+    assert "data:image/png;base64," in page.read_text()
+    with pytest.raises(DataError, match="not an evaluation run"):
+        load_run(tmp_path / "nothing")
