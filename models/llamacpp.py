@@ -56,6 +56,7 @@ class _Loaded:
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     piece_buf: Any = None
+    batch_decoder: Any = None  # a BatchDecoder, created at the first batched call
 
 
 _MODELS: dict[tuple[str, int, int], _Loaded] = {}
@@ -275,9 +276,55 @@ class LlamaCppBackend(BaseBackend):
     def generate_batch(
         self, conversations: list[list[Message]], params: GenerationParams
     ) -> list[list[Completion]]:
-        """Return ``params.n`` completions per conversation, in order (one conversation after another)."""
+        """Return ``params.n`` completions per conversation, in order.
+
+        Several conversations with ``n == 1`` (self-consistency branches) are decoded together, up to 8
+        sequences per pass, sharing their common prompt prefix (see ``models/llamacpp_batch.py``); conversation
+        ``i`` samples with seed ``seed + i``. Anything else runs one conversation after another.
+
+        Raises:
+            RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            ModelError: when a prompt does not fit or llama.cpp fails.
+        """
         self.check_allowed()
-        return [self.generate(messages, params) for messages in conversations]
+        if len(conversations) < 2 or params.n != 1:
+            return [self.generate(messages, params) for messages in conversations]
+        from ponder.models.llamacpp_batch import MAX_SEQS
+
+        prompts = [self._prompt_ids(messages) for messages in conversations]
+        n_ctx = self.llama.n_ctx()
+        longest = max(len(p) for p in prompts)
+        if longest >= n_ctx:
+            raise ModelError(f"a prompt has {longest} tokens but the llamacpp context holds {n_ctx}; "
+                             "raise the llamacpp_n_ctx setting or shorten the conversation")
+        base = 0 if params.seed is None else params.seed
+        out: list[list[Completion]] = []
+        with self._loaded.lock:
+            for start in range(0, len(prompts), MAX_SEQS):
+                chunk = prompts[start:start + MAX_SEQS]
+                seeds = [(base + start + i) % RANDOM_SEED for i in range(len(chunk))]
+                try:
+                    completions = self._batch_decoder().generate(chunk, params, seeds)
+                except (RuntimeError, ValueError, OSError) as exc:
+                    raise ModelError(f"batched generation failed on {self.spec}: {type(exc).__name__}: {exc}") from exc
+                out.extend([c] for c in completions)
+        return out
+
+    #: Decodes several conversations in one pass (self-consistency batches its samples).
+    batched_decoding = True
+
+    def _batch_decoder(self) -> Any:
+        """The shared multi-sequence context (caller holds the lock)."""
+        if self._loaded.batch_decoder is None:
+            from ponder.models.llamacpp_batch import MAX_SEQS, BatchDecoder
+
+            lc = self._llama_cpp
+            self._loaded.batch_decoder = BatchDecoder(
+                lc, self.llama.model, self._vocab, n_ctx=max(2 * self.llama.n_ctx(), 1024 * MAX_SEQS),
+                n_threads=int(self.load_info.get("n_threads") or default_threads()), piece=self._piece,
+                is_eog=lambda token: bool(lc.llama_vocab_is_eog(self._vocab, token)),
+                base_params=self.llama.context_params)
+        return self._loaded.batch_decoder
 
     # -- internals ------------------------------------------------------------------------------------
 
