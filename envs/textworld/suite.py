@@ -1,0 +1,120 @@
+"""The ``textworld`` suite: generated games by tier, played by the agent or the ``walkthrough`` harness policy.
+
+``episodes()`` generates the suite's missing games into the cache (``cache.py``; in parallel generator
+processes), writes the suite manifest ``<cache_dir>/textworld/suites/<suite>.json`` and returns one episode
+per game (id ``t<tier>-<generator>-s<seed>``, task = the game's objective). ``data`` picks the suite file:
+a path, or a shipped suite's name (``default``: 50 games in 3 tiers; ``small``: 3 quick games for CI).
+
+``run_episode()`` plays one game: ``agent`` through the env-agent graph (``graphs/env_agent.py``, model
+``ctx.model``), ``walkthrough`` by replaying the stored walkthrough (a harness check: it must win 100%).
+The agent's step cap is ``ctx.extra["max_steps"]``, else ``settings.max_steps`` when set explicitly, else
+the tier's ``max_steps``. Score: the normalised game score (points / max points); success: the game is won.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ponder.envs.base import Episode, EpisodeResult, EvalContext
+from ponder.envs.textworld.cache import GAME_FILE, ensure_games, games_root, write_suite_manifest
+from ponder.envs.textworld.spec import GameSpec, load_suite_spec
+from ponder.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ponder.config import Settings
+
+DEFAULT_SUITE = "default"
+
+
+class TextWorldSuite:
+    """TextWorld games listed in a suite file.
+
+    Args:
+        suite_file: A shipped suite's name or a suite file (``episodes(data=...)`` overrides it).
+        gen_workers: Generator processes (default: ``$PONDER_TW_GEN_WORKERS`` or min(4, CPU count)).
+    """
+
+    name = "textworld"
+    policies: tuple[str, ...] = ("walkthrough",)
+    needs_process = True
+
+    def __init__(self, suite_file: str | Path = DEFAULT_SUITE, gen_workers: int | None = None) -> None:
+        self.suite_file = suite_file
+        env_workers = os.environ.get("PONDER_TW_GEN_WORKERS")
+        self.gen_workers = gen_workers or (int(env_workers) if env_workers else min(4, os.cpu_count() or 1))
+
+    def episodes(self, settings: Settings, data: Path | None = None, limit: int | None = None) -> list[Episode]:
+        """The suite's games (generated when missing), in file order.
+
+        Raises:
+            DataError: for a bad suite file or a game that cannot be generated.
+        """
+        require_textworld()
+        spec = load_suite_spec(data or self.suite_file)
+        games = spec.games()[:limit] if limit else spec.games()
+        root = games_root(settings)
+        manifests = ensure_games(games, root, workers=self.gen_workers)
+        episodes, rows = [], []
+        for game in games:
+            manifest = manifests[game.key]
+            episodes.append(Episode(
+                id=game.id, suite=self.name, task=manifest.objective, tier=game.tier,
+                metadata={"suite_file": spec.name, "game": game.model_dump(), "key": game.key,
+                          "walkthrough_length": len(manifest.walkthrough), "max_score": manifest.max_score,
+                          "definition_sha256": manifest.definition_sha256}))
+            rows.append({"id": game.id, "tier": game.tier, **manifest.model_dump(exclude={"created"})})
+        write_suite_manifest(root.parent / "suites" / f"{spec.name}.json", spec.name, rows)
+        return episodes
+
+    def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
+        """Play one game with ``ctx.policy`` (``agent`` or ``walkthrough``)."""
+        from ponder.envs.textworld.env import TextWorldEnv
+        from ponder.envs.textworld.walkthrough import POLICY, play_walkthrough
+        from ponder.graphs.env_agent import run_env_agent
+
+        if ctx.policy not in ("agent", POLICY):
+            raise ConfigError(f"the textworld suite has no policy {ctx.policy!r}; choose agent or {POLICY}")
+        require_textworld()
+        game = GameSpec.model_validate(episode.metadata["game"])
+        root = games_root(ctx.settings)
+        manifest = ensure_games([game], root, workers=1)[game.key]
+        env = TextWorldEnv(root / game.key / GAME_FILE, name=f"textworld/{episode.id}", objective=manifest.objective)
+        try:
+            if ctx.policy == POLICY:
+                run = play_walkthrough(env, episode, manifest.walkthrough, ctx.out_dir)
+            else:
+                run = run_env_agent(env, episode, ctx, max_steps=agent_max_steps(game, ctx))
+        finally:
+            env.close()
+        normalised = run.reward / manifest.max_score if manifest.max_score else float(run.success)
+        metadata: dict[str, Any] = {"key": game.key, "definition_sha256": manifest.definition_sha256,
+                                    "walkthrough_length": len(manifest.walkthrough)}
+        if ctx.policy == POLICY:
+            metadata["harness_check"] = True
+        return run.to_result(episode, policy=ctx.policy, score=round(normalised, 4),
+                             metrics={"max_score": manifest.max_score, "normalized_score": round(normalised, 4)},
+                             metadata=metadata)
+
+
+def require_textworld() -> None:
+    """Raise :class:`ConfigError` when TextWorld is not installed (it comes with the ``eval`` extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("textworld") is None:
+        raise ConfigError("the textworld suite needs textworld==1.7.0: pip install 'ponder[eval]'")
+
+
+def agent_max_steps(game: GameSpec, ctx: EvalContext) -> int:
+    """The agent's step cap: ``ctx.extra["max_steps"]``, explicit ``settings.max_steps``, else the tier's."""
+    if ctx.extra.get("max_steps"):
+        return int(ctx.extra["max_steps"])
+    if "max_steps" in ctx.settings.model_fields_set:
+        return ctx.settings.max_steps
+    return game.max_steps
+
+
+def textworld_suite() -> TextWorldSuite:
+    """The ``textworld`` suite (registry factory)."""
+    return TextWorldSuite()
