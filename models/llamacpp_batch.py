@@ -39,6 +39,8 @@ class _Seq:
     prompt_tokens: int
     rng: np.random.Generator
     pos: int
+    slot: int = 0
+    tokens: list[int] = field(default_factory=list)
     pieces: list[bytes] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)
     logprobs: list[float] = field(default_factory=list)
@@ -82,6 +84,8 @@ class BatchDecoder:
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create a batched context")
         self.batch = llama_cpp.llama_batch_init(512, 0, MAX_SEQS)
+        #: The tokens whose KV cells each sequence slot holds (reused by the next batch, like server slots).
+        self.slots: list[list[int]] = [[] for _ in range(MAX_SEQS)]
 
     def close(self) -> None:
         """Free the context and the batch."""
@@ -113,6 +117,18 @@ class BatchDecoder:
 
     def _clear(self) -> None:
         self._lc.llama_memory_clear(self._lc.llama_get_memory(self.ctx), True)
+        self.slots = [[] for _ in range(MAX_SEQS)]
+
+    def _assign(self, prompts: list[list[int]]) -> tuple[list[int], list[int]]:
+        """A slot per prompt (the free slot whose cached tokens share the longest prefix) and what it keeps."""
+        free = list(range(MAX_SEQS))
+        slots, keep = [], []
+        for prompt in prompts:
+            best = max(free, key=lambda s: (_common(self.slots[s], prompt), -len(self.slots[s])))
+            free.remove(best)
+            slots.append(best)
+            keep.append(min(_common(self.slots[best], prompt), len(prompt) - 1))
+        return slots, keep
 
     # -- generation ------------------------------------------------------------------------------------
 
@@ -127,29 +143,48 @@ class BatchDecoder:
         need = sum(len(p) for p in prompts) + len(prompts) * params.max_tokens
         if need > self.n_ctx:
             raise RuntimeError(f"batch needs up to {need} KV cells, the batched context holds {self.n_ctx}")
-        self._clear()
-        try:
-            seqs = self._prefill(prompts, seeds)
-            self._run(seqs, params)
-        finally:
+        slots, keep = self._assign(prompts)
+        kept_elsewhere = sum(len(self.slots[s]) for s in range(MAX_SEQS) if s not in slots)
+        if kept_elsewhere + sum(len(p) for p in prompts) + len(prompts) * params.max_tokens > self.n_ctx:
             self._clear()
+            keep = [0] * len(prompts)
+        try:
+            seqs = self._prefill(prompts, seeds, slots, keep)
+            self._run(seqs, params)
+        except BaseException:
+            self._clear()
+            raise
+        for seq in seqs:
+            self.slots[seq.slot] = seq.tokens
         return [self._completion(s, params) for s in seqs]
 
-    def _prefill(self, prompts: list[list[int]], seeds: list[int]) -> list[_Seq]:
-        """Evaluate the shared prefix once, then every remainder; the last prompt tokens go last, with logits."""
-        shared = 0
-        limit = min(len(p) for p in prompts) - 1  # each sequence evaluates at least its last token itself
-        while shared < limit and all(p[shared] == prompts[0][shared] for p in prompts):
-            shared += 1
-        everyone = list(range(len(prompts)))
-        body = [(t, pos, everyone, False) for pos, t in enumerate(prompts[0][:shared])]
-        for s, prompt in enumerate(prompts):
-            body.extend((prompt[pos], pos, [s], False) for pos in range(shared, len(prompt) - 1))
+    def _prefill(self, prompts: list[list[int]], seeds: list[int], slots: list[int], keep: list[int]) -> list[_Seq]:
+        """Evaluate what the slots do not hold yet; the last prompt tokens go last, with logits.
+
+        Fresh slots (nothing reusable) evaluate their common prefix once, as tokens shared by all of them.
+        """
+        memory = self._lc.llama_get_memory(self.ctx)
+        for slot, kept in zip(slots, keep, strict=True):
+            self._lc.llama_memory_seq_rm(memory, slot, kept, -1)
+        keep = list(keep)
+        fresh = [i for i, kept in enumerate(keep) if kept == 0]
+        body: list[tuple[int, int, list[int], bool]] = []
+        if len(fresh) > 1:
+            shared = 0
+            limit = min(len(prompts[i]) for i in fresh) - 1
+            while shared < limit and all(prompts[i][shared] == prompts[fresh[0]][shared] for i in fresh):
+                shared += 1
+            owners = [slots[i] for i in fresh]
+            body.extend((t, pos, owners, False) for pos, t in enumerate(prompts[fresh[0]][:shared]))
+            for i in fresh:
+                keep[i] = shared
+        for i, prompt in enumerate(prompts):
+            body.extend((prompt[pos], pos, [slots[i]], False) for pos in range(keep[i], len(prompt) - 1))
         if body:
             self._decode(body)
-        self._decode([(p[-1], len(p) - 1, [s], True) for s, p in enumerate(prompts)])
-        return [_Seq(prompt_tokens=len(p), rng=np.random.default_rng(seeds[s]), pos=len(p), last=s)
-                for s, p in enumerate(prompts)]
+        self._decode([(p[-1], len(p) - 1, [slots[i]], True) for i, p in enumerate(prompts)])
+        return [_Seq(prompt_tokens=len(p), rng=np.random.default_rng(seeds[i]), pos=len(p), last=i, slot=slots[i],
+                     tokens=list(p)) for i, p in enumerate(prompts)]
 
     def _pick(self, seq: _Seq, params: GenerationParams) -> tuple[int, float]:
         """Sample the next token from the sequence's logits; return it and its log-probability.
@@ -182,7 +217,7 @@ class BatchDecoder:
         while True:
             step: list[tuple[int, int, list[int], bool]] = []
             owners: list[_Seq] = []
-            for s, seq in enumerate(seqs):
+            for seq in seqs:
                 if seq.done:
                     continue
                 token, logprob = self._pick(seq, params)
@@ -201,8 +236,9 @@ class BatchDecoder:
                 if len(seq.pieces) >= params.max_tokens:
                     seq.done = True
                     continue
-                step.append((token, seq.pos, [s], True))
+                step.append((token, seq.pos, [seq.slot], True))
                 owners.append(seq)
+                seq.tokens.append(token)
                 seq.pos += 1
             if not step:
                 return
@@ -223,3 +259,12 @@ class BatchDecoder:
         finish: FinishReason = "stop" if found or seq.hit_end else "length"
         return Completion(text=text, finish_reason=finish, prompt_tokens=seq.prompt_tokens, completion_tokens=count,
                           logprob=float(sum(seq.logprobs[:count])) if params.logprobs else None)
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    """Length of the common prefix of two token lists."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
