@@ -14,13 +14,14 @@ export PYTHONHASHSEED := 0
 TEST_CACHE ?= $(CURDIR)/.ponder-cache
 DEMO_QUESTION ?= A shop sells 3 boxes of 12 pencils and 7 loose pencils. How many pencils is that?
 
-.PHONY: demo demo-run test lint bench install install-server system-deps system-deps-browser clean help
+.PHONY: demo demo-run test lint bench install install-server system-deps system-deps-browser alfworld clean help
 
 help:
 	@echo "make demo   - create .venv, install, run a ReAct agent on the embedded model (offline)"
 	@echo "make test   - same install plus the llama.cpp server extra, then the test suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks (JSON lines)"
+	@echo "make alfworld - build the optional real ALFWorld engine (compiles a planner)"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,15 @@ $(STAMP_SERVER): $(STAMP_CORE)
 
 install: $(STAMP_CORE) system-deps
 install-server: $(STAMP_SERVER)
+
+# The real ALFWorld engine (optional; `ponder eval alfworld`). fast-downward-textworld's setup.py runs a bare
+# `python`, which fails inside pip's isolated build: build it against the venv with --no-build-isolation
+# (compiles the Fast Downward planner: needs g++ and cmake, several minutes; pip caches the wheel).
+alfworld: install
+	@$(call apt_install,cmake,build-essential cmake,the ALFWorld planner cannot be compiled)
+	@$(PY) -c "import alfworld, fast_downward" 2>/dev/null || { \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PIP) install --no-build-isolation fast-downward-textworld==20.6.4 \
+		&& $(PIP) install alfworld==0.4.2; }
 
 # bubblewrap isolates model-written code; installed when we are root and it is missing.
 system-deps:
@@ -76,6 +86,9 @@ lint: $(STAMP_CORE)
 bench: install install-server
 	$(PY) benchmarks/step_overhead.py
 	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/self_consistency.py
+	$(PY) benchmarks/eval_runner.py
+	$(PY) benchmarks/miniwob_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache $(TEST_CACHE) runs

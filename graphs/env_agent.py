@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from ponder.memory.context import MemoryContext
 
 #: The model must never write the environment's answer; one line per turn is enough.
-ENV_STOP = ["\nObservation", "Observation:", "\n>", "\n\n"]
+ENV_STOP = ["\nObservation", "Observation:", "\n>"]  # not "\n\n": a reply may start with blank lines
 THINK_OBSERVATION = "OK."
 AGENT_NAME = "env"
 TRAJECTORY_FILE = "trajectories.jsonl"
