@@ -9,8 +9,10 @@ context on the same weights with up to :data:`MAX_SEQS` sequences and a unified 
 3. decodes in lock step: one token per live sequence per ``llama_decode`` call, sampled here with numpy
    (temperature / top-p, a ``numpy`` generator per sequence seeded ``seed + i``; argmax when greedy).
 
-On this CPU a step of 8 sequences costs ~4.5× a step of one (measured, ``benchmarks/self_consistency.py``),
-so 8 samples decode ~1.8× faster than one after another, and the shared prompt is evaluated once.
+Each sequence slot keeps its KV cells between batches, so the next agent step of the same sample evaluates only
+its new tokens. On a 2-core CPU a decode step of 8 sequences costs ~4.5-5× a step of one (llama.cpp is compute
+bound there), so 8 samples decode ~1.6-1.8× faster than one after another; prompt evaluation costs the same
+either way, which leaves whole self-consistency runs only slightly faster (see ``benchmarks/README.md``).
 Sampled texts follow the same distribution as :meth:`LlamaCppBackend.generate` but not the same random
 stream (llama.cpp's sampler vs numpy's); greedy decoding may differ in rare near-ties (batched kernels).
 """
