@@ -9,7 +9,9 @@ leaves.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,8 +44,19 @@ def make_reader(history_file: Path | None) -> Reader:
     return lambda text: prompt_session.prompt(text)
 
 
+def restore_ctrl_c() -> None:
+    """Make Ctrl-C raise ``KeyboardInterrupt`` even when the chat was started with SIGINT ignored.
+
+    Shells start background jobs (``cmd &``, ``nohup``) with SIGINT ignored, and Python keeps an ignored
+    signal ignored; an interactive chat must still stop a turn on Ctrl-C.
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_repl(session: ChatSession, read: Reader) -> int:
     """Run the chat until ``/quit`` or end of input; returns the exit code (0)."""
+    restore_ctrl_c()
     out = session.renderer
     while True:
         try:

@@ -13,6 +13,7 @@ Z-machine header as the serial number, so ``game_sha256`` checks the cached file
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -46,7 +47,8 @@ class GameManifest(BaseModel):
     textworld: str
     pythonhashseed: str = "0"
     game_sha256: str = Field(description="sha256 of game.z8 (cache integrity; its serial is the compile date).")
-    definition_sha256: str = Field(description="sha256 of game.json: identical for the same recipe everywhere.")
+    definition_sha256: str = Field(description="sha256 of game.json without machine-specific paths: identical for "
+                                   "the same recipe everywhere.")
     walkthrough: list[str]
     objective: str = ""
     max_score: float = 0.0
@@ -135,8 +137,26 @@ def write_suite_manifest(path: Path, suite: str, rows: list[dict[str, Any]]) -> 
     return path
 
 
+#: Fields of ``game.json`` that depend on the machine, not the recipe (TextWorld stores its install path).
+_MACHINE_FIELDS = (("KB", "text_grammars_path"),)
+
+
+def definition_hash(path: Path) -> str:
+    """sha256 of a game definition without its machine-specific fields (canonical JSON, sorted keys).
+
+    TextWorld writes the absolute path of its grammar files into ``game.json``; that path differs between
+    virtual environments, so it is left out: the same recipe hashes the same on every machine.
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for section, key in _MACHINE_FIELDS:
+        if isinstance(data.get(section), dict):
+            data[section].pop(key, None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def load_definition_hash(game_dir: Path) -> str:
-    """The sha256 of a cached game's definition (``game.json``).
+    """The machine-independent sha256 of a cached game's definition (``game.json``, see :func:`definition_hash`).
 
     Raises:
         DataError: when the file is missing.
@@ -144,4 +164,4 @@ def load_definition_hash(game_dir: Path) -> str:
     path = game_dir / DEFINITION_FILE
     if not path.is_file():
         raise DataError(f"no game definition at {path}")
-    return file_sha256(path)
+    return definition_hash(path)

@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ponder.envs.textworld.cache import DEFINITION_FILE, GAME_FILE, MANIFEST_FILE, GameManifest, read_manifest
+from ponder.envs.textworld.cache import (
+    DEFINITION_FILE,
+    GAME_FILE,
+    MANIFEST_FILE,
+    GameManifest,
+    definition_hash,
+    read_manifest,
+)
 from ponder.hashing import file_sha256
 
 
@@ -62,7 +69,8 @@ def _build(job: dict[str, Any], out: Path) -> GameManifest:
     return GameManifest(key=job["key"], generator=job["generator"], options=job["options"], seed=job["seed"],
                         generator_version=job["generator_version"], textworld=textworld.__version__,
                         pythonhashseed=os.environ.get("PYTHONHASHSEED", ""),
-                        game_sha256=file_sha256(out / GAME_FILE), definition_sha256=file_sha256(out / DEFINITION_FILE),
+                        game_sha256=file_sha256(out / GAME_FILE),
+                        definition_sha256=definition_hash(out / DEFINITION_FILE),
                         walkthrough=walkthrough, objective=game.objective.strip(), max_score=float(game.max_score),
                         created=datetime.now(UTC).isoformat(timespec="seconds"))
 
