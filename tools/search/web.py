@@ -66,7 +66,7 @@ def check_network(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
         try:
             socket.create_connection((host, port), timeout=timeout).close()
             outcome.append(None)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - the probe thread reports, never raises (it may outlive the call)
             outcome.append(exc)
 
     # a daemon thread: a hung name lookup must neither block this call nor the interpreter's exit
