@@ -27,6 +27,8 @@ def eval_command(
     vote: Annotated[str, typer.Option(help="Self-consistency vote: majority, weighted or judge.")] = "majority",
     early_stop: Annotated[bool, typer.Option("--early-stop", help="Stop sampling once the vote is "
                                                                   "settled.")] = False,
+    stop_rule: Annotated[str, typer.Option(help="With --early-stop: certain (never changes the answer), beta or "
+                                                "esc.")] = "certain",
     budget: Annotated[str | None, typer.Option(help="Self-consistency cap, e.g. 4000t (tokens) or 6s "
                                                     "(samples).")] = None,
     trials: Annotated[int, typer.Option(min=1, help="Trials per episode with memory between them.")] = 1,
@@ -64,8 +66,8 @@ def eval_command(
     chosen = get_suite(suite)
     out_dir = out or default_out_dir(settings, suite)
     options = EvalOptions(suite=suite, data=data, limit=limit, agent=settings.agent, policy=policy, samples=samples,
-                          vote=vote, early_stop=early_stop, budget=budget, trials=trials, memory=memory,
-                          workers=workers, timeout=timeout, out_dir=out_dir, resume=resume)
+                          vote=vote, early_stop=early_stop, stop_rule=stop_rule, budget=budget, trials=trials,
+                          memory=memory, workers=workers, timeout=timeout, out_dir=out_dir, resume=resume)
     run = run_eval(chosen, options, settings, quiet=quiet)
     _print_summary(run.out_dir, run.new, len(run.results))
 

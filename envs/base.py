@@ -123,6 +123,7 @@ class EvalContext:
         samples: Self-consistency samples per episode (1 = a single trajectory).
         vote: Self-consistency aggregation (``majority``, ``weighted``, ``judge``).
         early_stop: Stop sampling once the vote is settled.
+        stop_rule: When the vote counts as settled: ``certain``, ``beta`` or ``esc``.
         budget: Self-consistency token or sample cap (e.g. ``"4000t"``, ``"6s"``), or ``None``.
         trials: Trials per episode with memory carried across them (1 = no retries).
         memory: ``none``, ``reflexion``, ``expel`` or ``both``.
@@ -139,6 +140,7 @@ class EvalContext:
     samples: int = 1
     vote: str = "majority"
     early_stop: bool = False
+    stop_rule: str = "certain"
     budget: str | None = None
     trials: int = 1
     memory: str = "none"

@@ -35,6 +35,7 @@ class EvalOptions(BaseModel):
     samples: int = Field(1, ge=1)
     vote: str = "majority"
     early_stop: bool = False
+    stop_rule: str = "certain"
     budget: str | None = None
     trials: int = Field(1, ge=1)
     memory: str = "none"
@@ -66,7 +67,7 @@ def build_context(options: EvalOptions, settings: Settings, model: ModelBackend 
         memory_context = open_memory(settings, options.memory, namespace=None, task_family=options.suite)
     return EvalContext(settings=settings, agent=options.agent, policy=options.policy, model=model,
                        samples=options.samples, vote=options.vote, early_stop=options.early_stop,
-                       budget=options.budget, trials=options.trials, memory=options.memory,
+                       stop_rule=options.stop_rule, budget=options.budget, trials=options.trials, memory=options.memory,
                        memory_context=memory_context, out_dir=options.out_dir, episode_timeout=options.timeout,
                        extra=dict(options.extra))
 

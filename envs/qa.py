@@ -193,7 +193,7 @@ class QASuite:
         from ponder.graphs.self_consistency import Budget, SCConfig, run_self_consistency
         from ponder.records import append_jsonl
 
-        config = SCConfig(samples=ctx.samples, vote=ctx.vote, early_stop=ctx.early_stop,
+        config = SCConfig(samples=ctx.samples, vote=ctx.vote, early_stop=ctx.early_stop, stop_rule=ctx.stop_rule,
                           budget=Budget.parse(ctx.budget), answer_kind=self.answer_kind)
         meta = {"suite": self.name, "episode_id": episode.id}
         result = run_self_consistency(episode.task, config=config, agent=ctx.agent,

@@ -80,6 +80,10 @@ def check_options(suite: Suite, options: EvalOptions) -> None:
         raise ConfigError(f"--vote must be one of: {', '.join(VOTES)} (got {options.vote!r})")
     if options.policy != "agent" and (options.samples > 1 or options.trials > 1 or options.memory != "none"):
         raise ConfigError("--samples, --trials and --memory apply to --policy agent only")
+    from ponder.graphs.self_consistency.stopping import STOP_RULES
+
+    if options.stop_rule not in STOP_RULES:
+        raise ConfigError(f"--stop-rule must be one of: {', '.join(STOP_RULES)} (got {options.stop_rule!r})")
     if options.samples == 1 and (options.early_stop or options.budget is not None):
         raise ConfigError("--early-stop and --budget apply to self-consistency: add --samples N (N > 1)")
     hook = getattr(suite, "check_options", None)

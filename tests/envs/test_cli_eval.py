@@ -73,6 +73,7 @@ def test_report_command(tmp_path, capsys, data_dir):
     (["eval", "gsm8k", "--memory", "lots"], "--memory must be one of"),
     (["eval", "gsm8k", "--budget", "9t"], "add --samples"),
     (["eval", "gsm8k", "--samples", "3", "--budget", "lots"], "invalid budget"),
+    (["eval", "gsm8k", "--samples", "3", "--early-stop", "--stop-rule", "vibes"], "--stop-rule must be one of"),
     (["eval", "humaneval", "--trials", "2"], "humaneval measures pass@1"),
     (["eval", "gsm8k", "--model", "gpt5"], "bad model spec"),
     (["eval"], "Missing argument"),

@@ -138,6 +138,22 @@ def test_self_consistency_samples_vote(tmp_path, settings, data_dir):
     assert set(r.trajectory_ids) <= stored
 
 
+def test_self_consistency_early_stop_rule_reaches_the_vote(tmp_path, settings, data_dir):
+    gold = gold_rows(data_dir, "gsm8k/test_dev.jsonl", 1)[0]["answer"]
+    model = scripted(lambda q, n: f"Final Answer: {gold}")
+    certain = evaluate(tmp_path / "c", settings, "gsm8k", model, limit=1, samples=8, early_stop=True).results[0]
+    beta = evaluate(tmp_path / "b", settings, "gsm8k", model, limit=1, samples=8, early_stop=True,
+                    stop_rule="beta").results[0]
+    # waves of 4: 4 agreeing of 8 is settled for beta (P = 0.97) and, with the tie-break, for certain too
+    assert certain.success and beta.success
+    assert certain.metadata["samples_run"] == beta.metadata["samples_run"] == 4
+    from ponder.graphs.self_consistency.records import SelfConsistencyResult
+
+    rules = [next(read_jsonl(tmp_path / run / "gsm8k" / "self_consistency.jsonl", SelfConsistencyResult)).stop_rule
+             for run in ("c", "b")]
+    assert rules == ["certain", "beta"]
+
+
 def test_gold_policy_is_a_harness_check(tmp_path, settings):
     run = evaluate(tmp_path, settings, "hotpotqa", None, limit=4, policy="gold", workers=2)
     assert run.summary.successes == 4 and all(r.policy_kind == "harness" for r in run.results)
