@@ -126,6 +126,37 @@ def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     return text[:cut], cut < len(text)
 
 
+def stop_in_tail(text: bytes | bytearray, piece_len: int, stops: list[str]) -> bool:
+    """Whether a stop sequence shows up in the tail of byte-level output after a piece of ``piece_len`` bytes.
+
+    Only the last piece plus the longest stop sequence (and a few bytes for split UTF-8) is decoded, so the check
+    costs the same at every token.
+    """
+    longest = max((len(s.encode("utf-8")) for s in stops if s), default=0)
+    tail = bytes(text[-(piece_len + longest + 3):]).decode("utf-8", "ignore")
+    return any(s in tail for s in stops if s)
+
+
+def completion_from_pieces(pieces: list[bytes], stop: list[str], *, hit_end: bool, prompt_tokens: int,
+                           logprobs: list[float] | None) -> Completion:
+    """The :class:`Completion` of token-level output (one ``bytes`` piece per token).
+
+    The text is cut before the first stop sequence; the token count (and log-probability sum, when
+    ``logprobs`` are given) covers only the tokens that produced the kept text.
+    """
+    raw = b"".join(pieces).decode("utf-8", errors="ignore")
+    text, found = truncate_at_stop(raw, stop)
+    count = len(pieces)
+    if found:
+        target, total, count = len(text.encode("utf-8")), 0, 0
+        while count < len(pieces) and total < target:
+            total += len(pieces[count])
+            count += 1
+    finish: FinishReason = "stop" if found or hit_end else "length"
+    return Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=count,
+                      logprob=float(sum(logprobs[:count])) if logprobs is not None else None)
+
+
 def stream_completion(
     model: Any, messages: list[Message], params: GenerationParams
 ) -> Generator[str, None, Completion]:

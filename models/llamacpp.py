@@ -26,11 +26,11 @@ from ponder.errors import ModelError
 from ponder.models.base import (
     BaseBackend,
     Completion,
-    FinishReason,
     GenerationParams,
     Message,
     StopFilter,
-    truncate_at_stop,
+    completion_from_pieces,
+    stop_in_tail,
 )
 from ponder.models.llamacpp_loader import (  # noqa: F401 - re-exported: the backend's public helpers
     DEFAULT_N_CTX,
@@ -286,7 +286,6 @@ class LlamaCppBackend(BaseBackend):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
         shown = StopFilter(params.stop)
         stops = [s for s in params.stop if s]
-        stop_bytes = max((len(s.encode("utf-8")) for s in stops), default=0)
         budget = min(params.max_tokens, room)
         pieces: list[bytes] = []
         text_bytes = bytearray()
@@ -310,10 +309,8 @@ class LlamaCppBackend(BaseBackend):
                 delta = shown.feed(decoder.decode(piece))
                 if delta:
                     yield delta
-                if stops:
-                    tail = bytes(text_bytes[-(len(piece) + stop_bytes + 3) :]).decode("utf-8", "ignore")
-                    if any(s in tail for s in stops):
-                        break
+                if stops and stop_in_tail(text_bytes, len(piece), stops):
+                    break
                 if len(pieces) >= budget:
                     break
         finally:
@@ -321,21 +318,5 @@ class LlamaCppBackend(BaseBackend):
         rest = "" if shown.stopped else shown.feed(decoder.decode(b"", final=True)) + shown.finish()
         if rest:
             yield rest
-        raw = bytes(text_bytes).decode("utf-8", errors="ignore")
-        text, found = truncate_at_stop(raw, stops)
-        count = _tokens_covering(pieces, len(text.encode("utf-8"))) if found else len(pieces)
-        finish: FinishReason = "stop" if found or hit_end else "length"
-        return Completion(
-            text=text, finish_reason=finish, prompt_tokens=len(prompt), completion_tokens=count,
-            logprob=float(sum(logprobs[:count])) if params.logprobs else None,
-        )
-
-
-def _tokens_covering(pieces: list[bytes], n_bytes: int) -> int:
-    """Return the fewest leading pieces whose bytes cover ``n_bytes``."""
-    total = 0
-    for i, piece in enumerate(pieces):
-        if total >= n_bytes:
-            return i
-        total += len(piece)
-    return len(pieces)
+        return completion_from_pieces(pieces, stops, hit_end=hit_end, prompt_tokens=len(prompt),
+                                      logprobs=logprobs if params.logprobs else None)

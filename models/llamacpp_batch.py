@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ponder.models.base import Completion, FinishReason, GenerationParams, truncate_at_stop
+from ponder.models.base import Completion, GenerationParams, completion_from_pieces, stop_in_tail
 
 logger = logging.getLogger("ponder.models")
 
@@ -48,7 +48,6 @@ class _Seq:
     logprobs: list[float] = field(default_factory=list)
     last: int = -1
     done: bool = False
-    found_stop: bool = False
     hit_end: bool = False
 
 
@@ -215,7 +214,6 @@ class BatchDecoder:
 
     def _run(self, seqs: list[_Seq], params: GenerationParams) -> None:
         stops = [s for s in params.stop if s]
-        stop_bytes = max((len(s.encode("utf-8")) for s in stops), default=0)
         while True:
             step: list[tuple[int, int, list[int], bool]] = []
             owners: list[_Seq] = []
@@ -230,11 +228,9 @@ class BatchDecoder:
                 seq.pieces.append(piece)
                 seq.text += piece
                 seq.logprobs.append(logprob)
-                if stops:
-                    tail = bytes(seq.text[-(len(piece) + stop_bytes + 3):]).decode("utf-8", "ignore")
-                    if any(x in tail for x in stops):
-                        seq.done = seq.found_stop = True
-                        continue
+                if stops and stop_in_tail(seq.text, len(piece), stops):
+                    seq.done = True
+                    continue
                 if len(seq.pieces) >= params.max_tokens:
                     seq.done = True
                     continue
@@ -249,18 +245,8 @@ class BatchDecoder:
                 seq.last = i
 
     def _completion(self, seq: _Seq, params: GenerationParams) -> Completion:
-        raw = bytes(seq.text).decode("utf-8", errors="ignore")
-        text, found = truncate_at_stop(raw, params.stop)
-        count = len(seq.pieces)
-        if found:
-            total, count = 0, 0
-            target = len(text.encode("utf-8"))
-            while count < len(seq.pieces) and total < target:
-                total += len(seq.pieces[count])
-                count += 1
-        finish: FinishReason = "stop" if found or seq.hit_end else "length"
-        return Completion(text=text, finish_reason=finish, prompt_tokens=seq.prompt_tokens, completion_tokens=count,
-                          logprob=float(sum(seq.logprobs[:count])) if params.logprobs else None)
+        return completion_from_pieces(seq.pieces, params.stop, hit_end=seq.hit_end, prompt_tokens=seq.prompt_tokens,
+                                      logprobs=seq.logprobs if params.logprobs else None)
 
 
 def _common(a: list[int], b: list[int]) -> int:
