@@ -66,11 +66,6 @@ class SelfConsistencyResult(BaseModel):
     memory: dict[str, object] = Field(default_factory=dict)
     metadata: dict[str, object] = Field(default_factory=dict)
 
-    @property
-    def status(self) -> str:
-        """``solved`` when the vote produced an answer."""
-        return "solved" if self.final_answer is not None else "no_answer"
-
     def chosen(self) -> Trajectory | None:
         """The chosen sample's trajectory."""
         for sample in self.samples:

@@ -23,7 +23,7 @@ from ponder.graphs.self_consistency.normalize import answer_key
 from ponder.graphs.self_consistency.records import SampleRecord, SelfConsistencyResult
 from ponder.graphs.self_consistency.voting import VOTE_METHODS, logprob_weight
 from ponder.models.base import ModelBackend
-from ponder.records import Step, Trajectory, Usage, append_jsonl
+from ponder.records import Trajectory, Usage, append_jsonl
 
 if TYPE_CHECKING:
     from ponder.memory.context import MemoryContext
@@ -185,9 +185,3 @@ def _apply_memory(held: dict[int, MemoryContext], chosen: int | None) -> dict[st
     applied = [r.model_dump() for r in held[chosen].flush()] if chosen is not None and chosen in held else []
     dropped = sum(ctx.discard() for i, ctx in held.items() if i != chosen)
     return {"applied": applied, "discarded": dropped, "from_sample": chosen}
-
-
-def sample_steps(result: SelfConsistencyResult) -> list[Step]:
-    """The chosen sample's steps (what ``ponder run`` shows for the answer)."""
-    chosen = result.chosen()
-    return list(chosen.steps) if chosen else []

@@ -59,10 +59,6 @@ class VoteTable(BaseModel):
         """The winner's share of the usable votes (0 when none)."""
         return self.rows[0].votes / self.valid_votes if self.rows else 0.0
 
-    def counts(self) -> list[int]:
-        """Votes per answer, best first."""
-        return [row.votes for row in self.rows]
-
 
 def tally(ballots: Sequence[Ballot], method: str = "majority") -> VoteTable:
     """Count ``ballots`` into a vote table.
