@@ -72,6 +72,8 @@ class Settings(BaseSettings):
         "those busy with other work at load time).")
     llamacpp_n_ctx: int = Field(4096, ge=256, le=1_048_576,
                                 description="Context size in tokens (prompt + completion) for the llamacpp backend.")
+    llamacpp_prompt_cache: bool = Field(True, description="Save the KV state of long prompt prefixes under "
+                                        "cache_dir, so later runs skip evaluating the agent's system prompt.")
     # agents
     agent: Literal["react", "pal"] = "react"
     max_steps: int = Field(8, ge=1, le=200, description="Max agent steps (model calls) per run.")

@@ -70,6 +70,8 @@ class LlamaCppBackend(BaseBackend):
         self._loaded = loaded
         self.llama = loaded.llama
         self.load_info: dict[str, Any] = dict(load_info or {})
+        #: Long prompt prefixes saved for (and restored from) other processes; ``None``: not used.
+        self.prompt_cache: Any = None
         self._vocab = self._llama_cpp.llama_model_get_vocab(self.llama.model)
         self._n_vocab = self.llama.n_vocab()
         template = self.llama.metadata.get("tokenizer.chat_template")
@@ -82,7 +84,7 @@ class LlamaCppBackend(BaseBackend):
 
     @classmethod
     def load(cls, path: Path | str, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
-             seed: int | None = None, spec: str = "") -> LlamaCppBackend:
+             seed: int | None = None, spec: str = "", prompt_cache_dir: Path | None = None) -> LlamaCppBackend:
         """Load (or reuse) a GGUF file and wrap it in a backend.
 
         Args:
@@ -91,6 +93,8 @@ class LlamaCppBackend(BaseBackend):
             n_threads: CPU threads for llama.cpp; ``None`` means the physical cores.
             seed: The context's default seed (every call sets its own seed anyway).
             spec: The spec string; defaults to ``llamacpp:<path>``.
+            prompt_cache_dir: The cache directory under which long prompt prefixes are saved for later
+                processes (``llamacpp/prompts/``); ``None`` saves nothing.
 
         Raises:
             ConfigError: for a missing or non-GGUF file, or a missing ``llama-cpp-python``.
@@ -103,14 +107,24 @@ class LlamaCppBackend(BaseBackend):
         loaded, reused = load_llama(source, n_ctx=n_ctx, n_threads=threads, seed=seed)
         info = {"path": str(source), "n_ctx": loaded.llama.n_ctx(), "n_threads": threads,
                 "load_seconds": round(loaded.load_seconds, 3), "reused": reused, "backend": cls.backend_name}
-        return cls(loaded, spec=spec or f"llamacpp:{source}", load_info=info)
+        backend = cls(loaded, spec=spec or f"llamacpp:{source}", load_info=info)
+        if prompt_cache_dir is not None:
+            from ponder.models.llamacpp_prompts import PromptCache
+
+            try:
+                backend.prompt_cache = PromptCache.for_model(prompt_cache_dir, source, backend._llama_cpp,
+                                                             loaded.llama.context_params)
+            except OSError as exc:
+                logger.debug("no prompt cache for %s: %s", source, exc)
+        return backend
 
     @classmethod
     def from_settings(cls, parsed: ModelSpec, settings: Settings) -> LlamaCppBackend:
         """Build the backend for a parsed ``llamacpp`` spec.
 
         Reads ``settings.llamacpp_n_ctx`` (default 4096), ``settings.llamacpp_threads`` (default: the physical
-        cores) and ``settings.seed``.
+        cores), ``settings.llamacpp_prompt_cache`` (save long prompt prefixes under ``settings.cache_dir``) and
+        ``settings.seed``.
 
         Raises:
             ConfigError: for a missing or non-GGUF file, or a missing ``llama-cpp-python``.
@@ -120,16 +134,17 @@ class LlamaCppBackend(BaseBackend):
         source = resolve_gguf(parsed)
         n_ctx = int(getattr(settings, "llamacpp_n_ctx", None) or DEFAULT_N_CTX)
         threads = getattr(settings, "llamacpp_threads", None)
+        cache_dir = getattr(settings, "cache_dir", None) if getattr(settings, "llamacpp_prompt_cache", True) else None
         return cls.load(source, n_ctx=n_ctx, n_threads=threads, seed=getattr(settings, "seed", None),
-                        spec=str(parsed))
+                        spec=str(parsed), prompt_cache_dir=cache_dir)
 
     # -- public API ---------------------------------------------------------------------------------
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """Return ``params.n`` completions for one conversation.
 
-        llama.cpp samples one sequence at a time: the ``n`` samples run one after another (the prompt's
-        KV cache is reused), sample ``i`` with seed ``seed + i``. Greedy decoding (``temperature == 0``)
+        The ``n`` samples run one after another on one sequence (the prompt's KV cells are reused), sample
+        ``i`` with seed ``seed + i``. Greedy decoding (``temperature == 0``)
         runs once and repeats the result ``n`` times.
 
         Raises:
@@ -146,7 +161,7 @@ class LlamaCppBackend(BaseBackend):
         out: list[Completion] = []
         with self._loaded.lock:
             for i in range(1 if greedy else params.n):
-                seed = RANDOM_SEED if params.seed is None else (params.seed + i) % RANDOM_SEED
+                seed = None if params.seed is None else (params.seed + i) % RANDOM_SEED
                 try:
                     out.append(self._sample(prompt, params, seed, n_ctx - len(prompt)))
                 except (RuntimeError, ValueError, OSError) as exc:
@@ -237,15 +252,6 @@ class LlamaCppBackend(BaseBackend):
             n = self._llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
         return buf.raw[: max(n, 0)]
 
-    def _token_logprob(self, token: int) -> float:
-        """Log-probability of ``token`` under the raw logits of the last evaluated position."""
-        import numpy as np
-
-        ptr = self._llama_cpp.llama_get_logits_ith(self.llama.ctx, -1)
-        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
-        top = logits.max()
-        return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
-
     def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
         """Yield the text of one completion token by token as llama.cpp samples it; return the completion.
 
@@ -262,14 +268,22 @@ class LlamaCppBackend(BaseBackend):
         if len(prompt) >= n_ctx:
             raise ModelError(f"the prompt has {len(prompt)} tokens but the llamacpp context holds {n_ctx}; "
                              "raise the llamacpp_n_ctx setting or shorten the conversation")
-        seed = RANDOM_SEED if params.seed is None else params.seed % RANDOM_SEED
+        seed = None if params.seed is None else params.seed % RANDOM_SEED
         with self._loaded.lock:
             try:
                 return (yield from self._sample_stream(prompt, params, seed, n_ctx - len(prompt)))
             except (RuntimeError, ValueError, OSError) as exc:
                 raise ModelError(f"generation failed on {self.spec}: {type(exc).__name__}: {exc}") from exc
 
-    def _sample(self, prompt: list[int], params: GenerationParams, seed: int, room: int) -> Completion:
+    def _decoder(self) -> Any:
+        """The shared single-sequence decoder (caller holds the lock)."""
+        if self._loaded.seq_decoder is None:
+            from ponder.models.llamacpp_decode import SeqDecoder
+
+            self._loaded.seq_decoder = SeqDecoder(self._llama_cpp, self.llama)
+        return self._loaded.seq_decoder
+
+    def _sample(self, prompt: list[int], params: GenerationParams, seed: int | None, room: int) -> Completion:
         """Generate one completion (caller holds the lock)."""
         stream = self._sample_stream(prompt, params, seed, room)
         while True:
@@ -279,43 +293,44 @@ class LlamaCppBackend(BaseBackend):
                 return done.value  # type: ignore[no-any-return]
 
     def _sample_stream(
-        self, prompt: list[int], params: GenerationParams, seed: int, room: int
+        self, prompt: list[int], params: GenerationParams, seed: int | None, room: int
     ) -> Generator[str, None, Completion]:
-        """Generate one completion, yielding its text as it grows (caller holds the lock)."""
-        llama, lc = self.llama, self._llama_cpp
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+        """Generate one completion, yielding its text as it grows (caller holds the lock).
+
+        Plain temperature / nucleus sampling (no top-k, min-p or penalties) by
+        :func:`~ponder.models.llamacpp_decode.pick_token`, seeded with ``seed`` (``None``: fresh entropy).
+        """
+        import numpy as np
+
+        from ponder.models.llamacpp_decode import pick_token
+
+        lc, decoder = self._llama_cpp, self._decoder()
+        text = codecs.getincrementaldecoder("utf-8")(errors="ignore")
         shown = StopFilter(params.stop)
         stops = [s for s in params.stop if s]
         budget = min(params.max_tokens, room)
+        rng = np.random.default_rng(seed)
         pieces: list[bytes] = []
         text_bytes = bytearray()
         logprobs: list[float] = []
         hit_end = False
-        llama.set_seed(seed)
-        tokens = llama.generate(  # plain temperature / nucleus sampling: no top-k, min-p or penalties
-            prompt, temp=params.temperature, top_p=params.top_p, top_k=0, min_p=0.0, typical_p=1.0,
-            repeat_penalty=1.0, reset=True,
-        )
-        try:
-            for token in tokens:
-                if lc.llama_vocab_is_eog(self._vocab, token):
-                    hit_end = True
-                    break
-                if params.logprobs:
-                    logprobs.append(self._token_logprob(token))
-                piece = self._piece(token)
-                pieces.append(piece)
-                text_bytes += piece
-                delta = shown.feed(decoder.decode(piece))
-                if delta:
-                    yield delta
-                if stops and stop_in_tail(text_bytes, len(piece), stops):
-                    break
-                if len(pieces) >= budget:
-                    break
-        finally:
-            tokens.close()
-        rest = "" if shown.stopped else shown.feed(decoder.decode(b"", final=True)) + shown.finish()
+        decoder.prefill(prompt, cache=self.prompt_cache)
+        while True:
+            token, logprob = pick_token(decoder.logits(), params, rng)
+            if lc.llama_vocab_is_eog(self._vocab, token):
+                hit_end = True
+                break
+            logprobs.append(logprob)
+            piece = self._piece(token)
+            pieces.append(piece)
+            text_bytes += piece
+            delta = shown.feed(text.decode(piece))
+            if delta:
+                yield delta
+            if (stops and stop_in_tail(text_bytes, len(piece), stops)) or len(pieces) >= budget:
+                break
+            decoder.step(token)
+        rest = "" if shown.stopped else shown.feed(text.decode(b"", final=True)) + shown.finish()
         if rest:
             yield rest
         return completion_from_pieces(pieces, stops, hit_end=hit_end, prompt_tokens=len(prompt),

@@ -13,8 +13,9 @@ Each sequence slot keeps its KV cells between batches, so the next agent step of
 its new tokens. On a 2-core CPU a decode step of 8 sequences costs ~4.5-5× a step of one (llama.cpp is compute
 bound there), so 8 samples decode ~1.6-1.8× faster than one after another; prompt evaluation costs the same
 either way, which leaves whole self-consistency runs only slightly faster (see ``benchmarks/README.md``).
-Sampled texts follow the same distribution as :meth:`LlamaCppBackend.generate` but not the same random
-stream (llama.cpp's sampler vs numpy's); greedy decoding may differ in rare near-ties (batched kernels).
+Tokens are picked by the same :func:`~ponder.models.llamacpp_decode.pick_token` as single-sequence decoding, with
+the same per-seed numpy generator, so a seed means the same thing on both paths; results may still differ in rare
+near-ties (batched kernels round differently).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ponder.models.base import Completion, GenerationParams, completion_from_pieces, stop_in_tail
+from ponder.models.llamacpp_decode import common_prefix, pick_token
 
 logger = logging.getLogger("ponder.models")
 
@@ -125,10 +127,10 @@ class BatchDecoder:
         free = list(range(MAX_SEQS))
         slots, keep = [], []
         for prompt in prompts:
-            best = max(free, key=lambda s: (_common(self.slots[s], prompt), -len(self.slots[s])))
+            best = max(free, key=lambda s: (common_prefix(self.slots[s], prompt), -len(self.slots[s])))
             free.remove(best)
             slots.append(best)
-            keep.append(min(_common(self.slots[best], prompt), len(prompt) - 1))
+            keep.append(min(common_prefix(self.slots[best], prompt), len(prompt) - 1))
         return slots, keep
 
     # -- generation ------------------------------------------------------------------------------------
@@ -187,31 +189,6 @@ class BatchDecoder:
         return [_Seq(prompt_tokens=len(p), rng=np.random.default_rng(seeds[i]), pos=len(p), last=i, slot=slots[i],
                      tokens=list(p)) for i, p in enumerate(prompts)]
 
-    def _pick(self, seq: _Seq, params: GenerationParams) -> tuple[int, float]:
-        """Sample the next token from the sequence's logits; return it and its log-probability.
-
-        Temperature sampling uses the Gumbel-max trick (one pass over the vocabulary); top-p < 1 sorts.
-        """
-        logits = self._logits(seq.last)
-        if params.temperature == 0:
-            token = int(np.argmax(logits))
-        elif params.top_p >= 1.0:
-            noise = seq.rng.gumbel(size=self.n_vocab).astype(np.float32)
-            token = int(np.argmax(logits / np.float32(params.temperature) + noise))
-        else:
-            scaled = logits / np.float32(params.temperature)
-            order = np.argsort(-scaled)
-            probs = np.exp(scaled[order] - scaled[order[0]])
-            cumulative = np.cumsum(probs)
-            keep = int(np.searchsorted(cumulative, params.top_p * cumulative[-1])) + 1
-            kept = probs[:keep] / cumulative[keep - 1]
-            token = int(order[seq.rng.choice(keep, p=kept)])
-        if not params.logprobs:
-            return token, 0.0
-        top = float(logits.max())
-        logsum = top + float(np.log(np.exp(logits - top, dtype=np.float64).sum()))
-        return token, float(logits[token]) - logsum
-
     def _run(self, seqs: list[_Seq], params: GenerationParams) -> None:
         stops = [s for s in params.stop if s]
         while True:
@@ -220,7 +197,7 @@ class BatchDecoder:
             for seq in seqs:
                 if seq.done:
                     continue
-                token, logprob = self._pick(seq, params)
+                token, logprob = pick_token(self._logits(seq.last), params, seq.rng)
                 if self._is_eog(token):
                     seq.done = seq.hit_end = True
                     continue
@@ -248,11 +225,3 @@ class BatchDecoder:
         return completion_from_pieces(seq.pieces, params.stop, hit_end=seq.hit_end, prompt_tokens=seq.prompt_tokens,
                                       logprobs=seq.logprobs if params.logprobs else None)
 
-
-def _common(a: list[int], b: list[int]) -> int:
-    """Length of the common prefix of two token lists."""
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i

@@ -37,6 +37,7 @@ class _Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
     piece_buf: Any = None
     batch_decoder: Any = None  # a BatchDecoder, created at the first batched call
+    seq_decoder: Any = None  # a SeqDecoder driving the Llama object's own context
 
 
 _MODELS: dict[tuple[str, int, int], _Loaded] = {}
@@ -48,14 +49,41 @@ def default_threads() -> int:
 
     llama.cpp's threads wait for each other at every token, so one thread more than the free cores is
     catastrophic (measured here: 4 tok/s with 2 threads against 39 with 1 while another job ran), while
-    one thread too few costs at most about half. Set ``llamacpp_threads`` to pin a number.
+    one thread too few costs at most about half. "Right now" is a 0.1 s sample of ``/proc/stat`` (the
+    load average lags by a minute: right after a benchmark it still reports busy cores and halved the
+    threads); the 1-minute load average is the fallback where ``/proc/stat`` is missing. Set
+    ``llamacpp_threads`` to pin a number.
     """
     cores = physical_cores()
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:
-        busy = 0
-    return max(1, min(cores, (os.cpu_count() or cores) - busy))
+    busy = busy_cores()
+    return max(1, min(cores, (os.cpu_count() or cores) - round(busy)))
+
+
+def busy_cores(window: float = 0.1) -> float:
+    """How many CPUs other processes keep busy, sampled over ``window`` seconds (this process excluded)."""
+    def sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as fh:
+                fields = [int(x) for x in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        times = os.times()
+        return float(sum(fields[:8]) - idle), times.user + times.system, time.monotonic()
+
+    first = sample()
+    if first is None:
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
+    time.sleep(window)
+    second = sample()
+    if second is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    busy_s = (second[0] - first[0]) / ticks - (second[1] - first[1])
+    return max(0.0, busy_s / max(second[2] - first[2], 1e-3))
 
 
 def physical_cores() -> int:
