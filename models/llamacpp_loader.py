@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ponder.errors import ConfigError, MissingExtraError, ModelError
-from ponder.models.embedded import find_embedded_gguf
+from ponder.models.gguf_cache import find_embedded_gguf
 
 if TYPE_CHECKING:
     from ponder.models.spec import ModelSpec

@@ -15,7 +15,7 @@ import pytest
 from ponder.config import load_settings
 from ponder.errors import ConfigError
 from ponder.models.base import BaseBackend, GenerationParams, Message
-from ponder.models.embedded import find_embedded_gguf
+from ponder.models.gguf_cache import find_embedded_gguf
 from ponder.models.scripted import ScriptedModel
 
 QUESTION: list[Message] = [{"role": "user", "content": "What is 2+2?"}]

@@ -15,7 +15,8 @@ from ponder.config import load_settings
 from ponder.errors import ConfigError, RealModelCallError
 from ponder.models import embedded
 from ponder.models.base import GenerationParams, Message
-from ponder.models.embedded import MANIFEST, TransformersBackend, verify_cache, write_manifest
+from ponder.models.embedded import TransformersBackend
+from ponder.models.gguf_cache import MANIFEST, verify_cache, write_manifest
 from ponder.models.spec import parse_spec
 
 QUESTION: list[Message] = [{"role": "user", "content": "What is 2+2?"}]

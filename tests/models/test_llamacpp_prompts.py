@@ -14,7 +14,7 @@ import pytest
 
 from ponder.errors import ConfigError
 from ponder.models.base import GenerationParams, Message
-from ponder.models.embedded import find_embedded_gguf
+from ponder.models.gguf_cache import find_embedded_gguf
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'ponder[server]')")
 
