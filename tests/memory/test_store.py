@@ -19,8 +19,9 @@ import pytest
 
 from ponder.config import load_settings
 from ponder.errors import ConfigError
+from ponder.memory.chroma import MemoryStoreError
 from ponder.memory.schema import Experience, Insight, MemoryRecord, Reflection
-from ponder.memory.store import META_COLLECTION, ChromaMemoryStore, MemoryStoreError, open_store
+from ponder.memory.store import META_COLLECTION, ChromaMemoryStore, open_store
 
 
 def child_env() -> dict[str, str]:
