@@ -12,9 +12,9 @@ byte count, CRC-32 of the state; written last, so an entry without it does not e
 GGUF (size, mtime, first and last MiB), the llama.cpp build and the context settings that shape the KV cells
 (attention kernel, K/V types): a different model or build never sees these states. A state that fails its CRC or
 that llama.cpp refuses is deleted and the prompt is evaluated instead. Only the :data:`MAX_ENTRIES` most recently
-used entries are kept. Restored cells hold the same values the evaluation produced; the tokens evaluated after
-them run in a different batch split, which can move greedy decoding in rare near-ties (as reusing a prefix
-within one process already can).
+used entries, and at most :data:`MAX_BYTES` of states, are kept. Restored cells hold the same values the
+evaluation produced; the tokens evaluated after them run in a different batch split, which can move greedy
+decoding in rare near-ties (as reusing a prefix within one process already can).
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ logger = logging.getLogger("ponder.models")
 
 #: Most entries kept per model (least recently used ones are deleted).
 MAX_ENTRIES = 8
+#: Most bytes of states kept per model (a 7B model's KV cells take ~0.5 MB per token).
+MAX_BYTES = 1 << 30
 #: A prompt is saved when at least this many of its tokens had to be evaluated.
 MIN_NEW_TOKENS = 256
 #: A saved prefix is restored only when it covers at least this many more tokens than memory already holds.
@@ -75,14 +77,16 @@ class PromptCache:
     Args:
         directory: Where this model's entries live (created on the first save).
         max_entries: Entries kept; older ones are deleted after a save.
+        max_bytes: State bytes kept; older entries are deleted after a save (the newest is always kept).
         min_new_tokens: Save a prompt only when at least this many tokens had to be evaluated.
         min_gain: Restore only when an entry covers at least this many more tokens than memory already holds.
     """
 
-    def __init__(self, directory: Path, *, max_entries: int = MAX_ENTRIES, min_new_tokens: int = MIN_NEW_TOKENS,
-                 min_gain: int = MIN_GAIN) -> None:
+    def __init__(self, directory: Path, *, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES,
+                 min_new_tokens: int = MIN_NEW_TOKENS, min_gain: int = MIN_GAIN) -> None:
         self.directory = Path(directory)
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.min_new_tokens = min_new_tokens
         self.min_gain = min_gain
         #: Counters for logs and tests: saves, restores, rejected (bad entries deleted).
@@ -182,7 +186,11 @@ class PromptCache:
             path.unlink(missing_ok=True)
 
     def _evict(self) -> None:
-        for entry in self.entries()[self.max_entries:]:
+        kept, total = 0, 0
+        for entry in self.entries():
+            kept, total = kept + 1, total + entry.size
+            if kept == 1 or (kept <= self.max_entries and total <= self.max_bytes):
+                continue
             for path in (entry.meta, entry.state):
                 try:
                     path.unlink(missing_ok=True)

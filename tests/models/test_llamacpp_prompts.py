@@ -188,6 +188,10 @@ def test_only_the_newest_entries_are_kept(backend: LlamaCppBackend, tmp_path: Pa
     assert cache.stats["saved"] == 3
     assert len(cache.entries()) == 2
     assert len(list(tmp_path.glob("*.kv"))) == 2
+    newest = cache.entries()[0]
+    small = PromptCache(tmp_path, max_bytes=newest.size)  # room for one state only: the newest stays
+    small._evict()
+    assert small.entries() == [newest]
 
 
 @integration
