@@ -73,7 +73,6 @@ class LlamaCppBackend(BaseBackend):
         #: Long prompt prefixes saved for (and restored from) other processes; ``None``: not used.
         self.prompt_cache: Any = None
         self._vocab = self._llama_cpp.llama_model_get_vocab(self.llama.model)
-        self._n_vocab = self.llama.n_vocab()
         template = self.llama.metadata.get("tokenizer.chat_template")
         self._formatter = None
         if template:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ponder.models.base import Completion, GenerationParams, completion_from_pieces, stop_in_tail
-from ponder.models.llamacpp_decode import common_prefix, pick_token
+from ponder.models.llamacpp_decode import Entry, common_prefix, decode_entries, pick_token
 
 logger = logging.getLogger("ponder.models")
 
@@ -99,20 +99,9 @@ class BatchDecoder:
 
     # -- llama.cpp plumbing ---------------------------------------------------------------------------
 
-    def _decode(self, entries: list[tuple[int, int, list[int], bool]]) -> None:
+    def _decode(self, entries: list[Entry]) -> None:
         """Evaluate ``(token, pos, seq_ids, want_logits)`` entries, in chunks of the batch size."""
-        for start in range(0, len(entries), 512):
-            chunk = entries[start:start + 512]
-            b = self.batch
-            b.n_tokens = len(chunk)
-            for i, (token, pos, seqs, logits) in enumerate(chunk):
-                b.token[i], b.pos[i], b.logits[i] = token, pos, logits
-                b.n_seq_id[i] = len(seqs)
-                for j, s in enumerate(seqs):
-                    b.seq_id[i][j] = s
-            code = self._lc.llama_decode(self.ctx, b)
-            if code != 0:
-                raise RuntimeError(f"llama_decode returned {code} (KV cache full or invalid batch)")
+        decode_entries(self._lc, self.ctx, self.batch, 512, entries)
 
     def _logits(self, index: int) -> np.ndarray:
         ptr = self._lc.llama_get_logits_ith(self.ctx, index)
@@ -171,7 +160,7 @@ class BatchDecoder:
             self._lc.llama_memory_seq_rm(memory, slot, kept, -1)
         keep = list(keep)
         fresh = [i for i, kept in enumerate(keep) if kept == 0]
-        body: list[tuple[int, int, list[int], bool]] = []
+        body: list[Entry] = []
         if len(fresh) > 1:
             shared = 0
             limit = min(len(prompts[i]) for i in fresh) - 1
@@ -192,7 +181,7 @@ class BatchDecoder:
     def _run(self, seqs: list[_Seq], params: GenerationParams) -> None:
         stops = [s for s in params.stop if s]
         while True:
-            step: list[tuple[int, int, list[int], bool]] = []
+            step: list[Entry] = []
             owners: list[_Seq] = []
             for seq in seqs:
                 if seq.done:

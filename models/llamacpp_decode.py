@@ -14,6 +14,7 @@ Measured on a 2-core CPU (``benchmarks/decode.py``): ~10-20 % more tokens per se
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from ponder.models.llamacpp_prompts import PromptCache
 
 logger = logging.getLogger("ponder.models")
+
+_SEQ0 = (0,)
 
 
 def pick_token(logits: np.ndarray, params: GenerationParams, rng: np.random.Generator) -> tuple[int, float]:
@@ -57,7 +60,30 @@ def pick_token(logits: np.ndarray, params: GenerationParams, rng: np.random.Gene
     return token, float(logits[token]) - logsum
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
+#: One token to evaluate: ``(token, position, sequence ids, whether to keep its logits)``.
+Entry = tuple[int, int, Sequence[int], bool]
+
+
+def decode_entries(llama_cpp: Any, ctx: Any, batch: Any, batch_size: int, entries: Sequence[Entry]) -> None:
+    """Evaluate ``entries`` on ``ctx`` through ``batch`` (which holds ``batch_size`` tokens), chunk by chunk.
+
+    Raises:
+        RuntimeError: when ``llama_decode`` fails (KV cache full or invalid batch).
+    """
+    for start in range(0, len(entries), batch_size):
+        chunk = entries[start:start + batch_size]
+        batch.n_tokens = len(chunk)
+        for i, (token, pos, seqs, logits) in enumerate(chunk):
+            batch.token[i], batch.pos[i], batch.logits[i] = token, pos, logits
+            batch.n_seq_id[i] = len(seqs)
+            for j, seq in enumerate(seqs):
+                batch.seq_id[i][j] = seq
+        code = llama_cpp.llama_decode(ctx, batch)
+        if code != 0:
+            raise RuntimeError(f"llama_decode returned {code} (KV cache full or invalid batch)")
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """Length of the common prefix of two token lists."""
     n = min(len(a), len(b))
     i = 0
@@ -105,21 +131,10 @@ class SeqDecoder:
 
     def _decode(self, tokens: list[int], start: int) -> None:
         """Evaluate ``tokens`` at positions ``start...``; only the last one produces logits."""
-        b = self.batch
-        for offset in range(0, len(tokens), self.n_batch):
-            chunk = tokens[offset:offset + self.n_batch]
-            last = offset + len(chunk) == len(tokens)
-            b.n_tokens = len(chunk)
-            for i, token in enumerate(chunk):
-                b.token[i] = token
-                b.pos[i] = start + offset + i
-                b.n_seq_id[i] = 1
-                b.seq_id[i][0] = 0
-                b.logits[i] = last and i == len(chunk) - 1
-            code = self._lc.llama_decode(self.ctx, b)
-            if code != 0:
-                raise RuntimeError(f"llama_decode returned {code} (KV cache full or invalid batch)")
-            self.tokens.extend(chunk)
+        last = len(tokens) - 1
+        entries = [(token, start + i, _SEQ0, i == last) for i, token in enumerate(tokens)]
+        decode_entries(self._lc, self.ctx, self.batch, self.n_batch, entries)
+        self.tokens.extend(tokens)
 
     def prefill(self, prompt: list[int], cache: PromptCache | None = None) -> None:
         """Make sequence 0 hold ``prompt`` and leave the logits of its last token ready.

@@ -121,7 +121,7 @@ class PromptCache:
         """The entry sharing the longest prefix with ``prompt``, if that prefix is at least ``at_least`` long."""
         best: tuple[PromptEntry, int] | None = None
         for entry in self.entries():
-            shared = common_prefix(list(entry.tokens), prompt)
+            shared = common_prefix(entry.tokens, prompt)
             if shared >= at_least and (best is None or shared > best[1]):
                 best = (entry, shared)
         return best
@@ -182,20 +182,23 @@ class PromptCache:
     def _reject(self, entry: PromptEntry, why: str) -> None:
         logger.warning("prompt cache entry %s is unusable (%s); deleting it", entry.state, why)
         self.stats["rejected"] += 1
-        for path in (entry.meta, entry.state):
-            path.unlink(missing_ok=True)
+        _delete(entry)
 
     def _evict(self) -> None:
         kept, total = 0, 0
         for entry in self.entries():
             kept, total = kept + 1, total + entry.size
-            if kept == 1 or (kept <= self.max_entries and total <= self.max_bytes):
-                continue
-            for path in (entry.meta, entry.state):
-                try:
-                    path.unlink(missing_ok=True)
-                except OSError:
-                    pass
+            if kept > 1 and (kept > self.max_entries or total > self.max_bytes):
+                _delete(entry)
+
+
+def _delete(entry: PromptEntry) -> None:
+    """Remove an entry, its metadata first (without it the entry no longer exists); errors are ignored."""
+    for path in (entry.meta, entry.state):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _write_atomic(path: Path, data: Any) -> None:
