@@ -14,11 +14,12 @@ export PYTHONHASHSEED := 0
 TEST_CACHE ?= $(CURDIR)/.ponder-cache
 DEMO_QUESTION ?= A shop sells 3 boxes of 12 pencils and 7 loose pencils. How many pencils is that?
 
-.PHONY: demo demo-run test lint bench install install-server system-deps system-deps-browser alfworld clean help
+.PHONY: demo demo-run test test-fast lint bench install install-server system-deps system-deps-browser alfworld clean help
 
 help:
 	@echo "make demo   - create .venv, install, run a ReAct agent on the embedded model (offline)"
 	@echo "make test   - same install plus the llama.cpp server extra, then the test suite"
+	@echo "make test-fast - the unit tests only (no real model, browser or server; under a minute)"
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks (JSON lines)"
 	@echo "make alfworld - build the optional real ALFWorld engine (compiles a planner)"
@@ -77,8 +78,13 @@ demo: install demo-run
 demo-run:
 	$(VENV)/bin/ponder run "$(DEMO_QUESTION)" --agent react --max-steps 4 --max-tokens 96
 
+# PONDER_STRICT_SKIPS=1: a skip not listed in tests/allowed_skips.py fails the run (as it does when CI is set).
 test: install install-server system-deps-browser
-	XDG_CACHE_HOME=$(TEST_CACHE) $(PY) -m pytest
+	PONDER_STRICT_SKIPS=1 XDG_CACHE_HOME=$(TEST_CACHE) $(PY) -m pytest
+
+# The pure unit tests (no real model, browser or server; under a minute): -m "not slow and not browser and not server".
+test-fast: install
+	XDG_CACHE_HOME=$(TEST_CACHE) $(PY) -m pytest -m "not slow and not browser and not server"
 
 lint: $(STAMP_CORE)
 	$(VENV)/bin/ruff check .

@@ -23,10 +23,18 @@ from ponder.errors import ConfigError
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+#: The data ponder ships (evaluation suites, search corpora, ALFWorld files): ``data/`` in the package.
+SHIPPED_DATA_DIR = PACKAGE_DIR / "data"
+
+
 def default_data_dir() -> Path:
-    """Return ``../shared/data`` next to the repository when present, else ``./data``."""
-    shared = PACKAGE_DIR.parent / "shared" / "data"
-    return shared if shared.is_dir() else Path("data")
+    """Return the shipped data folder, ``data/`` inside the ``ponder`` package.
+
+    It is the repository's ``data/`` in a checkout and package data in an installed ponder; the path is
+    absolute, so it does not depend on the working directory. The ``data_dir`` setting replaces it with a
+    folder of the user's own files in the same layout (see ``data/README.md``).
+    """
+    return SHIPPED_DATA_DIR
 
 
 def default_cache_dir() -> Path:
@@ -104,7 +112,8 @@ class Settings(BaseSettings):
                                               "new memory is a near-duplicate and is not stored.")
     memory_max_chars: int = Field(4000, ge=10, description="Longer memories are rejected.")
     # paths
-    data_dir: Path = Field(default_factory=default_data_dir)
+    data_dir: Path = Field(default_factory=default_data_dir, description="Evaluation data and search corpora "
+                           "(default: the data/ folder shipped inside the package).")
     out_dir: Path = Path("runs")
     cache_dir: Path = Field(default_factory=default_cache_dir)
 

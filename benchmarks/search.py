@@ -2,7 +2,7 @@
 
 Corpora:
 
-* ``hotpotqa`` -- the shared HotpotQA corpus (3410 paragraphs); queries are the 258 dev questions
+* ``hotpotqa`` -- the shipped HotpotQA corpus (3410 paragraphs); queries are the 258 dev questions
   (``recall_at_5`` = mean fraction of each question's gold supporting titles in the top 5).
 * ``synthetic-100k`` -- 100,000 passages generated deterministically (seeded): titles of 2-3 and
   texts of 30-90 pseudo-words drawn with Zipf-like frequencies from a 30,000-word vocabulary;
@@ -44,7 +44,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-HOTPOT = REPO.parent / "shared" / "data" / "hotpotqa"
+HOTPOT = REPO / "data" / "hotpotqa"
 DENSE_RATE: dict[str, float] = {}  # the measured embedding rate, for the skip message
 
 

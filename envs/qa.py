@@ -1,6 +1,6 @@
 """QA and math suites: ``gsm8k``, ``svamp`` (exact numeric match), ``hotpotqa``, ``musique`` (EM / F1).
 
-Each suite reads its shipped JSONL file under ``settings.data_dir`` (see ``shared/data/README.md``) or
+Each suite reads its shipped JSONL file under ``settings.data_dir`` (the shipped ``data/``; see ``data/README.md``) or
 a user's file in the same schema (``--data``); a malformed row raises :class:`DataError` naming the
 file and line. The agent is ``run_agent`` (ReAct or PAL); with ``--trials`` / ``--memory`` it is
 :func:`ponder.memory.trials.run_trials`. For HotpotQA and MuSiQue the ReAct agent gets the ``search``

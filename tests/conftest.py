@@ -16,7 +16,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO.parent / "shared" / "data"
+DATA_DIR = REPO / "data"  # the data shipped in the repository (package data of ponder)
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,8 @@ def _model_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 @pytest.fixture
 def data_dir() -> Path:
-    """The shared evaluation data; tests that need it skip with a reason when it is absent."""
-    if not DATA_DIR.is_dir():
-        pytest.skip(f"shared data not found at {DATA_DIR}")
+    """The shipped evaluation data (``data/``). It is part of the repository: missing, it fails the test."""
+    if not (DATA_DIR / "manifest.json").is_file():
+        pytest.fail(f"the shipped data is missing: {DATA_DIR / 'manifest.json'} not found; data/ is part of the "
+                    "repository (restore it with `git checkout -- data`)", pytrace=False)
     return DATA_DIR

@@ -52,9 +52,24 @@ def test_invalid_env_value(monkeypatch):
         load_settings()
 
 
-def test_default_data_dir_points_at_shared_data_when_present():
-    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    assert default_data_dir() == (shared if shared.is_dir() else Path("data"))
+def test_default_data_dir_is_the_data_shipped_in_the_package(tmp_path, monkeypatch):
+    import ponder
+
+    monkeypatch.chdir(tmp_path)  # the default must not depend on the working directory
+    data = default_data_dir()
+    assert data.is_absolute() and data.parent == Path(ponder.__file__).resolve().parent
+    assert (data / "manifest.json").is_file() and (data / "gsm8k" / "test_dev.jsonl").is_file()
+    assert load_settings().data_dir == data
+
+
+def test_data_dir_setting_replaces_the_shipped_data(tmp_path, monkeypatch):
+    toml = tmp_path / "ponder.toml"
+    toml.write_text(f'data_dir = "{tmp_path / "from-toml"}"\n')
+    monkeypatch.setenv("PONDER_CONFIG", str(toml))
+    assert load_settings().data_dir == tmp_path / "from-toml"
+    monkeypatch.setenv("PONDER_DATA_DIR", str(tmp_path / "from-env"))
+    assert load_settings().data_dir == tmp_path / "from-env"
+    assert load_settings(data_dir=tmp_path / "flag").data_dir == tmp_path / "flag"
 
 
 def test_import_reads_nothing(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from ponder.config import Settings, load_settings
 
-DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[3] / "data"  # the data shipped in the repository
 HOTPOT_CORPUS = DATA_DIR / "hotpotqa" / "corpus.jsonl"
 HOTPOT_QUESTIONS = DATA_DIR / "hotpotqa" / "questions.jsonl"
 
@@ -39,7 +39,7 @@ TINY_DOCS = [
 def hotpot_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache directory holding the HotpotQA BM25 index (built once per session)."""
     if not HOTPOT_CORPUS.is_file():
-        pytest.skip(f"HotpotQA corpus not found at {HOTPOT_CORPUS}")
+        pytest.fail(f"the shipped HotpotQA corpus is missing: {HOTPOT_CORPUS}", pytrace=False)
     from ponder.tools.search.index import load_index
 
     cache = tmp_path_factory.mktemp("search-cache")
@@ -50,7 +50,7 @@ def hotpot_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def hotpot_settings(hotpot_cache: Path) -> Settings:
-    """Settings pointing at the shared data and the session's index cache."""
+    """Settings pointing at the shipped data and the session's index cache."""
     return load_settings(data_dir=DATA_DIR, cache_dir=hotpot_cache)
 
 
