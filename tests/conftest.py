@@ -7,9 +7,16 @@ Unit tests run with ``PONDER_FORBID_REAL_MODEL=1``: any real model call fails lo
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.append(str(Path(__file__).resolve().parent))  # the skip policy and its allowlist live next to this file
+import skip_policy  # noqa: E402
+from allowed_skips import ALLOWED_SKIPS  # noqa: E402
+
+pytest_plugins = ["pytester"]  # tests/test_skip_policy.py runs pytest on small generated suites
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -17,6 +24,31 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / "data"  # the data shipped in the repository (package data of ponder)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Unexpected skips fail in CI and under ``make test`` (``tests/skip_policy.py``, ``tests/allowed_skips.py``)."""
+    skip_policy.install(config, ALLOWED_SKIPS)
+
+
+#: Fixtures whose tests are ``slow``: the real ``ponder chat`` on a pseudo-terminal, the real MiniLM embeddings.
+SLOW_FIXTURES = frozenset({"terminal", "minilm"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Central marker rules (markers in pyproject.toml; ``make test-fast`` leaves out slow, browser and server).
+
+    Every ``integration`` test (a real model) is ``slow``; a test using a fixture whose name ends in ``server``
+    starts a real server process (llama.cpp, Chroma, ``langgraph dev``) and is ``server``; tests using
+    :data:`SLOW_FIXTURES` are ``slow``. Other heavy tests carry the marks themselves.
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("integration") is not None or names & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if any(name.endswith("server") for name in names):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(autouse=True)
