@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ponder.errors import PonderError
+from ponder.errors import BadLinesError, PonderError
 
 app = typer.Typer(
     name="ponder",
@@ -188,6 +188,8 @@ app.add_typer(memory_app, name="memory")
 MemKindOpt = Annotated[str | None, typer.Option("--kind", help="reflection, insight or experience (default: all).")]
 MemNsOpt = Annotated[str | None, typer.Option("--namespace", "-n", help="Only this namespace (default: all).")]
 MemJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad-lines", help="Import the good lines of a file with unreadable "
+                                          "ones (each is reported); by default such a file imports nothing.")]
 
 
 def _memory_store(kind: str | None = None):  # the return type (ChromaMemoryStore) is imported lazily
@@ -325,16 +327,19 @@ def memory_export(file: Annotated[Path, typer.Argument(help="JSONL file to write
 
 @memory_app.command("import")
 def memory_import(file: Annotated[Path, typer.Argument(help="JSONL file written by 'ponder memory export'.")],
-                  as_json: MemJsonOpt = False) -> None:
-    """Read memories from FILE (same ids replace; empty, oversized and near-duplicate ones are reported)."""
-    results = _memory_store().import_(file)
+                  as_json: MemJsonOpt = False,
+                  skip_bad_lines: SkipBadOpt = False) -> None:
+    """Read memories from FILE (same ids replace; bad lines, empty, oversized and near-duplicates are reported)."""
+    results = _memory_store().import_(file, skip_bad_lines=skip_bad_lines)
     if as_json:
         print(json.dumps([r.model_dump(mode="json") for r in results]))
         return
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-        if r.status in ("rejected", "duplicate"):
+        if r.status == "skipped":
+            print(f"skipped {r.reason}", file=sys.stderr)
+        elif r.status in ("rejected", "duplicate"):
             print(f"{r.status} {r.id}: {r.reason}", file=sys.stderr)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
     print(f"imported from {file}: {summary}")
@@ -378,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("ponder: aborted", file=sys.stderr)
         return 130
+    except BadLinesError as exc:  # every bad line of a user's file (file:line: reason), then the one error line
+        print(*exc.details(), f"ponder: error: {exc.summary}", sep="\n", file=sys.stderr)
+        return exc.exit_code
     except PonderError as exc:
         print(f"ponder: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -38,6 +38,52 @@ class DataError(PonderError):
     exit_code = 2
 
 
+class BadLinesError(DataError):
+    """A file the user handed in has lines ponder cannot read (see :mod:`ponder.datafiles`).
+
+    Attributes:
+        path: The file.
+        summary: One line: the file, how many lines are bad and what to do.
+        bad: Every bad line as ``(line number, reason)``, in file order.
+    """
+
+    #: Bad lines spelled out with their reason in messages; the others are listed by number.
+    SHOWN = 20
+
+    def __init__(self, path: object, summary: str, bad: list[tuple[int, str]]) -> None:
+        self.path = path
+        self.summary = summary
+        self.bad = list(bad)
+        super().__init__("\n".join([summary, *self.details()]))
+
+    @property
+    def problems(self) -> list[str]:
+        """Every bad line as ``file:line: reason``."""
+        return [f"{self.path}:{lineno}: {reason}" for lineno, reason in self.bad]
+
+    def details(self) -> list[str]:
+        """The bad lines for display: the first :attr:`SHOWN` as ``file:line: reason``, then the others' numbers."""
+        shown = self.problems[:self.SHOWN]
+        rest = [lineno for lineno, _ in self.bad[self.SHOWN:]]
+        if rest:
+            shown.append(f"{self.path}: {len(rest)} more bad lines: {_ranges(rest)}")
+        return shown
+
+    def __reduce__(self) -> tuple[type, tuple[object, str, list[tuple[int, str]]]]:
+        return type(self), (self.path, self.summary, self.bad)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[3, 4, 5, 9]`` -> ``"3-5, 9"`` (ascending numbers)."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
 class ModelError(PonderError):
     """A model backend failed (load failure, server unreachable after retries, ...)."""
 

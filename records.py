@@ -1,4 +1,4 @@
-"""Trajectory records and the one JSONL writer/loader.
+"""Trajectory records and the JSONL writer/loader of ponder's own records (user files: ``datafiles.py``).
 
 Every record is appended with flush + fsync, so a crash mid-run keeps every finished record.
 """
@@ -95,9 +95,11 @@ def append_jsonl(path: str | Path, record: BaseModel) -> Path:
 
 
 def read_jsonl(path: str | Path, model: type[T] = Trajectory) -> Iterator[T]:  # type: ignore[assignment]
-    """Yield validated records from a JSONL file.
+    """Yield validated records from one of ponder's own append-only JSONL files (trajectories, results).
 
-    A truncated last line (a crash mid-write) is skipped; any other bad line raises.
+    A truncated last line (a crash mid-write) is skipped; any other bad line raises. The tolerance is
+    for ponder's own records only: files a user hands in (``memory import``, ``--data``, corpora, scripts)
+    are read strictly by :func:`ponder.datafiles.read_jsonl_file`, which reports every bad line.
 
     Raises:
         DataError: naming the file and line of a malformed record.

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ponder.datafiles import read_json_file
 from ponder.envs.base import EnvReset, EnvStep, Episode, EpisodeResult, EvalContext
 from ponder.errors import ConfigError, DataError
 
@@ -76,6 +77,26 @@ def task_description(traj: dict[str, Any]) -> str:
                            toggle=params["toggle_target"].lower(), mrecep=params["mrecep_target"].lower())
 
 
+_PARAMS = ("object_target", "parent_target", "toggle_target", "mrecep_target")
+
+
+def read_trial(trial: Path) -> dict[str, Any]:
+    """A trial's ``traj_data.json``, checked for the fields ponder uses.
+
+    Raises:
+        DataError: naming the file (and line, for bad JSON) and what is missing.
+    """
+    path = trial / "traj_data.json"
+    traj = read_json_file(path, what="ALFWorld trial")
+    params = traj.get("pddl_params") if isinstance(traj, dict) else None
+    if not isinstance(traj, dict) or not isinstance(traj.get("task_type"), str) or not isinstance(params, dict):
+        raise DataError(f"{path}: expected an object with a 'task_type' string and a 'pddl_params' object")
+    missing = [key for key in _PARAMS if key not in params]
+    if missing:
+        raise DataError(f"{path}: pddl_params lacks {', '.join(missing)}")
+    return traj
+
+
 def build_game(trial: Path, logic: Path) -> dict[str, Any]:
     """A single-agent ``game.tw-pddl`` for ``trial``: ALFWorld's domain and grammar (``logic``), the trial's problem.
 
@@ -83,8 +104,10 @@ def build_game(trial: Path, logic: Path) -> dict[str, Any]:
     ``{a.name}`` templates TextWorld 1.7's planner output cannot fill), so the released ``alfred.pddl`` and
     ``alfred.twl2`` are used, with the task text filled in (:func:`task_description`).
     """
-    game = json.loads((trial / "game.tw-pddl").read_text(encoding="utf-8"))
-    traj = json.loads((trial / "traj_data.json").read_text(encoding="utf-8"))
+    game = read_json_file(trial / "game.tw-pddl", what="ALFWorld game")
+    if not isinstance(game, dict) or not isinstance(game.get("pddl_problem"), str):
+        raise DataError(f"{trial / 'game.tw-pddl'}: expected an object with a 'pddl_problem' string")
+    traj = read_trial(trial)
     grammar = (logic / "alfred.twl2").read_text(encoding="utf-8").replace("UNKNOWN GOAL", task_description(traj))
     return {"pddl_domain": (logic / "alfred.pddl").read_text(encoding="utf-8"), "grammar": grammar,
             "pddl_problem": single_agent_problem(game["pddl_problem"]), "solvable": True}
@@ -160,20 +183,26 @@ class AlfWorldSuite:
 
         Raises:
             ConfigError: when the ALFWorld engine is not installed (with the precise reason).
-            DataError: when no trial is found.
+            DataError: when no trial is found, or naming every trial whose ``traj_data.json`` cannot be read.
         """
         _require()
         root = Path(data) if data else Path(settings.data_dir) / TRIALS
         trials = sorted(p.parent for p in root.glob("*/game.tw-pddl") if (p.parent / "traj_data.json").is_file())
         if not trials:
             raise DataError(f"no ALFWorld trials (game.tw-pddl + traj_data.json) under {root}")
-        out = []
+        out, problems = [], []
         for trial in trials[:limit] if limit else trials:
-            traj = json.loads((trial / "traj_data.json").read_text(encoding="utf-8"))
-            anns = traj.get("turk_annotations", {}).get("anns") or [{}]
+            try:
+                traj = read_trial(trial)
+            except DataError as exc:
+                problems.append(str(exc))
+                continue
+            anns = (traj.get("turk_annotations") or {}).get("anns") or [{}]
             out.append(Episode(id=trial.name, suite=self.name, task=task_description(traj),
                                tier=traj["task_type"], metadata={"trial": str(trial), "task_type": traj["task_type"],
                                                                  "human_task": anns[0].get("task_desc", "")}))
+        if problems:
+            raise DataError(f"{len(problems)} unreadable ALFWorld trial(s) under {root}: " + "; ".join(problems))
         return out
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:

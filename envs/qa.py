@@ -1,28 +1,28 @@
 """QA and math suites: ``gsm8k``, ``svamp`` (exact numeric match), ``hotpotqa``, ``musique`` (EM / F1).
 
 Each suite reads its shipped JSONL file under ``settings.data_dir`` (the shipped ``data/``; see ``data/README.md``) or
-a user's file in the same schema (``--data``); a malformed row raises :class:`DataError` naming the
-file and line. The agent is ``run_agent`` (ReAct or PAL); with ``--trials`` / ``--memory`` it is
-:func:`ponder.memory.trials.run_trials`. For HotpotQA and MuSiQue the ReAct agent gets the ``search``
-and ``lookup`` tools over that dataset's corpus (``<data_dir>/<dataset>/corpus.jsonl``, unless the
-``search_corpus`` setting names another). Harness policy ``gold`` answers with the gold answer: it
-checks loading, scoring and the runner, not an agent.
+a user's file in the same schema (``--data``); every malformed row is reported as ``file:line: problem``
+and the file is refused (:class:`~ponder.errors.BadLinesError`). The agent is ``run_agent`` (ReAct or
+PAL); with ``--trials`` / ``--memory`` it is :func:`ponder.memory.trials.run_trials`. For HotpotQA and
+MuSiQue the ReAct agent gets the ``search`` and ``lookup`` tools over that dataset's corpus
+(``<data_dir>/<dataset>/corpus.jsonl``, unless the ``search_corpus`` setting names another). Harness
+policy ``gold`` answers with the gold answer: it checks loading, scoring and the runner, not an agent.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, field_validator
 
 from ponder.answers import AnswerKind, is_correct
+from ponder.datafiles import read_jsonl_file
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
 from ponder.envs.context import EpisodeTimeoutError, past_deadline
 from ponder.envs.metrics import best_over, exact_match, f1_score
-from ponder.errors import ConfigError, DataError
+from ponder.errors import ConfigError
 from ponder.records import Trajectory, Usage
 
 if TYPE_CHECKING:
@@ -53,40 +53,25 @@ class QARow(BaseModel):
 
 
 def read_rows(path: Path, row_model: type[BaseModel], limit: int | None = None) -> list[tuple[int, BaseModel]]:
-    """Validated rows of a JSONL file with their line numbers (blank lines skipped).
+    """Validated rows of a user's JSONL data file with their line numbers (blank lines skipped).
+
+    Read by :func:`ponder.datafiles.read_jsonl_file`: every bad line is reported and any bad line refuses
+    the file, since a score over part of the file the user gave would be misleading.
 
     Raises:
-        DataError: ``file:line: problem`` for a missing file, bad JSON, a missing or mistyped field,
-            or a duplicate id.
+        DataError: for a missing or empty file.
+        BadLinesError: every bad line as ``file:line: problem`` (bad JSON, a missing or mistyped field, a
+            duplicate id).
     """
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    rows: list[tuple[int, BaseModel]] = []
-    seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            try:
-                row = row_model.model_validate(obj)
-            except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}"
-                                     for e in exc.errors())
-                raise DataError(f"{path}:{lineno}: bad row: {problems}") from None
-            row_id = str(getattr(row, "id", None) or getattr(row, "task_id", ""))
-            if row_id in seen:
-                raise DataError(f"{path}:{lineno}: duplicate id {row_id!r} (first on line {seen[row_id]})")
-            seen[row_id] = lineno
-            rows.append((lineno, row))
-            if limit is not None and len(rows) >= limit:
-                break
-    return rows
+    def parse(obj: Any) -> BaseModel:
+        if not isinstance(obj, dict):
+            raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+        return row_model.model_validate(obj)
+
+    def row_id(row: BaseModel) -> str:
+        return str(getattr(row, "id", None) or getattr(row, "task_id", ""))
+
+    return read_jsonl_file(path, parse, what="data", key=row_id, limit=limit).rows
 
 
 @dataclass

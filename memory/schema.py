@@ -70,11 +70,25 @@ class Experience(MemoryRecord):
 RECORD_TYPES: dict[str, type[MemoryRecord]] = {"reflection": Reflection, "insight": Insight, "experience": Experience}
 
 
+def parse_record(obj: Any) -> MemoryRecord:
+    """One decoded JSON object as the record type its ``kind`` names (a line of an export file).
+
+    Raises:
+        ValueError: naming what is wrong (pydantic's ``ValidationError`` for a bad field).
+    """
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object (a memory record), got {type(obj).__name__}")
+    kind = obj.get("kind")
+    if kind not in RECORD_TYPES:
+        raise ValueError(f"bad row: kind: expected one of {', '.join(RECORD_TYPES)} (got {kind!r})")
+    return RECORD_TYPES[kind].model_validate(obj)
+
+
 class WriteResult(BaseModel):
-    """What happened to one write: never silent."""
+    """What happened to one write: never silent (``skipped``: an import's unreadable line, named in ``reason``)."""
 
     id: str
-    status: Literal["added", "duplicate", "rejected", "updated"]
+    status: Literal["added", "duplicate", "rejected", "updated", "skipped"]
     reason: str = ""
     duplicate_of: str | None = None
     evicted: list[str] = Field(default_factory=list)

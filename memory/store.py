@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ponder.config import Settings, load_settings
+from ponder.datafiles import read_jsonl_file
 from ponder.errors import ConfigError, PonderError
 from ponder.memory.chroma import LOCK_FILE, LocalClient, MemoryStoreError, connect, from_chroma, locked, to_chroma
 from ponder.memory.embeddings import MiniLMEmbeddingFunction, build_embedding_function
-from ponder.memory.schema import RECORD_TYPES, SCHEMA_VERSION, Hit, Kind, MemoryRecord, WriteResult
+from ponder.memory.schema import SCHEMA_VERSION, Hit, Kind, MemoryRecord, WriteResult, parse_record
 from ponder.memory.write_rules import CHUNK, WriteRules
-from ponder.records import append_jsonl, read_jsonl
+from ponder.records import append_jsonl
 
 __all__ = ["KINDS", "LOCK_FILE", "META_COLLECTION", "ChromaMemoryStore", "MemoryStoreError", "open_store"]
 
@@ -313,17 +314,29 @@ class ChromaMemoryStore(WriteRules):
         os.replace(tmp, path)
         return len(records)
 
-    def import_(self, path: Path) -> list[WriteResult]:
+    def import_(self, path: Path, *, skip_bad_lines: bool = False) -> list[WriteResult]:
         """Read JSONL written by :meth:`export`, keeping ids, timestamps, scores and use counts.
 
-        A record whose id exists (same kind) replaces it (``updated``); the other write rules apply.
+        The file is read whole first (:func:`~ponder.datafiles.read_jsonl_file`): by default a file with
+        any unreadable line imports nothing. A record whose id exists (same kind) replaces it (``updated``);
+        the other write rules apply.
+
+        Args:
+            path: The JSONL file.
+            skip_bad_lines: Import the good lines; each bad one comes back as a ``skipped`` result whose
+                reason is ``file:line: problem``.
 
         Raises:
-            DataError: when the file is missing or a line is not a memory record.
+            DataError: when the file is missing, empty or has no memory record.
+            BadLinesError: listing every bad line, when some line is not a memory record (unless
+                ``skip_bad_lines``).
         """
-        records = [RECORD_TYPES[r.kind].model_validate(r.model_dump()) for r in read_jsonl(path, MemoryRecord)]
-        return [result for start in range(0, len(records), CHUNK)
-                for result in self._replace(records[start:start + CHUNK])]
+        read = read_jsonl_file(path, parse_record, what="memory", skip_bad_lines=skip_bad_lines,
+                               hint="nothing was imported; pass --skip-bad-lines to import the good ones")
+        records = read.values()
+        skipped = [WriteResult(id="", status="skipped", reason=reason) for reason in read.skipped]
+        return skipped + [result for start in range(0, len(records), CHUNK)
+                          for result in self._replace(records[start:start + CHUNK])]
 
     @locked
     def _replace(self, records: list[MemoryRecord]) -> list[WriteResult]:

@@ -6,13 +6,13 @@ Stop sequences are honoured exactly as a real backend would, so agent code sees 
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 
+from ponder.datafiles import read_jsonl_file
 from ponder.errors import ConfigError, DataError
 from ponder.models.base import BaseBackend, Completion, GenerationParams, Message, truncate_at_stop
 
@@ -63,31 +63,18 @@ class ScriptedModel(BaseBackend):
     def from_jsonl(cls, path: str | Path) -> ScriptedModel:
         """Load responses from a JSONL file: each line a JSON string or ``{"text": ..., "delay": seconds}``.
 
+        A script is read strictly (:func:`~ponder.datafiles.read_jsonl_file`): a bad line would shift every
+        later reply, so any bad line refuses the file, and an empty file is an error too.
+
         Raises:
             ConfigError: when the file does not exist.
-            DataError: when a line is not valid.
+            DataError: when the file is empty or blank.
+            BadLinesError: listing every bad line as ``file:line: problem``.
         """
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"scripted model file not found: {p}")
-        items: list[str] = []
-        delays: list[float | None] = []
-        for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{lineno}: not JSON ({exc.msg})") from None
-            text = obj.get("text") if isinstance(obj, dict) else obj
-            if not isinstance(text, str):
-                raise DataError(f"{p}:{lineno}: expected a string or an object with a 'text' string")
-            delay = obj.get("delay") if isinstance(obj, dict) else None
-            if delay is not None and (not isinstance(delay, int | float) or delay < 0):
-                raise DataError(f"{p}:{lineno}: 'delay' must be a number of seconds >= 0")
-            items.append(text)
-            delays.append(delay)
-        return cls(items, spec=f"scripted:{p}", delays=delays)
+        read = read_jsonl_file(path, _script_item, what="scripted model", missing=ConfigError)
+        items = [text for text, _ in read.values()]
+        delays = [delay for _, delay in read.values()]
+        return cls(items, spec=f"scripted:{Path(path)}", delays=delays)
 
     def _next_text(self, messages: list[Message], params: GenerationParams) -> str:
         with self._lock:
@@ -136,3 +123,14 @@ class ScriptedModel(BaseBackend):
                 time.sleep(delay)
             yield piece
         return completion
+
+
+def _script_item(obj: object) -> tuple[str, float | None]:
+    """One line of a script file as ``(text, delay)``; ``ValueError`` says what is wrong."""
+    text = obj.get("text") if isinstance(obj, dict) else obj
+    if not isinstance(text, str):
+        raise ValueError("expected a string or an object with a 'text' string")
+    delay = obj.get("delay") if isinstance(obj, dict) else None
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0):
+        raise ValueError("'delay' must be a number of seconds >= 0")
+    return text, delay

@@ -7,11 +7,11 @@ The file is ``{"seeds": [...], "tasks": [{"task", "tier", "description", "seeds"
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ponder.datafiles import describe_validation, read_json_file
 from ponder.errors import DataError
 
 TASKS_FILE = Path(__file__).with_name("tasks.json")
@@ -46,16 +46,13 @@ def load_tasks(path: Path | None = None) -> list[MiniWoBTask]:
     """The tasks of ``path`` (default: the shipped ``tasks.json``), each with its seeds filled in.
 
     Raises:
-        DataError: for a missing or malformed file, a duplicate task, or a task the installed ``miniwob``
-            package does not ship.
+        DataError: for a missing, empty or malformed file (bad JSON: ``file:line``), or naming every bad
+            task (a malformed or duplicate task, or one the installed ``miniwob`` package does not ship).
     """
     p = Path(path) if path is not None else TASKS_FILE
     if not p.is_file():
         raise DataError(f"no such MiniWoB task file: {p}")
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    raw = read_json_file(p, what="MiniWoB task")
     if not isinstance(raw, dict) or not isinstance(raw.get("tasks"), list):
         raise DataError(f'{p}: expected an object with a "tasks" list')
     seeds = raw.get("seeds", list(DEFAULT_SEEDS))
@@ -63,18 +60,21 @@ def load_tasks(path: Path | None = None) -> list[MiniWoBTask]:
         raise DataError(f'{p}: "seeds" must be a list of integers')
     pages = html_dir()
     out: list[MiniWoBTask] = []
-    seen: set[str] = set()
+    problems: list[str] = []
     for i, row in enumerate(raw["tasks"]):
         try:
             task = MiniWoBTask.model_validate(row)
         except ValidationError as exc:
-            raise DataError(f"{p}: task #{i}: {exc.errors()[0]['msg']} ({row!r})") from None
-        if task.task in seen:
-            raise DataError(f"{p}: task {task.task!r} is listed twice")
-        if pages is not None and not (pages / f"{task.task}.html").is_file():
-            raise DataError(f"{p}: {task.task!r} is not a MiniWoB++ task of the installed miniwob package")
-        seen.add(task.task)
-        out.append(task.model_copy(update={"seeds": task.seeds or list(seeds)}))
+            problems.append(f"task #{i}: {describe_validation(exc)} ({row!r})")
+            continue
+        if any(t.task == task.task for t in out):
+            problems.append(f"task #{i}: {task.task!r} is listed twice")
+        elif pages is not None and not (pages / f"{task.task}.html").is_file():
+            problems.append(f"task #{i}: {task.task!r} is not a MiniWoB++ task of the installed miniwob package")
+        else:
+            out.append(task.model_copy(update={"seeds": task.seeds or list(seeds)}))
+    if problems:
+        raise DataError(f"{p}: {len(problems)} bad task(s): " + "; ".join(problems))
     if not out:
         raise DataError(f"{p}: the task list is empty")
     return out

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ponder.datafiles import describe_validation, read_json_file
 from ponder.errors import DataError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -102,13 +103,15 @@ def load_suite_spec(name_or_path: str | Path) -> SuiteSpec:
     """Load and validate a suite file.
 
     Raises:
-        DataError: for a missing file, bad JSON, an unknown generator or a duplicated game.
+        DataError: for a missing or empty file, bad JSON (``file:line``), every bad field, an unknown
+            generator or a duplicated game.
     """
     path = suite_path(name_or_path)
+    raw = read_json_file(path, what="TextWorld suite")
     try:
-        spec = SuiteSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, ValidationError) as exc:
-        raise DataError(f"{path}: invalid TextWorld suite file: {exc}") from None
+        spec = SuiteSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise DataError(f"{path}: invalid TextWorld suite file: {describe_validation(exc)}") from None
     for game in spec.games():
         if game.generator not in GENERATORS:
             raise DataError(f"{path}: unknown generator {game.generator!r}; choose one of: {', '.join(GENERATORS)}")

@@ -127,7 +127,7 @@ def test_shipped_task_list() -> None:
 def test_bad_task_files(tmp_path: Path) -> None:
     bad = tmp_path / "tasks.json"
     for content, message in [
-        ("not json", "not JSON"),
+        ("not json", "tasks.json:1: not valid JSON"),
         (json.dumps({"items": []}), "tasks"),
         (json.dumps({"tasks": [{"task": "no-such-task-here"}]}), "not a MiniWoB"),
         (json.dumps({"tasks": [{"task": "click-test"}, {"task": "click-test"}]}), "twice"),

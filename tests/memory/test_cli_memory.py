@@ -99,4 +99,4 @@ def test_export_clear_import_export_is_identical(filled, store, tmp_path, capsys
     code, out, _ = run(capsys, "import", str(first), "--json")
     assert code == 0 and [r["status"] for r in json.loads(out)] == ["updated"] * 3
     code, _, err = run(capsys, "import", str(tmp_path / "missing.jsonl"))
-    assert code == 2 and "no such records file" in err
+    assert code == 2 and "memory file not found" in err

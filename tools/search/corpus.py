@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ponder.datafiles import read_jsonl_file
 from ponder.errors import DataError
 
 __all__ = ["Corpus", "Doc", "base_title", "fold", "load_corpus", "normalize_title", "split_sentences"]
@@ -126,24 +127,21 @@ class Corpus:
         return "", []
 
 
-def _parse_line(line: str, where: str) -> Doc:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+def _parse_doc(obj: object) -> Doc:
+    """One corpus line as a :class:`Doc`; ``ValueError`` says what is wrong."""
     if not isinstance(obj, dict):
-        raise DataError(f"{where}: expected a JSON object with id, title and text, got {type(obj).__name__}")
+        raise ValueError(f"expected a JSON object with id, title and text, got {type(obj).__name__}")
     missing = [key for key in ("id", "title", "text") if key not in obj]
     if missing:
-        raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
     doc_id, title, text = obj["id"], obj["title"], obj["text"]
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
     for name, value in (("id", doc_id), ("title", title), ("text", text)):
         if not isinstance(value, str):
-            raise DataError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
+            raise ValueError(f"field {name!r} must be a string, got {type(value).__name__}")
     if not title.strip():
-        raise DataError(f"{where}: empty title")
+        raise ValueError("empty title")
     raw = obj.get("sentences")
     if isinstance(raw, list) and raw and all(isinstance(s, str) for s in raw):
         sentences = [s.strip() for s in raw if s.strip()]
@@ -153,7 +151,7 @@ def _parse_line(line: str, where: str) -> Doc:
 
 
 def load_corpus(path: Path | str) -> Corpus:
-    """Read a JSONL corpus file.
+    """Read a JSONL corpus file (strictly: :func:`~ponder.datafiles.read_jsonl_file`).
 
     Args:
         path: The file; one JSON object per line with string fields ``id``, ``title`` and ``text``
@@ -163,26 +161,12 @@ def load_corpus(path: Path | str) -> Corpus:
         The corpus, with its file hash.
 
     Raises:
-        DataError: when the file is missing, unreadable or empty, or a line is malformed (the message
-            names ``file:line``).
+        DataError: when the file is missing, unreadable, empty or blank.
+        BadLinesError: listing every malformed line as ``file:line: problem`` (any bad line refuses the
+            corpus: the agent would otherwise search a silently smaller one).
     """
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"search corpus not found: {path} (set search_corpus or data_dir)")
-    docs: list[Doc] = []
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise DataError(f"cannot read search corpus {path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8") from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            docs.append(_parse_line(line, f"{path}:{lineno}"))
-    if not docs:
-        raise DataError(f"search corpus {path} has no documents")
-    return Corpus(docs=docs, path=path, sha256=hashlib.sha256(raw).hexdigest())
+    read = read_jsonl_file(path, _parse_doc, what="search corpus")
+    return Corpus(docs=read.values(), path=path, sha256=read.sha256)

@@ -31,7 +31,7 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", "invalid JSON"),
+        ("{not json", "not valid JSON"),
         ("[1, 2]", "expected a JSON object"),
         ('{"id": "x", "text": "t"}', "missing field.*title"),
         ('{"id": "x", "title": 3, "text": "t"}', "'title' must be a string"),
@@ -50,7 +50,7 @@ def test_bad_line_names_file_and_line(tmp_path, line, message):
 def test_empty_and_non_utf8(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")
-    with pytest.raises(DataError, match="no documents"):
+    with pytest.raises(DataError, match="search corpus file .*empty.jsonl is empty"):
         load_corpus(empty)
     latin = tmp_path / "latin.jsonl"
     latin.write_bytes(b'{"id": "a", "title": "A", "text": "x"}\n{"id": "b", "title": "\xe9", "text": "y"}\n')
