@@ -127,6 +127,15 @@ def test_hotpotqa_gold_paragraphs_are_in_its_corpus():
             assert kind == "exact" and 0 <= sentence < len(corpus.docs[found[0]].sentences), (row["id"], title)
 
 
+def test_readme_search_example_is_a_shipped_hotpotqa_question():
+    """The README's ``--tools search,lookup`` example can be answered from the default corpus."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    examples = re.findall(r'ponder run "([^"]+)" \\?\s*--tools search,lookup', readme)
+    questions = {json.loads(line)["question"]
+                 for line in (DATA / "hotpotqa" / "questions.jsonl").read_text(encoding="utf-8").splitlines()}
+    assert examples and all(q in questions for q in examples), examples
+
+
 def test_musique_supporting_paragraphs_are_in_its_corpus():
     corpus = load_corpus(DATA / "musique" / "corpus.jsonl")
     for line in (DATA / "musique" / "questions.jsonl").read_text(encoding="utf-8").splitlines():
