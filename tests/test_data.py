@@ -178,6 +178,7 @@ def _copy_source(dest: Path) -> None:
     shutil.copytree(REPO, dest, ignore=lambda _, names: [n for n in names if n in skip or n.endswith(".egg-info")])
 
 
+@pytest.mark.slow  # pip builds and installs a wheel: seconds
 def test_an_installed_wheel_finds_its_data(tmp_path):
     """``pip wheel`` then ``pip install --target``: ``default_data_dir()`` is the package's own verified data."""
     src, wheels, target = tmp_path / "src", tmp_path / "wheels", tmp_path / "site"
