@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from ponder.tools.sandbox import open_sandbox
 from ponder.tools.sandbox.local import LocalSandbox
 
 MODES = ["bwrap", "unshare", "none"]
+ISOLATING = ["bwrap", "unshare"]  # the modes with a pid namespace
 
 
 def make(isolation: str = "auto", **kwargs) -> LocalSandbox:
@@ -48,7 +50,8 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def wait_gone(marker: str, seconds: float = 5.0) -> list[int]:
+def wait_gone(marker: str, seconds: float = 30.0) -> list[int]:
+    """Poll until no process carries ``marker`` (a wait for the kernel to reap them, not a speed limit)."""
     deadline = time.monotonic() + seconds
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -148,13 +151,13 @@ def test_output_flood_kills_and_restarts() -> None:
 # -- limits and restarts -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_timeout_kills_and_next_run_gets_a_fresh_session(mode: str) -> None:
     with make(mode, timeout=1) as sandbox:
         sandbox.run("x = 1")
-        start = time.monotonic()
         result = sandbox.run("print('before')\nwhile True:\n    pass")
-        assert time.monotonic() - start < 2.5
         assert result.killed and result.kill_reason == "timeout"
+        assert result.duration >= 1  # killed at the deadline, not before
         assert result.stdout == "before\n"
         assert "timeout" in result.summary() and "variables" in result.summary()
         after = sandbox.run("x")
@@ -163,6 +166,7 @@ def test_timeout_kills_and_next_run_gets_a_fresh_session(mode: str) -> None:
         assert sandbox.restarts == 1
 
 
+@pytest.mark.slow
 def test_cpu_budget_is_per_run_not_cumulative() -> None:
     spin = "import time\nend = time.process_time() + 0.7\nwhile time.process_time() < end:\n    pass\n'done'"
     with make(timeout=20, cpu_seconds=1) as sandbox:
@@ -177,9 +181,8 @@ def test_memory_error_keeps_the_session() -> None:
     with make(memory_mb=256) as sandbox:
         sandbox.run("kept = 'yes'")
         result = sandbox.run("x = bytearray(2 * 256 * 2**20)")
-        assert result.error_type == "MemoryError" or result.kill_reason == "memory", result
-        if not result.killed:
-            assert sandbox.run("kept").value == "'yes'"
+        assert result.error_type == "MemoryError" and not result.killed, result  # RLIMIT_AS refuses it
+        assert sandbox.run("kept").value == "'yes'" and sandbox.restarts == 0
 
 
 def test_crash_is_reported_and_session_replaced(mode: str) -> None:
@@ -197,9 +200,8 @@ def test_dead_session_between_runs_is_replaced(sb: LocalSandbox) -> None:
     assert result.value == "2" and "fresh" in result.summary() and sb.restarts == 1
 
 
+@pytest.mark.parametrize("mode", ISOLATING)  # without a pid namespace children die with the session only
 def test_child_processes_do_not_outlive_their_run(mode: str) -> None:
-    if mode == "none":
-        pytest.skip("without a pid namespace children are only killed when the session ends")
     marker = uuid.uuid4().hex
     with make(mode) as sandbox:
         result = sandbox.run(f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', "
@@ -246,6 +248,7 @@ def pids_in(ns: str, pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_close_leaves_no_processes(mode: str) -> None:
     sandbox = make(mode, timeout=5)
     pid = sandbox._worker.proc.pid
@@ -253,7 +256,7 @@ def test_close_leaves_no_processes(mode: str) -> None:
     ns, pids = session_processes(sandbox)
     assert pids
     sandbox.close()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # a poll for the kernel to reap them, not a speed limit
     while pids_in(ns, pids[0]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pids_in(ns, pids[0])
@@ -264,12 +267,18 @@ def test_close_leaves_no_processes(mode: str) -> None:
     sandbox.close()  # idempotent
 
 
-def test_close_during_a_run_returns_promptly() -> None:
+def test_close_during_a_run_ends_the_run() -> None:
     sandbox = make(timeout=30)
-    threading.Timer(0.5, sandbox.close).start()
-    start = time.monotonic()
+    closing = threading.Event()
+
+    def close() -> None:
+        closing.set()
+        sandbox.close()
+
+    threading.Timer(0.5, close).start()
     result = sandbox.run("import time\ntime.sleep(60)")
-    assert time.monotonic() - start < 5 and result.killed
+    assert closing.is_set() and result.killed  # the close ended the run ...
+    assert result.duration < sandbox.timeout  # ... not the 30 s timeout (nor the 60 s sleep)
 
 
 def test_session_outlives_the_thread_that_started_it() -> None:
@@ -306,7 +315,9 @@ def test_protocol_settings_and_open_sandbox() -> None:
     with LocalSandbox.from_settings(settings) as sandbox:
         assert isinstance(sandbox, CodeExecutor)
         assert (sandbox.timeout, sandbox.memory_mb, sandbox.output_chars) == (2.5, 128, 300)
-        assert sandbox.cpu_seconds == 4 and sandbox.isolation_in_use in ("bwrap", "unshare", "none")
+        assert sandbox.cpu_seconds == 4
+        expected = {"bwrap"} if shutil.which("bwrap") else {"unshare", "none"}  # "auto" takes bwrap where installed
+        assert sandbox.isolation_in_use in expected
         assert isinstance(sandbox.run("1"), ExecResult)
     with open_sandbox(load_settings(sandbox="local")) as sandbox:
         assert isinstance(sandbox, LocalSandbox) and sandbox.run("6 * 7").value == "42"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import socket
 import time
 import uuid
@@ -19,6 +20,7 @@ from ponder.tools.executor import CodeExecutor
 from ponder.tools.subprocess_executor import SubprocessExecutor
 
 MODES = ["bwrap", "unshare", "none"]
+ISOLATING = ["bwrap", "unshare"]  # the modes with a pid and a network namespace
 
 
 def make(isolation: str = "auto", **kwargs) -> SubprocessExecutor:
@@ -124,12 +126,12 @@ def test_worker_json_encoder_round_trips() -> None:
 # -- limits ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_timeout_kills_busy_loop(mode: str) -> None:
     executor = make(mode, timeout=1)
-    start = time.monotonic()
     result = executor.run("while True:\n    pass")
-    assert time.monotonic() - start < 3.5
     assert result.killed and result.kill_reason == "timeout"
+    assert result.duration >= 1  # killed at the deadline, not before
     assert "timeout" in result.summary()
 
 
@@ -142,13 +144,14 @@ def test_timeout_kills_busy_loop(mode: str) -> None:
     ],
     ids=["sleep", "thread-hog"],
 )
+@pytest.mark.slow
 def test_wall_timeout(code: str) -> None:
-    start = time.monotonic()
     result = make(timeout=1.5).run(code)
-    assert time.monotonic() - start < 4
-    assert result.killed and result.kill_reason in ("timeout", "cpu")
+    # one spinning thread uses at most 1 CPU second per second: the 3 s CPU limit cannot come first
+    assert result.killed and result.kill_reason == "timeout" and result.duration >= 1.5, result
 
 
+@pytest.mark.slow
 def test_cpu_limit() -> None:
     result = make(timeout=20, cpu_seconds=1).run("x = 0\nwhile True:\n    x += 1")
     assert result.killed and result.kill_reason == "cpu"
@@ -157,7 +160,7 @@ def test_cpu_limit() -> None:
 @pytest.mark.parametrize("code", ["x = bytearray(2 * 256 * 2**20)", "x = 'x' * 10**10"])
 def test_memory_bomb(code: str) -> None:
     result = make(memory_mb=256).run(code)
-    assert result.error_type == "MemoryError" or (result.killed and result.kill_reason == "memory"), result
+    assert result.error_type == "MemoryError" and not result.killed, result  # RLIMIT_AS refuses the allocation
 
 
 def test_output_flood_is_bounded() -> None:
@@ -166,7 +169,7 @@ def test_output_flood_is_bounded() -> None:
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB
     assert result.truncated
     assert len(result.stdout) < 1100
-    assert result.killed and result.kill_reason in ("output", "timeout")
+    assert result.killed and result.kill_reason == "output", result  # the file-size limit, long before 5 s
 
 
 def test_big_file_write_is_bounded(ex: SubprocessExecutor) -> None:
@@ -177,10 +180,8 @@ def test_big_file_write_is_bounded(ex: SubprocessExecutor) -> None:
 def test_fork_attempts_return(mode: str) -> None:
     code = ("import os\nn = 0\nfor _ in range(200):\n    if os.fork() == 0:\n        os._exit(0)\n"
             "    os.wait()\n    n += 1\nn")
-    start = time.monotonic()
     result = make(mode, timeout=10).run(code)
-    assert time.monotonic() - start < 12
-    assert result.value == "200" or result.error_type in ("BlockingIOError", "OSError") or result.killed
+    assert result.ok and result.value == "200", result  # the process limit counts live processes, not forks
 
 
 def test_process_count_is_limited_under_bwrap() -> None:
@@ -190,9 +191,9 @@ def test_process_count_is_limited_under_bwrap() -> None:
     assert result.error_type == "BlockingIOError", result
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ISOLATING)  # without a pid namespace, setsid() escapes the kill
 def test_no_process_survives_the_run(mode: str) -> None:
-    if mode == "none":
-        pytest.skip("without a pid namespace, processes that call setsid() escape the kill")
     marker = uuid.uuid4().hex
     code = (f"import os, subprocess, sys, time\n"
             f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', '{marker}'],"
@@ -202,7 +203,7 @@ def test_no_process_survives_the_run(mode: str) -> None:
             f"time.sleep(300)")
     result = make(mode, timeout=2).run(code)
     assert result.killed and result.kill_reason == "timeout"
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # a poll for the kernel to reap them, not a speed limit
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     leftovers = processes_with(marker)
@@ -214,9 +215,8 @@ def test_no_process_survives_the_run(mode: str) -> None:
 # -- isolation ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", ISOLATING)  # 'none' does not isolate the network
 def test_network_is_unreachable(mode: str) -> None:
-    if mode == "none":
-        pytest.skip("isolation 'none' does not isolate the network")
     executor = make(mode)
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -278,7 +278,8 @@ def test_from_settings() -> None:
     executor = SubprocessExecutor.from_settings(settings)
     assert (executor.timeout, executor.memory_mb, executor.output_chars) == (2.5, 128, 300)
     assert executor.cpu_seconds == 4
-    assert executor.isolation_in_use in ("bwrap", "unshare", "none")
+    expected = {"bwrap"} if shutil.which("bwrap") else {"unshare", "none"}  # "auto" takes bwrap where installed
+    assert executor.isolation_in_use in expected
 
 
 def test_unknown_isolation_mode() -> None:
