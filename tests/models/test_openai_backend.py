@@ -13,12 +13,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from ponder.config import load_settings
 from ponder.errors import ModelError, RealModelCallError
+from ponder.models import openai as openai_module
 from ponder.models.base import GenerationParams, Message
 from ponder.models.openai import OpenAIBackend
 from ponder.models.spec import parse_spec
@@ -114,6 +116,33 @@ def fake() -> Iterator[Callable[..., FakeServer]]:
 USER: list[Message] = [{"role": "user", "content": "hi"}]
 
 
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The backend's retry waits, recorded instead of slept (the backend's ``time`` module only)."""
+    waits: list[float] = []
+    monkeypatch.setattr(openai_module, "time", SimpleNamespace(sleep=waits.append, time=time.time))
+    return waits
+
+
+def meeting(parties: int, handler: Handler, after: int = 0) -> Handler:
+    """``handler`` behind a barrier: request ``i > after`` is answered only once ``parties`` requests wait.
+
+    Requests that are not in flight together break the barrier (after 4 s, below the client's 5 s
+    timeout) and get HTTP 500, so a backend that sends them one after the other fails the test.
+    """
+    barrier = threading.Barrier(parties)
+
+    def answer(body: dict[str, Any], i: int) -> Reply:
+        if i > after:
+            try:
+                barrier.wait(timeout=4)
+            except threading.BrokenBarrierError:
+                return error_reply(500, f"request {i} was not in flight together with {parties - 1} other(s)")
+        return handler(body, i)
+
+    return answer
+
+
 # -- unit tests (real local HTTP server, no model) ----------------------------------------------------
 
 
@@ -132,21 +161,19 @@ def test_gives_up_after_bounded_5xx_retries(fake):
     assert len(server.requests) == 3
 
 
-def test_429_honours_retry_after(fake):
+def test_429_honours_retry_after(fake, sleeps):
     server = fake(lambda body, i: error_reply(429, "slow down", {"Retry-After": "1"}) if i == 1
                   else chat_reply("ok"))  # fmt: skip
-    start = time.monotonic()
     [c] = server.backend().generate(USER, GenerationParams())
     assert c.text == "ok" and len(server.requests) == 2
-    assert time.monotonic() - start >= 0.9  # backoff_base is 0.01: the wait came from Retry-After
+    assert sleeps == [1.0]  # backoff_base is 0.01: the wait came from Retry-After
 
 
-def test_retry_after_is_capped(fake):
+def test_retry_after_is_capped(fake, sleeps):
     server = fake(lambda body, i: error_reply(429, "later", {"Retry-After": "3600"}) if i == 1
                   else chat_reply("ok"))  # fmt: skip
-    start = time.monotonic()
     assert server.backend(retry_after_cap=0.2).generate(USER, GenerationParams())[0].text == "ok"
-    assert time.monotonic() - start < 3
+    assert sleeps == [0.2]
 
 
 def test_400_is_not_retried(fake):
@@ -170,16 +197,15 @@ def test_404_names_the_model(fake):
     assert len(server.requests) == 1
 
 
-def test_connection_refused_fails_fast_with_a_hint():
+def test_connection_refused_fails_fast_with_a_hint(sleeps):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     backend = OpenAIBackend("m", f"http://127.0.0.1:{port}/v1", max_retries=2, backoff_base=0.01, real=False)
-    start = time.monotonic()
     with pytest.raises(ModelError, match=f"127.0.0.1:{port}/v1 after 3 attempts") as info:
         backend.generate(USER, GenerationParams())
     assert "server running" in str(info.value)
-    assert time.monotonic() - start < 5
+    assert len(sleeps) == 2 and max(sleeps) <= 0.02  # short backoffs between the attempts, nothing more
 
 
 def test_timeout_is_retried_then_reported(fake):
@@ -191,7 +217,7 @@ def test_timeout_is_retried_then_reported(fake):
 
 def test_missing_choices_are_requested_concurrently_with_distinct_seeds(fake):
     # Like llama-cpp-python's server: n is ignored, one choice per response.
-    server = fake(lambda body, i: chat_reply(f"seed={body.get('seed')}"), delay=0.3)
+    server = fake(meeting(2, lambda body, i: chat_reply(f"seed={body.get('seed')}"), after=1))
     outs = server.backend().generate(USER, GenerationParams(n=3, temperature=0.8, seed=7))
     assert [c.text for c in outs] == ["seed=7", "seed=8", "seed=9"]
     assert len(server.requests) == 3
@@ -229,7 +255,7 @@ def test_logprobs_are_summed_up_to_the_stop(fake):
 
 
 def test_batch_preserves_order_and_bounds_concurrency(fake):
-    server = fake(lambda body, i: chat_reply(body["messages"][-1]["content"].upper()), delay=0.1)
+    server = fake(meeting(2, lambda body, i: chat_reply(body["messages"][-1]["content"].upper())))
     convs: list[list[Message]] = [[{"role": "user", "content": f"q{i}"}] for i in range(6)]
     outs = server.backend(concurrency=2).generate_batch(convs, GenerationParams())
     assert [o[0].text for o in outs] == [f"Q{i}" for i in range(6)]
@@ -276,6 +302,46 @@ def test_from_settings_resolves_url_and_key(monkeypatch):
     assert OpenAIBackend.from_settings(parse_spec("openai:m"), load_settings()).base_url.startswith(
         "https://api.openai.com/"
     )
+
+
+def test_openai_stream_against_a_fake_sse_server() -> None:
+    """``OpenAIBackend.stream`` reads a real HTTP event stream (a test-owned server that runs no model)."""
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            base = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+            for piece in ["Thought: add", "\nAction: calc", "ulator\nObs", "ervation: 5"]:
+                chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            usage = {**base, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}}
+            self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        backend = OpenAIBackend("m", f"http://127.0.0.1:{server.server_port}/v1", real=False, max_retries=0)
+        gen = backend.stream(USER, GenerationParams(stop=["\nObservation:"]))
+        pieces = []
+        while True:
+            try:
+                pieces.append(next(gen))
+            except StopIteration as done:
+                completion = done.value
+                break
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen[0]["stream"] is True and seen[0]["stop"] == ["\nObservation:"]
+    assert len(pieces) > 1 and "".join(pieces) == completion.text == "Thought: add\nAction: calculator"
+    assert completion.finish_reason == "stop" and completion.prompt_tokens == 11
 
 
 # -- integration tests (real llama.cpp server) ---------------------------------------------------------
