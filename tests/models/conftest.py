@@ -109,10 +109,15 @@ def gguf() -> Path:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="module")
-def llamacpp_backend(gguf: Path):  # noqa: ANN201 - LlamaCppBackend, imported only when llama_cpp is there
-    """The llama.cpp backend on the bundled GGUF (2,048-token context); skips without llama-cpp-python."""
+@pytest.fixture(scope="session")
+def llama_cpp() -> None:
+    """For tests that need llama-cpp-python: they skip without it (a failure under ``make test`` and in CI)."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'ponder[server]')")
+
+
+@pytest.fixture(scope="module")
+def llamacpp_backend(gguf: Path, llama_cpp: None):  # noqa: ANN201 - LlamaCppBackend, imported lazily
+    """The llama.cpp backend on the bundled GGUF (2,048-token context); skips without llama-cpp-python."""
     from ponder.models.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend.load(gguf, n_ctx=2048, n_threads=llamacpp_test_threads())

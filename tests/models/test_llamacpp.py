@@ -1,4 +1,8 @@
-"""The llama.cpp backend: checks without generation, and integration tests on SmolLM2-135M."""
+"""The llama.cpp backend: checks without generation, and integration tests on SmolLM2-135M.
+
+The unit tests at the top need neither llama-cpp-python nor the model (``ponder.models.llamacpp`` imports
+``llama_cpp`` lazily); the others ask for it through the ``llama_cpp`` or ``backend`` fixtures (conftest).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,10 @@ import pytest
 
 from ponder.config import load_settings
 from ponder.errors import ConfigError, MissingExtraError, ModelError, RealModelCallError
+from ponder.models import llamacpp
 from ponder.models.base import GenerationParams, Message
+from ponder.models.llamacpp import LlamaCppBackend
 from ponder.models.spec import ModelSpec
-
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'ponder[server]')")
-
-from ponder.models import llamacpp  # noqa: E402
-from ponder.models.llamacpp import LlamaCppBackend  # noqa: E402
 
 QUESTION: list[Message] = [{"role": "user", "content": "What is 2+2?"}]
 COUNT: list[Message] = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
@@ -40,7 +41,7 @@ def backend(llamacpp_backend: LlamaCppBackend) -> LlamaCppBackend:
     return llamacpp_backend
 
 
-# ---------------------------------------------------------------- no generation
+# ---------------------------------------------------------------- no llama.cpp, no model
 
 
 def test_import_is_lazy() -> None:
@@ -51,24 +52,16 @@ def test_import_is_lazy() -> None:
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="model path not found"):
-        missing = ModelSpec(kind="llamacpp", path=str(tmp_path / "nope.gguf"))
-        LlamaCppBackend.from_settings(missing, load_settings())
+        LlamaCppBackend.load(tmp_path / "nope.gguf", n_ctx=256, n_threads=1)
     with pytest.raises(ConfigError, match="not a file"):
-        LlamaCppBackend.from_settings(ModelSpec(kind="llamacpp", path=str(tmp_path)), load_settings())
+        LlamaCppBackend.load(tmp_path, n_ctx=256, n_threads=1)
 
 
 def test_non_gguf_file_is_a_clear_error(tmp_path: Path) -> None:
     fake = tmp_path / "model.gguf"
     fake.write_bytes(b"PK\x03\x04 definitely a zip file")
     with pytest.raises(ConfigError, match="is not a GGUF file"):
-        LlamaCppBackend.from_settings(ModelSpec(kind="llamacpp", path=str(fake)), load_settings())
-
-
-def test_truncated_gguf_is_a_model_error(tmp_path: Path, gguf: Path) -> None:
-    cut = tmp_path / "cut.gguf"
-    cut.write_bytes(gguf.read_bytes()[:4096])
-    with pytest.raises(ModelError, match="llama.cpp could not load"):
-        LlamaCppBackend.load(cut, n_ctx=256, n_threads=1)
+        LlamaCppBackend.load(fake, n_ctx=256, n_threads=1)
 
 
 def test_missing_llama_cpp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,6 +75,16 @@ def test_physical_cores() -> None:
     assert 1 <= llamacpp.physical_cores() <= (os.cpu_count() or 1)
 
 
+# ---------------------------------------------------------------- llama.cpp loads the model, no generation
+
+
+def test_truncated_gguf_is_a_model_error(tmp_path: Path, gguf: Path, llama_cpp: None) -> None:
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(gguf.read_bytes()[:4096])
+    with pytest.raises(ModelError, match="llama.cpp could not load"):
+        LlamaCppBackend.load(cut, n_ctx=256, n_threads=1)
+
+
 def test_generate_is_refused_in_unit_tests(backend: LlamaCppBackend) -> None:
     with pytest.raises(RealModelCallError):
         backend.generate(QUESTION, GenerationParams())
@@ -89,7 +92,7 @@ def test_generate_is_refused_in_unit_tests(backend: LlamaCppBackend) -> None:
         backend.generate_batch([QUESTION], GenerationParams())
 
 
-def test_load_info_and_settings(gguf: Path) -> None:
+def test_load_info_and_settings(gguf: Path, llama_cpp: None) -> None:
     settings = SimpleNamespace(llamacpp_threads=1, llamacpp_n_ctx=1024, seed=None)
     b = LlamaCppBackend.from_settings(SPEC, settings)  # type: ignore[arg-type]
     info = b.load_info
@@ -158,7 +161,7 @@ def test_concurrent_calls_match_sequential(backend: LlamaCppBackend) -> None:
 
 
 @pytest.mark.integration
-def test_prompt_longer_than_context_is_a_model_error(gguf: Path) -> None:
+def test_prompt_longer_than_context_is_a_model_error(gguf: Path, llama_cpp: None) -> None:
     tiny = LlamaCppBackend.load(gguf, n_ctx=64, n_threads=1)
     long: list[Message] = [{"role": "user", "content": "word " * (2 * tiny.llama.n_ctx())}]
     with pytest.raises(ModelError, match="llamacpp_n_ctx"):

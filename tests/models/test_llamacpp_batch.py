@@ -9,10 +9,7 @@ import pytest
 
 from ponder.errors import ModelError
 from ponder.models.base import GenerationParams, Message
-
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'ponder[server]')")
-
-from ponder.models.llamacpp import LlamaCppBackend  # noqa: E402
+from ponder.models.llamacpp import LlamaCppBackend  # lazy: llama_cpp comes with the backend fixture
 
 pytestmark = pytest.mark.integration
 

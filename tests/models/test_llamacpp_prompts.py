@@ -1,4 +1,8 @@
-"""Single-sequence decoding and the on-disk prompt cache of the llama.cpp backend (real SmolLM2 GGUF)."""
+"""Single-sequence decoding and the on-disk prompt cache of the llama.cpp backend (real SmolLM2 GGUF).
+
+The tests under "no model" need neither llama-cpp-python nor the model (the modules import ``llama_cpp``
+lazily); the others get it through the ``backend`` or ``llama_cpp`` fixtures (conftest).
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from ponder.models import llamacpp_loader
 from ponder.models.base import GenerationParams, Message
-
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'ponder[server]')")
-
-from ponder.models import llamacpp_loader  # noqa: E402
-from ponder.models.llamacpp import LlamaCppBackend  # noqa: E402
-from ponder.models.llamacpp_decode import SeqDecoder, common_prefix, pick_token  # noqa: E402
-from ponder.models.llamacpp_prompts import PromptCache, model_fingerprint  # noqa: E402
+from ponder.models.llamacpp import LlamaCppBackend
+from ponder.models.llamacpp_decode import SeqDecoder, common_prefix, pick_token
+from ponder.models.llamacpp_prompts import PromptCache, model_fingerprint
 
 SYSTEM = "You are a careful assistant. " + " ".join(f"Rule {i}: answer briefly and check your work." for i in range(12))
 
@@ -195,7 +196,7 @@ def test_only_the_newest_entries_are_kept(backend: LlamaCppBackend, tmp_path: Pa
 
 
 @integration
-def test_settings_switch_the_cache_on_and_off(gguf: Path, tmp_path: Path) -> None:
+def test_settings_switch_the_cache_on_and_off(gguf: Path, tmp_path: Path, llama_cpp: None) -> None:
     from ponder.config import load_settings
     from ponder.models.spec import ModelSpec
 
@@ -209,7 +210,7 @@ def test_settings_switch_the_cache_on_and_off(gguf: Path, tmp_path: Path) -> Non
 
 
 @integration
-def test_second_ponder_run_restores_the_agent_prompt(gguf: Path, tmp_path: Path) -> None:
+def test_second_ponder_run_restores_the_agent_prompt(gguf: Path, tmp_path: Path, llama_cpp: None) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PONDER_OUT_DIR": str(tmp_path / "runs")}
     env.pop("PONDER_FORBID_REAL_MODEL", None)
     command = [sys.executable, "-m", "ponder.cli", "run", "What is 2+3?", "--model", "llamacpp", "--max-steps", "1",
