@@ -1,7 +1,8 @@
 """A tiny Suite for the runner tests (importable by spawned worker processes: tests add this dir to sys.path).
 
 Each episode's metadata says what to do: ``sleep`` seconds (checking the deadline unless ``stubborn``),
-``win`` (success), ``raise`` (a bug), ``config`` (a ConfigError), ``exit`` (the worker process dies).
+``win`` (success), ``raise`` (a bug), ``config`` (a ConfigError), ``exit`` (the worker process dies),
+``gate`` (first wait until that file exists, checking the deadline).
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ class FakeSuite:
     needs_process: bool = False
     n: int = 6
     sleep: float = 0.0
+    gate: str | None = None  # episodes from index gate_from on wait for this file to exist
+    gate_from: int = 10
 
     def episodes(self, settings: object, data: Path | None = None, limit: int | None = None) -> list[Episode]:
         eps = make_episodes(self.n, self.name, sleep=self.sleep)
+        for ep in eps[self.gate_from:] if self.gate else []:
+            ep.metadata["gate"] = self.gate
         return eps[:limit] if limit else eps
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
@@ -45,6 +50,10 @@ class FakeSuite:
             raise RuntimeError("fake bug")
         if meta.get("exit"):
             os._exit(3)
+        while meta.get("gate") and not Path(meta["gate"]).exists():
+            if past_deadline(ctx):
+                raise TimeoutError("deadline")
+            time.sleep(0.01)
         end = time.monotonic() + float(meta.get("sleep", 0.0))
         while time.monotonic() < end:
             if past_deadline(ctx) and not meta.get("stubborn"):
@@ -60,10 +69,11 @@ class FakeSuite:
 
 
 def slow_suite() -> FakeSuite:
-    """30 episodes of 0.15 s each (the kill-and-resume test)."""
-    return FakeSuite(name="slow", n=30, sleep=0.15)
+    """30 episodes of 0.15 s each (the kill-and-resume test); from the 11th on they wait for the file named by
+    ``FAKE_SUITE_GATE`` (when set), so a run without that file cannot get past 10 results."""
+    return FakeSuite(name="slow", n=30, sleep=0.15, gate=os.environ.get("FAKE_SUITE_GATE"))
 
 
 def slow_process_suite() -> FakeSuite:
     """The same in worker processes."""
-    return FakeSuite(name="slow", n=30, sleep=0.15, needs_process=True)
+    return FakeSuite(name="slow", n=30, sleep=0.15, needs_process=True, gate=os.environ.get("FAKE_SUITE_GATE"))

@@ -41,7 +41,7 @@ def test_eval_gsm8k_scripted(tmp_path, capsys, data_dir):
     assert len(results(out)) == 2
 
 
-def test_eval_policy_and_data_flags(tmp_path, capsys, data_dir):
+def test_eval_policy_and_data_flags(tmp_path, capsys):
     data = tmp_path / "mine.jsonl"
     data.write_text('{"id": "a", "question": "1+1?", "answer": "2"}\n{"id": "b", "question": "2+2?", "answer": "4"}\n')
     out = tmp_path / "gold"
@@ -79,7 +79,7 @@ def test_report_command(tmp_path, capsys, data_dir):
     (["eval"], "Missing argument"),
     (["report", "/no/such/run"], "is not an evaluation run"),
 ])
-def test_bad_arguments_one_line_exit_2(tmp_path, capsys, data_dir, argv, message):
+def test_bad_arguments_one_line_exit_2(tmp_path, capsys, argv, message):
     needs_out = argv[0] == "eval" and len(argv) > 1 and "--resume" not in argv
     assert main([*argv, *(["--out", str(tmp_path / "o")] if needs_out else [])]) == 2
     err = capsys.readouterr().err.strip()
@@ -87,7 +87,7 @@ def test_bad_arguments_one_line_exit_2(tmp_path, capsys, data_dir, argv, message
     assert not (tmp_path / "o" / "results.jsonl").exists()
 
 
-def test_malformed_data_row_exit_2_with_line(tmp_path, capsys, data_dir):
+def test_malformed_data_row_exit_2_with_line(tmp_path, capsys):
     data = tmp_path / "bad.jsonl"
     data.write_text('{"id": "a", "question": "q", "answer": "1"}\n{"id": "b", "answer": "1"}\n')
     assert main(["eval", "gsm8k", "--data", str(data), "--out", str(tmp_path / "o")]) == 2

@@ -189,7 +189,8 @@ def test_humaneval_runs_the_tests_in_the_sandbox(tmp_path, settings, data_dir):
     run = evaluate(tmp_path, settings, "humaneval", scripted(reply), limit=4, workers=2)
     assert [r.success for r in run.results] == [True, True, False, False]
     assert [r.failure for r in run.results] == ["", "", "tests_failed", "no_answer"]
-    assert "AssertionError" in (run.results[2].error or "") or "Error" in (run.results[2].error or "")
+    error = run.results[2].error or ""  # the traceback of HumanEval's check() on the wrong function
+    assert error.endswith("\nAssertionError") and "assert candidate(3.5) == 0.5" in error, error
     assert run.results[0].metrics == {"pass@1": 1.0} and run.results[0].usage.model_calls == 1
     trajs = {t.id: t for t in read_jsonl(tmp_path / "humaneval" / "trajectories.jsonl", Trajectory)}
     assert trajs[run.results[0].trajectory_ids[0]].steps[0].observation == "passed"
@@ -203,7 +204,7 @@ def test_humaneval_canonical_harness_and_timeout(tmp_path, settings, data_dir):
     fast = settings.model_copy(update={"exec_timeout": 1.0})
     options = EvalOptions(suite="humaneval", limit=1, out_dir=tmp_path / "loop")
     r = run_eval(get_suite("humaneval"), options, fast, model=loop, quiet=True).results[0]
-    assert not r.success and r.failure == "tests_failed" and r.metadata["kill_reason"] in ("timeout", "cpu")
+    assert not r.success and r.failure == "tests_failed" and r.metadata["kill_reason"] == "timeout"
 
 
 def test_trials_retry_until_correct(tmp_path, settings, data_dir):

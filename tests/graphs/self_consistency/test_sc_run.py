@@ -61,7 +61,8 @@ def test_early_stop_certain_matches_the_full_run_and_saves_samples(tmp_path):
     # waves of 2: after 4 agreeing samples, 4 remain: a 4-4 tie would still go to 42 (voted first)
     assert early.samples_run == 4 and early.waves == 2 and early.stop_reason == "settled"
     assert early.samples_saved == 4
-    assert early.tokens_saved_estimate == 4 * early.usage.total_tokens // 4
+    # every sample costs the same tokens here, so the estimate is exactly what the full run spent on the 4 more
+    assert early.tokens_saved_estimate == full.usage.total_tokens - early.usage.total_tokens > 0
     assert early.usage.total_tokens < full.usage.total_tokens
 
 
