@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
         return 2
     except click_exc.UsageError as exc:
-        hint = f" (see 'ponder {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx and exc.ctx.parent else ""
         print(f"ponder: error: {exc.format_message()}{hint}", file=sys.stderr)
         return 2
     except typer.Exit as exc:
