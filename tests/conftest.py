@@ -39,13 +39,14 @@ SLOW_FIXTURES = frozenset({"terminal", "minilm"})
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Central marker rules (markers in pyproject.toml; ``make test-fast`` leaves out slow, browser and server).
 
-    Every ``integration`` test (a real model) is ``slow``; a test using a fixture whose name ends in ``server``
-    starts a real server process (llama.cpp, Chroma, ``langgraph dev``) and is ``server``; tests using
-    :data:`SLOW_FIXTURES` are ``slow``. Other heavy tests carry the marks themselves.
+    Every ``integration`` test (a real model) and ``security`` test (an attack waits out a sandbox limit) is
+    ``slow``; a test using a fixture whose name ends in ``server`` starts a real server process (llama.cpp,
+    Chroma, ``langgraph dev``) and is ``server``; tests using :data:`SLOW_FIXTURES` are ``slow``. Other heavy
+    tests carry the marks themselves (``@pytest.mark.slow`` with the reason in a comment).
     """
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if item.get_closest_marker("integration") is not None or names & SLOW_FIXTURES:
+        if any(item.get_closest_marker(m) for m in ("integration", "security")) or names & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
         if any(name.endswith("server") for name in names):
             item.add_marker(pytest.mark.server)

@@ -24,8 +24,9 @@ from ponder.models.scripted import ScriptedModel
 from ponder.records import Trajectory, read_jsonl
 
 PATHS = find_browser()
-pytestmark = pytest.mark.skipif(PATHS is None, reason="chromium / chromedriver not installed "
-                                                      "(apt-get install chromium chromium-driver)")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(PATHS is None, reason="chromium / chromedriver not installed "
+                                                       "(apt-get install chromium chromium-driver)")]
 SEEDS = (0, 1, 2)
 
 

@@ -46,6 +46,7 @@ def suite() -> TextWorldSuite:
     return TextWorldSuite("small", gen_workers=1)
 
 
+@pytest.mark.slow  # the generated small suite (~20 s, once per session)
 def test_walkthrough_wins_every_game_of_the_small_suite(cache_dir: Path, tmp_path: Path,
                                                         suite: TextWorldSuite) -> None:
     settings = load_settings(cache_dir=cache_dir)
@@ -64,6 +65,7 @@ def test_walkthrough_wins_every_game_of_the_small_suite(cache_dir: Path, tmp_pat
     assert len(saved) == 3 and all(t.agent == "walkthrough" for t in saved)
 
 
+@pytest.mark.slow  # the generated small suite (~20 s, once per session)
 def test_manifest_records_recipe_hashes_and_walkthrough(cache_dir: Path) -> None:
     settings = load_settings(cache_dir=cache_dir)
     for game in load_suite_spec("small").games():
@@ -81,16 +83,21 @@ def test_manifest_records_recipe_hashes_and_walkthrough(cache_dir: Path) -> None
             assert manifest.definition_sha256 == expected, f"{game.id} is not the game every machine generates"
 
 
-def test_suite_manifest_and_cache_reuse(cache_dir: Path, suite: TextWorldSuite) -> None:
+@pytest.mark.slow  # the generated small suite (~20 s, once per session)
+def test_suite_manifest_and_cache_reuse(cache_dir: Path, suite: TextWorldSuite,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ponder.envs.textworld import cache as tw_cache
+
     settings = load_settings(cache_dir=cache_dir)
-    start = time.perf_counter()
+    monkeypatch.setattr(tw_cache, "_spawn", lambda *args: pytest.fail("a cached game was generated again"))
     episodes = suite.episodes(settings, limit=2)
-    assert len(episodes) == 2 and time.perf_counter() - start < 5  # nothing regenerated
+    assert len(episodes) == 2
     rows = json.loads((cache_dir / "textworld" / "suites" / "small.json").read_text())["games"]
     assert [r["id"] for r in rows] == ["t1-put-s1", "t2-puttwo-s1"]
     assert {"seed", "options", "game_sha256", "definition_sha256", "walkthrough"} <= set(rows[0])
 
 
+@pytest.mark.slow  # the generated small suite (~20 s, once per session)
 def test_corrupt_game_is_detected(cache_dir: Path, tmp_path: Path) -> None:
     game = load_suite_spec("small").games()[0]
     copy = tmp_path / game.key
@@ -102,6 +109,7 @@ def test_corrupt_game_is_detected(cache_dir: Path, tmp_path: Path) -> None:
     assert read_manifest(copy) is None
 
 
+@pytest.mark.slow  # the generated small suite (~20 s, once per session)
 def test_invalid_action_is_answered_by_the_game(cache_dir: Path) -> None:
     game = load_suite_spec("small").games()[0]
     manifest = read_manifest(cache_dir / "textworld" / "games" / game.key)
@@ -122,6 +130,7 @@ def test_invalid_action_is_answered_by_the_game(cache_dir: Path) -> None:
         assert again.observation == first.observation
 
 
+@pytest.mark.slow  # the generated small suite (~20 s, once per session)
 def test_agent_policy_plays_through_the_env_agent_graph(cache_dir: Path, tmp_path: Path,
                                                         suite: TextWorldSuite) -> None:
     settings = load_settings(cache_dir=cache_dir)
@@ -139,6 +148,7 @@ def test_agent_policy_plays_through_the_env_agent_graph(cache_dir: Path, tmp_pat
     assert model.calls[0][1]["content"].startswith("Your task is to: put some vase")  # the textworld example
 
 
+@pytest.mark.slow  # the generated small suite (~20 s, once per session)
 def test_agent_step_cap(cache_dir: Path, tmp_path: Path, suite: TextWorldSuite) -> None:
     settings = load_settings(cache_dir=cache_dir)
     episode = suite.episodes(settings, limit=1)[0]

@@ -54,8 +54,8 @@ def test_only_prose_ends_with_parse_error(tmp_path):
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("while True:\n    pass", "timeout"),
-        ("import time\ntime.sleep(60)", "timeout"),
+        pytest.param("while True:\n    pass", "timeout", marks=pytest.mark.slow),  # waits out the 1 s timeout
+        pytest.param("import time\ntime.sleep(60)", "timeout", marks=pytest.mark.slow),
         ("while True:\n    print('x' * 1000)", "Execution stopped"),
         ("return None", "returned None"),
         ("raise ValueError('bad')", "ValueError: bad"),

@@ -240,6 +240,7 @@ for start in range(0, count, batch):
 # each other's view ("Error finding id", lost vectors). Every add_many call below takes the lock and, when
 # the other process wrote in between, reloads; single-record adds cost ~80 ms each that way on this disk
 # (fsync-bound), so the 500 records of each process are written 10 per call to keep the test short.
+@pytest.mark.slow  # 2 x 500 fsynced writes
 def test_two_processes_writing_the_same_path(tmp_path) -> None:
     path = str(tmp_path / "shared")
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, path, tag, "500", "10"], stdout=subprocess.PIPE,
@@ -255,6 +256,7 @@ def test_two_processes_writing_the_same_path(tmp_path) -> None:
         assert store.add(Insight(text=note("b", 3))).duplicate_of == "b-3"
 
 
+@pytest.mark.slow  # a writer process killed mid-write, then reopened
 def test_sigkill_mid_write_keeps_every_acknowledged_write(tmp_path) -> None:
     path = str(tmp_path / "killed")
     proc = subprocess.Popen([sys.executable, "-c", WRITER, path, "k", "100000", "1"], stdout=subprocess.PIPE,

@@ -49,6 +49,7 @@ def test_rejected_key_is_a_config_error():
         E2BSandbox(factory=factory).run("1")
 
 
+@pytest.mark.slow  # the real SDK's connection attempts take seconds
 def test_no_network_is_one_clear_sandbox_error(monkeypatch):
     # E2B_DEBUG points the real SDK at localhost, where nothing listens: the same ConnectError path as offline
     monkeypatch.setenv("E2B_API_KEY", "e2b_not_a_real_key")

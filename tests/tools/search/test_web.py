@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import socket
 import sys
-import time
+import threading
 import types
 
 import pytest
@@ -56,10 +56,8 @@ def test_missing_package_is_a_clear_error(monkeypatch):
 def test_closed_port_fails_fast(fake_ddgs):
     backend = DuckDuckGoBackend(endpoint=f"http://127.0.0.1:{_closed_port()}/html/", connect_timeout=3)
     assert isinstance(backend, WebSearchBackend)
-    start = time.perf_counter()
     with pytest.raises(WebSearchUnavailableError, match=r"^web search unavailable: no network \(cannot connect"):
-        backend.search("anything", 3)
-    assert time.perf_counter() - start < 3
+        backend.search("anything", 3)  # refused at once: "cannot connect", not "no answer within 3 s"
     assert fake_ddgs == []  # the HTTP client was never called
 
 
@@ -112,8 +110,16 @@ def test_snippet_and_format_hits():
 def test_hung_connection_times_out(monkeypatch):
     import ponder.tools.search.web as web
 
-    monkeypatch.setattr(web.socket, "create_connection", lambda *a, **k: time.sleep(3))
-    start = time.perf_counter()
-    with pytest.raises(WebSearchUnavailableError, match=r"no network \(no answer from 127.0.0.1:9 within 0.2 s\)"):
-        check_network("http://127.0.0.1:9/", timeout=0.2)
-    assert time.perf_counter() - start < 1.5
+    release, connected = threading.Event(), threading.Event()
+
+    def hang(*args, **kwargs):
+        release.wait(30)
+        connected.set()
+
+    monkeypatch.setattr(web.socket, "create_connection", hang)
+    try:
+        with pytest.raises(WebSearchUnavailableError, match=r"no network \(no answer from 127.0.0.1:9 within 0.2 s\)"):
+            check_network("http://127.0.0.1:9/", timeout=0.2)
+        assert not connected.is_set()  # it gave up while the connection attempt was still hanging
+    finally:
+        release.set()
