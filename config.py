@@ -82,6 +82,9 @@ class Settings(BaseSettings):
                                 description="Context size in tokens (prompt + completion) for the llamacpp backend.")
     llamacpp_prompt_cache: bool = Field(True, description="Save the KV state of long prompt prefixes under "
                                         "cache_dir, so later runs skip evaluating the agent's system prompt.")
+    llamacpp_probe_command: list[str] | None = Field(
+        None, min_length=1, description="The crash guard's child command (the GGUF path is appended); default: "
+        "python -m ponder.models.llamacpp_probe. Tests inject a child that crashes.")
     # agents
     agent: Literal["react", "pal"] = "react"
     max_steps: int = Field(8, ge=1, le=200, description="Max agent steps (model calls) per run.")

@@ -148,18 +148,26 @@ def _import_llama_cpp() -> Any:
 def load_llama(path: Path, *, n_ctx: int, n_threads: int, seed: int | None = None) -> tuple[_Loaded, bool]:
     """Load ``path`` with llama.cpp, or reuse the ``Llama`` object already loaded for the same arguments.
 
+    The first load of a file in a process is preceded by the crash guard
+    (:func:`ponder.models.llamacpp_probe.require_llamacpp`): a tiny decode in a child process, remembered per
+    llama.cpp build, CPU and model file, so that a llama.cpp that crashes on this CPU never runs in-process.
+
     Returns:
         The loaded model and whether it was reused from the per-process cache.
 
     Raises:
         MissingExtraError: when ``llama-cpp-python`` is not installed.
+        ConfigError: when llama.cpp crashed or failed in the probe child (the message names the fix).
         ModelError: when llama.cpp fails to load the file.
     """
+    from ponder.models.llamacpp_probe import require_llamacpp
+
     llama_cpp = _import_llama_cpp()
     key = (str(Path(path).resolve()), n_ctx, n_threads)
     with _MODELS_LOCK:
         if key in _MODELS:
             return _MODELS[key], True
+        require_llamacpp(Path(key[0]))
         start = time.perf_counter()
         try:
             llama = llama_cpp.Llama(

@@ -95,10 +95,14 @@ def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
         from ponder.models.openai import OpenAIBackend
 
         return OpenAIBackend.from_settings(parsed, settings)
-    kind = resolve_embedded() if parsed.kind == "embedded" else parsed.kind
+    kind = resolve_embedded(settings) if parsed.kind == "embedded" else parsed.kind
     if kind == "llamacpp":
-        from ponder.models.llamacpp import LlamaCppBackend
+        from ponder.models.llamacpp import LlamaCppBackend, _import_llama_cpp, resolve_gguf
+        from ponder.models.llamacpp_probe import require_llamacpp
 
+        if parsed.kind == "llamacpp":  # explicit: a llama.cpp that crashes here is a ConfigError (exit 2)
+            _import_llama_cpp()
+            require_llamacpp(resolve_gguf(parsed), settings)
         backend = LlamaCppBackend.from_settings(parsed, settings)
     else:
         from ponder.models.embedded import TransformersBackend
@@ -108,8 +112,22 @@ def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
     return backend
 
 
-def resolve_embedded() -> str:
-    """The backend behind ``embedded``: ``llamacpp`` when llama-cpp-python is installed, else ``transformers``."""
+def resolve_embedded(settings: Settings | None = None) -> str:
+    """The backend behind ``embedded``: ``llamacpp`` when llama-cpp-python is installed and works here.
+
+    "Works here" is the crash guard's answer (:mod:`ponder.models.llamacpp_probe`: a tiny decode of the
+    embedded GGUF in a child process, remembered per llama.cpp build, CPU and model file). When the child
+    crashes or fails, ``embedded`` runs on ``transformers`` and one warning names the cause and the fix.
+    """
     import importlib.util
 
-    return "llamacpp" if importlib.util.find_spec("llama_cpp") is not None else "transformers"
+    if importlib.util.find_spec("llama_cpp") is None:
+        return "transformers"
+    from ponder.models.gguf_cache import find_embedded_gguf
+    from ponder.models.llamacpp_probe import FIX, check_llamacpp
+
+    result = check_llamacpp(find_embedded_gguf(), settings)
+    if result.ok:
+        return "llamacpp"
+    log.warning("%s; the embedded model runs on transformers instead. Fix: %s", result.problem(), FIX)
+    return "transformers"
