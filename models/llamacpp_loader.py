@@ -157,7 +157,7 @@ def load_llama(path: Path, *, n_ctx: int, n_threads: int, seed: int | None = Non
 
     Raises:
         MissingExtraError: when ``llama-cpp-python`` is not installed.
-        ConfigError: when llama.cpp crashed or failed in the probe child (the message names the fix).
+        ConfigError: when llama.cpp crashed in the probe child (the message names the fix).
         ModelError: when llama.cpp fails to load the file.
     """
     from ponder.models.llamacpp_probe import require_llamacpp

@@ -7,9 +7,12 @@ caught in-process. So before the first in-process use, :func:`check_llamacpp` ru
 decodes a few tokens on one sequence and on a 2-sequence batch (the batched ``decode_entries`` path).
 
 * The child exits 0: llama.cpp works here (``ok``).
-* The child is killed by a signal: llama.cpp crashes here (``crashed``); ``embedded`` falls back to
-  transformers with one warning, ``--model llamacpp`` stops with a :class:`ConfigError` (exit code 2).
-* Anything else (an exit code, a timeout): ``failed``, reported the same way but never remembered.
+* The child dies by a crash signal (SIGSEGV, SIGILL, SIGBUS, SIGFPE, SIGABRT, ...): llama.cpp crashes here
+  (``crashed``); ``embedded`` falls back to transformers with one warning, ``--model llamacpp`` stops with a
+  :class:`ConfigError` (exit code 2).
+* Anything else -- an exit code (a Python exception, e.g. a truncated GGUF), a timeout, a kill from outside
+  (SIGTERM, SIGKILL): ``failed``, never remembered. It is no crash: the in-process load goes ahead and
+  raises its own clear error if the failure is real (a timeout or a kill is logged as a warning).
 
 ``ok`` and ``crashed`` are remembered under ``<cache_dir>/llamacpp/probe/<key>.json``, keyed by the llama.cpp
 build (version and the size and mtime of its shared libraries), the CPU (``/proc/cpuinfo`` model and flags)
@@ -46,6 +49,9 @@ logger = logging.getLogger("ponder.models")
 #: Bump when the child's decode changes, so that earlier answers are not trusted.
 PROBE_VERSION = 1
 TIMEOUT_S = 180.0
+#: Signals by which a process dies of its own fault; others (SIGTERM, SIGKILL, SIGINT) come from outside.
+CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGILL, signal.SIGBUS, signal.SIGFPE, signal.SIGABRT,
+                           signal.SIGSYS, signal.SIGTRAP})
 FIX = "rebuild llama-cpp-python with portable flags: `make install-server` in the ponder checkout (see README)"
 
 #: Set in the probe child's environment: its own load must not probe again (``python -m`` runs this file as
@@ -61,7 +67,7 @@ class ProbeResult:
     """What the probe found.
 
     Attributes:
-        status: ``ok``, ``crashed`` (the child died by a signal) or ``failed`` (any other failure).
+        status: ``ok``, ``crashed`` (the child died by a crash signal) or ``failed`` (anything else).
         detail: How the child ended, e.g. ``killed by SIGSEGV`` or ``exit code 1: <its last stderr line>``.
         seconds: Wall time of the child (0 when the answer came from the cache).
         cached: Whether the answer was read from the cache instead of a new child.
@@ -74,8 +80,8 @@ class ProbeResult:
 
     @property
     def ok(self) -> bool:
-        """Whether llama.cpp may run in this process."""
-        return self.status == "ok"
+        """Whether llama.cpp may run in this process (everything but a crash)."""
+        return self.status != "crashed"
 
     def problem(self) -> str:
         """One line naming what went wrong (for warnings and errors)."""
@@ -83,7 +89,7 @@ class ProbeResult:
             return (f"llama.cpp crashes on this machine (a test decode in a child process was {self.detail}; "
                     "the installed llama-cpp-python was probably compiled for another CPU, e.g. -march=native "
                     "with AMX)")
-        return f"llama.cpp failed a test decode in a child process ({self.detail})"
+        return f"llama.cpp's test decode in a child process was inconclusive ({self.detail})"
 
 
 def build_identity() -> dict[str, object]:
@@ -178,10 +184,12 @@ def _spawn(gguf: Path, command: Sequence[str] | None, timeout: float) -> ProbeRe
     seconds = time.perf_counter() - start
     if proc.returncode < 0:
         try:
-            name = signal.Signals(-proc.returncode).name
+            sig = signal.Signals(-proc.returncode)
         except ValueError:
-            name = f"signal {-proc.returncode}"
-        return ProbeResult("crashed", f"killed by {name}", seconds)
+            return ProbeResult("failed", f"killed by signal {-proc.returncode}", seconds)
+        if sig in CRASH_SIGNALS:
+            return ProbeResult("crashed", f"killed by {sig.name}", seconds)
+        return ProbeResult("failed", f"killed by {sig.name} from outside", seconds)
     if proc.returncode:
         last = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "no message")
         return ProbeResult("failed", f"exit code {proc.returncode}: {last[:300]}", seconds)
@@ -214,18 +222,22 @@ def check_llamacpp(gguf: Path, settings: Settings | None = None) -> ProbeResult:
     if os.environ.get(CHILD_ENV):
         return ProbeResult("ok", "probe child")
     cache_dir, command = _settings_or_default(settings)
-    memo = f"{probe_key(gguf, command)}|{cache_dir}"
+    key = probe_key(gguf, command)
     with _LOCK:
-        if memo not in _MEMO:
-            _MEMO[memo] = run_probe(gguf, cache_dir, command=command)
-        return _MEMO[memo]
+        if key not in _MEMO:
+            result = run_probe(gguf, cache_dir, command=command)
+            if result.status == "failed":
+                level = logging.INFO if result.detail.startswith("exit code") else logging.WARNING
+                logger.log(level, "%s; loading %s in-process anyway", result.problem(), gguf.name)
+            _MEMO[key] = result
+        return _MEMO[key]
 
 
 def require_llamacpp(gguf: Path, settings: Settings | None = None) -> None:
     """Return when llama.cpp may run ``gguf`` in this process.
 
     Raises:
-        ConfigError: when the probe child crashed or failed, with the cause and the fix on one line.
+        ConfigError: when llama.cpp crashed in the probe child, with the cause and the fix on one line.
     """
     result = check_llamacpp(gguf, settings)
     if not result.ok:

@@ -117,7 +117,7 @@ def resolve_embedded(settings: Settings | None = None) -> str:
 
     "Works here" is the crash guard's answer (:mod:`ponder.models.llamacpp_probe`: a tiny decode of the
     embedded GGUF in a child process, remembered per llama.cpp build, CPU and model file). When the child
-    crashes or fails, ``embedded`` runs on ``transformers`` and one warning names the cause and the fix.
+    crashes, ``embedded`` runs on ``transformers`` and one warning names the cause and the fix.
     """
     import importlib.util
 

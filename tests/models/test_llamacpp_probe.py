@@ -68,15 +68,28 @@ def test_good_child_is_remembered_until_the_model_file_changes(tmp_path: Path, g
     assert _spawns(tmp_path) == 2
 
 
-def test_failing_child_is_reported_but_never_remembered(tmp_path: Path, gguf: Path) -> None:
+def test_failing_child_is_no_crash_and_never_remembered(tmp_path: Path, gguf: Path) -> None:
     command = _child(tmp_path, "print('llama.cpp could not load the file', file=sys.stderr); sys.exit(3)")
     first = run_probe(gguf, tmp_path / "cache", command=command)
-    assert first.status == "failed"
+    assert first.status == "failed" and first.ok  # a Python-level failure: the in-process load raises it cleanly
     assert first.detail == "exit code 3: llama.cpp could not load the file"
     second = run_probe(gguf, tmp_path / "cache", command=command)
     assert second.status == "failed" and not second.cached
     assert _spawns(tmp_path) == 2
     assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_child_killed_from_outside_is_no_crash(tmp_path: Path, gguf: Path) -> None:
+    command = _child(tmp_path, "os.kill(os.getpid(), signal.SIGTERM)")
+    result = run_probe(gguf, tmp_path / "cache", command=command)
+    assert (result.status, result.detail, result.ok) == ("failed", "killed by SIGTERM from outside", True)
+    assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+@pytest.mark.parametrize("sig", ["SIGILL", "SIGABRT", "SIGBUS"])
+def test_other_crash_signals_are_crashes(tmp_path: Path, gguf: Path, sig: str) -> None:
+    result = run_probe(gguf, tmp_path / "cache", command=_child(tmp_path, f"os.kill(os.getpid(), signal.{sig})"))
+    assert (result.status, result.detail, result.ok) == ("crashed", f"killed by {sig}", False)
 
 
 def test_hanging_child_fails_after_the_timeout(tmp_path: Path, gguf: Path) -> None:
@@ -97,6 +110,19 @@ def test_embedded_falls_back_to_transformers_with_one_warning(tmp_path: Path,
     assert len(warnings) == 1
     assert "SIGSEGV" in warnings[0] and "runs on transformers" in warnings[0]
     assert "make install-server" in warnings[0]
+
+
+@needs_llama_cpp
+def test_embedded_stays_on_llamacpp_when_the_child_only_fails(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    from ponder.models.spec import resolve_embedded
+
+    command = _child(tmp_path, "sys.exit(1)")
+    settings = load_settings(cache_dir=tmp_path / "cache", llamacpp_probe_command=command)
+    with caplog.at_level(logging.INFO, logger="ponder.models"):
+        assert resolve_embedded(settings) == "llamacpp"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("inconclusive (exit code 1" in r.getMessage() for r in caplog.records)
 
 
 @needs_llama_cpp
