@@ -56,6 +56,7 @@ def test_missing_path_is_a_config_error(tmp_path: Path) -> None:
         TransformersBackend.from_settings(parse_spec(f"transformers:{tmp_path}/notes.txt"), load_settings())
 
 
+@pytest.mark.slow  # imports torch (seconds)
 def test_cuda_unavailable_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
