@@ -8,12 +8,19 @@ sandbox) and closes that run's tools and sandbox session afterwards. The served 
     START → prepare (the agent's initial state) → react | pal (the agent graph as a subgraph) → END
 
 The self-consistency graph is served through the ``self_consistency`` factory below.
+
+The factories return async context managers whose set-up and clean-up run in a worker thread: the server
+enters a factory's context on its event loop, where ``langgraph dev`` rejects blocking calls
+(``BlockingError``), and building a graph loads the model (imports, file reads, llama.cpp's thread
+sampling), reads settings and opens tools. The graphs' nodes are synchronous, so LangGraph runs them in
+its executor, off the loop, too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -93,8 +100,18 @@ def wrap_agent_graph(agent: str, compiled: Any) -> Any:
     return graph.compile(name=agent)
 
 
-@contextmanager
-def _agent(agent: str) -> Iterator[Any]:
+@asynccontextmanager
+async def _off_the_loop(build: Callable[[], tuple[Any, Callable[[], None]]]) -> AsyncIterator[Any]:
+    """Enter a served graph: ``build()`` (returning the graph and its clean-up) and the clean-up run in a thread."""
+    graph, close = await asyncio.to_thread(build)
+    try:
+        yield graph
+    finally:
+        await asyncio.to_thread(close)
+
+
+def _build_agent(agent: str) -> tuple[Any, Callable[[], None]]:
+    """The served agent graph from the current settings, and the function that closes its tools and sandbox."""
     from ponder.agents.runner import build_graph, make_deps
     from ponder.models.spec import load_model
     from ponder.tools.registry import close_tools
@@ -103,29 +120,41 @@ def _agent(agent: str) -> Iterator[Any]:
     model = load_model(settings.model, settings)
     executor = LazyExecutor(settings) if agent == "pal" else None
     deps = make_deps(settings, model, executor=executor, agent=agent)  # type: ignore[arg-type]
+
+    def close() -> None:
+        try:
+            close_tools(list(deps.tools.tools.values()))
+        finally:
+            if executor is not None:
+                executor.close()
+
     try:
-        yield wrap_agent_graph(agent, build_graph(agent, deps))
-    finally:
-        close_tools(list(deps.tools.tools.values()))
-        if executor is not None:
-            executor.close()
+        return wrap_agent_graph(agent, build_graph(agent, deps)), close
+    except BaseException:
+        close()
+        raise
 
 
 def react(config: Any) -> Any:
     """Graph factory of the ReAct agent (``langgraph.json``: ``react``)."""
-    return _agent("react")
+    return _off_the_loop(lambda: _build_agent("react"))
 
 
 def pal(config: Any) -> Any:
     """Graph factory of the PAL agent (``langgraph.json``: ``pal``)."""
-    return _agent("pal")
+    return _off_the_loop(lambda: _build_agent("pal"))
 
 
 class SCInput(TypedDict, total=False):
-    """What a client sends to ``self_consistency``: the task and, optionally, how many samples (default 5)."""
+    """What a client sends to ``self_consistency``.
+
+    ``task``; optionally ``samples`` (default 5) and the samples' ``temperature`` (default: the settings' when
+    above 0, else 0.7).
+    """
 
     task: str
     samples: int
+    temperature: float
 
 
 class SCOutput(TypedDict, total=False):
@@ -148,16 +177,25 @@ def self_consistency(config: Any) -> Any:
 
     One node runs :func:`~ponder.graphs.self_consistency.run_self_consistency` (the voting graph itself,
     with its fan-out) in a context of its own, so the samples' inner graphs are not checkpointed by the
-    server; the result is the vote.
+    server; the result is the vote. The model is loaded when the context is entered (in a thread), so
+    the node finds it in the per-process cache.
     """
+    return _off_the_loop(_build_self_consistency)
+
+
+def _build_self_consistency() -> tuple[Any, Callable[[], None]]:
     import contextvars
 
     from ponder.graphs.self_consistency import SCConfig, run_self_consistency
+    from ponder.models.spec import load_model
+
+    settings = load_settings()
+    model = load_model(settings.model, settings)
 
     def vote(state: SCInput) -> dict[str, Any]:
-        settings = load_settings()
-        sc = SCConfig(samples=int(state.get("samples") or SC_DEFAULT_SAMPLES))
-        result = contextvars.Context().run(run_self_consistency, state["task"], config=sc, settings=settings)
+        sc = SCConfig(samples=int(state.get("samples") or SC_DEFAULT_SAMPLES), temperature=state.get("temperature"))
+        result = contextvars.Context().run(run_self_consistency, state["task"], config=sc, settings=settings,
+                                           model=model)
         return {"final_answer": result.final_answer, "agreement": result.agreement, "samples_run": result.samples_run,
                 "votes": [v.model_dump(mode="json") for v in result.votes], "record_id": result.id}
 
@@ -165,4 +203,4 @@ def self_consistency(config: Any) -> Any:
     graph.add_node("vote", vote)
     graph.add_edge(START, "vote")
     graph.add_edge("vote", END)
-    return graph.compile(name="self_consistency")
+    return graph.compile(name="self_consistency"), lambda: None

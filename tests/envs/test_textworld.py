@@ -187,7 +187,13 @@ def test_clean_feedback() -> None:
 
 @pytest.mark.integration
 def test_embedded_model_plays_two_short_games(cache_dir: Path, tmp_path: Path, suite: TextWorldSuite) -> None:
-    """The real embedded model, end to end: the outcome is not asserted, the records' validity is."""
+    """The real embedded model, end to end: the records' validity and a behaviour floor, not the outcome.
+
+    Measured (greedy, 4 steps of 48 tokens; the same on llama.cpp and transformers): in each game a ``think``
+    turn, then an action the game carries out ("take egg from desk": "You take the egg from the desk."),
+    repeated twice (refused), no malformed reply, ``max_steps``. Floor: every game reaches the environment
+    with at least one action (a broken prompt format gets only malformed replies), ``error`` only as a lost game.
+    """
     from ponder.envs.base import EpisodeResult
     from ponder.models.spec import load_model
 
@@ -200,7 +206,9 @@ def test_embedded_model_plays_two_short_games(cache_dir: Path, tmp_path: Path, s
         assert again.policy_kind == "agent" and again.error is None
         traj = again.trajectory
         assert traj is not None and traj.agent == "env"
-        assert traj.status in ("solved", "max_steps", "parse_error", "error")
+        assert traj.status in ("solved", "max_steps", "parse_error") or (traj.status, traj.final_answer) == (
+            "error", "lost"), (traj.status, traj.error)
+        assert again.env_steps >= 1, [(s.kind, s.raw) for s in traj.steps]
         assert 1 <= len(traj.steps) <= 4 and traj.usage.model_calls == len(traj.steps)
         assert all(s.prompt_tokens > 0 and s.observation for s in traj.steps)
         assert again.env_steps == sum(1 for s in traj.steps if s.kind == "action" and s.action != "think")
