@@ -51,7 +51,8 @@ def child(gguf: str, tokens: int, reps: int, threads: int) -> None:
 
     decode(16)  # warm-up: pages, caches, thread pool
     rates = [decode(tokens) for _ in range(reps)]
-    features = [part.strip() for part in llama_cpp.llama_print_system_info().decode().split("|")]
+    info = llama_cpp.llama_print_system_info().decode()  # "CPU : SSE3 = 1 | AVX = 1 | ..."
+    features = [part.split(":")[-1].strip() for part in info.split("|")]
     print(json.dumps({"tok_s": statistics.median(rates), "reps": rates, "version": llama_cpp.__version__,
                       "features": [f.split("=")[0].strip() for f in features if f.endswith("= 1")]}))
 

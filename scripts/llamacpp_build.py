@@ -6,6 +6,7 @@ Run with the interpreter of the target virtual environment (``make install-serve
     python scripts/llamacpp_build.py                  # make sure the portable build is installed
     python scripts/llamacpp_build.py --if-installed   # only replace an installed build of another kind
     python scripts/llamacpp_build.py --print-key      # the build key and CMAKE_ARGS, nothing installed
+    python scripts/llamacpp_build.py --rebuild        # compile again (drops this key's wheel) and reinstall
     python scripts/llamacpp_build.py --variant native # llama-cpp-python's default (benchmarks only)
     python scripts/llamacpp_build.py --features AVX,AVX2,FMA,F16C,BMI2,SSE42   # an explicit feature set
 
@@ -161,6 +162,7 @@ def main() -> int:
     parser.add_argument("--if-installed", action="store_true",
                         help="do nothing unless some llama-cpp-python is installed")
     parser.add_argument("--print-key", action="store_true", help="print the key and CMAKE_ARGS; install nothing")
+    parser.add_argument("--rebuild", action="store_true", help="drop this key's wheel, compile and reinstall")
     opts = parser.parse_args()
     features = [f.strip().upper() for f in opts.features.split(",") if f.strip()] if opts.features else []
     if opts.variant == "portable" and not opts.features and platform.machine() in ("x86_64", "AMD64"):
@@ -174,7 +176,9 @@ def main() -> int:
         print(json.dumps({"key": key, "cmake_args": args, "wheelhouse": str(wheelhouse() / key)}))
         return 0
     current = installed_key()
-    if current == key:
+    if opts.rebuild:
+        shutil.rmtree(wheelhouse() / key, ignore_errors=True)
+    elif current == key:
         return 0
     if opts.if_installed and cpu_library_sha256() is None:
         return 0
