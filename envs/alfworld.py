@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 TRIALS = Path("alfworld") / "trials"
 EXPERT = "expert"
-INSTALL_HINT = "pip install alfworld==0.4.2 'textworld[pddl]==1.7.0'"
+INSTALL_HINT = "pip install alfworld==0.4.2"
 
 
 def unavailable() -> str | None:
@@ -38,7 +38,7 @@ def unavailable() -> str | None:
     except ImportError:
         return ("ALFWorld needs TextWorld's PDDL engine, the fast-downward-textworld package, which is not installed: "
                 "it ships only as an sdist whose setup.py compiles Fast Downward (C++, CMake) at install time "
-                f"(`{INSTALL_HINT}`); see envs/alfworld.py and the lead's report for this machine's build outcome.")
+                "(`make alfworld` in the ponder checkout builds it: needs g++ and cmake, a few minutes).")
     try:
         fast_downward.load_lib()
     except OSError as exc:

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import logging
 import os
@@ -42,6 +44,26 @@ class _Loaded:
 
 _MODELS: dict[tuple[str, int, int], _Loaded] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def close_all() -> None:
+    """Free every cached model and its decoders (at exit, while llama_cpp's C functions still exist).
+
+    Left to ``Llama.__del__`` at interpreter shutdown, llama-cpp-python's free functions may already be torn
+    down, and each model prints ``TypeError: 'NoneType' object is not callable`` on the way out.
+    """
+    with _MODELS_LOCK:
+        for loaded in _MODELS.values():
+            if not loaded.lock.acquire(timeout=1.0):  # a daemon thread is still decoding: leave it alone
+                continue
+            for decoder in (loaded.batch_decoder, loaded.seq_decoder):
+                if decoder is not None:
+                    with contextlib.suppress(Exception):
+                        decoder.close()
+            with contextlib.suppress(Exception):
+                loaded.llama.close()
+        _MODELS.clear()
 
 
 def default_threads() -> int:

@@ -56,3 +56,32 @@ def test_embedded_falls_back_to_transformers_when_the_probe_crashes(tmp_path: Pa
     warnings = [ln for ln in proc.stderr.splitlines() if "WARNING" in ln]
     assert len(warnings) == 1, proc.stderr
     assert "killed by SIGSEGV" in warnings[0] and "runs on transformers" in warnings[0]
+
+
+CLOSE_AT_EXIT = """
+from ponder.models import llamacpp_loader
+from ponder.models.base import GenerationParams
+from ponder.models.gguf_cache import find_embedded_gguf
+from ponder.models.llamacpp import LlamaCppBackend
+
+gguf = find_embedded_gguf()
+a = LlamaCppBackend.load(gguf, n_ctx=512, n_threads=1)
+b = LlamaCppBackend.load(gguf, n_ctx=256, n_threads=1)
+chat = [{"role": "user", "content": "Hi"}]
+a.generate(chat, GenerationParams(max_tokens=2))
+b.generate_batch([chat, chat], GenerationParams(max_tokens=2))
+models = [loaded.llama for loaded in llamacpp_loader._MODELS.values()]
+assert len(models) == 2
+llamacpp_loader.close_all()
+assert not llamacpp_loader._MODELS
+assert all(m._model.model is None for m in models), "a model was not freed"
+print("freed")
+"""
+
+
+def test_loaded_models_are_freed_at_exit_without_noise(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", CLOSE_AT_EXIT], capture_output=True, text=True,
+                          env=_env(tmp_path, XDG_CACHE_HOME=str(tmp_path / "cache")), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "freed"
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
