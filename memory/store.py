@@ -23,7 +23,16 @@ from typing import Any, TypeVar
 from ponder.config import Settings, load_settings
 from ponder.datafiles import read_jsonl_file
 from ponder.errors import ConfigError, PonderError
-from ponder.memory.chroma import LOCK_FILE, LocalClient, MemoryStoreError, connect, from_chroma, locked, to_chroma
+from ponder.memory.chroma import (
+    LOCK_FILE,
+    LocalClient,
+    MemoryStoreError,
+    connect,
+    exact_matches,
+    from_chroma,
+    locked,
+    to_chroma,
+)
 from ponder.memory.embeddings import MiniLMEmbeddingFunction, build_embedding_function
 from ponder.memory.schema import SCHEMA_VERSION, Hit, Kind, MemoryRecord, WriteResult, parse_record
 from ponder.memory.write_rules import CHUNK, WriteRules
@@ -154,18 +163,32 @@ class ChromaMemoryStore(WriteRules):
 
     def _nearest(self, col: Any, vectors: list[Any], namespace: str, k: int, *, where: dict[str, Any] | None = None,
                  docs: bool = False, conclusive: Callable[[list[Any]], bool] | None = None,
-                 ) -> list[list[tuple[str, float, str | None, dict[str, Any]]]]:
+                 texts: Sequence[str] | None = None) -> list[list[tuple[str, float, str | None, dict[str, Any]]]]:
         """Per vector, the ``k`` nearest records of ``namespace`` as ``(id, distance, document, metadata)``.
 
         Chroma's namespace-filtered query costs about the size of the namespace (~40 ms at 10k records,
         ~450 ms at 100k), so unfiltered queries come first, for ``k`` then ``k * _OVERSAMPLE`` candidates:
         a vector is settled once ``k`` candidates are of the namespace (they are its nearest), the whole
         collection was returned, or ``conclusive(candidates)``; only the others take the filtered query.
-        An extra ``where`` always takes the filtered query.
+        An extra ``where`` always takes the filtered query. With ``texts`` (the vectors' texts), the records
+        of exactly that text are among the results whatever the index returned, ahead of others at the same
+        distance (:func:`~ponder.memory.chroma.exact_matches`: the HNSW index can miss a record entirely).
         """
         filt = {"namespace": namespace}
+        out = self._ann(col, vectors, filt, k, where, docs, conclusive)
+        for i, exact in enumerate([] if texts is None else exact_matches(
+                lambda **kw: self._call(f"read {col.name}", col.get, **kw), vectors, texts, namespace, where)):
+            if exact:
+                ids = {row[0] for row in exact}
+                out[i] = sorted(exact + [row for row in out[i] if row[0] not in ids], key=lambda row: row[1])[:k]
+        return out
+
+    def _ann(self, col: Any, vectors: list[Any], filt: dict[str, Any], k: int, where: dict[str, Any] | None,
+             docs: bool, conclusive: Callable[[list[Any]], bool] | None) -> list[list[Any]]:
+        """The approximate (HNSW) part of :meth:`_nearest`."""
         if where:
             return self._query(col, vectors, k, {"$and": [filt, where]}, docs)
+        namespace = filt["namespace"]
         out: list[list[Any]] = [[] for _ in vectors]
         pending = list(range(len(vectors)))
         for n in (k, k * _OVERSAMPLE):
@@ -225,7 +248,7 @@ class ChromaMemoryStore(WriteRules):
             return []
         vector = self._embed([query])[0] if embedding is None else embedding
         rows = self._nearest(col, [vector], self.namespace if namespace is None else namespace, k, where=where,
-                             docs=True)[0]
+                             docs=True, texts=None if embedding is not None else [query])[0]
         hits = [Hit(record=from_chroma(i, doc, meta), similarity=1.0 - float(dist)) for i, dist, doc, meta in rows]
         if mark_used and hits:
             now = _now()

@@ -94,7 +94,7 @@ class WriteRules:
 
         col, threshold = self._col(kind), self.settings.memory_duplicate_threshold
         # 2 neighbours: a replaced record finds itself; settled when even the farthest candidate is not a duplicate
-        near = self._nearest(col, [v for _, v in items], namespace, 2,
+        near = self._nearest(col, [v for _, v in items], namespace, 2, texts=[r.text for r, _ in items],
                              conclusive=lambda rows: 1.0 - rows[-1][1] < threshold)
         mat = np.stack([np.asarray(v, dtype=np.float32) for _, v in items])
         mat /= np.linalg.norm(mat, axis=1, keepdims=True) + 1e-12

@@ -15,11 +15,13 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from ponder.config import load_settings
 from ponder.errors import ConfigError
 from ponder.memory.chroma import MemoryStoreError
+from ponder.memory.embeddings import HashingEmbeddingFunction
 from ponder.memory.schema import Experience, Insight, MemoryRecord, Reflection
 from ponder.memory.store import META_COLLECTION, ChromaMemoryStore, open_store
 
@@ -136,6 +138,26 @@ def test_small_namespace_among_big_ones_falls_back_to_the_filtered_query(store: 
     assert [h.record.namespace for h in store.search("insight", text, k=3, namespace="big")] == ["big"] * 3
 
 
+def test_exact_text_is_found_even_when_the_vector_index_misses_it(store: ChromaMemoryStore, monkeypatch) -> None:
+    # Chroma's HNSW index is approximate: after two writer processes of 500 hashing-embedded notes each, ~2 % of
+    # the stored vectors were not returned by a query with their own vector (0.8 % by no query at all: no other
+    # node linked to them), so a re-added exact text was accepted. Here the index returns nothing at all.
+    text = "Check the units of the answer"
+    kept = store.add(Insight(text=text, task_family="gsm8k")).id
+    elsewhere = store.add(Insight(text=text, namespace="other")).id
+    monkeypatch.setattr(store, "_query", lambda col, vectors, n, where, docs: [[] for _ in vectors])
+    again = store.add(Insight(text=text))
+    assert again.status == "duplicate" and again.duplicate_of == kept and "cosine 1.000" in again.reason
+    assert store.add(Insight(text="check the UNITS of the answer!")).status == "added"  # near: left to the index
+    assert [(h.record.id, h.similarity) for h in store.search("insight", text, k=3)] == [(kept, pytest.approx(1.0))]
+    assert [h.record.id for h in store.search("insight", text, namespace="other")] == [elsewhere]
+    assert [h.record.id for h in store.search("insight", text, where={"task_family": "gsm8k"})] == [kept]
+    assert store.search("insight", text, where={"task_family": "hotpotqa"}) == []
+    assert store.update(store.get(kept).model_copy(update={"text": "Convert to cents"})).status == "updated"
+    assert store.add(Insight(text="Convert to cents")).duplicate_of == kept  # the lookup follows the new text
+    assert store.add(Insight(text=text)).status == "added"
+
+
 def test_update_delete_list_clear_stats(store: ChromaMemoryStore) -> None:
     rec = Insight(text="old words here", created="2024-01-01T00:00:00+00:00")
     store.add(rec)
@@ -240,6 +262,9 @@ for start in range(0, count, batch):
 # each other's view ("Error finding id", lost vectors). Every add_many call below takes the lock and, when
 # the other process wrote in between, reloads; single-record adds cost ~80 ms each that way on this disk
 # (fsync-bound), so the 500 records of each process are written 10 per call to keep the test short.
+# No check here rests on the approximate search alone: which vectors HNSW misses (~2 % of these tie-heavy
+# ones, for a query with their own vector) varies with the writers' interleaving, so the vectors are read back
+# by id, and search and add find an exact text by its key (test_exact_text_is_found_even_when...).
 @pytest.mark.slow  # 2 x 500 fsynced writes
 def test_two_processes_writing_the_same_path(tmp_path) -> None:
     path = str(tmp_path / "shared")
@@ -251,7 +276,11 @@ def test_two_processes_writing_the_same_path(tmp_path) -> None:
     with open_store(load_settings(memory_path=path)) as store:
         assert store.stats()["total"] == 1000
         assert {r.id for r in store.list("insight", limit=5000)} == {f"{t}-{i}" for t in "ab" for i in range(500)}
-        for tag, i in (("a", 17), ("b", 499)):  # the vector index holds both writers' records
+        got = store._col("insight").get(include=["embeddings"])  # read from the persisted HNSW index
+        want = {f"{t}-{i}": HashingEmbeddingFunction()([note(t, i)])[0] for t in "ab" for i in range(500)}
+        assert all(np.allclose(vec, want[rid], atol=1e-6) for rid, vec in zip(got["ids"], got["embeddings"],
+                                                                              strict=True)) and len(got["ids"]) == 1000
+        for tag, i in (("a", 17), ("b", 499)):
             assert store.search("insight", note(tag, i), k=1, mark_used=False)[0].record.id == f"{tag}-{i}"
         assert store.add(Insight(text=note("b", 3))).duplicate_of == "b-3"
 
