@@ -39,10 +39,8 @@ $(STAMP_CORE): pyproject.toml | $(VENV)/bin/python
 # llama-cpp-python[server], compiled for the CPU features this machine and its OS allow (never -march=native,
 # never AMX), once per feature set into ~/.cache/ponder/wheels/<key>/ (~5-8 min on 2 cores; PONDER_WHEELHOUSE
 # moves it). Runs every time (a second or less): it records the key in $(STAMP_SERVER) and replaces an installed
-# build of another kind, e.g. an old native one. Force a rebuild: delete the wheelhouse entry, then `make test`.
+# build of another kind, e.g. an old native one. Force a rebuild: `$(PY) scripts/llamacpp_build.py --rebuild`.
 LLAMACPP_BUILD := $(PY) scripts/llamacpp_build.py
-$(STAMP_SERVER): $(STAMP_CORE)
-	@$(LLAMACPP_BUILD)
 
 install: $(STAMP_CORE) system-deps
 install-server: $(STAMP_CORE)

@@ -142,13 +142,12 @@ def install(wheel: Path, key: str) -> None:
     STAMP.write_text(json.dumps({"key": key, "libggml_cpu_sha256": cpu_library_sha256()}) + "\n")
 
 
-def installed_key() -> str | None:
-    """The key recorded for the installed build, when the record still matches the installed library."""
+def installed_key(installed: str | None) -> str | None:
+    """The key recorded for the installed build, when the record still matches ``installed`` (its library's hash)."""
     try:
         record = json.loads(STAMP.read_text())
     except (OSError, ValueError):
         return None
-    installed = cpu_library_sha256()
     if not isinstance(record, dict) or installed is None or record.get("libggml_cpu_sha256") != installed:
         return None
     return record.get("key")
@@ -175,14 +174,15 @@ def main() -> int:
     if opts.print_key:
         print(json.dumps({"key": key, "cmake_args": args, "wheelhouse": str(wheelhouse() / key)}))
         return 0
-    current = installed_key()
+    installed = cpu_library_sha256()  # hashes the library once: it is several MB
+    current = installed_key(installed)
     if opts.rebuild:
         shutil.rmtree(wheelhouse() / key, ignore_errors=True)
     elif current == key:
         return 0
-    if opts.if_installed and cpu_library_sha256() is None:
+    if opts.if_installed and installed is None:
         return 0
-    if cpu_library_sha256() is not None:
+    if installed is not None:
         print(f"llama-cpp-python: the installed build ({current or 'unknown, e.g. native'}) is not {key}; "
               "replacing it", flush=True)
     install(build_wheel(key, args), key)
