@@ -101,6 +101,22 @@ def _drop_privileges(uid: int) -> None:
         raise SystemExit("privilege drop failed")
 
 
+def _setup(config: dict) -> tuple:
+    """Isolate and limit this process before any model code runs: ``(isolation achieved, uid dropped)``.
+
+    Shared by the one-shot worker and the session worker. In order: unshare the network when asked
+    (fallback isolation without bwrap), set the kernel resource limits, drop root to a fresh uid when asked.
+    """
+    isolation = _unshare() if config["isolation"] == "unshare" else config["isolation"]
+    drop_uid = int(config["drop_uid"])
+    dropped = drop_uid >= 0 and os.getuid() == 0
+    # RLIMIT_NPROC counts every process of the (real) uid: only safe to set for a fresh uid or a new user ns
+    _set_limits(config, nproc=dropped or config["userns"] == "1" or isolation == "userns+net")
+    if dropped:
+        _drop_privileges(drop_uid)
+    return isolation, dropped
+
+
 def _cut(text: str, limit: int) -> tuple[str, bool]:
     return (text, False) if len(text) <= limit else (text[:limit] + " ...[truncated]", True)
 
@@ -178,13 +194,7 @@ def main() -> None:
     result_fd = int(config["result_fd"])
     os.set_inheritable(result_fd, False)
     sys.argv = [FILENAME]
-    isolation = _unshare() if config["isolation"] == "unshare" else config["isolation"]
-    drop_uid = int(config["drop_uid"])
-    dropped = drop_uid >= 0 and os.getuid() == 0
-    # RLIMIT_NPROC counts every process of the (real) uid: only safe to set for a fresh uid or a new user ns
-    _set_limits(config, nproc=dropped or config["userns"] == "1" or isolation == "userns+net")
-    if dropped:
-        _drop_privileges(drop_uid)
+    isolation, dropped = _setup(config)
     result = _execute(sys.stdin.read(), int(config["chars"]))
     result["isolation"] = isolation
     result["dropped_uid"] = dropped

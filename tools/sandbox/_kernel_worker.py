@@ -27,7 +27,7 @@ import os
 import sys
 
 if "_execute" not in globals():  # on the host (tests, linters); in the sandbox the helpers precede this file
-    from ponder.tools._exec_worker import _drop_privileges, _execute, _json, _set_limits, _unshare
+    from ponder.tools._exec_worker import _execute, _json, _setup
 
 PR_SET_PDEATHSIG = 1
 
@@ -91,12 +91,7 @@ def serve() -> None:
     sys.argv = ["<cell>"]
     if config["isolation"] != "bwrap":
         _die_with_parent()
-    isolation = _unshare() if config["isolation"] == "unshare" else config["isolation"]
-    drop_uid = int(config["drop_uid"])
-    dropped = drop_uid >= 0 and os.getuid() == 0
-    _set_limits(config, nproc=dropped or config["userns"] == "1" or isolation == "userns+net")
-    if dropped:
-        _drop_privileges(drop_uid)
+    isolation, dropped = _setup(config)
     contained = isolation in ("bwrap", "net", "userns+net") and os.getpid() <= 2
     cpu, limit = int(config["cpu"]), int(config["chars"])
     out = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
