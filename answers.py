@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import string
+from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
@@ -25,6 +26,10 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation) | {"\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014"}
 #: Relative tolerance of numeric comparison (absolute below 1).
 _TOLERANCE = 1e-6
+#: Longest number text read, and largest exponent: ``1e999999999`` as an exact fraction would take minutes and
+#: gigabytes, and an integer of more than 4300 digits cannot even be printed. Beyond these it is not a number.
+_MAX_NUMBER_CHARS = 1000
+_MAX_EXPONENT = 1000
 
 
 def parse_number(text: str | None) -> Fraction | None:
@@ -44,8 +49,14 @@ def parse_number(text: str | None) -> Fraction | None:
 
 
 def _to_fraction(match: re.Match[str]) -> Fraction | None:
+    if len(match[0]) > _MAX_NUMBER_CHARS:
+        return None
+    whole = match["whole"].replace(",", "")
+    _, _, exponent = whole.lower().partition("e")
+    if exponent and abs(int(exponent)) > _MAX_EXPONENT:
+        return None
     try:
-        value = Fraction(match["whole"].replace(",", ""))
+        value = Fraction(whole)
         if match["mixden"] is not None:
             den = Fraction(match["mixden"])
             if den == 0 or "." in match["whole"]:
@@ -63,9 +74,15 @@ def _to_fraction(match: re.Match[str]) -> Fraction | None:
 
 def format_number(value: Fraction) -> str:
     """Canonical text of a number: integers without ``.0``, others as up to 10 significant digits."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    text = format(float(value), ".10g")
+    try:
+        if value.denominator == 1:
+            return str(value.numerator)
+        as_float = float(value)
+        if as_float == 0:  # below a float's range (the fraction is not 0): exponent form
+            raise OverflowError
+        text = format(as_float, ".10g")
+    except (OverflowError, ValueError):  # beyond a float, or an integer too long for str(): exponent form
+        text = format(Decimal(value.numerator) / Decimal(value.denominator), ".10g")
     return text if "e" in text else text.rstrip("0").rstrip(".")
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from ponder.errors import BadLinesError, PonderError
+from ponder.textsafe import setup_logging, terminal_safe
 
 app = typer.Typer(
     name="ponder",
@@ -57,7 +58,7 @@ def run(
 ) -> None:
     """Answer QUESTION with an agent and print its steps and final answer."""
     from ponder.agents.runner import AGENTS, run_agent
-    from ponder.cli_render import StepPrinter, console, err_console
+    from ponder.cli_render import StepPrinter, console, err_console, safe
     from ponder.config import load_settings
     from ponder.errors import ConfigError
     from ponder.models.spec import load_model
@@ -98,7 +99,7 @@ def run(
                 return
             printer.final(done)
             if label is not None:
-                console.print("correct" if succeeded(done, label) else f"[red]wrong[/] (label {label})")
+                console.print("correct" if succeeded(done, label) else f"[red]wrong[/] (label {safe(label)})")
             if n < trials and not succeeded(done, label):
                 console.rule(f"trial {n + 1}")
 
@@ -174,7 +175,7 @@ def sandbox_exec(
     finally:
         session.close()
     if as_json:
-        print(result.model_dump_json())
+        print(json.dumps(result.model_dump(mode="json")))  # ASCII: C1 controls become \u escapes too
     else:
         print_exec_result(console, result, getattr(session, "isolation_in_use", settings.sandbox))
     if not result.ok:
@@ -208,7 +209,7 @@ def _memory_table(records: list, similarities: list[float] | None = None) -> Non
     from rich.table import Table
     from rich.text import Text
 
-    from ponder.cli_render import console
+    from ponder.cli_render import console, safe
 
     table = Table(show_lines=True)
     table.add_column("id / text", overflow="fold", min_width=32, ratio=1)
@@ -216,9 +217,9 @@ def _memory_table(records: list, similarities: list[float] | None = None) -> Non
         table.add_column(column, overflow="fold")
     for n, r in enumerate(records):
         text = r.text if len(r.text) <= 300 else r.text[:300] + " …"
-        cell = Text.assemble((r.id, "bold"), "\n", text)
+        cell = Text.assemble((terminal_safe(r.id), "bold"), "\n", terminal_safe(text))
         sim = [f"{similarities[n]:.3f}"] if similarities else []
-        table.add_row(cell, r.kind, r.namespace, *sim, f"{r.score:g}", str(r.use_count))
+        table.add_row(cell, safe(r.kind), safe(r.namespace), *sim, f"{r.score:g}", str(r.use_count))
     console.print(table)
     if not records:
         console.print("no memories")
@@ -259,20 +260,18 @@ def memory_search(query: Annotated[str, typer.Argument(help="Text to match.")], 
 def memory_show(record_id: Annotated[str, typer.Argument(metavar="ID", help="The memory's id.")],
                 as_json: MemJsonOpt = False) -> None:
     """Show one memory with all its fields."""
-    from rich.markup import escape
-
-    from ponder.cli_render import console
+    from ponder.cli_render import console, safe
     from ponder.errors import DataError
 
     record = _memory_store().get(record_id)
     if record is None:
         raise DataError(f"no memory with id {record_id!r}")
     if as_json:
-        print(record.model_dump_json())
+        print(json.dumps(record.model_dump(mode="json")))
         return
     for key, value in record.model_dump(mode="json").items():
         shown = json.dumps(value) if isinstance(value, dict) else str(value)
-        console.print(f"[bold]{key}[/]: {escape(shown)}")
+        console.print(f"[bold]{key}[/]: {safe(shown)}")
 
 
 @memory_app.command("delete")
@@ -302,7 +301,7 @@ def memory_stats(as_json: MemJsonOpt = False) -> None:
     """Counts per kind and namespace, where the store lives and its limits."""
     from rich.table import Table
 
-    from ponder.cli_render import console
+    from ponder.cli_render import console, safe
 
     stats = _memory_store().stats()
     if as_json:
@@ -314,7 +313,7 @@ def memory_stats(as_json: MemJsonOpt = False) -> None:
     table = Table("kind", "namespace", "records")
     for kind, per_ns in stats["counts"].items():
         for ns, count in per_ns.items() or [("-", 0)]:
-            table.add_row(kind, ns, str(count))
+            table.add_row(kind, safe(ns), str(count))
     console.print(table)
     console.print(f"total {stats['total']}")
 
@@ -338,9 +337,9 @@ def memory_import(file: Annotated[Path, typer.Argument(help="JSONL file written 
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
         if r.status == "skipped":
-            print(f"skipped {r.reason}", file=sys.stderr)
+            print(terminal_safe(f"skipped {r.reason}"), file=sys.stderr)
         elif r.status in ("rejected", "duplicate"):
-            print(f"{r.status} {r.id}: {r.reason}", file=sys.stderr)
+            print(terminal_safe(f"{r.status} {r.id}: {r.reason}"), file=sys.stderr)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
     print(f"imported from {file}: {summary}")
 
@@ -360,8 +359,7 @@ def version() -> None:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(logging.INFO if verbose else logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click_exc.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx and exc.ctx.parent else ""
-        print(f"ponder: error: {exc.format_message()}{hint}", file=sys.stderr)
+        print(terminal_safe(f"ponder: error: {exc.format_message()}{hint}"), file=sys.stderr)
         return 2
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
@@ -384,10 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         print("ponder: aborted", file=sys.stderr)
         return 130
     except BadLinesError as exc:  # every bad line of a user's file (file:line: reason), then the one error line
-        print(*exc.details(), f"ponder: error: {exc.summary}", sep="\n", file=sys.stderr)
+        print(*map(terminal_safe, [*exc.details(), f"ponder: error: {exc.summary}"]), sep="\n", file=sys.stderr)
         return exc.exit_code
     except PonderError as exc:
-        print(f"ponder: error: {exc}", file=sys.stderr)
+        print(terminal_safe(f"ponder: error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ponder: interrupted", file=sys.stderr)

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ponder.errors import ConfigError
+from ponder.textsafe import setup_logging, terminal_safe
 
 
 def eval_command(
@@ -49,15 +50,13 @@ def eval_command(
 ) -> None:
     """Evaluate an agent (or a harness policy) on SUITE; results, run.json and reports go to --out."""
     import logging
-    import sys
 
     from ponder.config import load_settings
     from ponder.envs.context import EvalOptions
     from ponder.envs.registry import get_suite
     from ponder.envs.runner import default_out_dir, run_eval
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(logging.INFO if verbose else logging.ERROR)
     if agent is not None and agent not in ("react", "pal"):
         raise ConfigError(f"--agent must be react or pal (got {agent!r})")
     if resume and out is None:
@@ -80,7 +79,7 @@ def _print_summary(out_dir: Path, new: int, total: int) -> None:
     if data.harness:
         print(f"*** {HARNESS_LABEL} ***")
     for key, value in summary_rows(data.summary):
-        print(f"{key:<{width}}  {value}")
+        print(terminal_safe(f"{key:<{width}}  {value}"))
     if data.summary.failures:
         print(f"{'failures':<{width}}  " + ", ".join(f"{k} {v}" for k, v in data.summary.failures.items()))
     print(f"{new} episodes played now, {total} in the run; results {out_dir / 'results.jsonl'}; "
@@ -101,9 +100,9 @@ def report_command(
             raise ConfigError(f"{path} is not an evaluation run (no results.jsonl)")
     if len(runs) == 1:
         md, page = write_report(runs[0])
-        print(md.read_text(encoding="utf-8").split("## Episodes")[0].rstrip())
+        print(terminal_safe(md.read_text(encoding="utf-8").split("## Episodes")[0].rstrip()))
         print(f"\nwrote {md} and {page}")
         return
     md, page, text = write_comparison(list(runs), out or runs[0].resolve().parent / "comparison")
-    print(text.rstrip())
+    print(terminal_safe(text.rstrip()))
     print(f"\nwrote {md} and {page}")

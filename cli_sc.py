@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from ponder.cli_render import safe
 from ponder.config import Settings
 from ponder.errors import ConfigError
 from ponder.graphs.self_consistency.graph import SCConfig
@@ -48,7 +48,7 @@ def vote_table(result: SelfConsistencyResult) -> Table:
         table.add_column(column, justify="right" if column in ("#", "votes", "weight") else "left")
     for n, row in enumerate(result.votes, 1):
         style = "bold green" if row.key == result.winner_key else ""
-        table.add_row(str(n), escape(row.answer[:80]), str(row.votes), f"{row.weight:.3f}",
+        table.add_row(str(n), safe(row.answer[:80]), str(row.votes), f"{row.weight:.3f}",
                       ",".join(map(str, row.samples)), style=style)
     if result.abstained:
         table.add_row("-", "(no usable answer)", str(len(result.abstained)), "",
@@ -71,7 +71,7 @@ def run_samples(question: str, *, settings: Settings, backend: ModelBackend, con
         answer = t.final_answer if t.final_answer is not None else f"({t.status})"
         with lock:
             console.print(f"[dim]sample {sample.index} (wave {sample.wave}, seed {sample.seed}):[/] "
-                          f"{escape(answer[:80])} [dim]· {len(t.steps)} steps · {t.usage.total_tokens} tokens · "
+                          f"{safe(answer[:80])} [dim]· {len(t.steps)} steps · {t.usage.total_tokens} tokens · "
                           f"{t.usage.wall_seconds:.1f}s[/]")
 
     if not as_json:
@@ -100,7 +100,7 @@ def run_samples(question: str, *, settings: Settings, backend: ModelBackend, con
         verdict = "fell back to the vote" if result.judge.fallback else f"picked candidate {result.judge.choice}"
         console.print(f"judge {verdict}")
     answer = result.final_answer if result.final_answer is not None else "(no answer)"
-    console.print(f"[bold]Final Answer:[/] {escape(answer)} [dim](agreement {result.agreement:.0%})[/]")
+    console.print(f"[bold]Final Answer:[/] {safe(answer)} [dim](agreement {result.agreement:.0%})[/]")
     u = result.usage
     line = (f"{result.samples_run}/{result.samples_planned} samples · stop: {result.stop_reason} · "
             f"{u.prompt_tokens}+{u.completion_tokens} tokens · {u.tool_calls} tool calls · {u.wall_seconds:.1f}s")
@@ -108,7 +108,7 @@ def run_samples(question: str, *, settings: Settings, backend: ModelBackend, con
         line += f" · saved {result.samples_saved} samples (~{result.tokens_saved_estimate} tokens)"
     console.print(line)
     if label is not None:
-        console.print("correct" if is_correct(result.final_answer, label) else f"[red]wrong[/] (label {label})")
+        console.print("correct" if is_correct(result.final_answer, label) else f"[red]wrong[/] (label {safe(label)})")
     if verbose and result.batch_sizes:
         console.print(f"[dim]batched model calls: {result.batch_sizes}[/]")
     console.print(f"[dim]record {result.id} → {path}[/]")

@@ -128,15 +128,31 @@ def extract_code(text: str) -> str | None:
     return None
 
 
+#: Longest ``repr`` that :func:`answer_from_value` tries to read as a literal; a longer one stays text.
+LITERAL_MAX_CHARS = 10_000
+
+
 def answer_from_value(value: str | None, stdout: str) -> str | None:
-    """Turn a PAL run's ``repr`` value (or, when it returned ``None``, its last printed line) into an answer."""
+    """Turn a PAL run's ``repr`` value (or, when it returned ``None``, its last printed line) into an answer.
+
+    The ``repr`` comes from model-written code (a crafted ``__repr__`` can return anything): a value that is
+    not a plain literal (too long, too deeply nested, a number too big to print, unhashable set members ...)
+    stays the text it is. Never raises.
+    """
     if value is not None and value != "None":
-        try:
-            obj = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            return value
+        return _literal_text(value)
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    return lines[-1] if lines else None
+
+
+def _literal_text(value: str) -> str:
+    """``str()`` of ``value`` read as a literal (``'Paris'`` -> ``Paris``, ``18.0`` -> ``18``), else ``value``."""
+    if len(value) > LITERAL_MAX_CHARS:
+        return value
+    try:
+        obj = ast.literal_eval(value)
         if isinstance(obj, float) and obj.is_integer():
             return str(int(obj))
         return str(obj)
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
-    return lines[-1] if lines else None
+    except Exception:  # noqa: BLE001 - SyntaxError, ValueError, TypeError, MemoryError, RecursionError, ...
+        return value

@@ -27,7 +27,6 @@ def chat_command(
 ) -> None:
     """Chat with an agent: streamed steps, multi-turn threads that survive restarts, slash commands (/help)."""
     import logging
-    import sys
 
     from ponder.chat.render import ChatRenderer
     from ponder.chat.repl import make_reader, run_repl
@@ -35,9 +34,9 @@ def chat_command(
     from ponder.chat.threads import default_db_path
     from ponder.cli_render import console
     from ponder.config import load_settings
+    from ponder.textsafe import setup_logging
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(logging.INFO if verbose else logging.WARNING)
     settings = load_settings(agent=agent, model=model, max_steps=max_steps, temperature=temperature,
                              max_tokens=max_tokens, memory=memory,
                              tools=[t.strip() for t in tools.split(",") if t.strip()] if tools else None)

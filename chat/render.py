@@ -7,12 +7,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
-from ponder.cli_render import StepPrinter
+from ponder.cli_render import StepPrinter, safe
 from ponder.records import Step
+from ponder.textsafe import terminal_safe
 
 _STATUS_STYLE = {"solved": "green", "max_steps": "yellow", "parse_error": "yellow", "error": "red"}
 #: Lines of streamed text kept visible while the model writes.
@@ -48,10 +48,10 @@ class ChatRenderer:
         return not self.quiet and self.console.is_terminal
 
     def token(self, piece: str) -> None:
-        """Show one streamed piece of model text."""
+        """Show one streamed piece of model text (control characters removed)."""
         if not self.streams:
             return
-        self._buffer += piece
+        self._buffer += terminal_safe(piece)
         if self._live is None:
             self._live = Live(console=self.console, transient=True, auto_refresh=False)
             self._live.start()
@@ -87,23 +87,23 @@ class ChatRenderer:
         self.end_stream()
         answer = turn.get("answer")
         if self.quiet:
-            self.console.print(escape(answer if answer is not None else f"(no answer: {turn.get('status')})"))
+            self.console.print(safe(answer if answer is not None else f"(no answer: {turn.get('status')})"))
             return
         style = _STATUS_STYLE.get(str(turn.get("status")), "white")
-        shown = escape(answer) if answer is not None else "(no answer)"
+        shown = safe(answer) if answer is not None else "(no answer)"
         self.console.print(Panel(shown, title="Answer", border_style=style, expand=False))
         extra = f" · {turn['samples']} samples" if turn.get("samples", 1) > 1 else ""
-        self.console.print(f"[dim]{turn.get('status')} · {len(turn.get('steps') or [])} steps · "
-                           f"{turn.get('agent')}{extra}[/]")
+        self.console.print(f"[dim]{safe(str(turn.get('status')))} · {len(turn.get('steps') or [])} steps · "
+                           f"{safe(str(turn.get('agent')))}{extra}[/]")
 
     def abort(self) -> None:
         """The turn was interrupted: drop the live area."""
         self.end_stream()
 
     def info(self, message: str) -> None:
-        """A one-line message."""
-        self.console.print(message, markup=False, highlight=False, soft_wrap=True)
+        """A one-line message (it may quote model text: control characters are removed)."""
+        self.console.print(terminal_safe(message), markup=False, highlight=False, soft_wrap=True)
 
     def error(self, message: str) -> None:
-        """A one-line error message."""
-        self.console.print(Text(message, style="red"), soft_wrap=True)
+        """A one-line error message (control characters removed)."""
+        self.console.print(Text(terminal_safe(message), style="red"), soft_wrap=True)

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from ponder.textsafe import terminal_safe
+
 if TYPE_CHECKING:
     from ponder.envs.base import EpisodeResult
 
@@ -91,7 +93,7 @@ class Progress:
         return f"success {t.wins}/{t.done} ({100 * t.rate:.1f}%) | tokens {t.tokens:,}"
 
     def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        print(terminal_safe(text), file=self.stream, flush=True)  # episode ids and failures come from data
 
     def update(self, result: EpisodeResult) -> None:
         """Count and show one finished episode."""

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ponder.atomicio import write_atomic
 from ponder.config import PACKAGE_DIR, Settings
 from ponder.envs.base import Episode, EpisodeResult, Suite
 from ponder.envs.context import MEMORY_MODES, VOTES, EvalOptions
@@ -167,9 +168,7 @@ def write_manifest(out_dir: Path, suite: Suite, options: EvalOptions, settings: 
             "model": settings.model if options.policy == "agent" else None,
             "started": now, "ponder_version": __version__, "git_commit": git_commit(), "starts": [start],
         }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

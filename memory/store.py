@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ponder.atomicio import atomic_writer
 from ponder.config import Settings, load_settings
 from ponder.datafiles import read_jsonl_file
 from ponder.errors import ConfigError, PonderError
@@ -36,7 +36,6 @@ from ponder.memory.chroma import (
 from ponder.memory.embeddings import MiniLMEmbeddingFunction, build_embedding_function
 from ponder.memory.schema import SCHEMA_VERSION, Hit, Kind, MemoryRecord, WriteResult, parse_record
 from ponder.memory.write_rules import CHUNK, WriteRules
-from ponder.records import append_jsonl
 
 __all__ = ["KINDS", "LOCK_FILE", "META_COLLECTION", "ChromaMemoryStore", "MemoryStoreError", "open_store"]
 
@@ -325,16 +324,13 @@ class ChromaMemoryStore(WriteRules):
     def export(self, path: Path) -> int:
         """Write every record as JSONL, ordered by kind, namespace, created and id; returns the count.
 
-        Written beside ``path`` and renamed into place: a crash never leaves half an export.
+        Written to a fresh temporary file beside ``path`` (:func:`~ponder.atomicio.atomic_writer`) and renamed
+        into place: a crash never leaves half an export, and no symlink can redirect the write.
         """
-        path = Path(path)
         records = sorted(self._all(), key=lambda r: (KINDS.index(r.kind), r.namespace, r.created, r.id))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("")
-        for record in records:
-            append_jsonl(tmp, record)
-        os.replace(tmp, path)
+        with atomic_writer(path) as fh:
+            for record in records:
+                fh.write(record.model_dump_json() + "\n")
         return len(records)
 
     def import_(self, path: Path, *, skip_bad_lines: bool = False) -> list[WriteResult]:

@@ -18,11 +18,11 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ponder.atomicio import fresh_dir, write_atomic
 from ponder.errors import ConfigError, ModelError
 from ponder.hashing import file_sha256
 
@@ -78,10 +78,7 @@ def source_sha256(gguf: Path, cache_dir: Path) -> str:
     memo = memo if isinstance(memo, dict) else {}
     memo[key] = {"stat": _stat_key(gguf), "sha256": digest}
     try:
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_path.with_name(f".sources-{os.getpid()}-{uuid.uuid4().hex[:8]}.json")
-        tmp.write_text(json.dumps(memo, indent=1), encoding="utf-8")
-        os.replace(tmp, memo_path)
+        write_atomic(memo_path, json.dumps(memo, indent=1))
     except OSError as exc:
         logger.debug("could not remember the GGUF hash in %s: %s", memo_path, exc)
     return digest
@@ -181,9 +178,9 @@ def _convert_gguf(gguf: Path, digest: str, target: Path) -> tuple[Any, Any]:
     model.hf_quantizer = None  # the weights are dequantized; save_pretrained refuses otherwise
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp: Path | None = None
     try:
-        tmp.mkdir(parents=True)
+        tmp = fresh_dir(target)
         with _quiet_progress():
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -197,7 +194,8 @@ def _convert_gguf(gguf: Path, digest: str, target: Path) -> tuple[Any, Any]:
         logger.warning("could not write the converted-model cache %s (%s); the next load converts again",
                        target, exc)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     return model, tokenizer
 
 

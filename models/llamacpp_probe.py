@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from ponder.atomicio import write_atomic
 from ponder.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -152,10 +153,7 @@ def run_probe(gguf: Path, cache_dir: Path, *, command: Sequence[str] | None = No
     if result.status != "failed":
         record = {**asdict(result), "key": key, "model": str(gguf), "checked_at": time.time()}
         with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps(record) + "\n")
     return result
 
 

@@ -24,12 +24,12 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ponder.atomicio import write_atomic
 from ponder.models.llamacpp_decode import common_prefix
 
 logger = logging.getLogger("ponder.models")
@@ -168,8 +168,8 @@ class PromptCache:
         record = {"tokens": tokens, "size": written, "crc32": zlib.crc32(data)}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            _write_atomic(state, data)
-            _write_atomic(meta, json.dumps(record).encode())
+            write_atomic(state, data)
+            write_atomic(meta, json.dumps(record).encode())
         except OSError as exc:
             logger.debug("could not save a prompt state in %s: %s", self.directory, exc)
             return None
@@ -199,13 +199,3 @@ def _delete(entry: PromptEntry) -> None:
             path.unlink(missing_ok=True)
         except OSError:
             pass
-
-
-def _write_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -79,6 +79,23 @@ def test_is_correct(prediction, gold, kind, expected):
     assert is_correct(prediction, gold, kind) is expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1e9999999", None),  # an exact 10**9999999 takes seconds (1e999999999: minutes and gigabytes)
+        ("1e5000", None),
+        ("9" * 5000, None),
+        ("3/" + "1" * 4000, None),
+        ("1e1000", "1" + "0" * 1000),
+        ("1e-1000", "1e-1000"),  # below a float: exponent form, not ""
+        ("10" * 400 + ".5", "1.010101010e+799"),  # beyond a float
+    ],
+)
+def test_huge_and_tiny_numbers_never_hang_or_raise(text, expected):
+    assert normalize_number(text) == expected
+    assert is_correct(text, "5") is False
+
+
 def test_unknown_kind():
     with pytest.raises(ValueError, match="unknown answer kind"):
         is_correct("1", "1", "fuzzy")  # type: ignore[arg-type]

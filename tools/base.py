@@ -93,9 +93,10 @@ def parse_tool_input(t: Tool, raw: str) -> BaseModel:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # also too deeply nested, or an integer too long to read
             if len(fields) != 1:
-                raise ToolInputError(f"Action Input is not valid JSON ({exc.msg}).") from None
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else "too deeply nested or too large"
+                raise ToolInputError(f"Action Input is not valid JSON ({why}).") from None
     if not isinstance(data, dict):
         if len(fields) != 1:
             names = ", ".join(fields)
@@ -104,7 +105,7 @@ def parse_tool_input(t: Tool, raw: str) -> BaseModel:
         if len(text) > 1 and text.startswith('"') and text.endswith('"'):
             try:
                 text = json.loads(text)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 pass
         data = {only: text}
     try:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ponder.atomicio import write_atomic
 from ponder.errors import DataError
 from ponder.hashing import file_sha256
 
@@ -130,11 +131,7 @@ def _spawn(share: list[GameSpec], root: Path) -> subprocess.Popen[str]:
 
 def write_suite_manifest(path: Path, suite: str, rows: list[dict[str, Any]]) -> Path:
     """Write the suite-level manifest (one row per game: id, tier, key, seed, options, hashes, walkthrough)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"suite": suite, "games": rows}, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps({"suite": suite, "games": rows}, indent=1))
 
 
 #: Fields of ``game.json`` that depend on the machine, not the recipe (TextWorld stores its install path).

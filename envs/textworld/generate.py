@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ponder.atomicio import fresh_dir
 from ponder.envs.textworld.cache import (
     DEFINITION_FILE,
     GAME_FILE,
@@ -40,14 +41,15 @@ def generate_one(job: dict[str, Any], root: Path) -> dict[str, Any]:
         if read_manifest(final) is not None:
             return {"key": key, "status": "cached", "seconds": 0.0}
         start = time.perf_counter()
-        tmp = root / f".{key}.tmp{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        manifest = _build(job, tmp)
-        manifest.generation_seconds = round(time.perf_counter() - start, 3)
-        (tmp / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=1), encoding="utf-8")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        tmp = fresh_dir(final)  # unpredictable and ours alone (a pid-named folder could be planted)
+        try:
+            manifest = _build(job, tmp)
+            manifest.generation_seconds = round(time.perf_counter() - start, 3)
+            (tmp / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=1), encoding="utf-8")
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # only left when something failed
         return {"key": key, "status": "generated", "seconds": manifest.generation_seconds}
 
 

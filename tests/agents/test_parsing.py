@@ -1,6 +1,6 @@
 import pytest
 
-from ponder.agents.parsing import answer_from_value, extract_code, parse_react
+from ponder.agents.parsing import LITERAL_MAX_CHARS, answer_from_value, extract_code, parse_react
 
 TOOLS = ["calculator", "search"]
 
@@ -97,3 +97,34 @@ def test_extract_code_none(text):
 )
 def test_answer_from_value(value, stdout, answer):
     assert answer_from_value(value, stdout) == answer
+
+
+#: ``repr`` texts a crafted ``__repr__`` can return, each of which makes ``ast.literal_eval`` (or ``str`` of its
+#: result) raise: RecursionError, MemoryError, SyntaxError, ValueError, TypeError.
+HOSTILE_REPRS = {
+    "recursion_add": "1" + "+1j" * 3000,
+    "recursion_subscript": "[1]" + "[0]" * 3000,
+    "recursion_unary": "-" * 5000 + "1",
+    "memory_unary": "-" * 9000 + "1",
+    "memory_invert": "~" * 9000 + "1",
+    "nesting_syntax": "[" * 1000 + "]" * 1000,
+    "int_digits_syntax": "9" * 5000,
+    "hex_too_long_for_str": "0x" + "f" * 9000,
+    "unhashable_dict_key": "{[]: 1}",
+    "unhashable_set": "{{1}}",
+    "null_byte": "'a'\x00",
+    "over_the_cap": "[" + "1," * 20_000 + "]",
+}
+
+
+@pytest.mark.parametrize("value", HOSTILE_REPRS.values(), ids=HOSTILE_REPRS.keys())
+def test_hostile_repr_stays_plain_text(value):
+    assert answer_from_value(value, "") == value
+
+
+def test_literal_over_the_cap_is_not_evaluated(monkeypatch):
+    import ast
+
+    monkeypatch.setattr(ast, "literal_eval", lambda _: pytest.fail("literal_eval was called"))
+    long = "'" + "a" * LITERAL_MAX_CHARS + "'"
+    assert answer_from_value(long, "") == long

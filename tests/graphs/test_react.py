@@ -86,6 +86,8 @@ def test_malformed_output_becomes_observation_then_recovers(bad, tmp_path):
     [
         ('{"a": 2}', "Error: invalid arguments for add: b: Field required"),
         ("{not json", "Error: Action Input is not valid JSON"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "Error: Action Input is not valid JSON (too deeply nested"),
+        ('{"a": ' + "9" * 5000 + ', "b": 1}', "Error: Action Input is not valid JSON (too deeply nested or too large"),
         ("2 and 3", "Error: add expects a JSON object with keys: a, b."),
         ('{"a": "two", "b": 3}', "Error: invalid arguments for add: a:"),
     ],

@@ -1,0 +1,82 @@
+"""Atomic file writes: a fresh temporary file beside the target, fsynced, then renamed over it.
+
+The temporary file comes from :func:`tempfile.mkstemp` in the target's folder (``O_CREAT | O_EXCL`` under an
+unpredictable name), so a symlink planted at a guessable name cannot redirect the write, two writers never
+share a temporary file, and a crash leaves either the old file or the new one, never half of one.
+
+Standard library only: this module is part of the core layer and imports nothing else from ponder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``/proc/self/status``), else by setting it back at once."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, *, binary: bool = False, encoding: str = "utf-8",
+                  mode: int | None = None) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; on a clean exit it replaces ``path``.
+
+    Args:
+        path: The file to (re)place. Its folder is created when missing.
+        binary: Yield a binary file instead of a text one.
+        encoding: Encoding of the text file.
+        mode: Permission bits of the new file (default: what ``open()`` would give, ``0o666`` less the umask).
+
+    Yields:
+        The open temporary file. When the block raises, it is removed and ``path`` is left as it was.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, (0o666 & ~_umask()) if mode is None else mode)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": encoding})) as fh:
+            fd = -1  # the file object owns it now
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def fresh_dir(target: str | Path) -> Path:
+    """A new, empty folder beside ``target`` under an unpredictable name, to fill and then ``os.replace`` onto it.
+
+    Made by :func:`tempfile.mkdtemp` (so no planted symlink or other writer's folder is ever reused), with the
+    permissions ``mkdir`` would give (``0o777`` less the umask). The caller removes it when the rename fails.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
+
+
+def write_atomic(path: str | Path, data: str | bytes | bytearray | memoryview, *, encoding: str = "utf-8",
+                 mode: int | None = None) -> Path:
+    """Write ``data`` (text, or any bytes-like) to ``path`` atomically through :func:`atomic_writer`; returns it."""
+    with atomic_writer(path, binary=not isinstance(data, str), encoding=encoding, mode=mode) as fh:
+        fh.write(data)
+    return Path(path)
