@@ -392,3 +392,17 @@ def test_probe_v2_reasons_for_busy_root_and_missing_delegation(tmp_path: Path, m
     (own.parent / "cgroup.procs").write_text("")
     (own / "cgroup.procs").write_text("")
     assert probe(proc, mountinfo, euid=1000) == CgroupSupport("v2", (own.parent,), ("memory", "pids"))
+
+
+def test_a_host_that_exits_without_close_leaves_nothing(support: CgroupSupport) -> None:
+    host = (
+        "import subprocess, sys\n"
+        "from ponder.tools.sandbox.cgroups import SessionCgroup\n"
+        "cg = SessionCgroup.create(64 << 20, 8)\n"
+        "p = subprocess.Popen(cg.wrap(['sleep', '60']))\n"
+        "print(cg.name, p.pid, flush=True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", host], capture_output=True, text=True, timeout=30, check=True)
+    name, pid = result.stdout.split()
+    assert wait_until(lambda: not alive(int(pid)))
+    assert not any((parent / name).exists() for parent in support.parents)

@@ -19,6 +19,7 @@ The host process itself is never moved. Everything here is file writes under ``/
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -219,7 +220,10 @@ def _signal_member(pid: int, name: str) -> None:
     """SIGKILL ``pid`` if it is still in cgroup ``name`` (through a pidfd, so a reused pid is never hit)."""
     try:
         fd = os.pidfd_open(pid)
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS:  # before Linux 5.3: a plain kill (the pid was just listed)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         return
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
@@ -234,10 +238,8 @@ def _signal_member(pid: int, name: str) -> None:
 def _kill(dirs: Sequence[Path], version: str | None, wait_s: float = _KILL_WAIT_S) -> bool:
     """Kill every process in ``dirs`` and wait until they are gone; False if some survived ``wait_s``."""
     if version == "v2" and (dirs[0] / "cgroup.kill").exists():
-        try:
+        with contextlib.suppress(OSError):
             (dirs[0] / "cgroup.kill").write_text("1")
-        except OSError:
-            pass
     deadline = time.monotonic() + wait_s
     while pids := _procs(dirs):
         for pid in pids:
@@ -391,6 +393,8 @@ class SessionCgroup:
             (mem / "memory.limit_in_bytes").write_text(str(self.memory_bytes))
             if (mem / "memory.memsw.limit_in_bytes").exists():  # memory + swap: no swap beyond the limit
                 (mem / "memory.memsw.limit_in_bytes").write_text(str(self.memory_bytes))
+            elif (mem / "memory.swappiness").exists():  # no swap accounting: keep the pages out of swap
+                (mem / "memory.swappiness").write_text("0")
         (pid / "pids.max").write_text(str(self.pids))
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
