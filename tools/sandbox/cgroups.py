@@ -137,23 +137,22 @@ def _v2(mounts: list[_Mount], member: dict[str, str], euid: int, prepare: bool) 
     missing = [c for c in NEEDED if c not in _words(mount.point / "cgroup.controllers")]
     if missing:
         return f"the cgroup2 hierarchy at {mount.point} lacks the {' and '.join(missing)} controller (bound to v1?)"
-    if euid != 0 and _writable(own) and set(NEEDED) <= _words(own / "cgroup.subtree_control"):
-        return CgroupSupport("v2", (own,), NEEDED)
-    if euid == 0:
+    tried = "not root"
+    if euid == 0:  # a `ponder` cgroup under the hierarchy's root: the host process stays where it is
         parent = mount.point / "ponder"
         try:
             if prepare:
                 _enable(mount.point)
                 parent.mkdir(mode=0o755, exist_ok=True)
                 _enable(parent)
+            return CgroupSupport("v2", (parent,), NEEDED)
         except OSError as exc:
             rule = " (no-internal-processes rule: that cgroup holds processes)" if exc.errno == errno.EBUSY else ""
-            return f"cannot enable memory and pids under {mount.point}: {exc.strerror}{rule}"
-        return CgroupSupport("v2", (parent,), NEEDED)
-    up = own.parent
-    if own != mount.point and _writable(up) and set(NEEDED) <= _words(up / "cgroup.subtree_control"):
-        return CgroupSupport("v2", (up,), NEEDED)
-    return f"not root, and neither our cgroup2 {own} nor its parent is delegated to us with memory and pids"
+            tried = f"cannot enable memory and pids under {mount.point}: {exc.strerror}{rule}"
+    for candidate in (own, own.parent) if own != mount.point else (own,):  # delegated to us, ready for children
+        if _writable(candidate) and set(NEEDED) <= _words(candidate / "cgroup.subtree_control"):
+            return CgroupSupport("v2", (candidate,), NEEDED)
+    return f"{tried}, and neither our cgroup2 {own} nor its parent is delegated to us with memory and pids"
 
 
 def _v1(mounts: list[_Mount], member: dict[str, str]) -> CgroupSupport | str:
