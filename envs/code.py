@@ -1,10 +1,13 @@
 """The ``humaneval`` suite: the model completes a function, the tests run in the sandbox; pass@1.
 
 The model is asked once (``agents/prompts/humaneval_system.txt`` / ``humaneval_task.txt``) for the
-complete function in a code block; a reply that holds only the body is accepted too. The program
-``prompt + completion + newline + test + newline + "check(entry_point)"`` runs in a fresh sandbox session
-(:func:`ponder.tools.sandbox.open_sandbox`, ``exec_timeout`` seconds): the episode passes when it ends
-without an exception. Harness policy ``canonical`` submits the dataset's canonical solution, which
+complete function in a code block; a reply that holds only the body is accepted too. Grading is
+trusted (:mod:`ponder.tools.grading`, in a fresh sandbox session, ``exec_timeout`` seconds): only the
+definitions of ``prompt + completion`` are kept and loaded in a candidate process; the dataset's
+``test`` code and ``check(entry_point)`` run on the harness's trusted side, calling the candidate's
+``entry_point`` through a proxy that passes plain values only. The episode passes when ``check``
+returns and the candidate acknowledged the end of the tests; an exit, a non-plain result or a signal
+to the grader fails it. Harness policy ``canonical`` submits the dataset's canonical solution, which
 checks the data, the sandbox and the runner, not a model.
 """
 
@@ -23,11 +26,11 @@ from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
 from ponder.envs.qa import read_rows
 from ponder.errors import ConfigError
 from ponder.records import Step, Trajectory, Usage, append_jsonl
+from ponder.tools.grading import GradeReport, grade
 
 if TYPE_CHECKING:
     from ponder.config import Settings
     from ponder.envs.context import EvalOptions
-    from ponder.tools.executor import ExecResult
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(?P<code>.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
@@ -64,18 +67,19 @@ def completion_from_reply(reply: str, entry_point: str) -> str | None:
     return code.rstrip() + "\n"
 
 
-def build_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
-    """The program the sandbox runs: the prompt, the completion, the tests, then ``check(entry_point)``."""
-    return f"{prompt}{completion}\n{test}\ncheck({entry_point})\n"
+def run_tests(settings: Settings, prompt: str, completion: str, test: str, entry_point: str) -> GradeReport:
+    """Grade ``prompt + completion`` with the dataset's ``test`` in a fresh sandbox session, then close it.
 
-
-def run_tests(settings: Settings, program: str) -> ExecResult:
-    """Run ``program`` in a fresh sandbox session (``exec_timeout`` seconds) and close it."""
+    The candidate is the definitions of ``prompt + completion``; the trusted side runs ``prompt`` (its
+    helper functions, which some tests use), ``test`` and then ``check(entry_point)``, with only
+    ``entry_point`` taken from the candidate.
+    """
     from ponder.tools.sandbox import open_sandbox
 
     session = open_sandbox(settings)
     try:
-        return session.run(program)
+        return grade(session, prompt + completion, [f"check({entry_point})"], setup=f"{prompt}\n{test}\n",
+                     exports=[entry_point])
     finally:
         session.close()
 
@@ -138,25 +142,24 @@ class HumanEvalSuite:
                                           model_seconds=usage.wall_seconds)],
                               final_answer=completion, status="solved" if completion else "parse_error",
                               metadata={"suite": self.name, "episode_id": episode.id})
-        result = None
-        if completion is not None:
-            result = run_tests(ctx.settings, build_program(episode.task, completion, test, entry_point))
-        passed = result is not None and result.ok
-        failure: FailureKind = "" if passed else ("no_answer" if result is None else "tests_failed")
-        error = None if result is None or passed else result.summary(500)
+        report = None if completion is None else run_tests(ctx.settings, episode.task, completion, test, entry_point)
+        result = None if report is None else report.result
+        passed = report is not None and report.passed
+        failure: FailureKind = "" if passed else ("no_answer" if report is None else "tests_failed")
+        error = None if report is None or passed else report.summary(500)
         usage.wall_seconds = round(time.perf_counter() - start, 4)
         if traj is not None:
             traj.steps[0].observation = "passed" if passed else (error or "no code in the reply")
             traj.steps[0].tool_seconds = result.duration if result is not None else 0.0
-            traj.usage = usage.model_copy(update={"tool_calls": int(result is not None)})
+            traj.usage = usage.model_copy(update={"tool_calls": int(report is not None)})
             append_jsonl(Path(ctx.out_dir) / "trajectories.jsonl", traj)
         return EpisodeResult(
             episode_id=episode.id, suite=self.name, task=episode.task, policy=ctx.policy,
             policy_kind="agent" if ctx.policy == "agent" else "harness", success=passed, score=float(passed),
             metrics={"pass@1": float(passed)}, prediction=completion, status="solved" if passed else "failed",
-            failure=failure, error=error, usage=usage.model_copy(update={"tool_calls": int(result is not None)}),
+            failure=failure, error=error, usage=usage.model_copy(update={"tool_calls": int(report is not None)}),
             trajectory_ids=[traj.id] if traj is not None else [],
-            metadata={"source": meta.get("source"), "kill_reason": result.kill_reason if result else None})
+            metadata={"source": meta.get("source"), "kill_reason": report.kill_reason if report else None})
 
     def _ask(self, prompt: str, ctx: EvalContext) -> tuple[str, Usage]:
         from ponder.agents.prompts import render

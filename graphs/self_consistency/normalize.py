@@ -6,8 +6,10 @@ Built-in kinds (pluggable: :func:`register_normalizer`):
 - ``text``: SQuAD normalization (lower case, no punctuation or articles, single spaces);
 - ``choice``: a multiple-choice letter (``(B)``, ``B)``, ``answer: b``, or the text of one of the options);
 - ``code``: a program; with tests, its key is which tests it passes (programs that behave alike vote
-  together), run in the sandbox; without tests, its canonical source (``ast`` round trip: formatting and
-  comments do not matter);
+  together), graded in the sandbox by :mod:`ponder.tools.grading` (only the program's definitions are
+  kept; each test runs on the trusted side and calls them through proxies that pass plain values, so an
+  exit, an always-equal object or a patched builtin cannot turn a failing test into a pass); without
+  tests, its canonical source (``ast`` round trip: formatting and comments do not matter);
 - ``auto``: ``number`` when the answer is just a number, else ``text``.
 
 A normalizer returns ``None`` when the answer is unusable (no number, empty): that sample abstains.
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from ponder.answers import is_numeric, normalize_number, normalize_text
 from ponder.errors import ConfigError
+from ponder.tools.grading import grade
 
 if TYPE_CHECKING:
     from ponder.tools.executor import CodeExecutor
@@ -35,7 +38,8 @@ class NormalizeContext:
 
     Attributes:
         choices: Multiple-choice options in order (option ``A`` first), when known.
-        tests: Test snippets for code answers (each run after the candidate program; an assert per test).
+        tests: Test snippets for code answers (one verdict letter each; e.g. an ``assert`` calling the
+            program's functions, which the trusted grader binds to the candidate's).
         executor_factory: Opens a sandbox for running code (required when ``tests`` are given).
         cache: Keys already computed, by answer text (so equal programs run once).
     """
@@ -104,7 +108,7 @@ def canonical_code(code: str) -> str | None:
 
 
 def normalize_code_key(answer: str, ctx: NormalizeContext) -> str | None:
-    """``tests:PPF...`` (pass/fail per test) with tests, else ``src:<hash of the canonical source>``."""
+    """``tests:PPF...`` (trusted pass/fail per test) with tests, else ``src:<hash of the canonical source>``."""
     code = extract_code(answer)
     canonical = canonical_code(code)
     if canonical is None or not canonical.strip():
@@ -118,9 +122,8 @@ def normalize_code_key(answer: str, ctx: NormalizeContext) -> str | None:
     outcome = []
     executor = ctx.executor_factory()
     try:
-        for test in ctx.tests:
-            result = executor.run(f"{code}\n\n{test}")
-            outcome.append("P" if result.ok else "F")
+        for test in ctx.tests:  # one graded run per test: each gets the whole timeout, as before
+            outcome.append(grade(executor, code, [test]).signature or "F")
     finally:
         executor.close()
     key = "tests:" + "".join(outcome)
