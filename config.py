@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     # code execution (PAL and the ReAct `python` tool)
     sandbox: Literal["local", "e2b"] = Field("local", description="Where model-written code runs: a local isolated "
                                              "kernel or an E2B cloud sandbox (needs E2B_API_KEY).")
+    sandbox_isolation: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        "auto", description="Isolation of the local sandbox: auto (= bwrap; stops with an error if bubblewrap is "
+        "missing or cannot start), bwrap, or, on purpose and warned every session, unshare (network and pid "
+        "namespaces, your files readable) or none (no filesystem or network isolation); never as root.")
     exec_timeout: float = Field(5.0, gt=0, le=600, description="Wall-clock seconds per program run.")
     exec_memory_mb: int = Field(512, ge=32)
     exec_output_chars: int = Field(4000, ge=100)

@@ -3,8 +3,10 @@
 :class:`~ponder.tools.subprocess_executor.SubprocessExecutor` starts it as
 ``python -I -S -B -X utf8 -c <this file's source> KEY=VALUE...`` (see :func:`main` for the keys) with
 the program on stdin, stdout and stderr redirected to files and a result file open on fd ``result_fd``.
-Before any model code runs it (in this order) unshares the network when asked (fallback isolation
-without bwrap), sets the kernel resource limits, and drops root to an unprivileged uid when asked.
+Before any model code runs, :func:`_setup` (in this order) unshares the network when asked (``unshare``
+mode), joins a fresh session keyring, sets the kernel resource limits, drops root to an unprivileged uid
+when asked (it never goes on as uid 0) and installs the seccomp filter the host built
+(``tools/sandbox/seccomp.py``), read from the pipe ``seccomp_fd``; any failure ends the worker.
 Then it executes the program in a fresh ``__main__`` module and writes one JSON object to the result
 fd: ``value`` (``repr`` of a final expression), ``error_type``, ``error_message``, ``traceback``,
 ``value_truncated``, ``isolation`` and ``dropped_uid``. The program can write to that fd too; it can
@@ -25,6 +27,15 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG = 1
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
+# (keyctl, capset) syscall numbers: x86_64 (the only ABI the x86_64 filter lets through) and aarch64
+SYS_KEYCTL, SYS_CAPSET = {"aarch64": (219, 91)}.get(os.uname().machine, (250, 126))
+KEYCTL_JOIN_SESSION_KEYRING = 1
+ENOSYS = 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+MAX_FILES = 256  # RLIMIT_NOFILE default
 _ESCAPES = {i: f"\\u{i:04x}" for i in range(32)} | {ord('"'): '\\"', ord("\\"): "\\\\"}
 
 
@@ -48,7 +59,9 @@ def _unshare() -> str:
     included), the grandchild (pid 2, like under bwrap) runs the program. Each is killed when its parent
     dies and pid 1 dying ends the namespace, so killing the worker's process group ends every process the
     program started, including those that called ``setsid``. The parents wait and exit like bwrap does
-    (``128 + signal``). Returns the isolation achieved: ``net``, ``userns+net`` or ``none``.
+    (``128 + signal``). In a new user namespace the worker keeps its own uid (not root there) and gives up
+    the capabilities that namespace granted. Returns the isolation achieved: ``net``, ``userns+net`` or
+    ``none``.
     """
     import ctypes
 
@@ -58,17 +71,28 @@ def _unshare() -> str:
         isolation = "net"
     elif libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID) == 0:
         isolation = "userns+net"
-        try:  # map ourselves to root in the new namespace (allowed for one's own uid)
-            for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        try:  # map our own uid (allowed for one's own uid), so nothing runs as uid 0 in the namespace
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
                 with open(f"/proc/self/{name}", "w") as fh:
                     fh.write(text)
         except OSError:
             pass
+        _drop_capabilities(libc)
     else:
         return "none"
     _fork_and_wait(libc, reap_all=False)  # the child is pid 1 of the new namespace
     _fork_and_wait(libc, reap_all=True)
     return isolation
+
+
+def _drop_capabilities(libc: object) -> None:
+    """Clear the effective, permitted and inheritable capability sets (``capset``); fail closed."""
+    import ctypes
+
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # two struct __user_cap_data_struct, all zero
+    if libc.syscall(SYS_CAPSET, header, data) != 0:
+        raise SystemExit(f"capset failed: {os.strerror(ctypes.get_errno())}")
 
 
 def _fork_and_wait(libc: object, reap_all: bool) -> None:
@@ -83,14 +107,30 @@ def _fork_and_wait(libc: object, reap_all: bool) -> None:
             os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
+def _join_session_keyring(libc: object) -> None:
+    """Replace the inherited session keyring (the host's login keyring) by a fresh, empty one.
+
+    ``ENOSYS`` (a kernel without keys) is fine; any other failure ends the worker (fail closed).
+    """
+    import ctypes
+
+    if libc.syscall(SYS_KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        err = ctypes.get_errno()
+        if err != ENOSYS:
+            raise SystemExit(f"could not join a fresh session keyring: {os.strerror(err)}")
+
+
 def _set_limits(config: dict, nproc: bool) -> None:
     import resource
 
     cpu = int(config["cpu"])  # SIGXCPU, then SIGKILL at the hard limit (a second later by default)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, int(config.get("cpu_hard", cpu + 1))))
-    for name in ("as", "fsize", "core") + (("nproc",) if nproc else ()):
-        limit = int(config[name])
-        resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (limit, limit))
+    limits = {"as": config["as"], "fsize": config["fsize"], "core": config["core"],
+              "nofile": config.get("nofile", MAX_FILES)}
+    if nproc:
+        limits["nproc"] = config["nproc"]
+    for name, limit in limits.items():
+        resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (int(limit), int(limit)))
 
 
 def _drop_privileges(uid: int) -> None:
@@ -101,19 +141,51 @@ def _drop_privileges(uid: int) -> None:
         raise SystemExit("privilege drop failed")
 
 
+def _load_seccomp(libc: object, fd: int) -> None:
+    """Install the host-built seccomp filter (classic BPF read from ``fd``) on this process; fail closed."""
+    import ctypes
+
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    data = b"".join(chunks)
+    if not data or len(data) % 8 or len(data) // 8 > 4096:
+        raise SystemExit(f"bad seccomp filter ({len(data)} bytes)")
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    prog = SockFprog(len(data) // 8, data)
+    ulong = ctypes.c_ulong
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, ulong(1), ulong(0), ulong(0), ulong(0)) != 0:
+        raise SystemExit(f"PR_SET_NO_NEW_PRIVS failed: {os.strerror(ctypes.get_errno())}")
+    if libc.prctl(PR_SET_SECCOMP, ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), ulong(0), ulong(0)) != 0:
+        raise SystemExit(f"could not install the seccomp filter: {os.strerror(ctypes.get_errno())}")
+
+
 def _setup(config: dict) -> tuple:
     """Isolate and limit this process before any model code runs: ``(isolation achieved, uid dropped)``.
 
     Shared by the one-shot worker and the session worker. In order: unshare the network when asked
-    (fallback isolation without bwrap), set the kernel resource limits, drop root to a fresh uid when asked.
+    (fallback isolation without bwrap), join a fresh session keyring, set the kernel resource limits, drop
+    root to a fresh uid when asked, then install the seccomp filter read from ``seccomp_fd`` (last: it
+    denies ``unshare`` and ``keyctl``). Any failure ends the worker; it never goes on as uid 0.
     """
+    import ctypes
+
     isolation = _unshare() if config["isolation"] == "unshare" else config["isolation"]
+    libc = ctypes.CDLL(None, use_errno=True)
+    _join_session_keyring(libc)
     drop_uid = int(config["drop_uid"])
     dropped = drop_uid >= 0 and os.getuid() == 0
     # RLIMIT_NPROC counts every process of the (real) uid: only safe to set for a fresh uid or a new user ns
     _set_limits(config, nproc=dropped or config["userns"] == "1" or isolation == "userns+net")
     if dropped:
         _drop_privileges(drop_uid)
+    if os.getuid() == 0 or os.geteuid() == 0:
+        raise SystemExit("refusing to run model code as uid 0")
+    _load_seccomp(libc, int(config["seccomp_fd"]))
     return isolation, dropped
 
 
@@ -145,7 +217,7 @@ def _describe(exc: BaseException, limit: int) -> dict:
         lines += traceback.format_list([traceback.extract_tb(tb, limit=1)[0] for tb in kept])
         lines += traceback.format_exception_only(type(exc), exc)
     return {
-        "error_type": type(exc).__name__,
+        "error_type": _cut(type(exc).__name__, 200)[0],
         "error_message": _cut(message, limit)[0],
         "traceback": _cut("".join(lines), limit)[0],
     }
@@ -182,31 +254,64 @@ def _execute(code: str, limit: int, module: object = None, filename: str = FILEN
 
 
 def main() -> None:
-    """Set up isolation and limits, run the program from stdin and write the JSON result.
+    """Set up isolation and limits, run the program from stdin in a child and write the JSON result.
 
     Keys (``sys.argv[1:]``, ``KEY=VALUE``): ``result_fd``, ``chars`` (output limit), ``cpu`` (seconds;
     optional ``cpu_hard``, default ``cpu + 1``),
-    ``as``, ``fsize``, ``core``, ``nproc`` (rlimits), ``drop_uid`` (``-1``: keep), ``isolation`` (the
-    parent's mode: ``unshare`` makes the worker unshare the network itself) and ``userns`` (``1``: bwrap
-    already put us in a user namespace, where ``RLIMIT_NPROC`` counts only the sandbox).
+    ``as``, ``fsize``, ``core``, ``nproc``, ``nofile`` (rlimits), ``drop_uid`` (``-1``: keep),
+    ``isolation`` (the parent's mode: ``unshare`` makes the worker unshare the network itself),
+    ``userns`` (``1``: bwrap already put us in a user namespace, where ``RLIMIT_NPROC`` counts only the
+    sandbox) and ``seccomp_fd``.
+
+    After :func:`_setup` this process makes itself non-dumpable (the program cannot read its memory or
+    fds through ``/proc``) and forks the child that runs the program; only this process holds the result
+    fd. It accepts one well-formed result frame from the child's private pipe, writes the result fd,
+    then exits the way the child did.
     """
     config = dict(arg.split("=", 1) for arg in sys.argv[1:])
     result_fd = int(config["result_fd"])
     os.set_inheritable(result_fd, False)
     sys.argv = [FILENAME]
     isolation, dropped = _setup(config)
-    result = _execute(sys.stdin.read(), int(config["chars"]))
-    result["isolation"] = isolation
-    result["dropped_uid"] = dropped
+    limit = int(config["chars"])
+    _prctl(PR_SET_DUMPABLE, 0)
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        os.close(read_end)
+        os.close(result_fd)
+        _run_program(parent, write_end, limit)
+        return  # the interpreter's normal exit: threads the program left are joined, as without a child
+    os.close(write_end)
+    body = _receive(read_end, child, _pidfd(child), 16 * limit + 4096, bytearray())
+    status = os.waitpid(child, 0)[1]
+    result = _unpack(body) if body is not None else None
+    if result is not None:
+        result.pop("cell", None)
+        result["isolation"] = isolation
+        result["dropped_uid"] = dropped
+        _write_all(result_fd, _json(result))
+    os.close(result_fd)
+    _mirror(status)
+
+
+def _run_program(parent: int, fd: int, limit: int) -> None:
+    """In the child: run the program from stdin and send its result to ``parent`` on ``fd``."""
+    _prctl(PR_SET_PDEATHSIG, 9)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    me = os.getpid()
+    result = _execute(sys.stdin.read(), limit)
+    if os.getpid() != me:  # a process the program forked finished it: only the child reports
+        os._exit(0)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BaseException:  # noqa: BLE001 - e.g. the output file hit its size limit
             pass
-    data = _json(result)
-    while data:
-        data = data[os.write(result_fd, data) :]
-    os.close(result_fd)
+    _write_all(fd, _pack(result))
+    os.close(fd)
 
 
 if __name__ == "__main__":

@@ -46,19 +46,25 @@ from typing import Any
 
 from ponder.errors import ConfigError, SandboxError
 from ponder.tools.executor import ExecResult
+from ponder.tools.sandbox.cgroups import SessionCgroup
 from ponder.tools.sandbox.isolation import (
+    MAX_FILES,
     MAX_PROCESSES,
     OUTPUT_FILE_BYTES,
     Isolation,
     SettingsExecutor,
     bwrap_prefix,
+    cgroup_text,
+    describe_limits,
     drop_uid_for,
-    interpreter,
+    interpreter_for,
     kill_group,
+    open_cgroup,
     sandbox_env,
     select_isolation,
     wait_exit,
 )
+from ponder.tools.sandbox.seccomp import bpf_pipe
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +102,9 @@ class SubprocessExecutor(SettingsExecutor):
         self._active: set[int] = set()
         self._lock = threading.Lock()
         self.isolation_in_use: str = self._select(isolation)
+        nproc = os.geteuid() == 0 or self.isolation_in_use != "none"
+        group = cgroup_text(None, self.memory_mb << 20)
+        log.info("%s", describe_limits(self.isolation_in_use, group, self._config(), nproc))
 
     def close(self) -> None:
         """Kill any run still in progress; later runs raise :class:`SandboxError`."""
@@ -109,18 +118,20 @@ class SubprocessExecutor(SettingsExecutor):
     def _select(self, requested: str) -> str:
         return select_isolation(requested, self._probe)
 
-    def _probe(self, mode: str) -> bool:
-        """Run a trivial program in ``mode`` and check that it worked and was isolated."""
+    def _probe(self, mode: str) -> str | None:
+        """Run a trivial program in ``mode``: ``None`` when it worked and was isolated, else why not."""
         try:
             result, isolation = self._launch("1 + 1", mode, timeout=max(self.timeout, 15.0))
         except (OSError, SandboxError) as exc:
-            log.warning("isolation %s unavailable: %s", mode, exc)
-            return False
-        ok = result.value == "2" and isolation in ({"bwrap"} if mode == "bwrap" else {"net", "userns+net"})
-        if not ok:
-            log.warning("isolation %s does not work here: %s %s", mode, result.summary(300),
-                        result.stderr[-300:])
-        return ok
+            return f"{mode} could not start: {exc}"
+        if result.value == "2" and isolation in ({"bwrap"} if mode == "bwrap" else {"net", "userns+net"}):
+            return None
+        return f"{mode} does not work here: {result.summary(300)} {result.stderr[-300:]}"
+
+    def _config(self) -> dict[str, Any]:
+        """The worker's limit keys (without the per-run ones)."""
+        return {"chars": self.output_chars, "cpu": self.cpu_seconds, "as": self.memory_mb << 20,
+                "fsize": self.file_bytes, "core": 0, "nproc": MAX_PROCESSES, "nofile": MAX_FILES}
 
     # -- running --------------------------------------------------------------------------------
 
@@ -147,32 +158,52 @@ class SubprocessExecutor(SettingsExecutor):
         drop_uid = drop_uid_for(mode, workdir)  # root: a fresh uid with its own NPROC count
         # the sandbox's view of workdir is a private tmpfs under bwrap; these files stay outside it
         files = tempfile.mkdtemp(prefix="ponder-exec-io-")
+        cgroup = None
         try:
+            cgroup = open_cgroup(self.memory_mb << 20)
             paths = {name: os.path.join(files, name) for name in ("code", "out", "err", "result")}
             Path(paths["code"]).write_text(code, encoding="utf-8", errors="surrogatepass")
-            config = {"chars": self.output_chars, "cpu": self.cpu_seconds, "as": self.memory_mb << 20,
-                      "fsize": self.file_bytes, "core": 0, "nproc": MAX_PROCESSES,
-                      "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": mode,
+            config = {**self._config(), "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": mode,
                       "userns": int(mode == "bwrap" and os.geteuid() != 0)}
             with (open(paths["code"], "rb") as stdin, open(paths["out"], "wb") as out,
                   open(paths["err"], "wb") as err, open(paths["result"], "wb") as res):
                 config["result_fd"] = res.fileno()
-                argv = [str(interpreter()), "-I", "-S", "-B", "-X", "utf8", "-c", WORKER_SOURCE,
-                        *(f"{key}={value}" for key, value in config.items())]
-                if mode == "bwrap":
-                    argv = bwrap_prefix(workdir) + argv
-                env = sandbox_env(workdir)
-                started = time.monotonic()
-                try:
-                    proc = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=err, cwd=workdir, env=env,
-                                            pass_fds=(res.fileno(),), start_new_session=True)
-                except OSError as exc:
-                    raise SandboxError(f"could not start the code worker: {exc}") from exc
+                proc, started = self._spawn(config, mode, workdir, cgroup, stdin=stdin, stdout=out, stderr=err)
                 status, usage, timed_out = self._wait(proc, started + timeout)
             duration = time.monotonic() - started
-            return self._report(paths, status, usage, timed_out, duration, mode)
+            oom = cgroup is not None and cgroup.oom_killed()
+            return self._report(paths, status, usage, timed_out, duration, mode, oom)
         finally:
+            if cgroup is not None:
+                cgroup.close()
             shutil.rmtree(files, ignore_errors=True)
+
+    @staticmethod
+    def _spawn(config: dict[str, Any], mode: str, workdir: str, cgroup: SessionCgroup | None,
+               **streams: Any) -> tuple[subprocess.Popen, float]:
+        """Start the worker (seccomp filter and bwrap's options on pipes, in ``cgroup``): (process, start time)."""
+        passed = [config["result_fd"]]
+        opened: list[int] = []  # our pipes' read ends: closed once the worker started
+        try:
+            opened.append(bpf_pipe())
+            config["seccomp_fd"] = opened[-1]
+            argv = [str(interpreter_for(mode)), "-I", "-S", "-B", "-X", "utf8", "-c", WORKER_SOURCE,
+                    *(f"{key}={value}" for key, value in config.items())]
+            if mode == "bwrap":
+                prefix, args_fd = bwrap_prefix(workdir)
+                opened.append(args_fd)
+                argv = prefix + argv
+            if cgroup is not None:
+                argv = cgroup.wrap(argv)
+            started = time.monotonic()
+            proc = subprocess.Popen(argv, cwd=workdir, env=sandbox_env(workdir), pass_fds=tuple(passed + opened),
+                                    start_new_session=True, **streams)
+        except OSError as exc:
+            raise SandboxError(f"could not start the code worker: {exc}") from exc
+        finally:
+            for fd in opened:
+                os.close(fd)
+        return proc, started
 
     def _wait(self, proc: subprocess.Popen, deadline: float) -> tuple[int, Any, bool]:
         """Wait up to ``deadline``, kill the process group and reap: (exit status, rusage, timed out)."""
@@ -198,7 +229,7 @@ class SubprocessExecutor(SettingsExecutor):
         return (text[: self.output_chars] + "\n...[output truncated]" if cut else text), cut, size
 
     def _report(self, paths: dict[str, str], status: int, usage: Any, timed_out: bool, duration: float,
-                mode: str) -> tuple[ExecResult, str | None]:
+                mode: str, oom: bool = False) -> tuple[ExecResult, str | None]:
         stdout, cut_out, out_size = self._read(paths["out"])
         stderr, cut_err, err_size = self._read(paths["err"])
         try:
@@ -219,6 +250,8 @@ class SubprocessExecutor(SettingsExecutor):
             reason = "timeout"
         elif max(out_size, err_size) >= self.file_bytes:
             reason = "output"
+        elif sig and oom:
+            reason = "memory"  # the run's cgroup hit its memory limit
         elif sig == signal.SIGXCPU or (sig == signal.SIGKILL and (
                 cpu >= self.cpu_seconds - 0.5 or duration * (os.cpu_count() or 1) >= self.cpu_seconds)):
             reason = "cpu"  # SIGKILL: the hard CPU limit, unless too little time passed (then the OOM killer)

@@ -31,18 +31,30 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from ponder.errors import SandboxError
+from ponder.tools.sandbox.cgroups import SessionCgroup, cgroup_support
+from ponder.tools.sandbox.seccomp import filter_bpf
 
 log = logging.getLogger(__name__)
 
 Isolation = Literal["auto", "bwrap", "unshare", "none"]
 OUTPUT_FILE_BYTES = 1 << 20  # RLIMIT_FSIZE floor: caps stdout/stderr files and every file the code writes
 SANDBOX_TMP_BYTES = 64 << 20  # size of the private tmpfs /tmp under bwrap
+SANDBOX_SHM_BYTES = 16 << 20  # size of the private tmpfs /dev/shm under bwrap
 MAX_PROCESSES = 64  # RLIMIT_NPROC (threads count too) where the kernel enforces it
+MAX_FILES = 256  # RLIMIT_NOFILE
+BWRAP_INSTALL = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap)"
+BWRAP_HINT = (f'{BWRAP_INSTALL}, or set sandbox_isolation = "unshare" or "none" to run model code with weaker '
+              "isolation on purpose")
+# host /proc files that tell the sandbox about the kernel, its keys and other users: masked with /dev/null
+_MASKED_PROC = ("cmdline", "config.gz", "key-users", "keys", "kallsyms", "modules", "sched_debug",
+                "timer_list", "timer_stats", "kcore", "kmsg", "iomem", "ioports", "vmallocinfo", "slabinfo",
+                "pagetypeinfo", "kpageflags", "kpagecount", "kpagecgroup", "latency_stats", "sysrq-trigger",
+                "mtrr", "bootconfig", "lockdep", "lockdep_stats", "buddyinfo", "zoneinfo")
+_MASKED_PROC_DIRS = ("acpi", "asound", "scsi", "sys/kernel/keys", "fs/nfsd")  # read-only empty tmpfs
 # the only host dirs visible under bwrap (read-only), besides the interpreter's own prefix
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 _probe_lock = threading.Lock()
-_probed: dict[str, bool] = {}  # isolation mode -> whether it works here (probed once per process)
-_warned: set[str] = set()
+_probed: dict[str, str | None] = {}  # isolation mode -> None when it works here, else why not (once a process)
 
 
 @functools.cache
@@ -53,6 +65,35 @@ def interpreter() -> Path:
         if (base / "bin" / name).is_file():
             return base / "bin" / name
     return Path(os.path.realpath(sys.executable))
+
+
+@functools.cache
+def weak_interpreter() -> Path | None:
+    """An interpreter of our version that a fresh uid can run outside bwrap (``unshare``/``none`` as root).
+
+    The base interpreter when its prefix is world-readable, else the system's ``pythonX.Y`` (e.g. a
+    pyenv build under a ``0700`` ``/root``); ``None`` when there is none, then weak modes refuse to start.
+    """
+    if world_readable(Path(sys.base_prefix)):
+        return interpreter()
+    name = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for folder in ("/usr/bin", "/usr/local/bin"):
+        real = Path(os.path.realpath(Path(folder) / name))
+        if real.is_file() and os.access(real, os.X_OK) and world_readable(real.parent.parent / "lib" / name):
+            return real
+    return None
+
+
+def interpreter_for(mode: str) -> Path:
+    """The interpreter that runs the worker in ``mode`` (see :func:`weak_interpreter` for root outside bwrap)."""
+    if mode == "bwrap" or os.geteuid() != 0:
+        return interpreter()
+    return weak_interpreter() or interpreter()
+
+
+def bwrap_executable() -> str | None:
+    """The absolute path of bubblewrap (found on our ``PATH``, not the sandbox's); ``None`` when not installed."""
+    return shutil.which("bwrap")
 
 
 def world_readable(path: Path) -> bool:
@@ -80,14 +121,26 @@ def mount_args() -> tuple[str, ...]:
             for parent in reversed(path.parents[:-1]):  # bwrap would create these 0700
                 args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--ro-bind", str(path), str(path)]
-    args += ["--dev", "/dev", "--proc", "/proc", "--size", str(SANDBOX_TMP_BYTES), "--perms", "1777",
-             "--tmpfs", "/tmp"]
+    args += ["--dev", "/dev", "--size", str(SANDBOX_SHM_BYTES), "--perms", "1777", "--tmpfs", "/dev/shm",
+             "--proc", "/proc"]
+    for name in _MASKED_PROC:
+        if os.path.lexists(f"/proc/{name}"):
+            args += ["--ro-bind", "/dev/null", f"/proc/{name}"]  # nodev: opening it fails with EACCES
+    for name in _MASKED_PROC_DIRS:
+        if os.path.isdir(f"/proc/{name}"):
+            args += ["--size", "4096", "--tmpfs", f"/proc/{name}", "--remount-ro", f"/proc/{name}"]
+    args += ["--size", str(SANDBOX_TMP_BYTES), "--perms", "1777", "--tmpfs", "/tmp"]
     return tuple(args)
 
 
-def bwrap_prefix(workdir: str) -> list[str]:
-    """Return the bwrap command line that runs a command in ``workdir`` (a private tmpfs in the sandbox)."""
-    if os.geteuid() == 0:  # no user namespace: the worker drops to an unused uid (see drop_uid_for)
+def bwrap_options(workdir: str) -> list[str]:
+    """Return bwrap's options (without the command) that run a command in ``workdir`` (a private tmpfs).
+
+    As root bwrap makes no user namespace (the worker drops to a fresh uid instead, see
+    :func:`drop_uid_for`), so ``--disable-userns`` is not available: there the seccomp filter's rule
+    against ``CLONE_NEWUSER``/``unshare`` is what stops nested user namespaces.
+    """
+    if os.geteuid() == 0:
         spaces = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     else:
         spaces = ["--unshare-all", "--unshare-user", "--disable-userns"]
@@ -95,8 +148,27 @@ def bwrap_prefix(workdir: str) -> list[str]:
         work = ["--perms", "1777", "--dir", workdir]
     else:
         work = ["--size", str(SANDBOX_TMP_BYTES), "--perms", "1777", "--tmpfs", workdir]
-    return ["bwrap", *spaces, "--die-with-parent", "--new-session", *mount_args(), *work,
-            "--chdir", workdir]
+    return [*spaces, "--die-with-parent", "--new-session", *mount_args(), *work, "--chdir", workdir]
+
+
+def bwrap_prefix(workdir: str) -> tuple[list[str], int]:
+    """``(["bwrap", "--args", FD], FD)``: bwrap reads its options from the pipe ``FD``, not from its argv.
+
+    The sandbox can read bwrap's command line (``/proc/1/cmdline``); with ``--args`` it shows nothing of
+    the host's paths. The caller passes ``FD`` to bwrap (``pass_fds``) and closes it after the start.
+    """
+    data = b"".join(arg.encode() + b"\0" for arg in bwrap_options(workdir))
+    read_end, write_end = os.pipe()
+    try:
+        view = memoryview(data)  # a few KiB: fits in the pipe's buffer
+        while view:
+            view = view[os.write(write_end, view) :]
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return [bwrap_executable() or "bwrap", "--args", str(read_end)], read_end
 
 
 def sandbox_env(workdir: str) -> dict[str, str]:
@@ -105,46 +177,99 @@ def sandbox_env(workdir: str) -> dict[str, str]:
 
 
 def drop_uid_for(mode: str, workdir: str) -> int | None:
-    """A fresh unused uid for the worker when we are root (so ``RLIMIT_NPROC`` applies), else ``None``.
+    """A fresh unused uid for the worker when we are root (model code never runs as uid 0), else ``None``.
 
     Outside bwrap the uid must be able to use the interpreter's prefix; ``workdir`` is then chowned to it.
+
+    Raises:
+        SandboxError: as root outside bwrap when the interpreter's prefix is not world-readable.
     """
-    if os.geteuid() != 0 or not (mode == "bwrap" or world_readable(Path(sys.base_prefix))):
+    if os.geteuid() != 0:
         return None
+    if mode != "bwrap":
+        check_weak_mode(mode)
     uid = 2_000_000_000 + int.from_bytes(os.urandom(3), "little")
     if mode != "bwrap":
         os.chown(workdir, uid, uid)
     return uid
 
 
-def select_isolation(requested: str, probe: Callable[[str], bool]) -> str:
-    """Return the isolation mode to use for ``requested`` (``auto`` tries ``bwrap`` then ``unshare``).
-
-    Each mode is probed once per process with ``probe(mode)`` (True when it works and isolates).
+def check_weak_mode(mode: str) -> None:
+    """Refuse ``unshare``/``none`` as root where code could not run as an unprivileged uid.
 
     Raises:
-        SandboxError: when an explicitly requested mode does not work here.
+        SandboxError: when we are root and no interpreter of our version is usable by other users.
     """
+    if os.geteuid() == 0 and weak_interpreter() is None:
+        raise SandboxError(f'sandbox_isolation = "{mode}" as root needs a Python {sys.version_info.major}.'
+                           f"{sys.version_info.minor} that other users can run (the interpreter prefix "
+                           f"{sys.base_prefix} is not readable by them), so that code runs as an unprivileged "
+                           f"uid; use bubblewrap instead: {BWRAP_INSTALL}")
+
+
+def select_isolation(requested: str, probe: Callable[[str], str | None]) -> str:
+    """Return the isolation mode for ``requested``: ``auto`` means ``bwrap``, nothing weaker.
+
+    ``bwrap`` and ``unshare`` are probed once per process with ``probe(mode)`` (``None`` when the mode works
+    and isolates here, else the reason). ``unshare`` and ``none`` are used only when asked for by name, and
+    every call that opens one logs a warning (once per session or executor, not once per process).
+
+    Raises:
+        SandboxError: when bubblewrap is missing or cannot start (``auto``, ``bwrap``; one line that says
+            how to install it), or when a weaker mode that was asked for cannot be used safely here.
+    """
+    mode = "bwrap" if requested == "auto" else requested
+    if mode in ("unshare", "none"):
+        check_weak_mode(mode)
+    filter_bpf()  # every mode needs the seccomp filter: a missing libseccomp is its own clear error
     with _probe_lock:
-        chosen = None
-        for mode in {"auto": ("bwrap", "unshare"), "none": ()}.get(requested, (requested,)):
-            if mode not in _probed:
-                usable = mode != "bwrap" or shutil.which("bwrap") is not None
-                _probed[mode] = usable and probe(mode)
-            if _probed[mode]:
-                chosen = mode
-                break
-        if chosen is None and requested not in ("none", "auto"):
-            raise SandboxError(f"isolation {requested!r} is not available on this machine")
-        if chosen == "unshare" and requested == "auto" and "unshare" not in _warned:
-            _warned.add("unshare")
-            log.warning("running code without bwrap: network isolated with unshare, filesystem not "
-                        "isolated (install bubblewrap for full isolation)")
-        if chosen is None and "none" not in _warned:
-            _warned.add("none")
-            log.error("NETWORK ISOLATION UNAVAILABLE: model-written code runs without bwrap or a network "
-                      "namespace; it can reach the network and read your files")
-        return chosen or "none"
+        if mode != "none" and mode not in _probed:
+            if mode == "bwrap" and bwrap_executable() is None:
+                _probed[mode] = "bubblewrap (bwrap) is not installed"
+            else:
+                reason = probe(mode)
+                _probed[mode] = None if reason is None else " ".join(reason.split())[:300] or "failed"
+        failure = _probed.get(mode)
+    if failure is not None:
+        if mode == "bwrap":
+            raise SandboxError(f"cannot sandbox model code: {failure}; {BWRAP_HINT}")
+        raise SandboxError(f"isolation {mode!r} is not available on this machine: {failure}")
+    if mode == "unshare":
+        log.warning('sandbox_isolation = "unshare": model code runs without bwrap; network and pids isolated, '
+                    "the filesystem is NOT (it can read your files); seccomp and rlimits still apply")
+    elif mode == "none":
+        log.warning('sandbox_isolation = "none": model code runs WITHOUT filesystem or network isolation (it '
+                    "can read your files and reach the network); only seccomp, rlimits and a fresh uid apply")
+    return mode
+
+
+def open_cgroup(memory_bytes: int) -> SessionCgroup | None:
+    """A fresh memory + pids cgroup for one session or run (``None`` where the machine allows none)."""
+    return SessionCgroup.create(memory_bytes, MAX_PROCESSES)
+
+
+def cgroup_text(cgroup: SessionCgroup | None, memory_bytes: int = 0) -> str:
+    """The cgroup part of :func:`describe_limits`: ``cgroup`` itself, or what a run will get, or why none."""
+    if cgroup is not None:
+        return cgroup.describe()
+    support = cgroup_support()
+    if support.version and memory_bytes:
+        return f"a cgroup {support.version} per run: memory {memory_bytes >> 20} MiB, pids {MAX_PROCESSES}"
+    return f"no cgroup ({support.reason or 'could not create one'}): total memory not bounded"
+
+
+def describe_limits(mode: str, cgroup: str, config: dict[str, Any], nproc: bool) -> str:
+    """One log line: which limits are in force for a session or run (isolation, seccomp, cgroup, rlimits).
+
+    Args:
+        mode: The isolation mode.
+        cgroup: The cgroup part (:func:`cgroup_text`).
+        config: The worker's keys (``as``, ``cpu``, ``fsize``, ``nofile``, ``nproc``).
+        nproc: Whether the kernel enforces ``RLIMIT_NPROC`` for it (a fresh uid or a user namespace).
+    """
+    rlimits = (f"as {int(config['as']) >> 20} MiB per process, cpu {config['cpu']} s, fsize {config['fsize']} B, "
+               f"nofile {config.get('nofile', MAX_FILES)}, nproc {config['nproc'] if nproc else 'not enforced'}")
+    return f"sandbox limits: isolation {mode}, seccomp filter, fresh session keyring, {cgroup}; rlimits: {rlimits}"
 
 
 class _Spawner:
@@ -225,14 +350,15 @@ class SettingsExecutor:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> Self:
-        """Build from settings (``exec_timeout``, ``exec_memory_mb``, ``exec_output_chars``).
+        """Build from settings (``exec_timeout``, ``exec_memory_mb``, ``exec_output_chars``, ``sandbox_isolation``).
 
         Args:
             settings: The settings.
             **overrides: Constructor arguments that win over the settings (e.g. ``isolation``).
         """
         kwargs: dict[str, Any] = {"timeout": settings.exec_timeout, "memory_mb": settings.exec_memory_mb,
-                                  "output_chars": settings.exec_output_chars}
+                                  "output_chars": settings.exec_output_chars,
+                                  "isolation": getattr(settings, "sandbox_isolation", "auto")}
         return cls(**{**kwargs, **overrides})
 
     def __enter__(self) -> Self:

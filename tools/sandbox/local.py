@@ -48,20 +48,26 @@ from typing import Any
 
 from ponder.errors import ConfigError, SandboxError
 from ponder.tools.executor import ExecResult
+from ponder.tools.sandbox.cgroups import SessionCgroup
 from ponder.tools.sandbox.isolation import (
+    MAX_FILES,
     MAX_PROCESSES,
     OUTPUT_FILE_BYTES,
     Isolation,
     SettingsExecutor,
     bwrap_prefix,
+    cgroup_text,
+    describe_limits,
     drop_uid_for,
-    interpreter,
+    interpreter_for,
     kill_group,
+    open_cgroup,
     sandbox_env,
     select_isolation,
     spawn,
     wait_exit,
 )
+from ponder.tools.sandbox.seccomp import bpf_pipe
 
 log = logging.getLogger(__name__)
 _HERE = Path(__file__).resolve().parent
@@ -97,8 +103,10 @@ class _Worker:
         self._fds: list[int] = []
         self.proc: subprocess.Popen | None = None
         self._procs: list[subprocess.Popen] = []
+        self.cgroup: SessionCgroup | None = None
+        self._cgroups: list[SessionCgroup] = []
         self._finalizer = weakref.finalize(self, _Worker._cleanup, self._fds, [self.workdir, self._iodir],
-                                           self._procs)
+                                           self._procs, self._cgroups)
         try:
             self._start(config, deadline)
         except BaseException:
@@ -112,20 +120,29 @@ class _Worker:
         req_r, self._req = os.pipe()
         self._resp, resp_w = os.pipe()
         self._fds += [self.out, self.err, self._req, self._resp]
-        config = {**config, "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": self.mode,
-                  "userns": int(self.mode == "bwrap" and os.geteuid() != 0), "req_fd": req_r, "resp_fd": resp_w}
-        argv = [str(interpreter()), "-I", "-S", "-B", "-X", "utf8", "-c", KERNEL_SOURCE,
-                *(f"{key}={value}" for key, value in config.items())]
-        if self.mode == "bwrap":
-            argv = bwrap_prefix(self.workdir) + argv
+        passed = [req_r, resp_w]  # the child's ends: closed here once it started
         try:
+            passed.append(bpf_pipe())
+            config = {**config, "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": self.mode,
+                      "userns": int(self.mode == "bwrap" and os.geteuid() != 0), "req_fd": req_r, "resp_fd": resp_w,
+                      "seccomp_fd": passed[-1]}
+            argv = [str(interpreter_for(self.mode)), "-I", "-S", "-B", "-X", "utf8", "-c", KERNEL_SOURCE,
+                    *(f"{key}={value}" for key, value in config.items())]
+            if self.mode == "bwrap":
+                prefix, args_fd = bwrap_prefix(self.workdir)
+                passed.append(args_fd)
+                argv = prefix + argv
+            self.cgroup = open_cgroup(int(config["as"]))
+            if self.cgroup is not None:
+                self._cgroups.append(self.cgroup)
+                argv = self.cgroup.wrap(argv)
             self.proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err, cwd=self.workdir,
-                              env=sandbox_env(self.workdir), pass_fds=(req_r, resp_w), start_new_session=True)
+                              env=sandbox_env(self.workdir), pass_fds=tuple(passed), start_new_session=True)
         except OSError as exc:
             raise SandboxError(f"could not start the sandbox session: {exc}") from exc
         finally:
-            os.close(req_r)
-            os.close(resp_w)
+            for fd in passed:
+                os.close(fd)
         self._procs.append(self.proc)
         os.set_blocking(self._req, False)
         try:
@@ -138,13 +155,21 @@ class _Worker:
             tail = os.pread(self.err, 2000, 0).decode("utf-8", "replace")
             raise SandboxError(f"the sandbox session did not start ({ready}): {tail.strip()[-500:]}")
         self.isolation, self.dropped_uid = ready.get("isolation"), ready.get("dropped_uid")
+        nproc = bool(self.dropped_uid) or self.isolation in ("bwrap", "userns+net")
+        log.info("%s", describe_limits(self.mode, cgroup_text(self.cgroup), config, nproc))
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer hit the session's cgroup (its memory limit)."""
+        return self.cgroup is not None and self.cgroup.oom_killed()
 
     @staticmethod
-    def _cleanup(fds: list[int], dirs: list[str], procs: list[subprocess.Popen]) -> None:
+    def _cleanup(fds: list[int], dirs: list[str], procs: list[subprocess.Popen], cgroups: list[SessionCgroup]) -> None:
         for proc in procs:
             if proc.returncode is None:
                 kill_group(proc.pid)
                 proc.wait()
+        for cgroup in cgroups:
+            cgroup.close()  # kills what escaped the process group, removes the cgroup
         for fd in fds:
             try:
                 os.close(fd)
@@ -292,23 +317,22 @@ class LocalSandbox(SettingsExecutor):
 
     def _start(self, mode: str) -> _Worker:
         config = {"chars": self.output_chars, "cpu": self.cpu_seconds, "cpu_hard": max(300, 30 * self.cpu_seconds),
-                  "as": self.memory_mb << 20, "fsize": self.file_bytes, "core": 0, "nproc": MAX_PROCESSES}
+                  "as": self.memory_mb << 20, "fsize": self.file_bytes, "core": 0, "nproc": MAX_PROCESSES,
+                  "nofile": MAX_FILES}
         return _Worker(mode, config, time.monotonic() + max(START_TIMEOUT, self.timeout))
 
-    def _probe(self, mode: str) -> bool:
-        """Start a session in ``mode`` and check that it is isolated; a working one is kept for this sandbox."""
+    def _probe(self, mode: str) -> str | None:
+        """Start a session in ``mode``: ``None`` when it is isolated (kept for this sandbox), else why not."""
         try:
             worker = self._start(mode)
         except (OSError, SandboxError) as exc:
-            log.warning("isolation %s unavailable for sessions: %s", mode, exc)
-            return False
+            return f"{mode} could not start a session: {exc}"
         expected = {"bwrap"} if mode == "bwrap" else {"net", "userns+net"}
         if worker.isolation not in expected:
-            log.warning("isolation %s does not isolate here (worker reported %s)", mode, worker.isolation)
             worker.dispose()
-            return False
+            return f"{mode} does not isolate here (the worker reported {worker.isolation})"
         self._worker = worker
-        return True
+        return None
 
     def run(self, code: str) -> SessionResult:
         """Run ``code`` in the session and report what happened.
@@ -369,6 +393,8 @@ class LocalSandbox(SettingsExecutor):
             reason = "timeout"
         elif reply == "garbled":
             reason = "crash"
+        elif not data and worker.oom_killed():
+            reason = "memory"  # the session's cgroup hit its memory limit
         elif not data:
             sig = -status if status < 0 else (status - 128 if worker.mode != "none" and status > 128 else 0)
             if sig == signal.SIGXCPU or (
