@@ -31,6 +31,7 @@ from ponder.tools.grading import GradeReport, grade
 if TYPE_CHECKING:
     from ponder.config import Settings
     from ponder.envs.context import EvalOptions
+    from ponder.tools.executor import CodeExecutor
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(?P<code>.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
@@ -67,19 +68,25 @@ def completion_from_reply(reply: str, entry_point: str) -> str | None:
     return code.rstrip() + "\n"
 
 
-def run_tests(settings: Settings, prompt: str, completion: str, test: str, entry_point: str) -> GradeReport:
-    """Grade ``prompt + completion`` with the dataset's ``test`` in a fresh sandbox session, then close it.
+def grade_completion(executor: CodeExecutor, prompt: str, completion: str, test: str,
+                     entry_point: str) -> GradeReport:
+    """Grade ``prompt + completion`` against the dataset's ``test`` in ``executor`` (trusted grading).
 
     The candidate is the definitions of ``prompt + completion``; the trusted side runs ``prompt`` (its
     helper functions, which some tests use), ``test`` and then ``check(entry_point)``, with only
     ``entry_point`` taken from the candidate.
     """
+    return grade(executor, prompt + completion, [f"check({entry_point})"], setup=f"{prompt}\n{test}\n",
+                 exports=[entry_point])
+
+
+def run_tests(settings: Settings, prompt: str, completion: str, test: str, entry_point: str) -> GradeReport:
+    """:func:`grade_completion` in a fresh sandbox session (``exec_timeout`` seconds), closed afterwards."""
     from ponder.tools.sandbox import open_sandbox
 
     session = open_sandbox(settings)
     try:
-        return grade(session, prompt + completion, [f"check({entry_point})"], setup=f"{prompt}\n{test}\n",
-                     exports=[entry_point])
+        return grade_completion(session, prompt, completion, test, entry_point)
     finally:
         session.close()
 
