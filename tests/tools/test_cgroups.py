@@ -407,3 +407,14 @@ def test_a_host_that_exits_without_close_leaves_nothing(support: CgroupSupport) 
     name, pid = result.stdout.split()
     assert wait_until(lambda: not alive(int(pid)))
     assert not any((parent / name).exists() for parent in support.parents)
+
+
+def test_close_right_after_the_start_wins_the_race(support: CgroupSupport) -> None:
+    # close() may run while the prefix is still joining: the process is killed or never runs its command
+    for _ in range(20):
+        cg = SessionCgroup.create(LIMIT, 8)
+        assert cg is not None
+        proc = subprocess.Popen(cg.wrap(["sleep", "60"]), stderr=subprocess.DEVNULL)
+        cg.close()
+        assert proc.wait(5) in (-signal.SIGKILL, EXIT_CANNOT_JOIN)
+        assert not any(d.exists() for d in cg.dirs)

@@ -250,25 +250,30 @@ def _kill(dirs: Sequence[Path], version: str | None, wait_s: float = _KILL_WAIT_
 
 
 def _destroy(version: str | None, dirs: tuple[Path, ...], owner: int) -> None:
-    """Kill what is left in ``dirs`` and remove them; never raises (also the finalizer at exit)."""
+    """Kill what is in ``dirs`` and remove them; never raises (also the finalizer at exit).
+
+    Kill and rmdir alternate until every directory is gone: a process that joins after a kill (a
+    :meth:`SessionCgroup.wrap` prefix still starting) makes rmdir fail with EBUSY and is killed on the next
+    round; one that tries to join after the rmdir cannot, and exits without running its command.
+    """
     if os.getpid() != owner:  # a forked child of the host: the cgroup is not its to remove
         return
-    if not _kill(dirs, version):
-        log.warning("cgroup %s: processes survived SIGKILL for %.0f s", dirs[0], _KILL_WAIT_S)
-    for directory in dirs:
-        for _ in range(50):
+    deadline = time.monotonic() + _KILL_WAIT_S
+    left = list(dirs)
+    while left:
+        _kill(dirs, version, max(0.0, deadline - time.monotonic()))
+        for directory in list(left):
             try:
                 directory.rmdir()
-                break
             except FileNotFoundError:
-                break
-            except OSError as exc:  # EBUSY while the last tasks finish exiting
-                if exc.errno != errno.EBUSY:
-                    log.warning("cannot remove cgroup %s: %s", directory, exc)
-                    break
-                time.sleep(0.01)
-        else:
-            log.warning("cannot remove cgroup %s: still busy", directory)
+                pass
+            except OSError as exc:
+                if exc.errno == errno.EBUSY and time.monotonic() < deadline:
+                    continue
+                log.warning("cannot remove cgroup %s: %s", directory, exc)
+            left.remove(directory)
+        if left:
+            time.sleep(0.002)
 
 
 def remove_stale(parents: Sequence[Path]) -> list[Path]:
