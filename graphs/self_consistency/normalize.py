@@ -119,14 +119,15 @@ def normalize_code_key(answer: str, ctx: NormalizeContext) -> str | None:
         return ctx.cache[canonical]
     if ctx.executor_factory is None:
         raise ConfigError("code answers with tests need a sandbox (NormalizeContext.executor_factory)")
-    outcome = []
     executor = ctx.executor_factory()
     try:
-        for test in ctx.tests:  # one graded run per test: each gets the whole timeout, as before
-            outcome.append(grade(executor, code, [test]).signature or "F")
+        report = grade(executor, code, ctx.tests)  # one run, a fresh candidate process per test
+        signature = report.signature
+        if report.kill_reason is not None and len(ctx.tests) > 1:  # one test hung: each gets its own run
+            signature = "".join(grade(executor, code, [test]).signature for test in ctx.tests)
     finally:
         executor.close()
-    key = "tests:" + "".join(outcome)
+    key = "tests:" + signature
     ctx.cache[canonical] = key
     return key
 

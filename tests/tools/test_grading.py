@@ -146,3 +146,13 @@ def test_each_test_gets_a_fresh_candidate(executor):
 def test_a_syntax_error_fails_without_running(executor):
     report = grade(executor, "def f(:\n", ["assert f()"])
     assert not report.passed and report.result is None and "SyntaxError" in report.error
+
+
+@pytest.mark.slow  # waits out two 1 s sandbox timeouts
+def test_a_hanging_test_fails_alone_in_self_consistency_keys():
+    from ponder.graphs.self_consistency.normalize import NormalizeContext, answer_key
+
+    ctx = NormalizeContext(tests=["assert f(1) == 2", "assert f(-1) == 0"],
+                           executor_factory=lambda: SubprocessExecutor(timeout=1.0))
+    code = "def f(x):\n    while x < 0:\n        pass\n    return x + 1\n"
+    assert answer_key(code, "code", ctx) == "tests:PF"

@@ -3,9 +3,9 @@
 The host sends ``_codec.py`` + this file + a call of :func:`grade` with everything as literals; the
 program's last expression is that call, so its value (the sandbox's result) is the verdict. The trusted
 side first makes itself non-dumpable (no ``ptrace``, no ``/proc/<pid>/mem``, ``/fd`` or ``/environ`` for
-processes of the same uid), then forks a candidate process that closes every inherited descriptor but
-0-2 (stdin becomes ``/dev/null``) and its two channel pipes and execs a fresh interpreter running
-``_candidate.py``. The tests run here, with pristine builtins, in namespaces where the candidate's
+processes of the same uid), then, per test, forks a candidate process that closes every inherited
+descriptor but 0-2 (stdin becomes ``/dev/null``) and its two channel pipes and execs a fresh interpreter
+running ``_candidate.py``. The tests run here, with pristine builtins, in namespaces where the candidate's
 functions are proxies: arguments and results cross the pipes as plain values (``_codec.py``). A test
 passes only if it finishes, the candidate answered every call with a plain value or an ``Exception``
 and acknowledged the end ("tests finished"), and no signal reached this process meanwhile.

@@ -127,7 +127,17 @@ def grade(executor: CodeExecutor, program: str, tests: Sequence[str], setup: str
     """Grade the candidate ``program`` against ``tests`` in ``executor`` (one run; the caller closes it).
 
     Only the definitions of ``program`` are kept (:func:`keep_definitions`). Each test runs on the
-    trusted side with a fresh candidate process; see :mod:`ponder.tools.grading`.
+    trusted side with a fresh candidate process; see :mod:`ponder.tools.grading`. ``executor`` should
+    be fresh, or have run only trusted code: in a session sandbox, earlier runs may share the harness's
+    interpreter (and could have patched its builtins) unless the sandbox runs each cell in a child.
+
+    Args:
+        executor: Where the harness runs (any :class:`~ponder.tools.executor.CodeExecutor`).
+        program: The candidate's source (only its definitions are kept).
+        tests: Test snippets, one verdict each, run on the trusted side after ``setup``.
+        setup: Trusted code run before each test (e.g. the dataset's ``check`` function).
+        exports: The candidate's names the tests may call; empty: every callable it defines whose
+            name is not a builtin's or a dunder.
 
     Raises:
         ValueError: when there are no tests.
