@@ -210,7 +210,7 @@ def _procs(dirs: Sequence[Path]) -> set[int]:
     for directory in dirs:
         try:
             pids.update(int(p) for p in (directory / "cgroup.procs").read_text().split())
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):  # gone (removed) or going (ENODEV): nothing to kill there
             pass
     return pids
 
