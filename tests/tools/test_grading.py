@@ -156,3 +156,11 @@ def test_a_hanging_test_fails_alone_in_self_consistency_keys():
                            executor_factory=lambda: SubprocessExecutor(timeout=1.0))
     code = "def f(x):\n    while x < 0:\n        pass\n    return x + 1\n"
     assert answer_key(code, "code", ctx) == "tests:PF"
+
+
+def test_the_candidate_cannot_replace_the_setups_names(executor):
+    setup = "def check(f):\n    assert f(1) == 2\n"
+    cheat = "def check(f):\n    return None\ndef helper():\n    return 1\ndef f(x):\n    return 0\n"
+    report = grade(executor, cheat, ["check(f)"], setup=setup)
+    assert not report.passed and "assert f(1) == 2" in report.summary()
+    assert grade(executor, "def f(x):\n    return x + 1\n", ["check(f)"], setup=setup).passed

@@ -252,7 +252,8 @@ def _run_test(runner: str, candidate: str, setup: str, test: str, exports: list)
         namespace = {"__name__": "__grader__", "__builtins__": dict(_PRISTINE)}
         try:
             exec(compile(setup, "<setup>", "exec"), namespace)
-            namespace.update({name: _proxy(process, name) for name in names})
+            # the names the candidate announced never replace the setup's (its check(), its helpers)
+            namespace.update({name: _proxy(process, name) for name in names if exports or name not in namespace})
             exec(compile(test, "<test>", "exec"), namespace)
             process.finish()
         except Exception as exc:  # noqa: BLE001 - a failing test (or the candidate's re-raised error)
