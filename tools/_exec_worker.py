@@ -217,7 +217,7 @@ def _describe(exc: BaseException, limit: int) -> dict:
         lines += traceback.format_list([traceback.extract_tb(tb, limit=1)[0] for tb in kept])
         lines += traceback.format_exception_only(type(exc), exc)
     return {
-        "error_type": _cut(type(exc).__name__, 200)[0],
+        "error_type": type(exc).__name__,
         "error_message": _cut(message, limit)[0],
         "traceback": _cut("".join(lines), limit)[0],
     }
@@ -254,64 +254,31 @@ def _execute(code: str, limit: int, module: object = None, filename: str = FILEN
 
 
 def main() -> None:
-    """Set up isolation and limits, run the program from stdin in a child and write the JSON result.
+    """Set up isolation and limits, run the program from stdin and write the JSON result.
 
     Keys (``sys.argv[1:]``, ``KEY=VALUE``): ``result_fd``, ``chars`` (output limit), ``cpu`` (seconds;
     optional ``cpu_hard``, default ``cpu + 1``),
-    ``as``, ``fsize``, ``core``, ``nproc``, ``nofile`` (rlimits), ``drop_uid`` (``-1``: keep),
-    ``isolation`` (the parent's mode: ``unshare`` makes the worker unshare the network itself),
-    ``userns`` (``1``: bwrap already put us in a user namespace, where ``RLIMIT_NPROC`` counts only the
-    sandbox) and ``seccomp_fd``.
-
-    After :func:`_setup` this process makes itself non-dumpable (the program cannot read its memory or
-    fds through ``/proc``) and forks the child that runs the program; only this process holds the result
-    fd. It accepts one well-formed result frame from the child's private pipe, writes the result fd,
-    then exits the way the child did.
+    ``as``, ``fsize``, ``core``, ``nproc`` (rlimits), ``drop_uid`` (``-1``: keep), ``isolation`` (the
+    parent's mode: ``unshare`` makes the worker unshare the network itself) and ``userns`` (``1``: bwrap
+    already put us in a user namespace, where ``RLIMIT_NPROC`` counts only the sandbox).
     """
     config = dict(arg.split("=", 1) for arg in sys.argv[1:])
     result_fd = int(config["result_fd"])
     os.set_inheritable(result_fd, False)
     sys.argv = [FILENAME]
     isolation, dropped = _setup(config)
-    limit = int(config["chars"])
-    _prctl(PR_SET_DUMPABLE, 0)
-    read_end, write_end = os.pipe()
-    parent = os.getpid()
-    child = os.fork()
-    if child == 0:
-        os.close(read_end)
-        os.close(result_fd)
-        _run_program(parent, write_end, limit)
-        return  # the interpreter's normal exit: threads the program left are joined, as without a child
-    os.close(write_end)
-    body = _receive(read_end, child, _pidfd(child), 16 * limit + 4096, bytearray())
-    status = os.waitpid(child, 0)[1]
-    result = _unpack(body) if body is not None else None
-    if result is not None:
-        result.pop("cell", None)
-        result["isolation"] = isolation
-        result["dropped_uid"] = dropped
-        _write_all(result_fd, _json(result))
-    os.close(result_fd)
-    _mirror(status)
-
-
-def _run_program(parent: int, fd: int, limit: int) -> None:
-    """In the child: run the program from stdin and send its result to ``parent`` on ``fd``."""
-    _prctl(PR_SET_PDEATHSIG, 9)
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
-    me = os.getpid()
-    result = _execute(sys.stdin.read(), limit)
-    if os.getpid() != me:  # a process the program forked finished it: only the child reports
-        os._exit(0)
+    result = _execute(sys.stdin.read(), int(config["chars"]))
+    result["isolation"] = isolation
+    result["dropped_uid"] = dropped
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BaseException:  # noqa: BLE001 - e.g. the output file hit its size limit
             pass
-    _write_all(fd, _pack(result))
-    os.close(fd)
+    data = _json(result)
+    while data:
+        data = data[os.write(result_fd, data) :]
+    os.close(result_fd)
 
 
 if __name__ == "__main__":
