@@ -82,6 +82,15 @@ FAKES = {
                      "if os.path.basename(args[0]).startswith('python') and PYTHON:\n"
                      "    args[0] = PYTHON\n"
                      "os.execvp(args[0], args)\n"),
+    "host-root-visible": (  # the real bwrap with the namespaces and a private /tmp, but the host's / bound in
+        "import os, sys\nargs = sys.argv[1:]\n"
+        "while args and args[0].startswith('--'):\n"
+        "    args = args[2:] if args[0] == '--args' else args[1:]\n"
+        "if os.path.basename(args[0]).startswith('python') and PYTHON:\n"
+        "    args[0] = PYTHON\n"
+        "os.execv('/usr/bin/bwrap', ['bwrap', '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts',"
+        " '--unshare-cgroup-try', '--die-with-parent', '--bind', '/', '/', '--proc', '/proc', '--dev', '/dev',"
+        " '--tmpfs', '/tmp', '--', *args])\n"),
     "hostile-error": ("import sys\nsys.stderr.write('bwrap: setting up uid map: Permission denied\\n' * 50 + "
                       "'\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J\\x1b[1A\\rrm -rf ~\\n' + 'x' * 20000)\nsys.exit(1)\n"),
 }
@@ -103,8 +112,8 @@ def system_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def marker() -> Iterator[Path]:
-    """A host path any uid could create (a ``1777`` directory in the host's ``/tmp``); removed afterwards."""
-    folder = Path(f"/tmp/ponder-sec-{uuid.uuid4().hex}")
+    """A host path any uid could create (a ``1777`` directory in the host's ``/var/tmp``); removed afterwards."""
+    folder = Path(f"/var/tmp/ponder-sec-{uuid.uuid4().hex}")
     folder.mkdir()
     folder.chmod(0o1777)
     try:
@@ -204,11 +213,13 @@ def test_auto_with_a_bwrap_that_cannot_start(tmp_path: Path, system_path: str, m
         assert "\x1b" not in report["errors"][0] and "rm -rf" not in report["errors"][0], report
 
 
-@pytest.mark.parametrize("executor", ["session", "one-shot"])
+@pytest.mark.parametrize(("kind", "executor"), [("no-isolation", "session"), ("no-isolation", "one-shot"),
+                                               ("host-root-visible", "session")])
 def test_auto_with_a_bwrap_that_does_not_isolate(tmp_path: Path, system_path: str, marker: Path, checkout: Path,
-                                                 executor: str) -> None:
-    """A ``bwrap`` that starts the command as it is (a broken or hijacked install): nothing may run on the host."""
-    fake, log = fake_bwrap(tmp_path, "no-isolation")
+                                                 kind: str, executor: str) -> None:
+    """A ``bwrap`` that runs the command as it is, or with new namespaces and a private ``/tmp`` but the host's
+    root bound in (a broken, patched or hijacked install): no model code may run on the host's filesystem."""
+    fake, log = fake_bwrap(tmp_path, kind)
     report = run_sandboxes(f"{fake}:{system_path}", marker, checkout, executor)
     assert log.is_file(), "the fake bwrap was never called: the attack did not happen"
     assert not marker.exists(), f"model code ran on the host's filesystem: {report}"
