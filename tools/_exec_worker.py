@@ -164,16 +164,33 @@ def _load_seccomp(libc: object, fd: int) -> None:
         raise SystemExit(f"could not install the seccomp filter: {os.strerror(ctypes.get_errno())}")
 
 
+def _check_bwrap(config: dict) -> None:
+    """Under bwrap, refuse to go on unless it really isolated us (a broken or replaced ``bwrap`` may not).
+
+    Every namespace in ``host_ns`` (``name:inode,...``, the host's own) must differ from ours, and the host
+    path ``canary`` (outside everything bwrap mounts) must not be visible.
+    """
+    for item in config["host_ns"].split(","):
+        name, _, inode = item.partition(":")
+        if os.stat(f"/proc/self/ns/{name}").st_ino == int(inode):
+            raise SystemExit(f"not isolated: the {name} namespace is the host's")
+    if os.path.lexists(config["canary"]):
+        raise SystemExit("not isolated: the host's files are visible")
+
+
 def _setup(config: dict) -> tuple:
     """Isolate and limit this process before any model code runs: ``(isolation achieved, uid dropped)``.
 
-    Shared by the one-shot worker and the session worker. In order: unshare the network when asked
-    (fallback isolation without bwrap), join a fresh session keyring, set the kernel resource limits, drop
-    root to a fresh uid when asked, then install the seccomp filter read from ``seccomp_fd`` (last: it
-    denies ``unshare`` and ``keyctl``). Any failure ends the worker; it never goes on as uid 0.
+    Shared by the one-shot worker and the session worker. In order: check that bwrap isolated us (bwrap
+    mode) or unshare the network and pids (``unshare`` mode), join a fresh session keyring, set the kernel
+    resource limits, drop root to a fresh uid when asked, then install the seccomp filter read from
+    ``seccomp_fd`` (last: it denies ``unshare`` and ``keyctl``). Any failure ends the worker; it never
+    goes on as uid 0.
     """
     import ctypes
 
+    if config["isolation"] == "bwrap":
+        _check_bwrap(config)
     isolation = _unshare() if config["isolation"] == "unshare" else config["isolation"]
     libc = ctypes.CDLL(None, use_errno=True)
     _join_session_keyring(libc)

@@ -10,23 +10,32 @@ What is bounded (by the kernel, set by the worker before any model code runs):
   dies with it, so children that called ``setsid`` die too);
 * CPU time per process (``RLIMIT_CPU``), address space per process (``RLIMIT_AS``), size of every file
   written, stdout/stderr included (``RLIMIT_FSIZE``), no core dumps;
-* process/thread count (``RLIMIT_NPROC``) only where the kernel enforces it: under bwrap as root the
-  worker drops to a fresh unused uid (root itself is exempt from ``RLIMIT_NPROC``), under bwrap as a
-  normal user it counts the sandbox's user namespace, in ``unshare`` mode only inside a new user
-  namespace (not as root).
+* process/thread count (``RLIMIT_NPROC``) only where the kernel enforces it: as root the worker drops
+  to a fresh unused uid (root itself is exempt from ``RLIMIT_NPROC``), under bwrap as a normal user it
+  counts the sandbox's user namespace, in ``unshare`` mode only inside a new user namespace;
+* open files (``RLIMIT_NOFILE``);
+* where the machine allows a cgroup (one per run; the log line at construction says which limits are in
+  force): memory of all the run's processes together, memfd and tmpfs pages included (hitting it kills
+  the run with reason ``memory``), and their count.
 
-Isolation modes: ``bwrap`` (no network; new pid/ipc/uts namespaces; only ``/usr``, ``/etc``, ``/lib*``
-and the interpreter's prefix visible, read-only, so homes and the project are hidden; a small private
-tmpfs ``/tmp`` is the only writable place), ``unshare`` (fallback: new network and pid namespaces, the
-filesystem is *not* isolated) and ``none`` (no isolation, logged loudly).
+Isolation modes: ``bwrap`` (the default, ``auto``: no network; new pid/ipc/uts namespaces; only
+``/usr``, ``/etc``, ``/lib*`` and the interpreter's prefix visible, read-only, so homes and the project
+are hidden; a small private tmpfs ``/tmp`` is the only writable place; sensitive ``/proc`` files masked);
+where bwrap is missing or cannot start the executor raises :class:`~ponder.errors.SandboxError` and runs
+nothing. ``unshare`` (new network and pid namespaces, the filesystem is *not* isolated) and ``none`` (no
+namespaces) run only when set (``sandbox_isolation``) and are warned by every executor. In every mode the
+worker joins a fresh session keyring, never runs model code as uid 0 and installs a seccomp filter
+(:mod:`ponder.tools.sandbox.seccomp`: keyrings, io_uring, bpf, perf, namespaces, mounts, raw/packet/vsock
+sockets and more are denied).
 
 The limits are set by the worker itself rather than in a ``preexec_fn``: ``preexec_fn`` is unsafe in a
 threaded parent and forces a full ``fork()`` of it (slow for a process holding a model).
 
-Not bounded: total memory of many processes (each has its own ``RLIMIT_AS``), the process count as root
-without bwrap (only the timeout, the per-process CPU limit and the pid namespace stop a fork bomb), disk
-writes in ``unshare``/``none`` modes (per file only), processes that leave the process group in ``none``
-mode, and kernel attack surface (no seccomp filter).
+Not bounded: without a cgroup, total memory of many processes (each has its own ``RLIMIT_AS``) and, as
+a normal user without bwrap, their count (only the timeout, the per-process CPU limit and the pid
+namespace stop a fork bomb); disk writes in ``unshare``/``none`` modes (per file only); processes that
+leave the process group in ``none`` mode without a cgroup; the kernel interfaces the seccomp filter
+allows.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from ponder.tools.sandbox.isolation import (
     OUTPUT_FILE_BYTES,
     Isolation,
     SettingsExecutor,
+    bwrap_checks,
     bwrap_prefix,
     cgroup_text,
     describe_limits,
@@ -164,7 +174,8 @@ class SubprocessExecutor(SettingsExecutor):
             paths = {name: os.path.join(files, name) for name in ("code", "out", "err", "result")}
             Path(paths["code"]).write_text(code, encoding="utf-8", errors="surrogatepass")
             config = {**self._config(), "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": mode,
-                      "userns": int(mode == "bwrap" and os.geteuid() != 0)}
+                      "userns": int(mode == "bwrap" and os.geteuid() != 0),
+                      **(bwrap_checks(files) if mode == "bwrap" else {})}
             with (open(paths["code"], "rb") as stdin, open(paths["out"], "wb") as out,
                   open(paths["err"], "wb") as err, open(paths["result"], "wb") as res):
                 config["result_fd"] = res.fileno()

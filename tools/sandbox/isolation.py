@@ -1,9 +1,16 @@
 """Isolation helpers shared by the one-shot executor and the local sandbox session.
 
-* :func:`select_isolation` picks ``bwrap``, ``unshare`` or ``none`` once per process (probing each mode
-  with a caller-supplied probe; the answer is cached for every executor) and logs a fallback once.
-* :func:`bwrap_prefix` builds the bubblewrap command line: no network, new pid/ipc/uts namespaces, only
-  the system dirs and the interpreter's prefix visible (read-only), a private tmpfs ``/tmp``.
+* :func:`select_isolation` fails closed: ``auto`` is ``bwrap`` (probed once per process) or a
+  :class:`SandboxError` that says how to install bubblewrap; ``unshare`` and ``none`` only when asked for
+  by name, warned every time, and as root only with an interpreter a fresh uid can run
+  (:func:`weak_interpreter`): model code never runs as uid 0.
+* :func:`bwrap_prefix` builds the bubblewrap command line, its options on a pipe (``--args``: the
+  sandbox's ``/proc/1/cmdline`` shows bwrap and the worker's command, not the host paths it mounts): no
+  network, new pid/ipc/uts namespaces (and a user namespace without further ones when not root; as root
+  the seccomp filter refuses them), only the system dirs and the interpreter's prefix visible
+  (read-only), the kernel's sensitive ``/proc`` files masked, private size-capped ``/tmp`` and ``/dev/shm``.
+* :func:`open_cgroup` and :func:`describe_limits`: one cgroup per session or run (memory and pids, from
+  :mod:`ponder.tools.sandbox.cgroups`) and the log line that says which limits are in force.
 * :func:`sandbox_env` is the scrubbed environment; :func:`drop_uid_for` picks a fresh unprivileged uid
   when running as root (root is exempt from ``RLIMIT_NPROC``).
 * :func:`spawn` starts a process from one long-lived thread: bwrap's ``--die-with-parent`` (and
@@ -52,6 +59,7 @@ _MASKED_PROC = ("cmdline", "config.gz", "key-users", "keys", "kallsyms", "module
                 "mtrr", "bootconfig", "lockdep", "lockdep_stats", "buddyinfo", "zoneinfo")
 _MASKED_PROC_DIRS = ("acpi", "asound", "scsi", "sys/kernel/keys", "fs/nfsd")  # read-only empty tmpfs
 # the only host dirs visible under bwrap (read-only), besides the interpreter's own prefix
+_BWRAP_NAMESPACES = ("net", "pid", "mnt", "ipc", "uts")  # new under bwrap, root or not
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 _probe_lock = threading.Lock()
 _probed: dict[str, str | None] = {}  # isolation mode -> None when it works here, else why not (once a process)
@@ -169,6 +177,16 @@ def bwrap_prefix(workdir: str) -> tuple[list[str], int]:
     finally:
         os.close(write_end)
     return [bwrap_executable() or "bwrap", "--args", str(read_end)], read_end
+
+
+def bwrap_checks(canary: str) -> dict[str, str]:
+    """The worker's keys that let it check bwrap isolated it: the host's namespaces and a hidden host path.
+
+    Args:
+        canary: A host path outside every directory bwrap mounts (e.g. the host-side output folder).
+    """
+    host_ns = ",".join(f"{name}:{os.stat(f'/proc/self/ns/{name}').st_ino}" for name in _BWRAP_NAMESPACES)
+    return {"host_ns": host_ns, "canary": canary}
 
 
 def sandbox_env(workdir: str) -> dict[str, str]:

@@ -6,11 +6,16 @@ small persistent worker (``tools/sandbox/_kernel_worker.py``) speaking a length-
 over two pipes, not a Jupyter kernel: it starts in tens of milliseconds (a kernel takes about a second)
 and is easy to confine, because it is a single ``python -I -S -B`` process with nothing but the stdlib.
 
-Isolation is the one-shot executor's (:mod:`ponder.tools.sandbox.isolation`): under bubblewrap no
-network, new pid/ipc/uts namespaces, a read-only view of the system dirs and the interpreter only (not
-the project, not homes, not other sessions), a private 64 MiB tmpfs ``/tmp`` holding the session's
-working dir, a scrubbed environment and, as root, a fresh unprivileged uid. Where bwrap cannot start,
-``unshare`` (network and pid namespaces, filesystem *not* isolated) is used and logged once.
+Isolation is the one-shot executor's (:mod:`ponder.tools.sandbox.isolation`). By default (``auto``)
+bubblewrap: no network, new pid/ipc/uts (and, not as root, user) namespaces, a read-only view of the
+system dirs and the interpreter only (not the project, not homes, not other sessions), a private 64 MiB
+tmpfs ``/tmp`` holding the session's working dir and a 16 MiB ``/dev/shm``, the kernel's sensitive
+``/proc`` files masked, a scrubbed environment. Where bwrap is missing or cannot start the session does
+not open (:class:`~ponder.errors.SandboxError`); ``unshare`` (network and pid namespaces, filesystem *not*
+isolated) and ``none`` run only when set (``sandbox_isolation``) and are warned at every session. In
+every mode the worker joins a fresh session keyring, drops root to a fresh unprivileged uid (model code
+never runs as uid 0) and installs a seccomp filter (:mod:`ponder.tools.sandbox.seccomp`) before any
+model code runs.
 
 Bounded, per run: wall time (``timeout``; the whole process group is SIGKILLed, the pid namespace dies
 with it), CPU time (``RLIMIT_CPU``: cumulative per process, so the worker moves the soft limit to
@@ -19,14 +24,18 @@ unprivileged process cannot raise it again, and code that ignores ``SIGXCPU`` is
 wall timeout), address space per process (``RLIMIT_AS``), size of every file written (``RLIMIT_FSIZE``,
 which also caps stdout/stderr: they go to host files truncated before each run; filling one kills the
 run with reason ``output``), process count (``RLIMIT_NPROC``, see the isolation module), and the
-lifetime of child processes (killed after every run). A killed or crashed session is discarded; the
+lifetime of child processes (killed after every run), open files (``RLIMIT_NOFILE``). Per session,
+where the machine allows a cgroup (the log line at the start says which limits are in force): memory
+of all its processes together, memfd and tmpfs pages included (hitting it kills the run with reason
+``memory``), and their count. A killed or crashed session is discarded; the
 next run starts a fresh one and the killed run's summary tells the model that its variables are lost.
 
 Not bounded: threads the code leaves running between runs (limited by the session's CPU budget, they
 end with the session); the worker's own bookkeeping, which the code shares a process with (it can
 undo the per-run child cleanup or CPU budget of its own session; the timeout, the rlimits and the
-namespaces still hold); memory of many processes together; disk use and file access outside bwrap;
-kernel attack surface (no seccomp filter: the code can create nested namespaces).
+namespaces still hold); without a cgroup, memory of many processes together; disk use and file access
+outside bwrap; the kernel interfaces the seccomp filter allows (the network stack of the sandbox's own
+namespace, the filesystems it sees, ordinary syscalls).
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from ponder.tools.sandbox.isolation import (
     OUTPUT_FILE_BYTES,
     Isolation,
     SettingsExecutor,
+    bwrap_checks,
     bwrap_prefix,
     cgroup_text,
     describe_limits,
@@ -125,7 +135,7 @@ class _Worker:
             passed.append(bpf_pipe())
             config = {**config, "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": self.mode,
                       "userns": int(self.mode == "bwrap" and os.geteuid() != 0), "req_fd": req_r, "resp_fd": resp_w,
-                      "seccomp_fd": passed[-1]}
+                      "seccomp_fd": passed[-1], **(bwrap_checks(self._iodir) if self.mode == "bwrap" else {})}
             argv = [str(interpreter_for(self.mode)), "-I", "-S", "-B", "-X", "utf8", "-c", KERNEL_SOURCE,
                     *(f"{key}={value}" for key, value in config.items())]
             if self.mode == "bwrap":
