@@ -73,7 +73,7 @@ try:
             out["isolation"] = "bwrap"  # asked for by name: anything else would have been an error
             continue
         cls = LocalSandbox if spec["executor"] == "session" else SubprocessExecutor
-        box = cls(timeout=5, memory_mb=256, output_chars=4000, isolation="bwrap")
+        box = cls(timeout=5, memory_mb=256, output_chars=4000, isolation=spec["isolation"])
         try:
             out["runs"].append(box.run(code).model_dump(mode="json"))
         finally:
@@ -92,7 +92,7 @@ print(json.dumps(out))
 
 
 def attack(codes: list[str], executor: str = "session", where: int = KEY_SPEC_SESSION, perm: int = 0,
-           link_user: bool = False) -> tuple[dict, str]:
+           link_user: bool = False, isolation: str = "bwrap") -> tuple[dict, str]:
     """Run each of ``codes`` in its own sandbox from a host process in a login keyring: ``(report, desc)``.
 
     In the codes ``DESC``, ``RING`` and ``PLANTED`` become the secret key's description, the host keyring's
@@ -106,11 +106,11 @@ def attack(codes: list[str], executor: str = "session", where: int = KEY_SPEC_SE
     for name, value in names.items():
         codes = [c.replace(name, repr(value.encode())) for c in codes]
     spec = {"nr": SYSCALLS, "ring": ring, "desc": desc, "secret": secret, "where": where, "perm": perm,
-            "link_user": link_user, "executor": executor, "codes": codes}
+            "link_user": link_user, "executor": executor, "codes": codes, "isolation": isolation}
     proc = run_host(HOST, json.dumps(spec))
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert report["isolation"] == "bwrap", report
+    assert report["isolation"] == isolation, report
     assert report["secret_intact"], report
     for run in report["runs"]:
         assert secret not in json.dumps(run), run  # the secret reached the sandbox
@@ -235,4 +235,12 @@ def test_planted_keys_do_not_reach_a_later_sandbox(executor: str) -> None:
     report, desc = attack([PLANT, FIND], executor=executor)
     all_failed(report["runs"][0]["value"])
     all_failed(report["runs"][1]["value"])
+    host_holds_only_its_secret(report, desc)
+
+
+@pytest.mark.parametrize("isolation", ["unshare", "none"])
+def test_secret_under_the_weak_modes(isolation: str) -> None:
+    """Asked for by name, ``unshare``/``none`` isolate less, but the worker still leaves the login keyring."""
+    report, desc = attack([SYSCALL_PRELUDE + ATTACKS["search"] + "found\n"], isolation=isolation)
+    all_failed(report["runs"][0]["value"])
     host_holds_only_its_secret(report, desc)
