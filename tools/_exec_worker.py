@@ -167,15 +167,21 @@ def _load_seccomp(libc: object, fd: int) -> None:
 def _check_bwrap(config: dict) -> None:
     """Under bwrap, refuse to go on unless it really isolated us (a broken or replaced ``bwrap`` may not).
 
-    Every namespace in ``host_ns`` (``name:inode,...``, the host's own) must differ from ours, and the host
-    path ``canary`` (outside everything bwrap mounts) must not be visible.
+    Every namespace in ``host_ns`` (``name:inode,...``, the host's own) must differ from ours, and none of
+    the host's folders in ``host_dirs`` (``path:device:inode,...``) may be what we see at that path.
     """
     for item in config["host_ns"].split(","):
         name, _, inode = item.partition(":")
         if os.stat(f"/proc/self/ns/{name}").st_ino == int(inode):
             raise SystemExit(f"not isolated: the {name} namespace is the host's")
-    if os.path.lexists(config["canary"]):
-        raise SystemExit("not isolated: the host's files are visible")
+    for item in filter(None, config["host_dirs"].split(",")):
+        path, dev, inode = item.rsplit(":", 2)
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) == (int(dev), int(inode)):
+            raise SystemExit(f"not isolated: {path} is the host's")
 
 
 def _setup(config: dict) -> tuple:

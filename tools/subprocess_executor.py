@@ -175,7 +175,7 @@ class SubprocessExecutor(SettingsExecutor):
             Path(paths["code"]).write_text(code, encoding="utf-8", errors="surrogatepass")
             config = {**self._config(), "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": mode,
                       "userns": int(mode == "bwrap" and os.geteuid() != 0),
-                      **(bwrap_checks(files) if mode == "bwrap" else {})}
+                      **(bwrap_checks() if mode == "bwrap" else {})}
             with (open(paths["code"], "rb") as stdin, open(paths["out"], "wb") as out,
                   open(paths["err"], "wb") as err, open(paths["result"], "wb") as res):
                 config["result_fd"] = res.fileno()

@@ -332,11 +332,13 @@ def test_worker_refuses_a_bwrap_that_did_not_isolate(tmp_path: Path) -> None:
     """A broken or replaced ``bwrap`` that runs the worker as it is: the worker stops before any model code."""
     from ponder.tools._exec_worker import _check_bwrap
 
-    hidden = tmp_path / "host-only"
+    checks = isolation.bwrap_checks()
+    assert "/:" in checks["host_dirs"] and "/tmp:" in checks["host_dirs"]
     with pytest.raises(SystemExit, match="the net namespace is the host's"):
-        _check_bwrap(isolation.bwrap_checks(str(hidden)))  # this test process is the host
-    elsewhere = {"host_ns": "net:1,pid:1,mnt:1,ipc:1,uts:1", "canary": str(hidden)}
-    _check_bwrap(elsewhere)  # other namespaces, canary hidden: fine
-    hidden.mkdir()
-    with pytest.raises(SystemExit, match="host's files are visible"):
-        _check_bwrap(elsewhere)
+        _check_bwrap(checks)  # this test process is the host
+    elsewhere = {"host_ns": "net:1,pid:1,mnt:1,ipc:1,uts:1"}
+    info = tmp_path.stat()
+    _check_bwrap({**elsewhere, "host_dirs": f"{tmp_path}:{info.st_dev}:{info.st_ino + 1}"})  # another folder
+    _check_bwrap({**elsewhere, "host_dirs": f"{tmp_path / 'missing'}:{info.st_dev}:{info.st_ino}"})
+    with pytest.raises(SystemExit, match="is the host's"):  # e.g. a bwrap that binds the host's /
+        _check_bwrap({**elsewhere, "host_dirs": f"{tmp_path}:{info.st_dev}:{info.st_ino}"})

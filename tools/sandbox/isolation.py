@@ -60,6 +60,8 @@ _MASKED_PROC = ("cmdline", "config.gz", "key-users", "keys", "kallsyms", "module
 _MASKED_PROC_DIRS = ("acpi", "asound", "scsi", "sys/kernel/keys", "fs/nfsd")  # read-only empty tmpfs
 # the only host dirs visible under bwrap (read-only), besides the interpreter's own prefix
 _BWRAP_NAMESPACES = ("net", "pid", "mnt", "ipc", "uts")  # new under bwrap, root or not
+# host folders bwrap never shows (the sandbox's /, /tmp, /root, /dev/shm are its own): a check of the worker
+_HOST_DIRS = ("/", "/tmp", "/var/tmp", "/home", "/root", "/run", "/dev/shm", "/srv", "/opt", "/mnt", "/media")
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 _probe_lock = threading.Lock()
 _probed: dict[str, str | None] = {}  # isolation mode -> None when it works here, else why not (once a process)
@@ -179,14 +181,22 @@ def bwrap_prefix(workdir: str) -> tuple[list[str], int]:
     return [bwrap_executable() or "bwrap", "--args", str(read_end)], read_end
 
 
-def bwrap_checks(canary: str) -> dict[str, str]:
-    """The worker's keys that let it check bwrap isolated it: the host's namespaces and a hidden host path.
+def bwrap_checks() -> dict[str, str]:
+    """The worker's keys that let it check that bwrap isolated it (numbers and generic paths only).
 
-    Args:
-        canary: A host path outside every directory bwrap mounts (e.g. the host-side output folder).
+    ``host_ns``: the host's namespaces (``name:inode``), all of which bwrap replaces. ``host_dirs``: the
+    host's ``/``, ``/tmp`` and other shared folders (``path:device:inode``), none of which bwrap shows: in
+    the sandbox such a path must be missing or another folder.
     """
     host_ns = ",".join(f"{name}:{os.stat(f'/proc/self/ns/{name}').st_ino}" for name in _BWRAP_NAMESPACES)
-    return {"host_ns": host_ns, "canary": canary}
+    dirs = []
+    for path in _HOST_DIRS:
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        dirs.append(f"{path}:{info.st_dev}:{info.st_ino}")
+    return {"host_ns": host_ns, "host_dirs": ",".join(dirs)}
 
 
 def sandbox_env(workdir: str) -> dict[str, str]:

@@ -135,7 +135,7 @@ class _Worker:
             passed.append(bpf_pipe())
             config = {**config, "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": self.mode,
                       "userns": int(self.mode == "bwrap" and os.geteuid() != 0), "req_fd": req_r, "resp_fd": resp_w,
-                      "seccomp_fd": passed[-1], **(bwrap_checks(self._iodir) if self.mode == "bwrap" else {})}
+                      "seccomp_fd": passed[-1], **(bwrap_checks() if self.mode == "bwrap" else {})}
             argv = [str(interpreter_for(self.mode)), "-I", "-S", "-B", "-X", "utf8", "-c", KERNEL_SOURCE,
                     *(f"{key}={value}" for key, value in config.items())]
             if self.mode == "bwrap":
