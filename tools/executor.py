@@ -23,7 +23,8 @@ class ExecResult(BaseModel):
         traceback: A short traceback (the last frames) of the model's code.
         duration: Wall seconds.
         killed: Whether the executor killed the program.
-        kill_reason: ``timeout``, ``memory``, ``cpu``, ``output`` or ``crash`` when killed.
+        kill_reason: ``timeout``, ``memory``, ``cpu``, ``output`` or ``crash`` when killed; ``closed`` when
+            the executor was closed during the run.
         truncated: Whether stdout or stderr was cut.
     """
 

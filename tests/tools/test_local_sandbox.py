@@ -128,6 +128,34 @@ def test_forked_child_does_not_take_over_the_session(sb: LocalSandbox) -> None:
     assert sb.run("state").value == "'parent'" and sb.restarts == 0
 
 
+def test_threads_do_not_run_between_runs(mode: str) -> None:
+    with make(mode) as sandbox:
+        sandbox.run("import threading, time\nn = 0\ndef count():\n    global n\n    while True:\n        n += 1\n"
+                    "        time.sleep(0.001)\nthreading.Thread(target=count, daemon=True).start()\ntime.sleep(0.1)")
+        before = int(sandbox.run("n").value)
+        time.sleep(0.5)
+        after = int(sandbox.run("n").value)
+        assert before > 10 and after - before < 50, (before, after)  # ~500 if the thread had run meanwhile
+        assert int(sandbox.run("time.sleep(0.1)\nn").value) > after + 10  # it runs again during a run
+
+
+def test_code_runs_in_a_child_of_the_protocol_process(mode: str) -> None:
+    with make(mode) as sandbox:
+        pid, ppid = eval(sandbox.run("import os\nos.getpid(), os.getppid()").value)  # noqa: S307
+        assert ppid == sandbox._worker.proc.pid or mode != "none" and ppid == 2, (pid, ppid)
+        fds = sandbox.run("import os\nsorted(int(fd) for fd in os.listdir('/proc/self/fd'))").value
+        assert len(eval(fds)) <= 6, fds  # noqa: S307 - 0-2, its two private pipes, the listing's own fd
+
+
+def test_garbage_from_the_session_process_is_a_crash(sb: LocalSandbox) -> None:
+    sb.run("kept = 1")
+    code = ("import os, sys\nf = sys._getframe()\nwhile f.f_code.co_name != '_session':\n    f = f.f_back\n"
+            "os.write(f.f_locals['result_fd'], b'12\\nnonce 1\\nx' + b'y' * 5)\n'real'")
+    result = sb.run(code)
+    assert result.killed and result.kill_reason == "crash" and result.value is None, result
+    assert "restarted" in result.summary() and sb.run("kept").error_type == "NameError"
+
+
 def test_long_value_and_output_are_truncated() -> None:
     with make(output_chars=200) as sandbox:
         value = sandbox.run("'x' * 10000")
@@ -276,7 +304,7 @@ def test_close_during_a_run_ends_the_run() -> None:
 
     threading.Timer(0.5, close).start()
     result = sandbox.run("import time\ntime.sleep(60)")
-    assert closing.is_set() and result.killed  # the close ended the run ...
+    assert closing.is_set() and result.killed and result.kill_reason == "closed", result  # the close ended it ...
     assert result.duration < sandbox.timeout  # ... not the 30 s timeout (nor the 60 s sleep)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from ponder.config import PACKAGE_DIR, load_settings
 from ponder.errors import ConfigError, SandboxError
-from ponder.tools._exec_worker import _json
+from ponder.tools._exec_worker import _json, _pack, _split_frame, _unpack
 from ponder.tools.executor import CodeExecutor
 from ponder.tools.subprocess_executor import SubprocessExecutor
 
@@ -115,6 +115,25 @@ def test_crash_is_reported(mode: str) -> None:
 def test_long_value_is_truncated() -> None:
     result = make(output_chars=200).run("'x' * 10000")
     assert result.truncated and len(result.value) < 250
+
+
+def test_private_frames_round_trip_and_reject_anything_else() -> None:
+    result = {"value": "'é 😀 \udc80'", "error_type": "E", "error_message": "m\n", "traceback": "", "cell": "3",
+              "value_truncated": True}
+    frame = _pack(result)
+    body = _split_frame(bytearray(frame), 1 << 20)
+    assert _unpack(body) == result and _unpack(b"") == {}
+    for bad in (b"nonce 1\nx", b"value 1\nxvalue 1\ny", b"value_truncated 1\n2", b"value 5\nx",
+                b"value 1\n\xff", b"value x\n", b"value 1\nxy", b"value -1\n", b"isolation 5\nbwrap"):
+        assert _unpack(bad) is None, bad
+    assert _split_frame(bytearray(b"9" * 30), 1 << 20) is False  # no length line
+    assert _split_frame(bytearray(b"100\n" + b"x" * 10), 50) is False  # over the cap
+    assert _split_frame(bytearray(b"5\nab"), 50) is None  # not complete yet
+
+
+def test_forked_child_does_not_report(ex: SubprocessExecutor) -> None:
+    result = ex.run("import os\npid = os.fork()\n'child' if pid == 0 else 'parent'")
+    assert result.value == "'parent'", result
 
 
 def test_worker_json_encoder_round_trips() -> None:

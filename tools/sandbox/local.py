@@ -4,7 +4,11 @@ One :class:`LocalSandbox` is one session (one agent run or sample): variables, f
 persist between :meth:`~LocalSandbox.run` calls; :meth:`~LocalSandbox.close` ends it. The session is a
 small persistent worker (``tools/sandbox/_kernel_worker.py``) speaking a length-prefixed JSON protocol
 over two pipes, not a Jupyter kernel: it starts in tens of milliseconds (a kernel takes about a second)
-and is easy to confine, because it is a single ``python -I -S -B`` process with nothing but the stdlib.
+and is easy to confine, because it is a ``python -I -S -B`` process with nothing but the stdlib. It is two
+processes: the protocol process holds the pipes and the per-request nonce and never runs model code; the
+session process it forks (before the first request) runs the cells, answers it on a private pipe, and is
+stopped between runs. Results come only from the protocol process, which accepts one well-formed answer
+per request; model code can choose its own cell's result, never answer another request or the host.
 
 Isolation is the one-shot executor's (:mod:`ponder.tools.sandbox.isolation`). By default (``auto``)
 bubblewrap: no network, new pid/ipc/uts (and, not as root, user) namespaces, a read-only view of the
@@ -30,12 +34,12 @@ of all its processes together, memfd and tmpfs pages included (hitting it kills 
 ``memory``), and their count. A killed or crashed session is discarded; the
 next run starts a fresh one and the killed run's summary tells the model that its variables are lost.
 
-Not bounded: threads the code leaves running between runs (limited by the session's CPU budget, they
-end with the session); the worker's own bookkeeping, which the code shares a process with (it can
-undo the per-run child cleanup or CPU budget of its own session; the timeout, the rlimits and the
-namespaces still hold); without a cgroup, memory of many processes together; disk use and file access
-outside bwrap; the kernel interfaces the seccomp filter allows (the network stack of the sandbox's own
-namespace, the filesystems it sees, ordinary syscalls).
+Not bounded: the session process's own bookkeeping, which the code shares a process with (it can raise
+its own CPU soft limit up to the session's hard one, or end its session, e.g. by killing the protocol
+process, same uid: the run is then reported killed and the session restarts); without a cgroup, memory
+of many processes together; disk use and file access outside bwrap; the kernel interfaces the seccomp
+filter allows (the network stack of the sandbox's own namespace, the filesystems it sees, ordinary
+syscalls).
 """
 
 from __future__ import annotations
@@ -385,6 +389,8 @@ class LocalSandbox(SettingsExecutor):
         state = worker.send(b"%s %d\n" % (nonce.encode(), len(payload)) + payload, deadline)
         reply = worker.read_frame(nonce, deadline, 24 * self.output_chars + 4096) if state == "ready" else state
         duration = time.monotonic() - started
+        if isinstance(reply, dict) and "failure" in reply:  # the session process did not answer properly
+            reply = "garbled"
         status = 0
         if not isinstance(reply, dict):
             status = worker.exit_status(1.0 if reply == "dead" else 0.0)  # kills the whole session first
@@ -396,7 +402,9 @@ class LocalSandbox(SettingsExecutor):
         result = SessionResult(stdout=stdout, stderr=stderr, duration=round(duration, 4),
                                truncated=cut_out or cut_err or data.get("value_truncated") is True, **fields)
         reason = None
-        if max(out_size, err_size) >= self.file_bytes:
+        if self._closed and not isinstance(reply, dict):
+            reason = "closed"  # close() ended the run
+        elif max(out_size, err_size) >= self.file_bytes:
             reason = "output"
             worker.kill()
         elif reply == "timeout":
