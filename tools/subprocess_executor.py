@@ -182,8 +182,11 @@ class SubprocessExecutor(SettingsExecutor):
                 proc, started = self._spawn(config, mode, workdir, cgroup, stdin=stdin, stdout=out, stderr=err)
                 status, usage, timed_out = self._wait(proc, started + timeout)
             duration = time.monotonic() - started
-            oom = cgroup is not None and cgroup.oom_killed()
-            return self._report(paths, status, usage, timed_out, duration, mode, oom)
+            oom = None if cgroup is None else cgroup.oom_killed()
+            result = self._report(paths, status, usage, timed_out, duration, mode, oom)
+            if self._closed and result[0].killed and result[0].kill_reason != "timeout":
+                result[0].kill_reason = "closed"  # close() ended the run
+            return result
         finally:
             if cgroup is not None:
                 cgroup.close()
@@ -240,7 +243,7 @@ class SubprocessExecutor(SettingsExecutor):
         return (text[: self.output_chars] + "\n...[output truncated]" if cut else text), cut, size
 
     def _report(self, paths: dict[str, str], status: int, usage: Any, timed_out: bool, duration: float,
-                mode: str, oom: bool = False) -> tuple[ExecResult, str | None]:
+                mode: str, oom: bool | None = None) -> tuple[ExecResult, str | None]:
         stdout, cut_out, out_size = self._read(paths["out"])
         stderr, cut_err, err_size = self._read(paths["err"])
         try:
@@ -266,8 +269,8 @@ class SubprocessExecutor(SettingsExecutor):
         elif sig == signal.SIGXCPU or (sig == signal.SIGKILL and (
                 cpu >= self.cpu_seconds - 0.5 or duration * (os.cpu_count() or 1) >= self.cpu_seconds)):
             reason = "cpu"  # SIGKILL: the hard CPU limit, unless too little time passed (then the OOM killer)
-        elif sig == signal.SIGKILL or (not data and "MemoryError" in stderr):
-            reason = "memory"
+        elif (sig == signal.SIGKILL and oom is None) or (not data and "MemoryError" in stderr):
+            reason = "memory"  # without a cgroup an unexplained SIGKILL is most likely the OOM killer
         elif sig:
             reason = "crash"
         elif not data:

@@ -353,3 +353,11 @@ def test_protocol_settings_and_open_sandbox() -> None:
 def test_unknown_isolation_mode() -> None:
     with pytest.raises(ConfigError):
         LocalSandbox(isolation="docker")  # type: ignore[arg-type]
+
+
+def test_sigkill_without_an_oom_kill_is_a_crash_not_memory() -> None:
+    # the session's cgroup says whether the memory limit killed it: killing its own processes is a crash
+    with make(timeout=10) as sandbox:
+        result = sandbox.run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(os.getpid(), 9)")
+        assert result.killed and result.kill_reason == "crash", result
+        assert sandbox.run("1 + 1").value == "2"  # a fresh session

@@ -303,3 +303,26 @@ def test_from_settings() -> None:
 def test_unknown_isolation_mode() -> None:
     with pytest.raises(ConfigError):
         SubprocessExecutor(isolation="docker")  # type: ignore[arg-type]
+
+
+def test_close_during_a_run_reports_closed() -> None:
+    import threading
+
+    executor = make(timeout=30)
+    closing = threading.Event()
+
+    def close() -> None:
+        closing.set()
+        executor.close()
+
+    threading.Timer(0.5, close).start()
+    result = executor.run("import time\ntime.sleep(60)")
+    assert closing.is_set() and result.killed and result.kill_reason == "closed", result
+    assert result.duration < executor.timeout
+
+
+def test_sigkill_without_an_oom_kill_is_a_crash_not_memory() -> None:
+    # under a cgroup the kernel says whether it was the memory limit: a SIGKILL the code sent itself is not
+    with make(timeout=10) as executor:
+        result = executor.run("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    assert result.killed and result.kill_reason == "crash", result

@@ -418,8 +418,8 @@ class LocalSandbox(SettingsExecutor):
             if sig == signal.SIGXCPU or (
                     sig == signal.SIGKILL and duration * (os.cpu_count() or 1) >= self.cpu_seconds):
                 reason = "cpu"  # SIGKILL: the hard CPU limit, unless too little time passed (the OOM killer)
-            elif sig == signal.SIGKILL or "MemoryError" in stderr:
-                reason = "memory"
+            elif (sig == signal.SIGKILL and worker.cgroup is None) or "MemoryError" in stderr:
+                reason = "memory"  # without a cgroup an unexplained SIGKILL is most likely the OOM killer
             elif sig:
                 reason = "crash"
             else:
