@@ -58,9 +58,9 @@ alfworld: install
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PIP) install --no-build-isolation fast-downward-textworld==20.6.4 \
 		&& $(PIP) install alfworld==0.4.2; }
 
-# bubblewrap isolates model-written code; installed when we are root and it is missing.
+# bubblewrap isolates model-written code (the sandbox refuses to run code without it); installed when we are root.
 system-deps:
-	@$(call apt_install,bwrap,bubblewrap,code runs with weaker isolation)
+	@$(call apt_install,bwrap,bubblewrap,model-written code will not run (install bubblewrap))
 
 # MiniWoB++ web tasks run in Debian's Chromium + chromedriver (the tests need them; `make demo` does not).
 system-deps-browser:
