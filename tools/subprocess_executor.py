@@ -1,8 +1,9 @@
 """A minimal isolated runner for model-written Python: one fresh, limited process per :meth:`run`.
 
-Each run gets a fresh worker (``tools/_exec_worker.py``) started with ``python -I -S -B`` (stdlib
-only, no site-packages, no ``PYTHON*`` variables), a scrubbed environment (``PATH``, ``LANG``,
-``HOME``/``TMPDIR`` = the run's temp dir) and stdout/stderr redirected to size-limited files.
+Each run gets a fresh worker (``tools/_worker_setup.py`` followed by ``tools/_exec_worker.py``) started
+with ``python -I -S -B`` (stdlib only, no site-packages, no ``PYTHON*`` variables), a scrubbed environment
+(``PATH``, ``LANG``, ``HOME``/``TMPDIR`` = the run's temp dir) and stdout/stderr redirected to
+size-limited files.
 
 What is bounded (by the kernel, set by the worker before any model code runs):
 
@@ -78,7 +79,9 @@ from ponder.tools.sandbox.seccomp import bpf_pipe
 
 log = logging.getLogger(__name__)
 
-WORKER_SOURCE = (Path(__file__).resolve().parent / "_exec_worker.py").read_text(encoding="utf-8")
+# the worker's set-up, then the worker (``python -I -S`` runs it as one source: nothing is imported)
+WORKER_SOURCE = "\n".join((Path(__file__).resolve().parent / name).read_text(encoding="utf-8")
+                          for name in ("_worker_setup.py", "_exec_worker.py"))
 
 
 class SubprocessExecutor(SettingsExecutor):

@@ -207,7 +207,7 @@ def test_worker_setup(kind: str, mode: str) -> None:
 
 KEYRING_PROBE = """
 import ctypes, os, sys
-from ponder.tools import _exec_worker
+from ponder.tools import _worker_setup
 from ponder.tools.sandbox.seccomp import bpf_pipe
 libc = ctypes.CDLL(None, use_errno=True)
 keyctl, add_key, desc = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
@@ -215,11 +215,11 @@ assert libc.syscall(keyctl, 1, b"ponder-host-login") > 0  # a named session keyr
 key = libc.syscall(add_key, b"user", desc, b"s3cret", 6, -3)
 assert key > 0 and libc.syscall(keyctl, 5, key, 0x3F000000) == 0  # possessor only: no uid can see it
 if sys.argv[4] == "skip-join":  # the control: without the fresh keyring the key stays possessed
-    _exec_worker._join_session_keyring = lambda libc: None
+    _worker_setup._join_session_keyring = lambda libc: None
 drop = 2_000_000_000 + os.getpid() if os.getuid() == 0 else -1
 config = dict(isolation="none", drop_uid=drop, userns="0", cpu=5, **{"as": 1 << 30}, fsize=1 << 20, core=0,
               nproc=64, nofile=256, seccomp_fd=bpf_pipe())
-_exec_worker._setup(config)
+_worker_setup._setup(config)
 print(desc.decode() in open("/proc/keys").read())
 """
 
@@ -246,7 +246,7 @@ class _FakeLibc:
 
 
 def test_keyring_join_fails_closed_except_without_keys() -> None:
-    from ponder.tools._exec_worker import _join_session_keyring
+    from ponder.tools._worker_setup import _join_session_keyring
 
     _join_session_keyring(_FakeLibc(38))  # ENOSYS: a kernel without keys is fine
     with pytest.raises(SystemExit, match="fresh session keyring"):
@@ -255,7 +255,7 @@ def test_keyring_join_fails_closed_except_without_keys() -> None:
 
 @pytest.mark.parametrize("data", [b"", b"\0" * 7, b"\0" * 8 * 5000])
 def test_bad_seccomp_filter_ends_the_worker(data: bytes) -> None:
-    from ponder.tools._exec_worker import _load_seccomp
+    from ponder.tools._worker_setup import _load_seccomp
 
     read_end, write_end = os.pipe()
     os.write(write_end, data[:60000])
@@ -330,7 +330,7 @@ def test_no_cgroup_is_said_in_the_log_line(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_worker_refuses_a_bwrap_that_did_not_isolate(tmp_path: Path) -> None:
     """A broken or replaced ``bwrap`` that runs the worker as it is: the worker stops before any model code."""
-    from ponder.tools._exec_worker import _check_bwrap
+    from ponder.tools._worker_setup import _check_bwrap
 
     checks = isolation.bwrap_checks()
     assert "/:" in checks["host_dirs"] and "/tmp:" in checks["host_dirs"]

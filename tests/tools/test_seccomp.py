@@ -96,7 +96,7 @@ import ctypes, json, os, subprocess, sys, threading
 probes = json.loads(sys.argv[1])
 libc = ctypes.CDLL(None, use_errno=True)
 if sys.argv[2] != "-":
-    from ponder.tools._exec_worker import _load_seccomp
+    from ponder.tools._worker_setup import _load_seccomp
     _load_seccomp(libc, int(sys.argv[2]))
 out = {}
 for name, (nr, args) in probes.items():
@@ -182,7 +182,7 @@ def test_every_denied_name_is_in_the_filter() -> None:
 def test_other_abi_is_killed() -> None:
     """An x32 syscall (``__X32_SYSCALL_BIT``) kills the process: the filter allows only native calls."""
     fd = bpf_pipe()
-    code = ("import ctypes, sys; from ponder.tools._exec_worker import _load_seccomp; "
+    code = ("import ctypes, sys; from ponder.tools._worker_setup import _load_seccomp; "
             "libc = ctypes.CDLL(None, use_errno=True); _load_seccomp(libc, int(sys.argv[1])); "
             "print('loaded', flush=True); libc.syscall(0x40000000 | 39); print('survived', flush=True)")
     try:

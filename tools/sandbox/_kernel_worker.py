@@ -1,11 +1,11 @@
 r"""The persistent worker behind :class:`~ponder.tools.sandbox.local.LocalSandbox` (stdlib only).
 
-The host runs ``python -I -S -B -X utf8 -c SOURCE KEY=VALUE...`` where ``SOURCE`` is the one-shot
-worker's source (``tools/_exec_worker.py``, without its ``main()`` call) followed by this file, so the
-isolation, limit, execution and private-channel helpers are shared. Keys: those of ``_exec_worker.main``
-(``chars``, ``cpu``, ``as``, ``fsize``, ``core``, ``nproc``, ``nofile``, ``drop_uid``, ``isolation``,
-``userns``, ``seccomp_fd``) plus ``cpu_hard`` (the session's hard CPU limit), ``req_fd`` and ``resp_fd``
-(the protocol pipes).
+The host runs ``python -I -S -B -X utf8 -c SOURCE KEY=VALUE...`` where ``SOURCE`` is the worker set-up
+(``tools/_worker_setup.py``), the one-shot worker's source (``tools/_exec_worker.py``, without its
+``main()`` call) and this file, so the isolation, limit, execution and private-channel helpers are
+shared. Keys: those of ``_exec_worker.main`` (``chars``, ``cpu``, ``as``, ``fsize``, ``core``, ``nproc``,
+``nofile``, ``drop_uid``, ``isolation``, ``userns``, ``seccomp_fd``) plus ``cpu_hard`` (the session's
+hard CPU limit), ``req_fd`` and ``resp_fd`` (the protocol pipes).
 
 Protocol with the host, one request at a time:
 
@@ -54,12 +54,11 @@ if "_execute" not in globals():  # on the host (tests, linters); in the sandbox 
         _pidfd,
         _prctl,
         _receive,
-        _setup,
         _unpack,
         _write_all,
     )
+    from ponder.tools._worker_setup import PR_SET_PDEATHSIG, _setup
 
-PR_SET_PDEATHSIG = 1
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19  # the same on every Linux ABI this runs on (x86_64, aarch64)
 STRAY_ROUNDS = 200  # passes over /proc before P gives up on a process it cannot kill
 

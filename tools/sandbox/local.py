@@ -82,14 +82,16 @@ from ponder.tools.sandbox.isolation import (
     wait_exit,
 )
 from ponder.tools.sandbox.seccomp import bpf_pipe
+from ponder.tools.subprocess_executor import WORKER_SOURCE
 
 log = logging.getLogger(__name__)
 _HERE = Path(__file__).resolve().parent
-_WORKER = (_HERE.parent / "_exec_worker.py").read_text(encoding="utf-8")
 _MAIN_GUARD = '\nif __name__ == "__main__":\n    main()'
-if _MAIN_GUARD not in _WORKER:  # pragma: no cover - caught by the tests
+if _MAIN_GUARD not in WORKER_SOURCE:  # pragma: no cover - caught by the tests
     raise ImportError("tools/_exec_worker.py no longer ends with its main() guard")
-KERNEL_SOURCE = _WORKER.replace(_MAIN_GUARD, "") + "\n" + (_HERE / "_kernel_worker.py").read_text(encoding="utf-8")
+# the set-up, the one-shot worker's helpers (without its main() call), then the session worker
+KERNEL_SOURCE = "\n".join((WORKER_SOURCE.replace(_MAIN_GUARD, ""),
+                           (_HERE / "_kernel_worker.py").read_text(encoding="utf-8")))
 START_TIMEOUT = 20.0  # seconds for a new session to report ready
 RESTARTED = "The Python session was restarted: all variables, functions and imports from earlier runs are lost."
 FRESH = "Note: the previous Python session ended unexpectedly, so this ran in a fresh one (earlier variables are lost)."
