@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ponder.errors import SandboxError
-from ponder.tools.sandbox import local
+from ponder.tools.sandbox import session_worker
 from ponder.tools.subprocess_executor import SubprocessExecutor
 
 from .conftest import TIMEOUT, Guard, pids_in_namespace
@@ -90,13 +90,13 @@ counts
 
 def test_session_process_never_holds_a_nonce(guard: Guard, monkeypatch: pytest.MonkeyPatch) -> None:
     nonces: list[str] = []
-    send = local._Worker.send
+    send = session_worker.SessionWorker.send
 
-    def recording(worker: local._Worker, data: bytes, deadline: float) -> str:
+    def recording(worker: session_worker.SessionWorker, data: bytes, deadline: float) -> str:
         nonces.append(data.split(b" ", 1)[0].decode())
         return send(worker, data, deadline)
 
-    monkeypatch.setattr(local._Worker, "send", recording)
+    monkeypatch.setattr(session_worker.SessionWorker, "send", recording)
     assert guard.sandbox.run("x = 1").ok
     seen, control = nonces[-1], os.urandom(8).hex()
 

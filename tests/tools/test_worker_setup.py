@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from ponder.tools.sandbox.local import KERNEL_SOURCE
+from ponder.tools.sandbox.session_worker import KERNEL_SOURCE
 from ponder.tools.subprocess_executor import WORKER_SOURCE
 
 
