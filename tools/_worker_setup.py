@@ -3,7 +3,7 @@
 :func:`_setup` is shared by the one-shot worker (``tools/_exec_worker.py``) and the session worker
 (``tools/sandbox/_kernel_worker.py``). In the sandbox this file is not imported: the host runs
 ``python -I -S -c SOURCE`` where ``SOURCE`` is this file followed by the worker's own files
-(``WORKER_SOURCE`` in ``tools/subprocess_executor.py``, ``KERNEL_SOURCE`` in ``tools/sandbox/local.py``),
+(``WORKER_SOURCE`` and ``KERNEL_SOURCE`` in ``tools/sandbox/launch.py``),
 so every name here must be defined only here. On the host (tests, linters) the workers import it.
 
 In order, :func:`_setup` checks that bwrap isolated the process (``bwrap`` mode) or unshares the network

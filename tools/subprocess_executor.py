@@ -63,25 +63,18 @@ from ponder.tools.sandbox.isolation import (
     OUTPUT_FILE_BYTES,
     Isolation,
     SettingsExecutor,
-    bwrap_checks,
-    bwrap_prefix,
     cgroup_text,
     describe_limits,
     drop_uid_for,
-    interpreter_for,
     kill_group,
     open_cgroup,
-    sandbox_env,
     select_isolation,
     wait_exit,
 )
-from ponder.tools.sandbox.seccomp import bpf_pipe
+from ponder.tools.sandbox.launch import WORKER_SOURCE, start_worker
 
 log = logging.getLogger(__name__)
 
-# the worker's set-up, then the worker (``python -I -S`` runs it as one source: nothing is imported)
-WORKER_SOURCE = "\n".join((Path(__file__).resolve().parent / name).read_text(encoding="utf-8")
-                          for name in ("_worker_setup.py", "_exec_worker.py"))
 
 
 class SubprocessExecutor(SettingsExecutor):
@@ -176,13 +169,11 @@ class SubprocessExecutor(SettingsExecutor):
             cgroup = open_cgroup(self.memory_mb << 20)
             paths = {name: os.path.join(files, name) for name in ("code", "out", "err", "result")}
             Path(paths["code"]).write_text(code, encoding="utf-8", errors="surrogatepass")
-            config = {**self._config(), "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": mode,
-                      "userns": int(mode == "bwrap" and os.geteuid() != 0),
-                      **(bwrap_checks() if mode == "bwrap" else {})}
             with (open(paths["code"], "rb") as stdin, open(paths["out"], "wb") as out,
                   open(paths["err"], "wb") as err, open(paths["result"], "wb") as res):
-                config["result_fd"] = res.fileno()
-                proc, started = self._spawn(config, mode, workdir, cgroup, stdin=stdin, stdout=out, stderr=err)
+                config = {**self._config(), "result_fd": res.fileno()}
+                proc, started = self._spawn(config, mode, workdir, drop_uid, cgroup, stdin=stdin, stdout=out,
+                                            stderr=err)
                 status, usage, timed_out = self._wait(proc, started + timeout)
             duration = time.monotonic() - started
             oom = None if cgroup is None else cgroup.oom_killed()
@@ -196,30 +187,21 @@ class SubprocessExecutor(SettingsExecutor):
             shutil.rmtree(files, ignore_errors=True)
 
     @staticmethod
-    def _spawn(config: dict[str, Any], mode: str, workdir: str, cgroup: SessionCgroup | None,
+    def _spawn(config: dict[str, Any], mode: str, workdir: str, drop_uid: int | None, cgroup: SessionCgroup | None,
                **streams: Any) -> tuple[subprocess.Popen, float]:
-        """Start the worker (seccomp filter and bwrap's options on pipes, in ``cgroup``): (process, start time)."""
-        passed = [config["result_fd"]]
-        opened: list[int] = []  # our pipes' read ends: closed once the worker started
+        """Start the worker (:func:`~ponder.tools.sandbox.launch.start_worker`): (process, start time)."""
+        started = 0.0
+
+        def popen(argv: list[str], **kwargs: Any) -> subprocess.Popen:
+            nonlocal started
+            started = time.monotonic()  # the run's duration counts from here, not from building the command
+            return subprocess.Popen(argv, **kwargs)
+
         try:
-            opened.append(bpf_pipe())
-            config["seccomp_fd"] = opened[-1]
-            argv = [str(interpreter_for(mode)), "-I", "-S", "-B", "-X", "utf8", "-c", WORKER_SOURCE,
-                    *(f"{key}={value}" for key, value in config.items())]
-            if mode == "bwrap":
-                prefix, args_fd = bwrap_prefix(workdir)
-                opened.append(args_fd)
-                argv = prefix + argv
-            if cgroup is not None:
-                argv = cgroup.wrap(argv)
-            started = time.monotonic()
-            proc = subprocess.Popen(argv, cwd=workdir, env=sandbox_env(workdir), pass_fds=tuple(passed + opened),
-                                    start_new_session=True, **streams)
+            proc = start_worker(WORKER_SOURCE, mode, workdir, config, drop_uid=drop_uid, cgroup=cgroup,
+                                pass_fds=(config["result_fd"],), popen=popen, **streams)
         except OSError as exc:
             raise SandboxError(f"could not start the code worker: {exc}") from exc
-        finally:
-            for fd in opened:
-                os.close(fd)
         return proc, started
 
     def _wait(self, proc: subprocess.Popen, deadline: float) -> tuple[int, Any, bool]:

@@ -5,8 +5,7 @@ from collections import Counter
 
 import pytest
 
-from ponder.tools.sandbox.session_worker import KERNEL_SOURCE
-from ponder.tools.subprocess_executor import WORKER_SOURCE
+from ponder.tools.sandbox.launch import KERNEL_SOURCE, WORKER_SOURCE
 
 
 def _top_level_names(source: str) -> Counter:

@@ -39,6 +39,7 @@ from typing import Any, Literal, Self
 
 from ponder.errors import SandboxError
 from ponder.tools.sandbox.cgroups import SessionCgroup, cgroup_support
+from ponder.tools.sandbox.data_pipe import data_pipe
 from ponder.tools.sandbox.seccomp import filter_bpf
 
 log = logging.getLogger(__name__)
@@ -167,17 +168,7 @@ def bwrap_prefix(workdir: str) -> tuple[list[str], int]:
     The sandbox can read bwrap's command line (``/proc/1/cmdline``); with ``--args`` it shows nothing of
     the host's paths. The caller passes ``FD`` to bwrap (``pass_fds``) and closes it after the start.
     """
-    data = b"".join(arg.encode() + b"\0" for arg in bwrap_options(workdir))
-    read_end, write_end = os.pipe()
-    try:
-        view = memoryview(data)  # a few KiB: fits in the pipe's buffer
-        while view:
-            view = view[os.write(write_end, view) :]
-    except BaseException:
-        os.close(read_end)
-        raise
-    finally:
-        os.close(write_end)
+    read_end = data_pipe(b"".join(arg.encode() + b"\0" for arg in bwrap_options(workdir)))  # a few KiB
     return [bwrap_executable() or "bwrap", "--args", str(read_end)], read_end
 
 

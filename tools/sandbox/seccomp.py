@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import errno
 import functools
-import os
 import tempfile
 from types import ModuleType
 
 from ponder.errors import SandboxError
+from ponder.tools.sandbox.data_pipe import PIPE_BYTES, data_pipe
 
 INSTALL_HINT = ("libseccomp is needed to sandbox code (Debian/Ubuntu: apt-get install libseccomp2; "
                 "Python bindings: pip install pyseccomp)")
@@ -135,16 +135,6 @@ def bpf_pipe() -> int:
         SandboxError: when libseccomp is missing or the filter cannot be built.
     """
     data = filter_bpf()
-    read_end, write_end = os.pipe()
-    try:
-        if len(data) > 65536:  # pragma: no cover - a few KiB; a pipe buffer holds 64 KiB
-            raise SandboxError("the seccomp filter does not fit in a pipe")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(write_end, view) :]
-    except BaseException:
-        os.close(read_end)
-        raise
-    finally:
-        os.close(write_end)
-    return read_end
+    if len(data) > PIPE_BYTES:  # pragma: no cover - a few KiB
+        raise SandboxError("the seccomp filter does not fit in a pipe")
+    return data_pipe(data)

@@ -1,8 +1,9 @@
 """The host's side of one sandbox session process: start it, talk to it, read its output, end it.
 
 :class:`SessionWorker` starts ``python -I -S -B -X utf8 -c KERNEL_SOURCE KEY=VALUE...`` (the session
-worker, ``tools/sandbox/_kernel_worker.py``, after the worker set-up and the one-shot worker's helpers) in
-the chosen isolation mode and, where the machine allows, in its own cgroup, with stdout and stderr on
+worker, ``tools/sandbox/_kernel_worker.py``, after the worker set-up and the one-shot worker's helpers:
+:mod:`ponder.tools.sandbox.launch`) in the chosen isolation mode and, where the machine allows, in its
+own cgroup, with stdout and stderr on
 host files; it writes requests to the protocol process's pipe and reads its length-prefixed JSON frames,
 keeping only the one that answers the request's nonce. :class:`~ponder.tools.sandbox.local.LocalSandbox`
 decides what to run and how to report it.
@@ -19,35 +20,22 @@ import subprocess
 import tempfile
 import time
 import weakref
-from pathlib import Path
 from typing import Any
 
 from ponder.errors import SandboxError
 from ponder.tools.sandbox.cgroups import SessionCgroup
 from ponder.tools.sandbox.isolation import (
-    bwrap_checks,
-    bwrap_prefix,
     cgroup_text,
     describe_limits,
     drop_uid_for,
-    interpreter_for,
     kill_group,
     open_cgroup,
-    sandbox_env,
     spawn,
     wait_exit,
 )
-from ponder.tools.sandbox.seccomp import bpf_pipe
-from ponder.tools.subprocess_executor import WORKER_SOURCE
+from ponder.tools.sandbox.launch import KERNEL_SOURCE, start_worker
 
 log = logging.getLogger(__name__)
-_HERE = Path(__file__).resolve().parent
-_MAIN_GUARD = '\nif __name__ == "__main__":\n    main()'
-if _MAIN_GUARD not in WORKER_SOURCE:  # pragma: no cover - caught by the tests
-    raise ImportError("tools/_exec_worker.py no longer ends with its main() guard")
-# the set-up, the one-shot worker's helpers (without its main() call), then the session worker
-KERNEL_SOURCE = "\n".join((WORKER_SOURCE.replace(_MAIN_GUARD, ""),
-                           (_HERE / "_kernel_worker.py").read_text(encoding="utf-8")))
 
 
 class SessionWorker:
@@ -86,22 +74,13 @@ class SessionWorker:
         self._fds += [self.out, self.err, self._req, self._resp]
         passed = [req_r, resp_w]  # the child's ends: closed here once it started
         try:
-            passed.append(bpf_pipe())
-            config = {**config, "drop_uid": -1 if drop_uid is None else drop_uid, "isolation": self.mode,
-                      "userns": int(self.mode == "bwrap" and os.geteuid() != 0), "req_fd": req_r, "resp_fd": resp_w,
-                      "seccomp_fd": passed[-1], **(bwrap_checks() if self.mode == "bwrap" else {})}
-            argv = [str(interpreter_for(self.mode)), "-I", "-S", "-B", "-X", "utf8", "-c", KERNEL_SOURCE,
-                    *(f"{key}={value}" for key, value in config.items())]
-            if self.mode == "bwrap":
-                prefix, args_fd = bwrap_prefix(self.workdir)
-                passed.append(args_fd)
-                argv = prefix + argv
             self.cgroup = open_cgroup(int(config["as"]))
             if self.cgroup is not None:
                 self._cgroups.append(self.cgroup)
-                argv = self.cgroup.wrap(argv)
-            self.proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err, cwd=self.workdir,
-                              env=sandbox_env(self.workdir), pass_fds=tuple(passed), start_new_session=True)
+            pipes = {"req_fd": req_r, "resp_fd": resp_w}
+            self.proc = start_worker(KERNEL_SOURCE, self.mode, self.workdir, {**config, **pipes}, drop_uid=drop_uid,
+                                     cgroup=self.cgroup, pass_fds=passed, popen=spawn,
+                                     stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err)
         except OSError as exc:
             raise SandboxError(f"could not start the sandbox session: {exc}") from exc
         finally:
