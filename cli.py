@@ -1,4 +1,4 @@
-"""The ``ponder`` command line: ``run`` and ``graph`` (chat, eval, memory and sandbox land with their issues)."""
+"""The ``ponder`` command line: ``run`` (``--samples``: cli_sc.py), ``graph``, ``sandbox`` and ``memory``; ``chat`` and ``eval``/``report`` come from their own modules."""
 
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ class QASuite:
             metadata={"source": episode.metadata.get("source"), **sc_meta})
 
     def _vote(self, episode: Episode, ctx: EvalContext) -> tuple[list[Trajectory], str | None, Usage, dict[str, Any]]:
-        """Self-consistency (the lead's ``run_self_consistency``); every sample goes to ``trajectories.jsonl``."""
+        """Self-consistency (``run_self_consistency``); every sample goes to ``trajectories.jsonl``."""
         from ponder.graphs.self_consistency import Budget, SCConfig, run_self_consistency
         from ponder.records import append_jsonl
 
