@@ -1,4 +1,7 @@
-"""The ``ponder`` command line: ``run`` (``--samples``: cli_sc.py), ``graph``, ``sandbox`` and ``memory``; ``chat`` and ``eval``/``report`` come from their own modules."""
+"""The ``ponder`` command line: ``run`` (``--samples``: cli_sc.py), ``graph``, ``sandbox`` and ``memory``.
+
+``chat`` (chat/cli.py) and ``eval``/``report`` (cli_eval.py) are registered from their own modules.
+"""
 
 from __future__ import annotations
 
