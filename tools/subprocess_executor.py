@@ -177,10 +177,7 @@ class SubprocessExecutor(SettingsExecutor):
                 status, usage, timed_out = self._wait(proc, started + timeout)
             duration = time.monotonic() - started
             oom = None if cgroup is None else cgroup.oom_killed()
-            result = self._report(paths, status, usage, timed_out, duration, mode, oom)
-            if self._closed and result[0].killed and result[0].kill_reason != "timeout":
-                result[0].kill_reason = "closed"  # close() ended the run
-            return result
+            return self._report(paths, status, usage, timed_out, duration, mode, oom)
         finally:
             if cgroup is not None:
                 cgroup.close()
@@ -261,6 +258,8 @@ class SubprocessExecutor(SettingsExecutor):
         elif not data:
             result.error_type = result.error_type or "SystemExit"
             result.error_message = f"the program exited with status {status} before finishing"
+        if reason and reason != "timeout" and self._closed:
+            reason = "closed"  # close() killed the run
         if reason:
             result.killed, result.kill_reason = True, reason
         isolation = data.get("isolation")
