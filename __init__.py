@@ -15,16 +15,16 @@ __all__ = ["__version__", "Settings", "load_settings", "load_model", "run_agent"
 
 if TYPE_CHECKING:  # pragma: no cover
     from ponder.agents.runner import run_agent
-    from ponder.config import Settings, load_settings
+    from ponder.core.records import Trajectory
+    from ponder.core.settings import Settings, load_settings
     from ponder.models.spec import load_model
-    from ponder.records import Trajectory
 
 _LAZY = {
-    "Settings": "ponder.config",
-    "load_settings": "ponder.config",
+    "Settings": "ponder.core.settings",
+    "load_settings": "ponder.core.settings",
     "load_model": "ponder.models.spec",
     "run_agent": "ponder.agents.runner",
-    "Trajectory": "ponder.records",
+    "Trajectory": "ponder.core.records",
 }
 
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.config import Settings, load_settings
-from ponder.errors import ConfigError
-from ponder.graphs.deps import AgentDeps
+from ponder.agents.deps import AgentDeps
+from ponder.core.errors import ConfigError
+from ponder.core.records import Step, Trajectory, Usage, append_jsonl
+from ponder.core.settings import Settings, load_settings
 from ponder.models.base import GenerationParams, ModelBackend
-from ponder.records import Step, Trajectory, Usage, append_jsonl
 from ponder.tools.base import Tool, ToolBox
 from ponder.tools.executor import CodeExecutor
 
@@ -25,11 +25,11 @@ TRAJECTORY_FILE = "trajectories.jsonl"
 def build_graph(agent: str, deps: AgentDeps) -> Any:
     """Return the compiled graph for ``agent`` (``react`` or ``pal``)."""
     if agent == "react":
-        from ponder.graphs.react import build_react_graph
+        from ponder.agents.react import build_react_graph
 
         return build_react_graph(deps)
     if agent == "pal":
-        from ponder.graphs.pal import build_pal_graph
+        from ponder.agents.pal import build_pal_graph
 
         return build_pal_graph(deps)
     raise ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
@@ -38,10 +38,10 @@ def build_graph(agent: str, deps: AgentDeps) -> Any:
 def initial_state(agent: str, task: str) -> dict[str, Any]:
     """The graph input for ``task``."""
     if agent == "pal":
-        from ponder.graphs.pal import initial_state as pal_initial
+        from ponder.agents.pal import initial_state as pal_initial
 
         return dict(pal_initial(task))
-    from ponder.graphs.react import initial_state as react_initial
+    from ponder.agents.react import initial_state as react_initial
 
     return dict(react_initial(task))
 
@@ -85,7 +85,7 @@ def run_agent(
     Args:
         task: The question or instruction.
         agent: ``react`` or ``pal`` (default: ``settings.agent``).
-        settings: Settings (default: :func:`~ponder.config.load_settings`).
+        settings: Settings (default: :func:`~ponder.core.settings.load_settings`).
         model: A backend (default: loaded from ``settings.model``, once per process).
         tools: ReAct tools (default: ``settings.tools``, fresh for this run and closed after it).
         executor: PAL code executor (default: a fresh sandbox session, ``settings.sandbox``).

@@ -99,7 +99,7 @@ def r3(x: float | None) -> float | None:
 
 def child_first_token(kind: str, threads: int) -> None:
     """Run in a fresh interpreter: import, load, one token; print the timestamps as one JSON line."""
-    import ponder.config
+    import ponder.core.settings
     import ponder.models.base
     import ponder.models.spec  # noqa: F401
 
@@ -112,7 +112,7 @@ def child_first_token(kind: str, threads: int) -> None:
         if threads:
             torch.set_num_threads(threads)
     t_imported = time.time()
-    settings = ponder.config.load_settings()  # PONDER_CACHE_DIR / PONDER_LLAMACPP_THREADS from the parent
+    settings = ponder.core.settings.load_settings()  # PONDER_CACHE_DIR / PONDER_LLAMACPP_THREADS from the parent
     backend = ponder.models.spec.load_model(kind, settings)
     t_loaded = time.time()
     out = backend.generate([{"role": "user", "content": PROMPT}], ponder.models.base.GenerationParams(max_tokens=1))
@@ -389,7 +389,7 @@ def main() -> None:
         child_first_token(args.child_first_token, requested[0] if requested else 0)
         return
 
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
     from ponder.models.spec import load_model
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]

@@ -45,7 +45,7 @@ def emit(**fields: object) -> None:
 
 def textworld(games: int, workers: list[int], goal_s: float) -> None:
     """Walkthrough runs of ``games`` TextWorld games at each worker count."""
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
     from ponder.envs.context import EvalOptions
     from ponder.envs.registry import get_suite
     from ponder.envs.runner import run_eval
@@ -77,7 +77,7 @@ def textworld(games: int, workers: list[int], goal_s: float) -> None:
 
 def qa_overhead(n: int, workers: list[int]) -> None:
     """Runner overhead per episode on GSM8K: gold policy (no agent) and a ReAct agent on a scripted model."""
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
     from ponder.envs.context import EvalOptions
     from ponder.envs.registry import get_suite
     from ponder.envs.runner import run_eval

@@ -75,7 +75,7 @@ def latency(fn: Callable[[np.ndarray], object], queries: np.ndarray, warmup: int
 
 
 def bench_embedding(sample: int, n_queries: int) -> None:
-    from ponder.errors import MissingExtraError
+    from ponder.core.errors import MissingExtraError
     from ponder.memory.embeddings import MiniLMEmbeddingFunction, require_embeddings
 
     try:
@@ -98,7 +98,7 @@ def bench_embedding(sample: int, n_queries: int) -> None:
 
 
 def bench_size(size: int, n_queries: int, batch: int, warmup: int, raw: bool, root: Path) -> dict:
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
     from ponder.memory.embeddings import HashingEmbeddingFunction
     from ponder.memory.schema import Insight
     from ponder.memory.store import open_store

@@ -100,7 +100,7 @@ def synthetic_corpus(path: Path, docs: int, seed: int = 0, vocab_size: int = 30_
 
 
 def bench_bm25(name: str, corpus_file: Path, queries: list[str], cache: Path) -> object:
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
     from ponder.tools.base import ToolBox
     from ponder.tools.search.bm25 import BM25Index
     from ponder.tools.search.corpus import load_corpus

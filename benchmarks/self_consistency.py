@@ -45,7 +45,7 @@ def gsm8k_questions(data_dir: Path, n: int) -> list[dict]:
 
 def part_real(args: argparse.Namespace) -> None:
     from ponder.agents.runner import run_agent
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
     from ponder.graphs.self_consistency import SCConfig, run_self_consistency
     from ponder.models.spec import load_model
 
@@ -87,7 +87,7 @@ def part_real(args: argparse.Namespace) -> None:
 
 def part_early_stop(args: argparse.Namespace) -> None:
     """Early stopping on scripted answer distributions: samples/tokens saved and answers changed per rule."""
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
     from ponder.graphs.self_consistency import SCConfig, run_self_consistency
     from ponder.models.scripted import ScriptedModel
 

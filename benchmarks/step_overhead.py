@@ -47,9 +47,9 @@ from langchain_core.tools import tool as lc_tool
 from pydantic import PrivateAttr
 
 import ponder
+from ponder.agents.react import build_react_graph, system_prompt
 from ponder.agents.runner import initial_state, make_deps, run_agent
-from ponder.config import load_settings
-from ponder.graphs.react import build_react_graph, system_prompt
+from ponder.core.settings import load_settings
 from ponder.models.scripted import ScriptedModel
 
 GOAL = 1.2

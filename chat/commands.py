@@ -1,7 +1,7 @@
 """Slash commands of ``ponder chat``: a dispatch table of small handlers.
 
 Each handler takes the session and the text after the command and returns ``False`` to end the chat.
-Handlers raise :class:`~ponder.errors.PonderError` for bad input; the loop prints it as one line.
+Handlers raise :class:`~ponder.core.errors.PonderError` for bad input; the loop prints it as one line.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ponder.agents.prompts import render
 from ponder.chat.graph import Turn
 from ponder.chat.session import ChatSession, describe_memory
-from ponder.errors import ConfigError, DataError
+from ponder.core.errors import ConfigError, DataError
+from ponder.core.prompts import render
 
 Handler = Callable[[ChatSession, str], bool]
 
@@ -124,8 +124,8 @@ def transcript(turns: list[Turn], *, steps: bool = False) -> str:
 
 def cmd_reflect(session: ChatSession, arg: str) -> bool:
     """Ask the model for a lesson from this conversation and store it as a Reflexion memory."""
+    from ponder.graphs.strategies.trials import open_memory
     from ponder.memory.reflection import clean_lesson, make_reflection
-    from ponder.memory.trials import open_memory
     from ponder.models.base import GenerationParams
 
     turns = session.turns()

@@ -22,8 +22,8 @@ from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from ponder.agents.prompts import render
-from ponder.records import Trajectory
+from ponder.core.prompts import render
+from ponder.core.records import Trajectory
 
 #: Earlier turns put into the context of a new question (the most recent ones).
 HISTORY_TURNS = 6

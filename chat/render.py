@@ -10,9 +10,9 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from ponder.cli_render import StepPrinter, safe
-from ponder.records import Step
-from ponder.textsafe import terminal_safe
+from ponder.core.console import StepPrinter, safe
+from ponder.core.records import Step
+from ponder.core.textsafe import terminal_safe
 
 _STATUS_STYLE = {"solved": "green", "max_steps": "yellow", "parse_error": "yellow", "error": "red"}
 #: Lines of streamed text kept visible while the model writes.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ponder.chat.commands import dispatch
 from ponder.chat.session import ChatSession
-from ponder.errors import PonderError
+from ponder.core.errors import PonderError
 
 log = logging.getLogger("ponder.chat")
 

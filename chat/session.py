@@ -13,10 +13,10 @@ from ponder.chat.graph import Turn, build_chat_graph, contextual_task, make_turn
 from ponder.chat.render import ChatRenderer
 from ponder.chat.streaming import StreamingModel
 from ponder.chat.threads import ThreadStore, check_thread_id
-from ponder.config import Settings
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.records import Trajectory
+from ponder.core.settings import Settings
 from ponder.memory.context import MODES
-from ponder.records import Trajectory
 
 if TYPE_CHECKING:
     from ponder.memory.context import MemoryContext
@@ -154,7 +154,7 @@ class ChatSession:
 
     def memory_context(self, mode: str | None = None) -> MemoryContext | None:
         """A memory context for one turn (``None`` when memory is off)."""
-        from ponder.memory.trials import open_memory
+        from ponder.graphs.strategies.trials import open_memory
 
         mode = mode or self.memory_mode
         if mode == "none":

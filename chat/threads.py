@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.errors import ConfigError, DataError
+from ponder.core.errors import ConfigError, DataError
 
 #: Thread ids: short, lower case, no look-alike characters (0/o, 1/l/i).
 ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"

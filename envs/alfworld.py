@@ -2,7 +2,7 @@
 
 It needs ``alfworld==0.4.2`` and ``textworld[pddl]==1.7.0``, whose PDDL engine is ``fast-downward-textworld``
 (an sdist: Fast Downward's C++ planner, compiled at install time). When either is missing, :func:`unavailable`
-says exactly why and ``episodes()`` / ``run_episode()`` raise :class:`~ponder.errors.ConfigError` with it.
+says exactly why and ``episodes()`` / ``run_episode()`` raise :class:`~ponder.core.errors.ConfigError` with it.
 
 The shipped trial comes from ALFWorld's multi-agent debug branch: its PDDL problem declares three agents
 (``alice``, ``bob``, ``charlie``) and its grammar writes commands as "alice: go to ...". :func:`build_game` makes
@@ -19,12 +19,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.datafiles import read_json_file
-from ponder.envs.base import EnvReset, EnvStep, Episode, EpisodeResult, EvalContext
-from ponder.errors import ConfigError, DataError
+from ponder.core.datafiles import read_json_file
+from ponder.core.environment import EnvReset, EnvStep
+from ponder.core.errors import ConfigError, DataError
+from ponder.envs.base import Episode, EpisodeResult, EvalContext
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
 
 TRIALS = Path("alfworld") / "trials"
 EXPERT = "expert"
@@ -123,7 +124,7 @@ class AlfWorldEnv:
     examples = "alfworld"
 
     def __init__(self, game_file: Path, name: str = "alfworld") -> None:
-        from ponder.agents.prompts import load_prompt
+        from ponder.core.prompts import load_prompt
 
         self.game_file, self.name = Path(game_file), name
         self.instructions = load_prompt("env_instructions_alfworld").strip()
@@ -207,7 +208,7 @@ class AlfWorldSuite:
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
         """Play the trial with the agent or the planner's expert plan (harness check)."""
-        from ponder.graphs.env_agent import run_env_agent
+        from ponder.agents.env import run_env_agent
 
         _require()
         if ctx.policy not in ("agent", EXPERT):

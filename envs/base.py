@@ -16,53 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from ponder.records import Trajectory, Usage
+from ponder.core.records import Trajectory, Usage
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
     from ponder.memory.context import MemoryContext
     from ponder.models.base import ModelBackend
-
-
-class EnvReset(BaseModel):
-    """What an environment shows at the start of an episode."""
-
-    observation: str
-    admissible_actions: list[str] | None = None
-    info: dict[str, Any] = Field(default_factory=dict)
-
-
-class EnvStep(BaseModel):
-    """What an environment answers to one action."""
-
-    observation: str
-    reward: float = 0.0
-    done: bool = False
-    admissible_actions: list[str] | None = None
-    info: dict[str, Any] = Field(default_factory=dict)
-
-
-@runtime_checkable
-class Env(Protocol):
-    """A text environment (a game, a web page, a tool-less task)."""
-
-    name: str
-
-    def reset(self) -> EnvReset:
-        """Start (or restart) the episode."""
-        ...
-
-    def step(self, action: str) -> EnvStep:
-        """Take one action; an invalid action gets the environment's own answer, not an exception."""
-        ...
-
-    def close(self) -> None:
-        """Release the game process or browser."""
-        ...
 
 
 #: Who played an episode: the agent, or a harness-check policy (walkthrough, hand-written solver).

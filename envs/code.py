@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from ponder.core.errors import ConfigError
+from ponder.core.records import Step, Trajectory, Usage, append_jsonl
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
 from ponder.envs.qa import read_rows
-from ponder.errors import ConfigError
-from ponder.records import Step, Trajectory, Usage, append_jsonl
 from ponder.tools.grading import GradeReport, grade
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
     from ponder.envs.context import EvalOptions
     from ponder.tools.executor import CodeExecutor
 
@@ -169,7 +169,7 @@ class HumanEvalSuite:
             metadata={"source": meta.get("source"), "kill_reason": report.kill_reason if report else None})
 
     def _ask(self, prompt: str, ctx: EvalContext) -> tuple[str, Usage]:
-        from ponder.agents.prompts import render
+        from ponder.core.prompts import render
         from ponder.models.base import GenerationParams
 
         if ctx.model is None:

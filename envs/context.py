@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from ponder.config import Settings
+from ponder.core.settings import Settings
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def build_context(options: EvalOptions, settings: Settings, model: ModelBackend 
         model = load_model(settings.model, settings)
     memory_context = None
     if options.memory != "none":
-        from ponder.memory.trials import open_memory
+        from ponder.graphs.strategies.trials import open_memory
 
         memory_context = open_memory(settings, options.memory, namespace=None, task_family=options.suite)
     return EvalContext(settings=settings, agent=options.agent, policy=options.policy, model=model,

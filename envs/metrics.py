@@ -1,6 +1,6 @@
 """Evaluation metrics: SQuAD exact match and token F1, Wilson and bootstrap 95% intervals, run summaries.
 
-Answer normalization is :mod:`ponder.answers` (the one normalizer); this module only adds the
+Answer normalization is :mod:`ponder.core.answers` (the one normalizer); this module only adds the
 metrics computed over normalized answers and the statistics over episodes.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from ponder.answers import normalize_text
+from ponder.core.answers import normalize_text
 
 if TYPE_CHECKING:
     from ponder.envs.base import EpisodeResult

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from ponder.textsafe import terminal_safe
+from ponder.core.textsafe import terminal_safe
 
 if TYPE_CHECKING:
     from ponder.envs.base import EpisodeResult

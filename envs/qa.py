@@ -2,8 +2,8 @@
 
 Each suite reads its shipped JSONL file under ``settings.data_dir`` (the shipped ``data/``; see ``data/README.md``) or
 a user's file in the same schema (``--data``); every malformed row is reported as ``file:line: problem``
-and the file is refused (:class:`~ponder.errors.BadLinesError`). The agent is ``run_agent`` (ReAct or
-PAL); with ``--trials`` / ``--memory`` it is :func:`ponder.memory.trials.run_trials`. For HotpotQA and
+and the file is refused (:class:`~ponder.core.errors.BadLinesError`). The agent is ``run_agent`` (ReAct or
+PAL); with ``--trials`` / ``--memory`` it is :func:`ponder.graphs.strategies.trials.run_trials`. For HotpotQA and
 MuSiQue the ReAct agent gets the ``search`` and ``lookup`` tools over that dataset's corpus
 (``<data_dir>/<dataset>/corpus.jsonl``, unless the ``search_corpus`` setting names another). Harness
 policy ``gold`` answers with the gold answer: it checks loading, scoring and the runner, not an agent.
@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, field_validator
 
-from ponder.answers import AnswerKind, is_correct
-from ponder.datafiles import read_jsonl_file
+from ponder.core.answers import AnswerKind, is_correct
+from ponder.core.datafiles import read_jsonl_file
+from ponder.core.errors import ConfigError
+from ponder.core.records import Trajectory, Usage
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
 from ponder.envs.context import EpisodeTimeoutError, past_deadline
 from ponder.envs.metrics import best_over, exact_match, f1_score
-from ponder.errors import ConfigError
-from ponder.records import Trajectory, Usage
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
     from ponder.envs.context import EvalOptions
 
 class QARow(BaseModel):
@@ -55,7 +55,7 @@ class QARow(BaseModel):
 def read_rows(path: Path, row_model: type[BaseModel], limit: int | None = None) -> list[tuple[int, BaseModel]]:
     """Validated rows of a user's JSONL data file with their line numbers (blank lines skipped).
 
-    Read by :func:`ponder.datafiles.read_jsonl_file`: every bad line is reported and any bad line refuses
+    Read by :func:`ponder.core.datafiles.read_jsonl_file`: every bad line is reported and any bad line refuses
     the file, since a score over part of the file the user gave would be misleading.
 
     Raises:
@@ -175,8 +175,8 @@ class QASuite:
 
     def _vote(self, episode: Episode, ctx: EvalContext) -> tuple[list[Trajectory], str | None, Usage, dict[str, Any]]:
         """Self-consistency (``run_self_consistency``); every sample goes to ``trajectories.jsonl``."""
+        from ponder.core.records import append_jsonl
         from ponder.graphs.self_consistency import Budget, SCConfig, run_self_consistency
-        from ponder.records import append_jsonl
 
         config = SCConfig(samples=ctx.samples, vote=ctx.vote, early_stop=ctx.early_stop, stop_rule=ctx.stop_rule,
                           budget=Budget.parse(ctx.budget), answer_kind=self.answer_kind)
@@ -206,7 +206,7 @@ class QASuite:
                 raise EpisodeTimeoutError(f"episode {episode.id} passed its deadline")
 
         if ctx.trials > 1 or ctx.memory != "none":
-            from ponder.memory.trials import run_trials
+            from ponder.graphs.strategies.trials import run_trials
 
             store = ctx.memory_context.store if ctx.memory_context is not None else None
             return run_trials(episode.task, trials=ctx.trials, memory=ctx.memory,  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from ponder.envs.base import Suite

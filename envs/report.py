@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ponder.core.errors import DataError
+from ponder.core.records import read_jsonl
 from ponder.envs.base import EpisodeResult
 from ponder.envs.metrics import Summary, summarize
-from ponder.errors import DataError
-from ponder.records import read_jsonl
 
 HARNESS_LABEL = "harness check — not an agent result"
 CSS = """

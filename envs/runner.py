@@ -24,13 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.atomicio import write_atomic
-from ponder.config import PACKAGE_DIR, Settings
+from ponder.core.errors import ConfigError, DataError
+from ponder.core.io import write_atomic
+from ponder.core.records import append_jsonl, read_jsonl
+from ponder.core.settings import PACKAGE_DIR, Settings
 from ponder.envs.base import Episode, EpisodeResult, Suite
 from ponder.envs.context import MEMORY_MODES, VOTES, EvalOptions
 from ponder.envs.metrics import Summary, summarize
-from ponder.errors import ConfigError, DataError
-from ponder.records import append_jsonl, read_jsonl
 
 if TYPE_CHECKING:
     from ponder.envs.progress import Progress

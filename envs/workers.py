@@ -26,10 +26,10 @@ import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ponder.config import Settings
+from ponder.core.errors import ConfigError, PonderError
+from ponder.core.settings import Settings
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, Suite
 from ponder.envs.context import EvalOptions, build_context, failed_result, with_deadline
-from ponder.errors import ConfigError, PonderError
 from ponder.models.base import ModelBackend
 
 log = logging.getLogger(__name__)

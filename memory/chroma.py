@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from ponder.config import Settings
-from ponder.errors import ConfigError, PonderError
+from ponder.core.errors import ConfigError, PonderError
+from ponder.core.settings import Settings
 from ponder.memory.schema import RECORD_TYPES, MemoryRecord
 
 __all__ = ["LOCK_FILE", "TEXT_KEY", "LocalClient", "MemoryStoreError", "connect", "exact_matches", "from_chroma",

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ponder.answers import AnswerKind
+from ponder.core.answers import AnswerKind
 from ponder.memory.schema import MemoryRecord, MemoryStore, WriteResult
 
 MemoryMode = Literal["none", "reflexion", "expel", "both"]
@@ -37,7 +37,7 @@ class MemoryContext:
         k: Memories retrieved per kind (reflections, experiences).
         task_family: Environment or dataset name stored with each record (e.g. ``gsm8k``).
         label: The gold answer when known: a wrong final answer then counts as a failure.
-        answer_kind: How ``label`` is compared (see :func:`ponder.answers.is_correct`).
+        answer_kind: How ``label`` is compared (see :func:`ponder.core.answers.is_correct`).
         run_id: The run the written memories come from (``run_agent`` fills in the trajectory id).
         hold_writes: Queue writes instead of applying them (their results say ``reason="held"``);
             :meth:`flush` applies them in order, :meth:`discard` drops them.

@@ -21,7 +21,7 @@ from typing import Any
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import known_embedding_functions, register_embedding_function
 
-from ponder.errors import ConfigError, MissingExtraError
+from ponder.core.errors import ConfigError, MissingExtraError
 
 __all__ = [
     "HashingEmbeddingFunction",

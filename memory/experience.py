@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ponder.core.records import Step
 from ponder.memory.context import MemoryContext
 from ponder.memory.schema import Experience, Hit
 from ponder.models.base import Message
-from ponder.records import Step
 
 #: Longest observation kept in a compact trajectory (characters).
 OBSERVATION_CHARS = 300

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ponder.agents.prompts import render
+from ponder.core.prompts import render
 from ponder.memory.context import MemoryContext
 from ponder.memory.schema import Insight, WriteResult
 from ponder.models.base import GenerationParams, Message, ModelBackend

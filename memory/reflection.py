@@ -1,7 +1,7 @@
 """Reflexion: after a failed episode the model writes a short lesson; similar later tasks see it.
 
 A run fails when it ends without ``solved`` (step cap, malformed replies) or, when the gold ``label`` is
-known, when its final answer is wrong (judged by :func:`ponder.answers.is_correct`). The lesson is asked for
+known, when its final answer is wrong (judged by :func:`ponder.core.answers.is_correct`). The lesson is asked for
 with ``prompts/reflect.txt`` (the task's compact trajectory and the failure reason) and stored as a
 :class:`~ponder.memory.schema.Reflection`; retrieval is by similarity to the new task.
 """
@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ponder.agents.prompts import render
-from ponder.answers import AnswerKind, is_correct
+from ponder.core.answers import AnswerKind, is_correct
+from ponder.core.prompts import render
 from ponder.memory.context import MemoryContext
 from ponder.memory.experience import one_line
 from ponder.memory.schema import Hit, Reflection

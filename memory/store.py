@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ponder.atomicio import atomic_writer
-from ponder.config import Settings, load_settings
-from ponder.datafiles import read_jsonl_file
-from ponder.errors import ConfigError, PonderError
+from ponder.core.datafiles import read_jsonl_file
+from ponder.core.errors import ConfigError, PonderError
+from ponder.core.io import atomic_writer
+from ponder.core.settings import Settings, load_settings
 from ponder.memory.chroma import (
     LOCK_FILE,
     LocalClient,
@@ -324,7 +324,7 @@ class ChromaMemoryStore(WriteRules):
     def export(self, path: Path) -> int:
         """Write every record as JSONL, ordered by kind, namespace, created and id; returns the count.
 
-        Written to a fresh temporary file beside ``path`` (:func:`~ponder.atomicio.atomic_writer`) and renamed
+        Written to a fresh temporary file beside ``path`` (:func:`~ponder.core.io.atomic_writer`) and renamed
         into place: a crash never leaves half an export, and no symlink can redirect the write.
         """
         records = sorted(self._all(), key=lambda r: (KINDS.index(r.kind), r.namespace, r.created, r.id))
@@ -336,7 +336,7 @@ class ChromaMemoryStore(WriteRules):
     def import_(self, path: Path, *, skip_bad_lines: bool = False) -> list[WriteResult]:
         """Read JSONL written by :meth:`export`, keeping ids, timestamps, scores and use counts.
 
-        The file is read whole first (:func:`~ponder.datafiles.read_jsonl_file`): by default a file with
+        The file is read whole first (:func:`~ponder.core.datafiles.read_jsonl_file`): by default a file with
         any unreadable line imports nothing. A record whose id exists (same kind) replaces it (``updated``);
         the other write rules apply.
 
@@ -381,7 +381,7 @@ def open_store(settings: Settings | None = None, *, embedding_function: Any = No
     """Open the memory store the settings point at: ``memory_url`` (a Chroma server) or ``memory_path``.
 
     Args:
-        settings: Defaults to :func:`~ponder.config.load_settings`.
+        settings: Defaults to :func:`~ponder.core.settings.load_settings`.
         embedding_function: See :class:`ChromaMemoryStore` (tests inject a cheap one).
 
     Raises:

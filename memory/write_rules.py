@@ -18,7 +18,7 @@ from ponder.memory.chroma import to_chroma
 from ponder.memory.schema import MemoryRecord, WriteResult
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
 
 __all__ = ["CHUNK", "WriteRules"]
 

@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from ponder.errors import RealModelCallError
+from ponder.core.errors import RealModelCallError
 
 FinishReason = Literal["stop", "length", "error"]
 

@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ponder.atomicio import fresh_dir, write_atomic
-from ponder.errors import ConfigError, ModelError
-from ponder.hashing import file_sha256
+from ponder.core.errors import ConfigError, ModelError
+from ponder.core.hashing import file_sha256
+from ponder.core.io import fresh_dir, write_atomic
 
 logger = logging.getLogger("ponder.models")
 

@@ -22,7 +22,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.errors import ModelError
+from ponder.core.errors import ModelError
 from ponder.models.base import (
     BaseBackend,
     Completion,
@@ -45,8 +45,8 @@ from ponder.models.llamacpp_loader import (  # noqa: F401 - re-exported: the bac
 )
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
-    from ponder.models.spec import ModelSpec
+    from ponder.core.model_spec import ModelSpec
+    from ponder.core.settings import Settings
 
 logger = logging.getLogger("ponder.models")
 
@@ -99,7 +99,7 @@ class LlamaCppBackend(BaseBackend):
             ConfigError: for a missing or non-GGUF file, or a missing ``llama-cpp-python``.
             ModelError: when llama.cpp fails to load the file.
         """
-        from ponder.models.spec import ModelSpec
+        from ponder.core.model_spec import ModelSpec
 
         source = resolve_gguf(ModelSpec(kind="llamacpp", path=str(path)))
         threads = n_threads or default_threads()

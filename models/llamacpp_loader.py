@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.errors import ConfigError, MissingExtraError, ModelError
+from ponder.core.errors import ConfigError, MissingExtraError, ModelError
 from ponder.models.gguf_cache import find_embedded_gguf
 
 if TYPE_CHECKING:
-    from ponder.models.spec import ModelSpec
+    from ponder.core.model_spec import ModelSpec
 
 logger = logging.getLogger("ponder.models")
 

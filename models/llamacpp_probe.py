@@ -39,11 +39,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ponder.atomicio import write_atomic
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.io import write_atomic
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
 
 logger = logging.getLogger("ponder.models")
 
@@ -203,7 +203,7 @@ def _no_core_dump() -> None:
 
 def _settings_or_default(settings: Settings | None) -> tuple[Path, list[str] | None]:
     if settings is None:
-        from ponder.config import default_cache_dir, load_settings
+        from ponder.core.settings import default_cache_dir, load_settings
 
         try:
             settings = load_settings()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.atomicio import write_atomic
+from ponder.core.io import write_atomic
 from ponder.models.llamacpp_decode import common_prefix
 
 logger = logging.getLogger("ponder.models")

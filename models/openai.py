@@ -5,7 +5,7 @@ Spec: ``openai:<model>@<base_url>`` (e.g. ``openai:smollm2@http://127.0.0.1:8000
 
 The official ``openai`` client is used with its own retries switched off: this module retries 429, 408,
 5xx, connection errors and timeouts itself (bounded, exponential backoff with jitter, honouring
-``Retry-After``) so that failures surface as one clear :class:`~ponder.errors.ModelError`.
+``Retry-After``) so that failures surface as one clear :class:`~ponder.core.errors.ModelError`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ponder.errors import MissingExtraError, ModelError
+from ponder.core.errors import MissingExtraError, ModelError
 from ponder.models.base import (
     BaseBackend,
     Completion,
@@ -31,8 +31,8 @@ from ponder.models.base import (
 )
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
-    from ponder.models.spec import ModelSpec
+    from ponder.core.model_spec import ModelSpec
+    from ponder.core.settings import Settings
 
 #: Used when the spec has no base URL and ``OPENAI_BASE_URL`` is unset.
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

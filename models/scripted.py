@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 
-from ponder.datafiles import read_jsonl_file
-from ponder.errors import ConfigError, DataError
+from ponder.core.datafiles import read_jsonl_file
+from ponder.core.errors import ConfigError, DataError
 from ponder.models.base import BaseBackend, Completion, GenerationParams, Message, truncate_at_stop
 
 ResponseFn = Callable[[list[Message], GenerationParams], str]
@@ -63,7 +63,7 @@ class ScriptedModel(BaseBackend):
     def from_jsonl(cls, path: str | Path) -> ScriptedModel:
         """Load responses from a JSONL file: each line a JSON string or ``{"text": ..., "delay": seconds}``.
 
-        A script is read strictly (:func:`~ponder.datafiles.read_jsonl_file`): a bad line would shift every
+        A script is read strictly (:func:`~ponder.core.datafiles.read_jsonl_file`): a bad line would shift every
         later reply, so any bad line refuses the file, and an empty file is an error too.
 
         Raises:

@@ -4,64 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ponder.errors import ConfigError
+from ponder.core.model_spec import ModelSpec, parse_spec
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
     from ponder.models.base import ModelBackend
 
 log = logging.getLogger("ponder.models")
-
-SPEC_HELP = (
-    "expected one of: embedded | llamacpp[:<file.gguf>] | transformers[:<file.gguf|model dir>] "
-    "| openai:<model>@<base_url> | scripted:<file.jsonl>"
-)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A parsed model spec."""
-
-    kind: str
-    model: str = ""
-    base_url: str = ""
-    path: str = ""
-
-    def __str__(self) -> str:
-        if self.kind == "openai":
-            return f"openai:{self.model}@{self.base_url}" if self.base_url else f"openai:{self.model}"
-        return f"{self.kind}:{self.path}" if self.path else self.kind
-
-
-def parse_spec(spec: str) -> ModelSpec:
-    """Parse a model spec string.
-
-    Raises:
-        ConfigError: for an unknown kind or a missing part, with the accepted forms.
-    """
-    text = (spec or "").strip()
-    kind, _, rest = text.partition(":")
-    kind = kind.lower()
-    if kind in ("embedded", "transformers", "llamacpp"):
-        if kind == "embedded" and rest:
-            raise ConfigError(f"bad model spec {spec!r}: 'embedded' takes no argument; {SPEC_HELP}")
-        return ModelSpec(kind=kind, path=rest)
-    if kind == "openai":
-        model, at, base_url = rest.rpartition("@") if "@" in rest else (rest, "", "")
-        if not model:
-            raise ConfigError(f"bad model spec {spec!r}: missing model name; {SPEC_HELP}")
-        if at and not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"bad model spec {spec!r}: base URL must start with http:// or https://")
-        return ModelSpec(kind="openai", model=model, base_url=base_url)
-    if kind == "scripted":
-        if not rest:
-            raise ConfigError(f"bad model spec {spec!r}: scripted needs a JSONL file; {SPEC_HELP}")
-        return ModelSpec(kind="scripted", path=rest)
-    raise ConfigError(f"bad model spec {spec!r}: {SPEC_HELP}")
-
 
 _CACHE: dict[tuple, ModelBackend] = {}
 _LOCK = threading.Lock()
@@ -74,7 +25,7 @@ def load_model(spec: str, settings: Settings | None = None) -> ModelBackend:
         ConfigError: for a bad spec or a missing file.
         ModelError: when the backend fails to load.
     """
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
 
     settings = settings or load_settings()
     parsed = parse_spec(spec)
@@ -105,7 +56,7 @@ def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
             require_llamacpp(resolve_gguf(parsed), settings)
         backend = LlamaCppBackend.from_settings(parsed, settings)
     else:
-        from ponder.models.embedded import TransformersBackend
+        from ponder.models.transformers_backend import TransformersBackend
 
         backend = TransformersBackend.from_settings(parsed, settings)
     log.info("model %s runs on the %s backend", parsed, kind)

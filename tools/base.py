@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 
 
 class ToolInputError(Exception):

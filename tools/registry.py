@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
     from ponder.tools.base import Tool
 
 #: Every tool name ponder ships; ``search``, ``lookup`` and ``retrieve`` share one search session per run.

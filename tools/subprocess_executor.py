@@ -22,7 +22,7 @@ What is bounded (by the kernel, set by the worker before any model code runs):
 Isolation modes: ``bwrap`` (the default, ``auto``: no network; new pid/ipc/uts namespaces; only
 ``/usr``, ``/etc``, ``/lib*`` and the interpreter's prefix visible, read-only, so homes and the project
 are hidden; a small private tmpfs ``/tmp`` is the only writable place; sensitive ``/proc`` files masked);
-where bwrap is missing or cannot start the executor raises :class:`~ponder.errors.SandboxError` and runs
+where bwrap is missing or cannot start the executor raises :class:`~ponder.core.errors.SandboxError` and runs
 nothing. ``unshare`` (new network and pid namespaces, the filesystem is *not* isolated) and ``none`` (no
 namespaces) run only when set (``sandbox_isolation``) and are warned by every executor. In every mode the
 worker joins a fresh session keyring, never runs model code as uid 0 and installs a seccomp filter
@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ponder.errors import ConfigError, SandboxError
+from ponder.core.errors import ConfigError, SandboxError
 from ponder.tools.executor import ExecResult
 from ponder.tools.sandbox.cgroups import SessionCgroup
 from ponder.tools.sandbox.isolation import (

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ponder.errors import ConfigError, MissingExtraError, ToolError
+from ponder.core.errors import ConfigError, MissingExtraError, ToolError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ponder.envs.base import EnvReset, EnvStep
+from ponder.core.environment import EnvReset, EnvStep
 from ponder.envs.miniwob.actions import INSTRUCTIONS, ParsedAction, normalize_key, parse_action
 from ponder.envs.miniwob.browser import BrowserError, BrowserPaths, open_environment, require_browser, shutdown
 from ponder.envs.miniwob.render import SELECT_INFO_JS, clickable_refs, render_elements

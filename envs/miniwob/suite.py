@@ -25,16 +25,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ponder.core.errors import ConfigError
 from ponder.envs.base import Episode, EpisodeResult, EvalContext
 from ponder.envs.miniwob.browser import BrowserError, require_browser
 from ponder.envs.miniwob.tasks import load_tasks
-from ponder.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.agents.env import EnvRun
+    from ponder.core.settings import Settings
     from ponder.envs.miniwob.env import MiniWoBEnv
     from ponder.envs.miniwob.solvers import SolverRun
-    from ponder.graphs.env_agent import EnvRun
 
 SOLVER_POLICY = "solver"
 #: Names of the shipped task lists ``episodes(data=...)`` accepts besides a file.
@@ -182,8 +182,8 @@ class MiniWoBSuite:
         return run.to_result(played, policy=ctx.policy, metadata=metadata)
 
     def _play_agent(self, env: MiniWoBEnv, episode: Episode, seed: int, ctx: EvalContext) -> tuple[EnvRun, str]:
-        from ponder.graphs.env_agent import EnvRun, run_env_agent
-        from ponder.records import Trajectory
+        from ponder.agents.env import EnvRun, run_env_agent
+        from ponder.core.records import Trajectory
 
         env.seed = seed
         try:  # the same seed gives the same instruction: learn it first, for the trajectory's task
@@ -216,8 +216,8 @@ class MiniWoBSuite:
 def solver_env_run(episode: Episode, solved: SolverRun | None, error: str | None, seconds: float,
                    out_dir: Path | None) -> EnvRun:
     """A solver's episode as an :class:`EnvRun` (its trajectory appended to ``out_dir/trajectories.jsonl``)."""
-    from ponder.graphs.env_agent import TRAJECTORY_FILE, EnvRun
-    from ponder.records import Step, Trajectory, Usage, append_jsonl
+    from ponder.agents.env import TRAJECTORY_FILE, EnvRun
+    from ponder.core.records import Step, Trajectory, Usage, append_jsonl
 
     traj = Trajectory(task=solved.utterance if solved and solved.utterance else episode.task, agent=SOLVER_POLICY,
                       model=f"harness:{SOLVER_POLICY}", backend="harness",

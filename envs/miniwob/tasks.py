@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ponder.datafiles import describe_validation, read_json_file
-from ponder.errors import DataError
+from ponder.core.datafiles import describe_validation, read_json_file
+from ponder.core.errors import DataError
 
 TASKS_FILE = Path(__file__).with_name("tasks.json")
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)

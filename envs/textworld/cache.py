@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ponder.atomicio import write_atomic
-from ponder.errors import DataError
-from ponder.hashing import file_sha256
+from ponder.core.errors import DataError
+from ponder.core.hashing import file_sha256
+from ponder.core.io import write_atomic
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
     from ponder.envs.textworld.spec import GameSpec
 
 GAME_FILE = "game.z8"

@@ -14,9 +14,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ponder.agents.prompts import load_prompt
-from ponder.envs.base import EnvReset, EnvStep
-from ponder.errors import DataError
+from ponder.core.environment import EnvReset, EnvStep
+from ponder.core.errors import DataError
+from ponder.core.prompts import load_prompt
 
 GAME_OVER = "The game is over."
 _BANNER = re.compile(r"^[\s$_|\\/<>]*$")

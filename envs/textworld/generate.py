@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ponder.atomicio import fresh_dir
+from ponder.core.hashing import file_sha256
+from ponder.core.io import fresh_dir
 from ponder.envs.textworld.cache import (
     DEFINITION_FILE,
     GAME_FILE,
@@ -27,7 +28,6 @@ from ponder.envs.textworld.cache import (
     definition_hash,
     read_manifest,
 )
-from ponder.hashing import file_sha256
 
 
 def generate_one(job: dict[str, Any], root: Path) -> dict[str, Any]:

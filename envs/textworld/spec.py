@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ponder.datafiles import describe_validation, read_json_file
-from ponder.errors import DataError
+from ponder.core.datafiles import describe_validation, read_json_file
+from ponder.core.errors import DataError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 #: Bump when a generator changes what it makes for the same options and seed.

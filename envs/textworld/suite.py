@@ -17,13 +17,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ponder.core.errors import ConfigError
 from ponder.envs.base import Episode, EpisodeResult, EvalContext
 from ponder.envs.textworld.cache import GAME_FILE, ensure_games, games_root, write_suite_manifest
 from ponder.envs.textworld.spec import GameSpec, load_suite_spec
-from ponder.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
 
 DEFAULT_SUITE = "default"
 
@@ -70,9 +70,9 @@ class TextWorldSuite:
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
         """Play one game with ``ctx.policy`` (``agent`` or ``walkthrough``)."""
+        from ponder.agents.env import run_env_agent
         from ponder.envs.textworld.env import TextWorldEnv
         from ponder.envs.textworld.walkthrough import POLICY, play_walkthrough
-        from ponder.graphs.env_agent import run_env_agent
 
         if ctx.policy not in ("agent", POLICY):
             raise ConfigError(f"the textworld suite has no policy {ctx.policy!r}; choose agent or {POLICY}")

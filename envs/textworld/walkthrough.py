@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ponder.envs.base import Env, Episode
-from ponder.graphs.env_agent import TRAJECTORY_FILE, EnvRun
-from ponder.records import Step, Trajectory, Usage, append_jsonl
+from ponder.agents.env import TRAJECTORY_FILE, EnvRun
+from ponder.core.environment import Env
+from ponder.core.records import Step, Trajectory, Usage, append_jsonl
+from ponder.envs.base import Episode
 
 POLICY = "walkthrough"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ponder.agents.prompts import render
-from ponder.config import Settings
+from ponder.core.prompts import render
+from ponder.core.settings import Settings
 from ponder.graphs.self_consistency.records import JudgeRecord, SampleRecord
 from ponder.graphs.self_consistency.voting import VoteTable
 from ponder.models.base import GenerationParams, ModelBackend

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ponder.answers import is_numeric, normalize_number, normalize_text
-from ponder.errors import ConfigError
+from ponder.core.answers import is_numeric, normalize_number, normalize_text
+from ponder.core.errors import ConfigError
 from ponder.tools.grading import grade
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from ponder.core.records import Trajectory, Usage
 from ponder.graphs.self_consistency.voting import VoteRow
-from ponder.records import Trajectory, Usage
 
 
 class SampleRecord(BaseModel):

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.config import Settings, load_settings
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.records import Trajectory, Usage, append_jsonl
+from ponder.core.settings import Settings, load_settings
 from ponder.graphs.self_consistency.graph import SCConfig, SCDeps, build_sc_graph
 from ponder.graphs.self_consistency.judge import make_judge
 from ponder.graphs.self_consistency.normalize import answer_key
 from ponder.graphs.self_consistency.records import SampleRecord, SelfConsistencyResult
 from ponder.graphs.self_consistency.voting import VOTE_METHODS, logprob_weight
 from ponder.models.base import ModelBackend
-from ponder.records import Trajectory, Usage, append_jsonl
 
 if TYPE_CHECKING:
     from ponder.memory.context import MemoryContext
@@ -74,7 +74,7 @@ def run_self_consistency(
         task: The question.
         config: Samples, vote, stop rule, budget (default: 8 samples, majority, no early stop).
         agent: ``react`` or ``pal`` (default: ``settings.agent``).
-        settings: Settings (default: :func:`~ponder.config.load_settings`).
+        settings: Settings (default: :func:`~ponder.core.settings.load_settings`).
         model: A backend (default: loaded from ``settings.model``).
         memory: Memory for every sample (writes held; the chosen sample's are applied after the vote).
         on_sample: Called with each finished sample (from the branch's thread).

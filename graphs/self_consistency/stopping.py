@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 from ponder.graphs.self_consistency.voting import Ballot, VoteTable
 
 STOP_RULES = ("certain", "beta", "esc")

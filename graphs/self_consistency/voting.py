@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 
 VOTE_METHODS = ("majority", "weighted", "judge")
 

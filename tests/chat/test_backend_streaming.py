@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.config import load_settings
+from ponder.core.settings import load_settings
 from ponder.models.base import GenerationParams
 from ponder.models.spec import load_model
 

@@ -15,8 +15,8 @@ from ponder.chat.render import ChatRenderer
 from ponder.chat.session import ChatSession
 from ponder.chat.streaming import StreamingModel
 from ponder.chat.threads import ThreadStore
-from ponder.config import load_settings
-from ponder.errors import ConfigError, DataError
+from ponder.core.errors import ConfigError, DataError
+from ponder.core.settings import load_settings
 from ponder.models.base import BaseBackend, Completion, GenerationParams, StopFilter, stream_completion
 from ponder.models.scripted import ScriptedModel
 

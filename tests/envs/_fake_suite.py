@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ponder.core.errors import ConfigError
+from ponder.core.records import Usage
 from ponder.envs.base import Episode, EpisodeResult, EvalContext
 from ponder.envs.context import past_deadline
-from ponder.errors import ConfigError
-from ponder.records import Usage
 
 
 def make_episodes(n: int, suite: str = "fake", **meta: object) -> list[Episode]:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
+from ponder.core.errors import ConfigError
+from ponder.core.settings import load_settings
 from ponder.envs.alfworld import AlfWorldSuite, single_agent_problem, unavailable
 from ponder.envs.base import EvalContext
 from ponder.envs.registry import get_suite
-from ponder.errors import ConfigError
 
 TRIAL = Path("alfworld") / "trials" / "enh_multi-agent_poc-debug"
 

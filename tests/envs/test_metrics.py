@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from ponder.core.records import Usage
 from ponder.envs.base import EpisodeResult
 from ponder.envs.metrics import best_over, bootstrap_ci, exact_match, f1_score, summarize, wilson_interval
-from ponder.records import Usage
 
 
 @pytest.mark.parametrize(("pred", "gold", "em"), [

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.envs.base import Env, EvalContext
+from ponder.core.environment import Env
+from ponder.core.records import Trajectory, read_jsonl
+from ponder.core.settings import load_settings
+from ponder.envs.base import EvalContext
 from ponder.envs.miniwob.browser import alive, descendants, find_browser
 from ponder.envs.miniwob.env import MiniWoBEnv
 from ponder.envs.miniwob.page import parse_page
@@ -21,7 +23,6 @@ from ponder.envs.miniwob.solvers import SOLVERS, run_solver
 from ponder.envs.miniwob.suite import MiniWoBSuite
 from ponder.envs.miniwob.tasks import load_tasks
 from ponder.models.scripted import ScriptedModel
-from ponder.records import Trajectory, read_jsonl
 
 PATHS = find_browser()
 pytestmark = [pytest.mark.browser,

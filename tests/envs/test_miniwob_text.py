@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
+from ponder.core.errors import ConfigError, DataError
+from ponder.core.settings import load_settings
 from ponder.envs.base import EvalContext
 from ponder.envs.miniwob.actions import normalize_key, parse_action
 from ponder.envs.miniwob.browser import find_browser, require_browser
@@ -17,7 +18,6 @@ from ponder.envs.miniwob.solvers import SOLVERS
 from ponder.envs.miniwob.suite import MiniWoBSuite, time_limit_of
 from ponder.envs.miniwob.tasks import available_tasks, load_tasks
 from ponder.envs.registry import get_suite
-from ponder.errors import ConfigError, DataError
 
 KEYS = ("<Enter>", "<Tab>", "<Backspace>", "<ArrowDown>", "a", "1", "C-a", "C-v")
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
+from ponder.core.records import Trajectory, read_jsonl
+from ponder.core.settings import load_settings
 from ponder.envs.code import completion_from_reply
 from ponder.envs.context import EvalOptions
 from ponder.envs.registry import get_suite
 from ponder.envs.runner import run_eval
 from ponder.models.scripted import ScriptedModel
-from ponder.records import Trajectory, read_jsonl
 
 Reply = Callable[[str, int], str]
 

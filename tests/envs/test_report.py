@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
+from ponder.core.errors import DataError
+from ponder.core.settings import load_settings
 from ponder.envs.context import EvalOptions
 from ponder.envs.report import HARNESS_LABEL, head_to_head, load_run, write_comparison, write_report
 from ponder.envs.runner import run_eval
-from ponder.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _fake_suite import FakeSuite  # noqa: E402

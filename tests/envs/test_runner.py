@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
+from ponder.core.errors import ConfigError, DataError
+from ponder.core.settings import load_settings
 from ponder.envs.base import EpisodeResult
 from ponder.envs.context import EvalOptions
 from ponder.envs.runner import RESULTS_FILE, load_done, repair_tail, run_eval
-from ponder.errors import ConfigError, DataError
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # spawned workers inherit sys.path, so they can import _fake_suite too
@@ -243,7 +243,7 @@ def test_process_worker_that_cannot_load_its_model_stops_the_run(tmp_path):
 def test_process_worker_that_cannot_start_stops_the_run(tmp_path, settings):
     import types
 
-    from ponder.errors import PonderError
+    from ponder.core.errors import PonderError
 
     ghost = types.ModuleType("ghost_suite_module")  # picklable here, not importable in a spawned worker
     exec("from _fake_suite import FakeSuite\nclass Ghost(FakeSuite):\n    pass\n", ghost.__dict__)

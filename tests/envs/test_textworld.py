@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
+from ponder.core.errors import DataError
+from ponder.core.hashing import file_sha256
+from ponder.core.records import Trajectory, read_jsonl
+from ponder.core.settings import load_settings
 from ponder.envs.base import EvalContext
 from ponder.envs.registry import get_suite
 from ponder.envs.textworld.cache import GAME_FILE, definition_hash, ensure_games, games_root, read_manifest
 from ponder.envs.textworld.env import GAME_OVER, TextWorldEnv, clean_feedback
 from ponder.envs.textworld.spec import GameSpec, SuiteSpec, load_suite_spec
 from ponder.envs.textworld.suite import TextWorldSuite, agent_max_steps
-from ponder.errors import DataError
-from ponder.hashing import file_sha256
 from ponder.models.scripted import ScriptedModel
-from ponder.records import Trajectory, read_jsonl
 
 pytest.importorskip("textworld")
 

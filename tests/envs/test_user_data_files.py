@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from ponder.cli import main
-from ponder.config import load_settings
+from ponder.core.errors import BadLinesError, DataError
+from ponder.core.settings import load_settings
 from ponder.envs.alfworld import AlfWorldSuite
 from ponder.envs.miniwob.tasks import load_tasks
 from ponder.envs.registry import get_suite
 from ponder.envs.textworld.spec import load_suite_spec
-from ponder.errors import BadLinesError, DataError
 
 ROW_A = '{"id": "a", "question": "1+1?", "answer": "2"}'
 ROW_B = '{"id": "b", "question": "2+2?", "answer": "4"}'

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import Settings, load_settings
+from ponder.core.settings import Settings, load_settings
 from ponder.memory.embeddings import HashingEmbeddingFunction, MiniLMEmbeddingFunction, _installed
 from ponder.memory.store import ChromaMemoryStore, open_store
 

@@ -30,7 +30,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_list_table_and_json(filled, capsys, monkeypatch) -> None:
-    from ponder.cli_render import console
+    from ponder.core.console import console
 
     code, out, _ = run(capsys, "list")  # 80 columns: ids stay whole
     assert code == 0 and all(record_id in out for record_id in filled.values())

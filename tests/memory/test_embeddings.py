@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from chromadb.utils.embedding_functions import known_embedding_functions
 
-from ponder.errors import ConfigError, MissingExtraError
+from ponder.core.errors import ConfigError, MissingExtraError
 from ponder.memory import embeddings as emb
 from ponder.memory.schema import Insight
 from ponder.memory.store import open_store

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from ponder.agents.runner import run_agent
-from ponder.config import load_settings
+from ponder.core.records import Step
+from ponder.core.settings import load_settings
+from ponder.graphs.strategies.trials import run_trials
 from ponder.memory.context import MemoryContext
 from ponder.memory.experience import compact_trajectory, experience_messages
 from ponder.memory.insights import InsightOp, apply_insight_ops, parse_insight_ops, ranked_insights
 from ponder.memory.schema import Experience, Insight
-from ponder.memory.trials import run_trials
 from ponder.models.scripted import ScriptedModel
-from ponder.records import Step
 
 TASK = "Tom has 3 boxes of 12 eggs and 5 eggs break. How many eggs are left?"
 SIMILAR = "Ann has 4 boxes of 12 eggs and 7 eggs break. How many eggs are left?"

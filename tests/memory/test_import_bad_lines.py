@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ponder.cli import main
-from ponder.errors import BadLinesError, DataError
+from ponder.core.errors import BadLinesError, DataError
 from ponder.memory.schema import Insight, Reflection
 from ponder.memory.store import ChromaMemoryStore
 

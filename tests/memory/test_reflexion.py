@@ -12,11 +12,11 @@ import pytest
 
 from ponder.agents.runner import run_agent
 from ponder.cli import main
-from ponder.config import load_settings
+from ponder.core.settings import load_settings
+from ponder.graphs.strategies.trials import run_trials
 from ponder.memory.context import MemoryContext
 from ponder.memory.reflection import failure_reason, lessons_section
 from ponder.memory.schema import Hit, Reflection
-from ponder.memory.trials import run_trials
 from ponder.models.scripted import ScriptedModel
 
 TASK = "A pen costs 2.50 dollars. How many cents does the pen cost?"

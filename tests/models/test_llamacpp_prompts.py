@@ -197,8 +197,8 @@ def test_only_the_newest_entries_are_kept(backend: LlamaCppBackend, tmp_path: Pa
 
 @integration
 def test_settings_switch_the_cache_on_and_off(gguf: Path, tmp_path: Path, llama_cpp: None) -> None:
-    from ponder.config import load_settings
-    from ponder.models.spec import ModelSpec
+    from ponder.core.model_spec import ModelSpec
+    from ponder.core.settings import load_settings
 
     spec = ModelSpec(kind="llamacpp")
     on = LlamaCppBackend.from_settings(spec, load_settings(cache_dir=tmp_path, llamacpp_n_ctx=2048))

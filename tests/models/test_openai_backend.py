@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import ModelError, RealModelCallError
+from ponder.core.errors import ModelError, RealModelCallError
+from ponder.core.settings import load_settings
 from ponder.models import openai as openai_module
 from ponder.models.base import GenerationParams, Message
 from ponder.models.openai import OpenAIBackend

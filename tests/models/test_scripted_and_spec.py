@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import ConfigError, DataError, RealModelCallError
+from ponder.core.errors import ConfigError, DataError, RealModelCallError
+from ponder.core.settings import load_settings
 from ponder.models.base import BaseBackend, GenerationParams, ModelBackend, truncate_at_stop
 from ponder.models.scripted import ScriptedModel, ScriptExhaustedError
 from ponder.models.spec import ModelSpec, load_model, parse_spec

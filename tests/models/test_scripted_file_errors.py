@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ponder.cli import main
-from ponder.errors import BadLinesError, ConfigError, DataError
+from ponder.core.errors import BadLinesError, ConfigError, DataError
 from ponder.models.base import GenerationParams
 from ponder.models.scripted import ScriptedModel
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.errors import SandboxError
+from ponder.core.errors import SandboxError
 from ponder.tools.executor import ExecResult
 from ponder.tools.sandbox.local import LocalSandbox
 

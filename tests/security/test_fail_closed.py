@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import PACKAGE_DIR
+from ponder.core.settings import PACKAGE_DIR
 
 from .conftest import host_is_healthy, run_host
 
@@ -42,7 +42,7 @@ class Catch(logging.Handler):
             warnings.append(record.getMessage())
 
 logging.getLogger().addHandler(Catch())
-from ponder.errors import PonderError
+from ponder.core.errors import PonderError
 from ponder.tools.sandbox.local import LocalSandbox
 from ponder.tools.subprocess_executor import SubprocessExecutor
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import PACKAGE_DIR
+from ponder.core.settings import PACKAGE_DIR
 from ponder.tools.sandbox.local import LocalSandbox
 
 from .conftest import TIMEOUT, Guard

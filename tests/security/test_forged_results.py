@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.errors import SandboxError
+from ponder.core.errors import SandboxError
 from ponder.tools.sandbox import session_worker
 from ponder.tools.subprocess_executor import SubprocessExecutor
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
+from ponder.core.settings import load_settings
 from ponder.envs.code import grade_completion
 from ponder.graphs.self_consistency.normalize import NormalizeContext, answer_key
 from ponder.tools.subprocess_executor import SubprocessExecutor

@@ -20,7 +20,7 @@ import pytest
 from rich.console import Console
 
 from ponder.cli import main
-from ponder.records import Step
+from ponder.core.records import Step
 
 pytestmark = pytest.mark.security
 
@@ -173,7 +173,7 @@ def test_escapes_through_the_chat_renderer_on_a_terminal() -> None:
 # --------------------------------------------------------------- 3. predictable temporary names on the host
 
 def _store(tmp_path: Path):
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
     from ponder.memory.embeddings import HashingEmbeddingFunction
     from ponder.memory.schema import Insight
     from ponder.memory.store import open_store
@@ -225,7 +225,7 @@ def test_concurrent_memory_exports_do_not_collide(tmp_path: Path) -> None:
 
 
 def test_eval_manifest_does_not_write_through_a_planted_symlink(tmp_path: Path) -> None:
-    from ponder.config import load_settings
+    from ponder.core.settings import load_settings
     from ponder.envs.context import EvalOptions
     from ponder.envs.registry import get_suite
     from ponder.envs.runner import write_manifest

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from ponder.config import PACKAGE_DIR
+from ponder.core.settings import PACKAGE_DIR
 
 from .conftest import Guard, wait_until
 

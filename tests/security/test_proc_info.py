@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import PACKAGE_DIR
+from ponder.core.settings import PACKAGE_DIR
 
 from .conftest import Guard
 

@@ -9,8 +9,8 @@ pytest.importorskip("e2b_code_interpreter", reason="pip install 'ponder[e2b]'")
 
 from e2b_code_interpreter.models import Execution, ExecutionError, Logs, Result  # noqa: E402
 
-from ponder.config import load_settings  # noqa: E402
-from ponder.errors import ConfigError, SandboxError  # noqa: E402
+from ponder.core.errors import ConfigError, SandboxError  # noqa: E402
+from ponder.core.settings import load_settings  # noqa: E402
 from ponder.tools.sandbox import open_sandbox  # noqa: E402
 from ponder.tools.sandbox.e2b import E2BSandbox  # noqa: E402
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import ConfigError, SandboxError
+from ponder.core.errors import ConfigError, SandboxError
+from ponder.core.settings import load_settings
 from ponder.tools.sandbox import isolation, open_sandbox, seccomp
 from ponder.tools.sandbox.cgroups import CgroupSupport
 from ponder.tools.sandbox.isolation import MAX_FILES, SANDBOX_SHM_BYTES, select_isolation

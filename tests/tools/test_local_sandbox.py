@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import ConfigError, SandboxError
+from ponder.core.errors import ConfigError, SandboxError
+from ponder.core.settings import load_settings
 from ponder.tools.executor import CodeExecutor, ExecResult
 from ponder.tools.sandbox import open_sandbox
 from ponder.tools.sandbox.local import LocalSandbox

@@ -1,8 +1,8 @@
 import pytest
 
 from ponder.agents.runner import run_agent
-from ponder.config import load_settings
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.settings import load_settings
 from ponder.models.scripted import ScriptedModel
 from ponder.tools.base import ToolBox
 from ponder.tools.python_tool import PythonTool

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from ponder.errors import SandboxError
+from ponder.core.errors import SandboxError
 from ponder.tools.sandbox import seccomp
 from ponder.tools.sandbox.seccomp import DENIED, bpf_pipe, build_filter, filter_bpf
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import PACKAGE_DIR, load_settings
-from ponder.errors import ConfigError, SandboxError
+from ponder.core.errors import ConfigError, SandboxError
+from ponder.core.settings import PACKAGE_DIR, load_settings
 from ponder.tools._exec_worker import _json, _pack, _split_frame, _unpack
 from ponder.tools.executor import CodeExecutor
 from ponder.tools.subprocess_executor import SubprocessExecutor

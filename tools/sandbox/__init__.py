@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
     from ponder.tools.executor import CodeExecutor
 
 
@@ -20,7 +20,7 @@ def open_sandbox(settings: Settings, kind: str | None = None) -> CodeExecutor:
         ConfigError: for an unknown kind, a missing extra or missing E2B credentials.
         SandboxError: when the sandbox cannot start.
     """
-    from ponder.errors import ConfigError
+    from ponder.core.errors import ConfigError
 
     kind = kind or settings.sandbox
     if kind == "local":

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ponder.errors import ConfigError, MissingExtraError, SandboxError
+from ponder.core.errors import ConfigError, MissingExtraError, SandboxError
 from ponder.tools.executor import ExecResult
 
 if TYPE_CHECKING:
-    from ponder.config import Settings
+    from ponder.core.settings import Settings
 
 log = logging.getLogger("ponder.sandbox")
 

@@ -37,7 +37,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from ponder.errors import SandboxError
+from ponder.core.errors import SandboxError
 from ponder.tools.sandbox.cgroups import SessionCgroup, cgroup_support
 from ponder.tools.sandbox.data_pipe import data_pipe
 from ponder.tools.sandbox.seccomp import filter_bpf

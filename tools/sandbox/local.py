@@ -16,7 +16,7 @@ bubblewrap: no network, new pid/ipc/uts (and, not as root, user) namespaces, a r
 system dirs and the interpreter only (not the project, not homes, not other sessions), a private 64 MiB
 tmpfs ``/tmp`` holding the session's working dir and a 16 MiB ``/dev/shm``, the kernel's sensitive
 ``/proc`` files masked, a scrubbed environment. Where bwrap is missing or cannot start the session does
-not open (:class:`~ponder.errors.SandboxError`); ``unshare`` (network and pid namespaces, filesystem *not*
+not open (:class:`~ponder.core.errors.SandboxError`); ``unshare`` (network and pid namespaces, filesystem *not*
 isolated) and ``none`` run only when set (``sandbox_isolation``) and are warned at every session. In
 every mode the worker joins a fresh session keyring, drops root to a fresh unprivileged uid (model code
 never runs as uid 0) and installs a seccomp filter (:mod:`ponder.tools.sandbox.seccomp`) before any
@@ -51,7 +51,7 @@ import signal
 import threading
 import time
 
-from ponder.errors import ConfigError, SandboxError
+from ponder.core.errors import ConfigError, SandboxError
 from ponder.tools.executor import ExecResult
 from ponder.tools.sandbox.isolation import (
     MAX_FILES,

@@ -38,7 +38,7 @@ import functools
 import tempfile
 from types import ModuleType
 
-from ponder.errors import SandboxError
+from ponder.core.errors import SandboxError
 from ponder.tools.sandbox.data_pipe import PIPE_BYTES, data_pipe
 
 INSTALL_HINT = ("libseccomp is needed to sandbox code (Debian/Ubuntu: apt-get install libseccomp2; "

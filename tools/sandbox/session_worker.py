@@ -22,7 +22,7 @@ import time
 import weakref
 from typing import Any
 
-from ponder.errors import SandboxError
+from ponder.core.errors import SandboxError
 from ponder.tools.sandbox.cgroups import SessionCgroup
 from ponder.tools.sandbox.isolation import (
     cgroup_text,

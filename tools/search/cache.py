@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from ponder.hashing import file_sha256
+from ponder.core.hashing import file_sha256
 
 __all__ = ["MANIFEST", "cache_key", "entry_dir", "load_or_build"]
 

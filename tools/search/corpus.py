@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ponder.datafiles import read_jsonl_file
-from ponder.errors import DataError
+from ponder.core.datafiles import read_jsonl_file
+from ponder.core.errors import DataError
 
 __all__ = ["Corpus", "Doc", "base_title", "fold", "load_corpus", "normalize_title", "split_sentences"]
 
@@ -151,7 +151,7 @@ def _parse_doc(obj: object) -> Doc:
 
 
 def load_corpus(path: Path | str) -> Corpus:
-    """Read a JSONL corpus file (strictly: :func:`~ponder.datafiles.read_jsonl_file`).
+    """Read a JSONL corpus file (strictly: :func:`~ponder.core.datafiles.read_jsonl_file`).
 
     Args:
         path: The file; one JSON object per line with string fields ``id``, ``title`` and ``text``

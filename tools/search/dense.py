@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.errors import MissingExtraError
+from ponder.core.errors import MissingExtraError
 from ponder.tools.search.cache import Source, cache_key, entry_dir, load_or_build
 from ponder.tools.search.corpus import Corpus, Doc
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ponder.config import Settings, corpus_path
-from ponder.errors import ConfigError, DataError
+from ponder.core.errors import ConfigError, DataError
+from ponder.core.settings import Settings, corpus_path
 from ponder.tools.search.bm25 import BM25Index
 from ponder.tools.search.corpus import Corpus, load_corpus
 from ponder.tools.search.dense import DenseIndex, require_dense

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from ponder.config import Settings
+from ponder.core.settings import Settings
 from ponder.tools.base import Tool
 from ponder.tools.search.index import SearchIndex, get_index
 from ponder.tools.search.session import SearchSession

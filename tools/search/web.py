@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from ponder.errors import MissingExtraError, ToolError
+from ponder.core.errors import MissingExtraError, ToolError
 from ponder.tools.base import ToolInputError
 from ponder.tools.search.hits import Hit, format_hits
 from ponder.tools.search.session import clean_input

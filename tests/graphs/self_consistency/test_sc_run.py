@@ -12,12 +12,12 @@ import threading
 import pytest
 
 from ponder.cli import main
-from ponder.config import load_settings
+from ponder.core.records import read_jsonl
+from ponder.core.settings import load_settings
 from ponder.graphs.self_consistency import SCConfig, run_self_consistency
 from ponder.graphs.self_consistency.records import SelfConsistencyResult
 from ponder.graphs.self_consistency.stopping import Budget
 from ponder.models.scripted import ScriptedModel
-from ponder.records import read_jsonl
 
 
 def by_seed(answers: dict[int, str]):

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
 from ponder.graphs.self_consistency.stopping import Budget, beta_confidence, leader_is_certain, settled
 from ponder.graphs.self_consistency.voting import Ballot, tally
 

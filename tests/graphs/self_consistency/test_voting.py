@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import ConfigError
+from ponder.core.errors import ConfigError
+from ponder.core.settings import load_settings
 from ponder.graphs.self_consistency.normalize import NormalizeContext, answer_key, canonical_code, register_normalizer
 from ponder.graphs.self_consistency.voting import Ballot, logprob_weight, tally
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ponder.config import Settings, load_settings
+from ponder.core.settings import Settings, load_settings
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "data"  # the data shipped in the repository
 HOTPOT_CORPUS = DATA_DIR / "hotpotqa" / "corpus.jsonl"

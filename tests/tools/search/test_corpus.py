@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ponder.errors import DataError
+from ponder.core.errors import DataError
 from ponder.tools.search.corpus import load_corpus, normalize_title, split_sentences
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ponder.cli import main
-from ponder.errors import BadLinesError, DataError
+from ponder.core.errors import BadLinesError, DataError
 from ponder.tools.search.corpus import load_corpus
 
 GOOD = json.dumps({"id": "a", "title": "Alpha", "text": "Alpha is first."})

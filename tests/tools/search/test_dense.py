@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import MissingExtraError
+from ponder.core.errors import MissingExtraError
+from ponder.core.settings import load_settings
 from ponder.tools.base import ToolBox
 from ponder.tools.search import dense as dense_module
 from ponder.tools.search.index import get_index, load_index

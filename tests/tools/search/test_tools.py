@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from ponder.config import load_settings
-from ponder.errors import DataError
+from ponder.core.errors import DataError
+from ponder.core.settings import load_settings
 from ponder.tools.base import Tool, ToolBox
 from ponder.tools.search import search_tools
 from ponder.tools.search.index import get_index

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from ponder.errors import MissingExtraError
+from ponder.core.errors import MissingExtraError
 from ponder.tools.base import ToolBox
 from ponder.tools.search.hits import Hit, format_hits, snippet
 from ponder.tools.search.web import (

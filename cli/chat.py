@@ -1,0 +1,59 @@
+"""The ``ponder chat`` command (registered in ``ponder.cli``; heavy imports happen inside the function)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def chat_command(
+    thread: Annotated[str | None, typer.Option("--thread", "-t", help="Resume this thread (see /threads).")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="react or pal (default: settings).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec, e.g. embedded, "
+                                              "openai:<model>@<url>, scripted:<file>.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only the answers.")] = False,
+    samples: Annotated[int, typer.Option(min=1, max=64, help="Samples per turn (above 1: self-consistency).")] = 1,
+    memory: Annotated[str | None, typer.Option(help="Memory: none, reflexion, expel or both (default: settings).")]
+    = None,
+    tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Max model calls per turn.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (0 = greedy).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Max new tokens per model call.")] = None,
+    db: Annotated[Path | None, typer.Option(help="The threads database (default: "
+                                            "$XDG_DATA_HOME/ponder/chat/threads.sqlite).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show token counts, timings, backend.")] = False,
+) -> None:
+    """Chat with an agent: streamed steps, multi-turn threads that survive restarts, slash commands (/help)."""
+    import logging
+
+    from ponder.chat.render import ChatRenderer
+    from ponder.chat.repl import make_reader, run_repl
+    from ponder.chat.session import ChatSession
+    from ponder.chat.threads import default_db_path
+    from ponder.core.console import console
+    from ponder.core.settings import load_settings
+    from ponder.core.textsafe import setup_logging
+
+    setup_logging(logging.INFO if verbose else logging.WARNING)
+    settings = load_settings(agent=agent, model=model, max_steps=max_steps, temperature=temperature,
+                             max_tokens=max_tokens, memory=memory,
+                             tools=[t.strip() for t in tools.split(",") if t.strip()] if tools else None)
+    renderer = ChatRenderer(console, quiet=quiet, verbose=verbose)
+    db_path = db or default_db_path()
+    session = ChatSession.open(settings, renderer, db_path=db_path, thread_id=thread, samples=samples)
+    try:
+        session.load_model()
+        turns = session.turns()
+        if not quiet:
+            backend = getattr(session.model, "backend_name", "")
+            renderer.info(f"ponder chat · thread {session.thread_id}"
+                          f"{f' ({len(turns)} earlier turns)' if turns else ''} · agent {session.agent} · "
+                          f"model {settings.model}{f' on {backend}' if backend else ''} · /help for commands")
+        history = db_path.parent / "input_history"
+        code = run_repl(session, make_reader(history))
+    finally:
+        session.store.close()
+    if code:
+        raise typer.Exit(code)

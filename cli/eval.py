@@ -1,0 +1,108 @@
+"""``ponder eval SUITE`` and ``ponder report DIR [DIR2 ...]`` (registered in :mod:`ponder.cli`).
+
+Heavy modules (suites, the runner, matplotlib) are imported inside the commands, so ``ponder --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ponder.core.errors import ConfigError
+from ponder.core.textsafe import setup_logging, terminal_safe
+
+
+def eval_command(
+    suite: Annotated[str, typer.Argument(help="gsm8k, svamp, hotpotqa, musique, humaneval, textworld, miniwob, ...")],
+    data: Annotated[Path | None, typer.Option(help="Evaluate this JSONL file (same schema as the suite's "
+                                                  "shipped one) instead; textworld: a suite file or name.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N episodes.")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="react or pal (default: settings).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec (default: settings).")] = None,
+    policy: Annotated[str, typer.Option(help="agent, or a harness check the suite offers: walkthrough, solver, "
+                                             "gold, canonical.")] = "agent",
+    samples: Annotated[int, typer.Option(min=1, help="Self-consistency samples per episode.")] = 1,
+    vote: Annotated[str, typer.Option(help="Self-consistency vote: majority, weighted or judge.")] = "majority",
+    early_stop: Annotated[bool, typer.Option("--early-stop", help="Stop sampling once the vote is "
+                                                                  "settled.")] = False,
+    stop_rule: Annotated[str, typer.Option(help="With --early-stop: certain (never changes the answer), beta or "
+                                                "esc.")] = "certain",
+    budget: Annotated[str | None, typer.Option(help="Self-consistency cap, e.g. 4000t (tokens) or 6s "
+                                                    "(samples).")] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Trials per episode with memory between them.")] = 1,
+    memory: Annotated[str, typer.Option(help="none, reflexion, expel or both.")] = "none",
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256,
+                                         help="Episodes in parallel (processes for game/browser suites).")] = 1,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds per episode; a timed-out episode fails "
+                                                           "as 'timeout'.")] = 600.0,
+    max_steps: Annotated[int | None, typer.Option(help="Max agent steps per episode.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: "
+                                                                 "<out_dir>/eval/<suite>-<time>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out, skipping finished "
+                                                          "episodes.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log warnings and backend details.")] = False,
+) -> None:
+    """Evaluate an agent (or a harness policy) on SUITE; results, run.json and reports go to --out."""
+    import logging
+
+    from ponder.core.settings import load_settings
+    from ponder.envs.context import EvalOptions
+    from ponder.envs.registry import get_suite
+    from ponder.envs.runner import default_out_dir, run_eval
+
+    setup_logging(logging.INFO if verbose else logging.ERROR)
+    if agent is not None and agent not in ("react", "pal"):
+        raise ConfigError(f"--agent must be react or pal (got {agent!r})")
+    if resume and out is None:
+        raise ConfigError("--resume needs --out DIR (the run to continue)")
+    settings = load_settings(agent=agent, model=model, seed=seed, max_steps=max_steps, temperature=temperature)
+    chosen = get_suite(suite)
+    out_dir = out or default_out_dir(settings, suite)
+    options = EvalOptions(suite=suite, data=data, limit=limit, agent=settings.agent, policy=policy, samples=samples,
+                          vote=vote, early_stop=early_stop, stop_rule=stop_rule, budget=budget, trials=trials,
+                          memory=memory, workers=workers, timeout=timeout, out_dir=out_dir, resume=resume)
+    run = run_eval(chosen, options, settings, quiet=quiet)
+    _print_summary(run.out_dir, run.new, len(run.results))
+
+
+def _print_summary(out_dir: Path, new: int, total: int) -> None:
+    from ponder.envs.report import HARNESS_LABEL, load_run, summary_rows
+
+    data = load_run(out_dir)
+    width = max(len(k) for k, _ in summary_rows(data.summary))
+    if data.harness:
+        print(f"*** {HARNESS_LABEL} ***")
+    for key, value in summary_rows(data.summary):
+        print(terminal_safe(f"{key:<{width}}  {value}"))
+    if data.summary.failures:
+        print(f"{'failures':<{width}}  " + ", ".join(f"{k} {v}" for k, v in data.summary.failures.items()))
+    print(f"{new} episodes played now, {total} in the run; results {out_dir / 'results.jsonl'}; "
+          f"report {out_dir / 'report.html'}")
+
+
+def report_command(
+    runs: Annotated[list[Path], typer.Argument(help="One run directory (rewrites its report) or several "
+                                                    "(side-by-side comparison).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Where the comparison goes (default: "
+                                                                 "the first run's parent / comparison).")] = None,
+) -> None:
+    """Write report.md and report.html for a run, or compare several runs side by side."""
+    from ponder.envs.report import write_comparison, write_report
+
+    for path in runs:
+        if not (path / "results.jsonl").is_file():
+            raise ConfigError(f"{path} is not an evaluation run (no results.jsonl)")
+    if len(runs) == 1:
+        md, page = write_report(runs[0])
+        print(terminal_safe(md.read_text(encoding="utf-8").split("## Episodes")[0].rstrip()))
+        print(f"\nwrote {md} and {page}")
+        return
+    md, page, text = write_comparison(list(runs), out or runs[0].resolve().parent / "comparison")
+    print(terminal_safe(text.rstrip()))
+    print(f"\nwrote {md} and {page}")

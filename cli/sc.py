@@ -1,0 +1,115 @@
+"""``ponder run --samples N``: self-consistency from the command line (progress, vote table, JSON)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ponder.core.console import safe
+from ponder.core.errors import ConfigError
+from ponder.core.settings import Settings
+from ponder.graphs.self_consistency.graph import SCConfig
+from ponder.graphs.self_consistency.normalize import NORMALIZERS
+from ponder.graphs.self_consistency.records import SampleRecord, SelfConsistencyResult
+from ponder.graphs.self_consistency.stopping import STOP_RULES, Budget
+from ponder.graphs.self_consistency.voting import VOTE_METHODS
+from ponder.models.base import ModelBackend
+
+
+def sc_config(samples: int, vote: str, early_stop: bool, stop_rule: str, budget: str | None, wave: int | None,
+              answer_kind: str) -> SCConfig:
+    """Validate the command-line options into an :class:`SCConfig`.
+
+    Raises:
+        ConfigError: naming the bad option.
+    """
+    if samples < 1:
+        raise ConfigError(f"--samples must be at least 1 (got {samples})")
+    if vote not in VOTE_METHODS:
+        raise ConfigError(f"--vote must be one of: {', '.join(VOTE_METHODS)} (got {vote!r})")
+    if stop_rule not in STOP_RULES:
+        raise ConfigError(f"--stop-rule must be one of: {', '.join(STOP_RULES)} (got {stop_rule!r})")
+    if answer_kind not in NORMALIZERS:
+        raise ConfigError(f"--answer-kind must be one of: {', '.join(NORMALIZERS)} (got {answer_kind!r})")
+    if wave is not None and wave < 1:
+        raise ConfigError(f"--wave must be at least 1 (got {wave})")
+    return SCConfig(samples=samples, vote=vote, early_stop=early_stop, stop_rule=stop_rule,
+                    budget=Budget.parse(budget), wave=wave, answer_kind=answer_kind)
+
+
+def vote_table(result: SelfConsistencyResult) -> Table:
+    """The vote table as a Rich table (winner first)."""
+    table = Table(title=f"{result.vote} vote over {result.samples_run} samples", title_justify="left")
+    for column in ("#", "answer", "votes", "weight", "samples"):
+        table.add_column(column, justify="right" if column in ("#", "votes", "weight") else "left")
+    for n, row in enumerate(result.votes, 1):
+        style = "bold green" if row.key == result.winner_key else ""
+        table.add_row(str(n), safe(row.answer[:80]), str(row.votes), f"{row.weight:.3f}",
+                      ",".join(map(str, row.samples)), style=style)
+    if result.abstained:
+        table.add_row("-", "(no usable answer)", str(len(result.abstained)), "",
+                      ",".join(map(str, result.abstained)), style="dim")
+    return table
+
+
+def run_samples(question: str, *, settings: Settings, backend: ModelBackend, config: SCConfig, console: Console,
+                as_json: bool, label: str | None, verbose: bool) -> SelfConsistencyResult:
+    """Run self-consistency for ``question`` and print progress and the result."""
+    from ponder.core.answers import is_correct
+    from ponder.graphs.self_consistency.run import SC_FILE, run_self_consistency
+
+    lock = threading.Lock()
+
+    def on_sample(sample: SampleRecord) -> None:
+        if as_json:
+            return
+        t = sample.trajectory
+        answer = t.final_answer if t.final_answer is not None else f"({t.status})"
+        with lock:
+            console.print(f"[dim]sample {sample.index} (wave {sample.wave}, seed {sample.seed}):[/] "
+                          f"{safe(answer[:80])} [dim]· {len(t.steps)} steps · {t.usage.total_tokens} tokens · "
+                          f"{t.usage.wall_seconds:.1f}s[/]")
+
+    if not as_json:
+        console.print(f"[dim]self-consistency: {config.samples} samples of {settings.agent}, {config.vote} vote"
+                      + (f", early stop ({config.stop_rule})" if config.early_stop else "")
+                      + (f", budget {config.budget}" if config.budget else "") + "[/]")
+    result = run_self_consistency(question, config=config, agent=settings.agent, settings=settings, model=backend,
+                                  on_sample=on_sample)
+    path = Path(settings.out_dir) / SC_FILE
+    if as_json:
+        out = {"id": result.id, "answer": result.final_answer, "agreement": result.agreement,
+               "votes": [r.model_dump() for r in result.votes], "abstained": result.abstained,
+               "samples_planned": result.samples_planned, "samples_run": result.samples_run,
+               "stop_reason": result.stop_reason, "samples_saved": result.samples_saved,
+               "tokens_saved_estimate": result.tokens_saved_estimate, "usage": result.usage.model_dump(),
+               "chosen_sample": result.chosen_sample, "record_path": str(path), "model": result.model,
+               "backend": result.backend, "batch_sizes": result.batch_sizes}
+        if result.judge is not None:
+            out["judge"] = result.judge.model_dump()
+        if label is not None:
+            out["correct"] = is_correct(result.final_answer, label)
+        print(json.dumps(out))
+        return result
+    console.print(vote_table(result))
+    if result.judge is not None:
+        verdict = "fell back to the vote" if result.judge.fallback else f"picked candidate {result.judge.choice}"
+        console.print(f"judge {verdict}")
+    answer = result.final_answer if result.final_answer is not None else "(no answer)"
+    console.print(f"[bold]Final Answer:[/] {safe(answer)} [dim](agreement {result.agreement:.0%})[/]")
+    u = result.usage
+    line = (f"{result.samples_run}/{result.samples_planned} samples · stop: {result.stop_reason} · "
+            f"{u.prompt_tokens}+{u.completion_tokens} tokens · {u.tool_calls} tool calls · {u.wall_seconds:.1f}s")
+    if result.samples_saved:
+        line += f" · saved {result.samples_saved} samples (~{result.tokens_saved_estimate} tokens)"
+    console.print(line)
+    if label is not None:
+        console.print("correct" if is_correct(result.final_answer, label) else f"[red]wrong[/] (label {safe(label)})")
+    if verbose and result.batch_sizes:
+        console.print(f"[dim]batched model calls: {result.batch_sizes}[/]")
+    console.print(f"[dim]record {result.id} → {path}[/]")
+    return result

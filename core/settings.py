@@ -1,0 +1,179 @@
+"""Settings: defaults < ``ponder.toml`` < ``PONDER_*`` environment variables < explicit overrides (CLI flags).
+
+Nothing is read at import time: call :func:`load_settings` when you need settings.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ponder.core.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+#: The data ponder ships (evaluation suites, search corpora, ALFWorld files): ``data/`` in the package.
+SHIPPED_DATA_DIR = PACKAGE_DIR / "data"
+
+
+def default_data_dir() -> Path:
+    """Return the shipped data folder, ``data/`` inside the ``ponder`` package.
+
+    It is the repository's ``data/`` in a checkout and package data in an installed ponder; the path is
+    absolute, so it does not depend on the working directory. The ``data_dir`` setting replaces it with a
+    folder of the user's own files in the same layout (see ``data/README.md``).
+    """
+    return SHIPPED_DATA_DIR
+
+
+def default_cache_dir() -> Path:
+    """Return the user cache directory for converted weights and indexes (honours XDG_CACHE_HOME)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ponder"
+
+
+def default_memory_dir() -> Path:
+    """Where the Chroma memory store lives by default (honours XDG_DATA_HOME)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ponder" / "memory"
+
+
+def config_file() -> Path:
+    """Return the TOML file to read: ``$PONDER_CONFIG`` or ``./ponder.toml``."""
+    return Path(os.environ.get("PONDER_CONFIG", "ponder.toml"))
+
+
+class Settings(BaseSettings):
+    """All of ponder's settings. Every field can be set in ``ponder.toml`` or as ``PONDER_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="PONDER_", extra="forbid", validate_default=True)
+
+    # model
+    model: str = Field("embedded", description="Model spec: embedded | llamacpp[:gguf] | transformers[:gguf|dir] "
+                       "| openai:<model>@<base_url> | scripted:<file.jsonl>")
+    device: str = Field("cpu", description="Torch device for the transformers backend (cpu, cuda, cuda:1).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1, le=32768, description="Max new tokens per model call.")
+    seed: int | None = None
+    logprobs: bool = Field(False, description="Ask the model for token log-probabilities (weighted votes).")
+    # openai-compatible servers
+    openai_api_key: str = Field("EMPTY", description="API key for the openai backend (also OPENAI_API_KEY).")
+    openai_timeout: float = Field(120.0, gt=0)
+    openai_max_retries: int = Field(3, ge=0, le=20)
+    openai_concurrency: int = Field(8, ge=1, le=256)
+    # in-process llama.cpp backend
+    llamacpp_threads: int | None = Field(
+        None, ge=1, le=512, description="CPU threads for the llamacpp backend (default: physical cores minus "
+        "those busy with other work at load time).")
+    llamacpp_n_ctx: int = Field(4096, ge=256, le=1_048_576,
+                                description="Context size in tokens (prompt + completion) for the llamacpp backend.")
+    llamacpp_prompt_cache: bool = Field(True, description="Save the KV state of long prompt prefixes under "
+                                        "cache_dir, so later runs skip evaluating the agent's system prompt.")
+    llamacpp_probe_command: list[str] | None = Field(
+        None, min_length=1, description="The crash guard's child command (the GGUF path is appended); default: "
+        "python -m ponder.models.llamacpp_probe. Tests inject a child that crashes.")
+    # agents
+    agent: Literal["react", "pal"] = "react"
+    max_steps: int = Field(8, ge=1, le=200, description="Max agent steps (model calls) per run.")
+    max_parse_failures: int = Field(3, ge=1, le=50, description="Consecutive malformed outputs before giving up.")
+    pal_retries: int = Field(2, ge=0, le=20, description="Extra PAL attempts after a failed program.")
+    tools: list[str] = Field(default_factory=lambda: ["calculator", "python"],
+                             description="ReAct tools: calculator, python, search, lookup, retrieve.")
+    # code execution (PAL and the ReAct `python` tool)
+    sandbox: Literal["local", "e2b"] = Field("local", description="Where model-written code runs: a local isolated "
+                                             "kernel or an E2B cloud sandbox (needs E2B_API_KEY).")
+    sandbox_isolation: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        "auto", description="Isolation of the local sandbox: auto (= bwrap; stops with an error if bubblewrap is "
+        "missing or cannot start), bwrap, or, on purpose and warned every session, unshare (network and pid "
+        "namespaces, your files readable) or none (no filesystem or network isolation); never as root.")
+    exec_timeout: float = Field(5.0, gt=0, le=600, description="Wall-clock seconds per program run.")
+    exec_memory_mb: int = Field(512, ge=32)
+    exec_output_chars: int = Field(4000, ge=100)
+    # search
+    search_corpus: Path | None = Field(None, description="JSONL corpus {id,title,text} for the search tools "
+                                       "(default: <data_dir>/hotpotqa/corpus.jsonl).")
+    search_mode: Literal["bm25", "dense", "hybrid"] = "bm25"
+    search_k: int = Field(5, ge=1, le=100, description="Results returned by the top-k search tool.")
+    # memory (Chroma)
+    memory: Literal["none", "reflexion", "expel", "both"] = Field(
+        "none", description="Memory used by runs: none (clean baseline), reflexion, expel or both.")
+    memory_path: Path = Field(default_factory=default_memory_dir, description="Chroma PersistentClient directory.")
+    memory_url: str | None = Field(None, description="A Chroma server (http://host:port); overrides memory_path.")
+    memory_namespace: str = Field("default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    memory_k: int = Field(3, ge=1, le=50, description="Memories retrieved per kind.")
+    memory_capacity: int = Field(10_000, ge=1, description="Max records per collection before eviction.")
+    memory_duplicate_threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity above which a "
+                                              "new memory is a near-duplicate and is not stored.")
+    memory_max_chars: int = Field(4000, ge=10, description="Longer memories are rejected.")
+    # paths
+    data_dir: Path = Field(default_factory=default_data_dir, description="Evaluation data and search corpora "
+                           "(default: the data/ folder shipped inside the package).")
+    out_dir: Path = Path("runs")
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+
+    @field_validator("model")
+    @classmethod
+    def _check_model_spec(cls, value: str) -> str:
+        from ponder.core.model_spec import parse_spec
+
+        parse_spec(value)  # raises ConfigError with a clear message
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _check_tools(cls, value: list[str]) -> list[str]:
+        from ponder.tools.registry import TOOL_NAMES
+
+        unknown = [t for t in value if t not in TOOL_NAMES]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {', '.join(unknown)}; available: {', '.join(TOOL_NAMES)}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order sources: explicit overrides > env > TOML > defaults."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
+
+
+def corpus_path(settings: Settings) -> Path:
+    """The search corpus: ``settings.search_corpus`` or the HotpotQA corpus in the data directory."""
+    return settings.search_corpus or settings.data_dir / "hotpotqa" / "corpus.jsonl"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; ``overrides`` (e.g. CLI flags) win over every other source. ``None`` values are ignored.
+
+    Raises:
+        ConfigError: when a value is invalid, with one line per problem.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read settings file {config_file()}: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

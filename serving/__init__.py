@@ -1,0 +1,1 @@
+"""Serving ponder's graphs over HTTP (``langgraph dev``)."""

@@ -1,0 +1,206 @@
+"""Graphs served over HTTP by ``langgraph dev`` (``langgraph.json`` at the repository root).
+
+Each entry is a graph factory: called by the server for each request, it builds the graph from
+:func:`~ponder.core.settings.load_settings` (so ``PONDER_MODEL``, ``ponder.toml`` etc. choose the model, tools and
+sandbox) and closes that run's tools and sandbox session afterwards. The served graphs take
+``{"task": "..."}`` and return ``task``, ``final_answer``, ``status`` and ``steps``:
+
+    START → prepare (the agent's initial state) → react | pal (the agent graph as a subgraph) → END
+
+The self-consistency graph is served through the ``self_consistency`` factory below.
+
+The factories return async context managers whose set-up and clean-up run in a worker thread: the server
+enters a factory's context on its event loop, where ``langgraph dev`` rejects blocking calls
+(``BlockingError``), and building a graph loads the model (imports, file reads, llama.cpp's thread
+sampling), reads settings and opens tools. The graphs' nodes are synchronous, so LangGraph runs them in
+its executor, off the loop, too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+from ponder.core.records import Step
+from ponder.core.settings import Settings, load_settings
+from ponder.models.base import Message
+from ponder.tools.executor import ExecResult
+
+
+class ServedInput(TypedDict):
+    """What a client sends."""
+
+    task: str
+
+
+class ServedOutput(TypedDict, total=False):
+    """What a client gets back."""
+
+    task: str
+    final_answer: str | None
+    status: str | None
+    steps: list[Step]
+
+
+class ServedState(TypedDict, total=False):
+    """The agent state without reducers: the subgraph's final values replace the parent's."""
+
+    task: str
+    messages: list[Message]
+    steps: list[Step]
+    pending: Step | None
+    final_answer: str | None
+    status: str | None
+    parse_failures: int
+    last_failure: str | None
+    prefix: list[Message] | None
+    lessons: str | None
+    memory: dict[str, Any] | None
+
+
+class LazyExecutor:
+    """A PAL executor that opens its sandbox session at the first program (schema reads open none)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._session: Any = None
+
+    def run(self, code: str) -> ExecResult:
+        """Run ``code`` in the session, opening it first when needed."""
+        if self._session is None:
+            from ponder.tools.sandbox import open_sandbox
+
+            self._session = open_sandbox(self.settings)
+        return self._session.run(code)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close the session if one was opened."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+def wrap_agent_graph(agent: str, compiled: Any) -> Any:
+    """The served form of an agent graph: input ``{"task"}``, the agent graph as a subgraph."""
+    from ponder.agents.runner import initial_state
+
+    def prepare(state: ServedState) -> dict[str, Any]:
+        return initial_state(agent, state["task"])
+
+    graph = StateGraph(ServedState, input_schema=ServedInput, output_schema=ServedOutput)
+    graph.add_node("prepare", prepare)
+    graph.add_node(agent, compiled)
+    graph.add_edge(START, "prepare")
+    graph.add_edge("prepare", agent)
+    graph.add_edge(agent, END)
+    return graph.compile(name=agent)
+
+
+@asynccontextmanager
+async def _off_the_loop(build: Callable[[], tuple[Any, Callable[[], None]]]) -> AsyncIterator[Any]:
+    """Enter a served graph: ``build()`` (returning the graph and its clean-up) and the clean-up run in a thread."""
+    graph, close = await asyncio.to_thread(build)
+    try:
+        yield graph
+    finally:
+        await asyncio.to_thread(close)
+
+
+def _build_agent(agent: str) -> tuple[Any, Callable[[], None]]:
+    """The served agent graph from the current settings, and the function that closes its tools and sandbox."""
+    from ponder.agents.runner import build_graph, make_deps
+    from ponder.models.spec import load_model
+    from ponder.tools.registry import close_tools
+
+    settings = load_settings()
+    model = load_model(settings.model, settings)
+    executor = LazyExecutor(settings) if agent == "pal" else None
+    deps = make_deps(settings, model, executor=executor, agent=agent)  # type: ignore[arg-type]
+
+    def close() -> None:
+        try:
+            close_tools(list(deps.tools.tools.values()))
+        finally:
+            if executor is not None:
+                executor.close()
+
+    try:
+        return wrap_agent_graph(agent, build_graph(agent, deps)), close
+    except BaseException:
+        close()
+        raise
+
+
+def react(config: Any) -> Any:
+    """Graph factory of the ReAct agent (``langgraph.json``: ``react``)."""
+    return _off_the_loop(lambda: _build_agent("react"))
+
+
+def pal(config: Any) -> Any:
+    """Graph factory of the PAL agent (``langgraph.json``: ``pal``)."""
+    return _off_the_loop(lambda: _build_agent("pal"))
+
+
+class SCInput(TypedDict, total=False):
+    """What a client sends to ``self_consistency``.
+
+    ``task``; optionally ``samples`` (default 5) and the samples' ``temperature`` (default: the settings' when
+    above 0, else 0.7).
+    """
+
+    task: str
+    samples: int
+    temperature: float
+
+
+class SCOutput(TypedDict, total=False):
+    """The vote: answer, agreement, the vote table, samples run and the record id."""
+
+    task: str
+    final_answer: str | None
+    agreement: float
+    votes: list[dict[str, Any]]
+    samples_run: int
+    record_id: str
+
+
+#: Samples per served self-consistency run when the client does not say.
+SC_DEFAULT_SAMPLES = 5
+
+
+def self_consistency(config: Any) -> Any:
+    """Graph factory of self-consistency over the configured agent (``langgraph.json``: ``self_consistency``).
+
+    One node runs :func:`~ponder.graphs.self_consistency.run_self_consistency` (the voting graph itself,
+    with its fan-out) in a context of its own, so the samples' inner graphs are not checkpointed by the
+    server; the result is the vote. The model is loaded when the context is entered (in a thread), so
+    the node finds it in the per-process cache.
+    """
+    return _off_the_loop(_build_self_consistency)
+
+
+def _build_self_consistency() -> tuple[Any, Callable[[], None]]:
+    import contextvars
+
+    from ponder.graphs.self_consistency import SCConfig, run_self_consistency
+    from ponder.models.spec import load_model
+
+    settings = load_settings()
+    model = load_model(settings.model, settings)
+
+    def vote(state: SCInput) -> dict[str, Any]:
+        sc = SCConfig(samples=int(state.get("samples") or SC_DEFAULT_SAMPLES), temperature=state.get("temperature"))
+        result = contextvars.Context().run(run_self_consistency, state["task"], config=sc, settings=settings,
+                                           model=model)
+        return {"final_answer": result.final_answer, "agreement": result.agreement, "samples_run": result.samples_run,
+                "votes": [v.model_dump(mode="json") for v in result.votes], "record_id": result.id}
+
+    graph = StateGraph(SCOutput, input_schema=SCInput, output_schema=SCOutput)
+    graph.add_node("vote", vote)
+    graph.add_edge(START, "vote")
+    graph.add_edge("vote", END)
+    return graph.compile(name="self_consistency"), lambda: None
