@@ -1,5 +1,5 @@
-"""The ``ponder`` command line: one Typer app (``ponder.cli.app``) with its command groups in this package."""
+"""The ``ponder`` command line: one Typer app (``ponder.cli.entry``) with its command groups in this package."""
 
-from ponder.cli.app import app, main
+from ponder.cli.entry import app, main
 
 __all__ = ["app", "main"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from ponder.cli.app import main
+from ponder.cli.entry import main
 
 sys.exit(main())

@@ -128,7 +128,7 @@ def test_cli_prints_every_bad_line_then_one_error_line(tmp_path: Path, capsys: p
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
-    import ponder.cli.app as cli
+    import ponder.cli.entry as cli
 
     path = write(tmp_path / "bad.jsonl", '{"n": 1}', "oops", "[]")
 
