@@ -45,8 +45,9 @@ from pydantic import BaseModel, Field
 
 from ponder.agents.deps import model_step
 from ponder.core.environment import Env, EnvReset
+from ponder.core.io import append_jsonl
 from ponder.core.prompts import load_json_prompt, load_prompt, render
-from ponder.core.records import Step, Trajectory, Usage, append_jsonl
+from ponder.core.records import Step, Trajectory, Usage
 from ponder.envs.base import Episode, EpisodeResult
 from ponder.memory.nodes import compose, recall, remember
 from ponder.models.base import GenerationParams, Message, ModelBackend

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ponder.agents.deps import AgentDeps
 from ponder.core.errors import ConfigError
-from ponder.core.records import Step, Trajectory, Usage, append_jsonl
+from ponder.core.io import append_jsonl
+from ponder.core.records import Step, Trajectory, Usage
 from ponder.core.settings import Settings, load_settings
 from ponder.models.base import GenerationParams, ModelBackend
 from ponder.tools.base import Tool, ToolBox

@@ -11,7 +11,7 @@ JSON, not a valid row, a duplicate id) is reported as ``file:line: reason``, and
   and the skipped lines, and must show the skipped lines to the user.
 
 Ponder's own append-only records (``trajectories.jsonl``, ``results.jsonl``) are read by
-:func:`ponder.core.records.read_jsonl` instead: there a torn last line is what a crash leaves, not a user's
+:func:`ponder.core.io.read_jsonl` instead: there a torn last line is what a crash leaves, not a user's
 mistake, and it is cut off quietly.
 """
 

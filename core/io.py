@@ -1,20 +1,31 @@
-"""Atomic file writes: a fresh temporary file beside the target, fsynced, then renamed over it.
+"""ponder's one io module: atomic file writes, and the append-only JSONL of its own records.
+
+Atomic writes: a fresh temporary file beside the target, fsynced, then renamed over it.
 
 The temporary file comes from :func:`tempfile.mkstemp` in the target's folder (``O_CREAT | O_EXCL`` under an
 unpredictable name), so a symlink planted at a guessable name cannot redirect the write, two writers never
 share a temporary file, and a crash leaves either the old file or the new one, never half of one.
 
-Standard library only: this module is part of the core layer and imports nothing else from ponder.
+JSONL records are appended with flush + fsync, so a crash mid-run keeps every finished record; user files
+(``memory import``, ``--data``, corpora) are read strictly by :mod:`ponder.core.datafiles` instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ponder.core.errors import DataError
+from ponder.core.records import Trajectory
+
+T = TypeVar("T", bound=BaseModel)
 
 
 def _umask() -> int:
@@ -80,3 +91,41 @@ def write_atomic(path: str | Path, data: str | bytes | bytearray | memoryview, *
     with atomic_writer(path, binary=not isinstance(data, str), encoding=encoding, mode=mode) as fh:
         fh.write(data)
     return Path(path)
+
+
+def append_jsonl(path: str | Path, record: BaseModel) -> Path:
+    """Append one record as a JSON line, flushed and fsynced before returning."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    line = record.model_dump_json() + "\n"
+    with open(p, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return p
+
+
+def read_jsonl(path: str | Path, model: type[T] = Trajectory) -> Iterator[T]:  # type: ignore[assignment]
+    """Yield validated records from one of ponder's own append-only JSONL files (trajectories, results).
+
+    A truncated last line (a crash mid-write) is skipped; any other bad line raises. The tolerance is
+    for ponder's own records only: files a user hands in (``memory import``, ``--data``, corpora, scripts)
+    are read strictly by :func:`ponder.core.datafiles.read_jsonl_file`, which reports every bad line.
+
+    Raises:
+        DataError: naming the file and line of a malformed record.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"no such records file: {p}")
+    lines = p.read_text(encoding="utf-8").split("\n")
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield model.model_validate(json.loads(line))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            is_last = lineno == len(lines) or all(not rest.strip() for rest in lines[lineno:])
+            if is_last and isinstance(exc, json.JSONDecodeError):
+                return
+            raise DataError(f"{p}:{lineno}: invalid record: {exc}") from None

@@ -1,25 +1,14 @@
-"""Trajectory records and the JSONL writer/loader of ponder's own records (user files: ``datafiles.py``).
-
-Every record is appended with flush + fsync, so a crash mid-run keeps every finished record.
-"""
+"""Trajectory records: steps, usage, whole runs (written and read by :mod:`ponder.core.io`)."""
 
 from __future__ import annotations
 
-import json
-import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from ponder.core.errors import DataError
-
-T = TypeVar("T", bound=BaseModel)
-
-Status = Literal["solved", "max_steps", "parse_error", "error"]
+from ponder.core.types import Status, StepKind
 
 
 class Usage(BaseModel):
@@ -36,6 +25,24 @@ class Usage(BaseModel):
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
+    @classmethod
+    def from_steps(cls, steps: Sequence[Step], wall_seconds: float = 0.0) -> Usage:
+        """The usage of ``steps``: token sums, one model call per step, a tool call per action or program.
+
+        A ``think`` action (the env agent's thought) calls no tool.
+        """
+        return cls(prompt_tokens=sum(s.prompt_tokens for s in steps),
+                   completion_tokens=sum(s.completion_tokens for s in steps), model_calls=len(steps),
+                   tool_calls=sum(1 for s in steps if s.kind in ("action", "program") and s.action != "think"),
+                   wall_seconds=round(wall_seconds, 4))
+
+    def __add__(self, other: Usage) -> Usage:
+        """Field-wise sum (``sum(usages, Usage())`` totals many runs)."""
+        return Usage(prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                     completion_tokens=self.completion_tokens + other.completion_tokens,
+                     model_calls=self.model_calls + other.model_calls, tool_calls=self.tool_calls + other.tool_calls,
+                     wall_seconds=round(self.wall_seconds + other.wall_seconds, 4))
+
 
 class Step(BaseModel):
     """One agent step: a model call and, when it asked for one, a tool call.
@@ -45,7 +52,7 @@ class Step(BaseModel):
     """
 
     index: int
-    kind: Literal["action", "final", "parse_error", "program"]
+    kind: StepKind
     raw: str = Field("", description="The model's text for this step, as generated.")
     thought: str = ""
     action: str | None = None
@@ -80,41 +87,3 @@ class Trajectory(BaseModel):
     error: str | None = None
     usage: Usage = Field(default_factory=Usage)
     metadata: dict[str, object] = Field(default_factory=dict)
-
-
-def append_jsonl(path: str | Path, record: BaseModel) -> Path:
-    """Append one record as a JSON line, flushed and fsynced before returning."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    line = record.model_dump_json() + "\n"
-    with open(p, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return p
-
-
-def read_jsonl(path: str | Path, model: type[T] = Trajectory) -> Iterator[T]:  # type: ignore[assignment]
-    """Yield validated records from one of ponder's own append-only JSONL files (trajectories, results).
-
-    A truncated last line (a crash mid-write) is skipped; any other bad line raises. The tolerance is
-    for ponder's own records only: files a user hands in (``memory import``, ``--data``, corpora, scripts)
-    are read strictly by :func:`ponder.core.datafiles.read_jsonl_file`, which reports every bad line.
-
-    Raises:
-        DataError: naming the file and line of a malformed record.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"no such records file: {p}")
-    lines = p.read_text(encoding="utf-8").split("\n")
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            yield model.model_validate(json.loads(line))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            is_last = lineno == len(lines) or all(not rest.strip() for rest in lines[lineno:])
-            if is_last and isinstance(exc, json.JSONDecodeError):
-                return
-            raise DataError(f"{p}:{lineno}: invalid record: {exc}") from None

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from ponder.core.errors import ConfigError
-from ponder.core.records import Step, Trajectory, Usage, append_jsonl
+from ponder.core.io import append_jsonl
+from ponder.core.records import Step, Trajectory, Usage
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
 from ponder.envs.qa import read_rows
 from ponder.tools.grading import GradeReport, grade

@@ -175,7 +175,7 @@ class QASuite:
 
     def _vote(self, episode: Episode, ctx: EvalContext) -> tuple[list[Trajectory], str | None, Usage, dict[str, Any]]:
         """Self-consistency (``run_self_consistency``); every sample goes to ``trajectories.jsonl``."""
-        from ponder.core.records import append_jsonl
+        from ponder.core.io import append_jsonl
         from ponder.graphs.self_consistency import Budget, SCConfig, run_self_consistency
 
         config = SCConfig(samples=ctx.samples, vote=ctx.vote, early_stop=ctx.early_stop, stop_rule=ctx.stop_rule,

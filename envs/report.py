@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.core.errors import DataError
-from ponder.core.records import read_jsonl
+from ponder.core.io import read_jsonl
 from ponder.envs.base import EpisodeResult
 from ponder.envs.metrics import Summary, summarize
 

@@ -5,7 +5,7 @@ Layout of a run directory:
 * ``run.json`` -- the manifest: suite, options, settings that matter, model, start time, ponder
   version and git commit, plus one entry per (re)start.
 * ``results.jsonl`` -- one :class:`~ponder.envs.base.EpisodeResult` per finished episode, appended
-  with flush + fsync as each episode ends (``records.append_jsonl``). ``--resume`` reads it
+  with flush + fsync as each episode ends (``core.io.append_jsonl``). ``--resume`` reads it
   (a torn last line from a killed run is cut off first) and plays only the episodes not in it, so a
   ``kill -9`` loses no finished episode and duplicates none.
 * ``trajectories.jsonl`` -- the agents' trajectories (``EpisodeResult.trajectory_ids`` point into it).
@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ponder.core.errors import ConfigError, DataError
-from ponder.core.io import write_atomic
-from ponder.core.records import append_jsonl, read_jsonl
+from ponder.core.io import append_jsonl, read_jsonl, write_atomic
 from ponder.core.settings import PACKAGE_DIR, Settings
 from ponder.envs.base import Episode, EpisodeResult, Suite
 from ponder.envs.context import MEMORY_MODES, VOTES, EvalOptions

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ponder.cli import main
-from ponder.core.records import read_jsonl
+from ponder.core.io import read_jsonl
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parent.parent

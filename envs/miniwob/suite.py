@@ -217,7 +217,8 @@ def solver_env_run(episode: Episode, solved: SolverRun | None, error: str | None
                    out_dir: Path | None) -> EnvRun:
     """A solver's episode as an :class:`EnvRun` (its trajectory appended to ``out_dir/trajectories.jsonl``)."""
     from ponder.agents.env import TRAJECTORY_FILE, EnvRun
-    from ponder.core.records import Step, Trajectory, Usage, append_jsonl
+    from ponder.core.io import append_jsonl
+    from ponder.core.records import Step, Trajectory, Usage
 
     traj = Trajectory(task=solved.utterance if solved and solved.utterance else episode.task, agent=SOLVER_POLICY,
                       model=f"harness:{SOLVER_POLICY}", backend="harness",

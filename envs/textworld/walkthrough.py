@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ponder.agents.env import TRAJECTORY_FILE, EnvRun
 from ponder.core.environment import Env
-from ponder.core.records import Step, Trajectory, Usage, append_jsonl
+from ponder.core.io import append_jsonl
+from ponder.core.records import Step, Trajectory, Usage
 from ponder.envs.base import Episode
 
 POLICY = "walkthrough"

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ponder.core.errors import ConfigError
-from ponder.core.records import Trajectory, Usage, append_jsonl
+from ponder.core.io import append_jsonl
+from ponder.core.records import Trajectory, Usage
 from ponder.core.settings import Settings, load_settings
 from ponder.graphs.self_consistency.graph import SCConfig, SCDeps, build_sc_graph
 from ponder.graphs.self_consistency.judge import make_judge

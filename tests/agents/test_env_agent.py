@@ -9,7 +9,8 @@ import pytest
 
 from ponder.agents.env import ENV_STOP, match_admissible, parse_turn, run_env_agent
 from ponder.core.environment import EnvReset, EnvStep
-from ponder.core.records import Trajectory, read_jsonl
+from ponder.core.io import read_jsonl
+from ponder.core.records import Trajectory
 from ponder.core.settings import load_settings
 from ponder.envs.base import Episode, EvalContext
 from ponder.models.scripted import ScriptedModel

@@ -4,7 +4,7 @@ import pytest
 
 from ponder.agents.runner import run_agent
 from ponder.core.errors import ModelError
-from ponder.core.records import read_jsonl
+from ponder.core.io import read_jsonl
 from ponder.core.settings import load_settings
 from ponder.models.scripted import ScriptedModel
 from ponder.tools.base import ToolInputError

@@ -1,7 +1,8 @@
 import pytest
 
 from ponder.core.errors import DataError
-from ponder.core.records import Step, Trajectory, append_jsonl, read_jsonl
+from ponder.core.io import append_jsonl, read_jsonl
+from ponder.core.records import Step, Trajectory
 
 
 def make(i):

@@ -107,7 +107,8 @@ def test_eval_gsm8k_on_the_embedded_model(tmp_path, capsys, data_dir):
     """Record validity and a floor, not accuracy. Measured (greedy ReAct, 3 steps; llama.cpp and transformers
     alike): both questions end ``solved`` with a well-formed (wrong) Final Answer after one malformed reply.
     Floor: at least one of the two reaches a Final Answer that is scored; no run ends in ``error``."""
-    from ponder.core.records import Trajectory, read_jsonl
+    from ponder.core.io import read_jsonl
+    from ponder.core.records import Trajectory
 
     out = tmp_path / "real"
     assert main(["eval", "gsm8k", "--limit", "2", "--out", str(out), "--max-steps", "3", "-q"]) == 0

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from ponder.core.environment import Env
-from ponder.core.records import Trajectory, read_jsonl
+from ponder.core.io import read_jsonl
+from ponder.core.records import Trajectory
 from ponder.core.settings import load_settings
 from ponder.envs.base import EvalContext
 from ponder.envs.miniwob.browser import alive, descendants, find_browser

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ponder.core.records import Trajectory, read_jsonl
+from ponder.core.io import read_jsonl
+from ponder.core.records import Trajectory
 from ponder.core.settings import load_settings
 from ponder.envs.code import completion_from_reply
 from ponder.envs.context import EvalOptions

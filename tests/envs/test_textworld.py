@@ -10,7 +10,8 @@ import pytest
 
 from ponder.core.errors import DataError
 from ponder.core.hashing import file_sha256
-from ponder.core.records import Trajectory, read_jsonl
+from ponder.core.io import read_jsonl
+from ponder.core.records import Trajectory
 from ponder.core.settings import load_settings
 from ponder.envs.base import EvalContext
 from ponder.envs.registry import get_suite

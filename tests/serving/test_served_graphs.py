@@ -216,7 +216,7 @@ def test_served_self_consistency_on_the_default_model(embedded_server: Served) -
     samples ran without error and at least one reached a Final Answer (so the vote has an answer)."""
     output, runs = embedded_server.call("self_consistency", {"task": PENCILS, "samples": 4, "temperature": 0.3})
     assert runs == ["success"] and output["samples_run"] == 4
-    from ponder.core.records import read_jsonl
+    from ponder.core.io import read_jsonl
     from ponder.graphs.self_consistency.records import SelfConsistencyResult
 
     [record] = [r for r in read_jsonl(embedded_server.out_dir / "self_consistency.jsonl", SelfConsistencyResult)

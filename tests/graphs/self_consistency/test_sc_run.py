@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from ponder.cli import main
-from ponder.core.records import read_jsonl
+from ponder.core.io import read_jsonl
 from ponder.core.settings import load_settings
 from ponder.graphs.self_consistency import SCConfig, run_self_consistency
 from ponder.graphs.self_consistency.records import SelfConsistencyResult
