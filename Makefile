@@ -20,7 +20,7 @@ help:
 	@echo "make demo   - create .venv, install, run a ReAct agent on the embedded model (offline)"
 	@echo "make test   - same install plus the llama.cpp server extra, then the test suite"
 	@echo "make test-fast - the unit tests only (no real model, browser or server; under a minute)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and lint-imports (the package layers)"
 	@echo "make bench  - benchmarks (JSON lines)"
 	@echo "make alfworld - build the optional real ALFWorld engine (compiles a planner)"
 
@@ -89,8 +89,10 @@ test: install install-server system-deps-browser
 test-fast: install
 	XDG_CACHE_HOME=$(TEST_CACHE) $(PY) -m pytest -m "not slow and not browser and not server"
 
+# ruff, then the package layers (import-linter; the contract is [tool.importlinter] in pyproject.toml).
 lint: $(STAMP_CORE)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 
 bench: install install-server
 	$(PY) benchmarks/step_overhead.py
