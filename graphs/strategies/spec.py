@@ -1,0 +1,203 @@
+"""``RunSpec``: every option of how a task is run (agent, samples and their vote, trials and memory), once.
+
+The CLI options of ``ponder run`` and ``ponder eval`` and chat's slash commands are generated from this model:
+each field's ``description`` is its help text, its type (a ``Literal`` from :mod:`ponder.core.types`, or a
+bounded number) its choices and range, and the validators below its cross-field checks. Nothing else
+validates these options.
+
+For option generators:
+
+- :func:`spec_fields` lists the fields as :class:`SpecField` (name, option flag, annotation, default, help,
+  choices, bounds, whether the CLI shows it). Fields with ``cli=False`` are Python-API only (the samples'
+  own temperature, top-p and seed, the batching window).
+- :func:`parse_spec` builds a :class:`RunSpec` from option values (``None`` values mean "not given" and are
+  dropped) and turns a validation failure into one :class:`~ponder.core.errors.ConfigError` naming the
+  option, e.g. ``--vote must be one of: majority, weighted, judge (got 'loudest')``.
+- :meth:`RunSpec.with_updates` applies a slash command's change (``/samples 5``) through the same checks.
+
+How the options become a strategy: :func:`ponder.graphs.strategies.base.build_strategy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin
+
+from annotated_types import Ge
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ponder.core.errors import ConfigError
+from ponder.core.types import AgentName, MemoryMode, StopRule, VoteMethod, choices
+
+#: How trials and self-consistency nest when both are asked for.
+Compose = Literal["trials_of_samples", "samples_of_trials"]
+
+
+class RunSpec(BaseModel):
+    """How one task is run: which agent, how many voted samples, how many trials with which memory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent: AgentName | None = Field(None, description="The agent: react or pal (default: the settings').")
+    samples: int = Field(1, ge=1, description="Self-consistency: run N independent trajectories and vote.")
+    vote: VoteMethod = Field("majority", description="How samples are aggregated: majority, weighted or judge.")
+    answer_kind: str = Field("auto", description="Vote normalizer: auto, number, text, choice or code "
+                                                 "(or a registered one).")
+    early_stop: bool = Field(False, description="Stop sampling once the vote is settled (see --stop-rule).")
+    stop_rule: StopRule = Field("certain", description="When the vote is settled: certain (never changes the "
+                                                       "answer), beta or esc.")
+    threshold: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence that settles the vote for --stop-rule "
+                                                               "beta.")
+    window: int | None = Field(None, ge=1, description="Agreeing samples that settle the vote for --stop-rule esc "
+                                                       "(default: the wave size, at least 4).")
+    wave: int | None = Field(None, ge=1, description="Samples per wave (default: all; half with --early-stop).")
+    budget: str | None = Field(None, description="Self-consistency cap: tokens ('4000t') or samples ('6s').")
+    batch: bool = Field(True, description="Gather the samples' model calls into batches when the backend decodes "
+                                          "batches natively.")
+    batch_window: float = Field(0.05, ge=0.0, description="Longest wait for a batch to fill (seconds).",
+                                json_schema_extra={"cli": False})
+    sample_temperature: float | None = Field(None, ge=0.0, description="Temperature of every sample (default: "
+                                                                       "the settings' when above 0, else 0.7).",
+                                             json_schema_extra={"cli": False})
+    sample_top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus sampling of every sample "
+                                                                         "(default: the settings').",
+                                       json_schema_extra={"cli": False})
+    sample_seed: int | None = Field(None, description="Sample i uses seed + i (default: the settings' seed, "
+                                                      "else 0).", json_schema_extra={"cli": False})
+    trials: int = Field(1, ge=1, description="Run up to K trials, stopping at the first success.")
+    memory: MemoryMode | None = Field(None, description="Memory: none (clean baseline), reflexion, expel or both "
+                                                        "(default: the settings').")
+    learn: bool = Field(True, description="With ExpeL memory, extract insights after the trials.")
+    compose: Compose = Field("trials_of_samples", description="With both --samples and --trials: trials_of_samples "
+                                                              "(each trial votes) or samples_of_trials (each "
+                                                              "sample is a trials run with memory).")
+
+    @field_validator("answer_kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        from ponder.graphs.self_consistency.normalize import NORMALIZERS
+
+        if value not in NORMALIZERS:
+            raise ValueError(f"must be one of: {', '.join(NORMALIZERS)} (got {value!r})")
+        return value
+
+    @field_validator("budget")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        from ponder.graphs.self_consistency.stopping import Budget
+
+        if value is None:
+            return None
+        try:
+            Budget.parse(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _samples_options(self) -> RunSpec:
+        if self.samples == 1:
+            values = {"early_stop": self.early_stop, "budget": self.budget, "wave": self.wave}
+            given = [flag(name) for name, value in values.items() if value not in (None, False)]
+            if given:
+                verb = "applies" if len(given) == 1 else "apply"
+                raise ValueError(f"{' and '.join(given)} {verb} to self-consistency: add --samples N (N > 1)")
+        return self
+
+    @property
+    def voting(self) -> bool:
+        """Whether this spec runs self-consistency (more than one sample)."""
+        return self.samples > 1
+
+    def with_updates(self, **changes: Any) -> RunSpec:
+        """A copy with ``changes`` applied and validated again.
+
+        Raises:
+            ConfigError: naming the bad option.
+        """
+        return parse_spec({**self.model_dump(exclude_unset=True), **changes})
+
+
+@dataclass(frozen=True)
+class SpecField:
+    """One :class:`RunSpec` field as an option generator needs it.
+
+    Attributes:
+        name: The field name (``early_stop``).
+        flag: The command-line flag (``--early-stop``).
+        annotation: The field's type (e.g. ``Literal[...] | None``, ``int``, ``bool``).
+        default: The default value.
+        help: The description (the help text).
+        choices: The allowed values for ``Literal`` fields, else ``None``.
+        minimum: The inclusive lower bound of a number, if any (``ge``).
+        cli: Whether the CLI shows it (``False``: Python API only).
+    """
+
+    name: str
+    flag: str
+    annotation: Any
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None
+    minimum: float | None
+    cli: bool
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a field (``early_stop`` -> ``--early-stop``)."""
+    return "--" + name.replace("_", "-")
+
+
+def _choices(annotation: Any) -> tuple[str, ...] | None:
+    if get_origin(annotation) is Literal:
+        return choices(annotation)
+    for arg in get_args(annotation):
+        if get_origin(arg) is Literal:
+            return choices(arg)
+    return None
+
+
+def spec_fields() -> list[SpecField]:
+    """The fields of :class:`RunSpec`, in declaration order, for generating CLI options and slash commands."""
+    out = []
+    for name, info in RunSpec.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        minimum = next((float(m.ge) for m in info.metadata if isinstance(m, Ge)), None)
+        out.append(SpecField(name=name, flag=flag(name), annotation=info.annotation, default=info.default,
+                             help=info.description or "", choices=_choices(info.annotation), minimum=minimum,
+                             cli=bool(extra.get("cli", True))))
+    return out
+
+
+def parse_spec(values: dict[str, Any]) -> RunSpec:
+    """A :class:`RunSpec` from option values; ``None`` means "not given" (the default applies).
+
+    Raises:
+        ConfigError: one line per bad option, naming it as a flag (``--samples must be at least 1 (got 0)``).
+    """
+    given = {k: v for k, v in values.items() if v is not None}
+    try:
+        return RunSpec(**given)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_message(err, given) for err in exc.errors())) from None
+
+
+def _message(err: Any, given: dict[str, Any]) -> str:
+    loc = [str(part) for part in err.get("loc", ()) if isinstance(part, str)]
+    name = loc[0] if loc else ""
+    text = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if not name:
+        return text
+    got = given.get(name)
+    kind = err.get("type", "")
+    if kind == "literal_error":
+        allowed = _choices(RunSpec.model_fields[name].annotation) or ()
+        return f"{flag(name)} must be one of: {', '.join(allowed)} (got {got!r})"
+    if kind == "extra_forbidden":
+        return f"unknown option {flag(name)}"
+    if kind in ("greater_than_equal", "greater_than", "less_than", "less_than_equal"):
+        bound = next(iter((err.get("ctx") or {}).values()), "")
+        words = {"greater_than_equal": "at least", "greater_than": "above", "less_than": "below",
+                 "less_than_equal": "at most"}[kind]
+        return f"{flag(name)} must be {words} {bound} (got {got!r})"
+    return f"{flag(name)} {text}" if text.startswith("must") else f"{flag(name)}: {text}"
