@@ -2,36 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
-from ponder.models.base import Completion, GenerationParams, Message, stream_completion
+from ponder.models.base import Completion, GenerationParams, Message, ModelBackend, ModelCapabilities
 
 
 class StreamingModel:
     """Wraps a backend so that each one-sample :meth:`generate` streams its text to ``on_text``.
 
-    The agent graphs call ``generate`` as usual; underneath, the backend's ``stream`` (or ``generate``, for
-    backends that cannot stream) produces the text. Calls asking for several samples are passed through.
+    The agent graphs call ``generate`` as usual; underneath, the backend's ``stream`` produces the text (all at
+    once for backends that cannot stream). Calls asking for several samples are passed through. It is a
+    :class:`~ponder.models.base.ModelBackend` itself: ``spec``, ``backend_name``, ``real``, ``capabilities`` and
+    ``load_info`` are the wrapped backend's.
 
     Args:
         model: The backend.
         on_text: Called with each piece of text as it arrives.
     """
 
-    def __init__(self, model: Any, on_text: Callable[[str], None]) -> None:
+    def __init__(self, model: ModelBackend, on_text: Callable[[str], None]) -> None:
         self.model = model
         self.on_text = on_text
-        self.spec = model.spec
 
-    def __getattr__(self, name: str) -> Any:  # backend_name, load_info, real, ...
-        return getattr(self.model, name)
+    @property
+    def spec(self) -> str:
+        """The wrapped backend's spec."""
+        return self.model.spec
+
+    @property
+    def backend_name(self) -> str:
+        """The wrapped backend's name."""
+        return self.model.backend_name
+
+    @property
+    def real(self) -> bool:
+        """Whether the wrapped backend runs a real model."""
+        return self.model.real
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """The wrapped backend's capabilities."""
+        return self.model.capabilities
+
+    @property
+    def load_info(self) -> Mapping[str, Any]:
+        """How the wrapped backend was loaded."""
+        return self.model.load_info
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """Return ``params.n`` completions; a single one is streamed to ``on_text`` as it is generated."""
         if params.n != 1:
-            return self.model.generate(messages, params)  # type: ignore[no-any-return]
-        stream = stream_completion(self.model, messages, params)
+            return self.model.generate(messages, params)
+        stream = self.model.stream(messages, params)
         while True:
             try:
                 piece = next(stream)
@@ -41,4 +64,15 @@ class StreamingModel:
 
     def generate_batch(self, conversations: list[list[Message]], params: GenerationParams) -> list[list[Completion]]:
         """Pass batches through unchanged (nothing is streamed)."""
-        return self.model.generate_batch(conversations, params)  # type: ignore[no-any-return]
+        return self.model.generate_batch(conversations, params)
+
+    def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
+        """The backend's stream, unchanged (the caller shows the pieces itself; ``on_text`` is not called)."""
+        return (yield from self.model.stream(messages, params))
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        """The backend's prompt-token count for ``messages``."""
+        return self.model.count_tokens(messages)
+
+    def close(self) -> None:
+        """Nothing to release: the wrapped backend belongs to whoever made it (close it there)."""

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(120.0, gt=0)
     openai_max_retries: int = Field(3, ge=0, le=20)
     openai_concurrency: int = Field(8, ge=1, le=256)
+    openai_context_window: int | None = Field(
+        None, ge=1, description="Context size in tokens of the model behind the openai backend, when known "
+        "(agents then elide old observations before a prompt would not fit); default: unknown.")
     # in-process llama.cpp backend
     llamacpp_threads: int | None = Field(
         None, ge=1, le=512, description="CPU threads for the llamacpp backend (default: physical cores minus "

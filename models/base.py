@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -53,15 +54,44 @@ class Completion(BaseModel):
     logprob: float | None = None
 
 
+class ModelCapabilities(BaseModel):
+    """What a backend can do, stated by the backend itself (callers read it instead of probing attributes).
+
+    Attributes:
+        batched_decoding: ``generate_batch`` really decodes several sequences together (one pass for a batch),
+            so gathering concurrent calls into batches pays off.
+        streaming: ``stream`` yields pieces as they are decoded (not the whole text at once).
+        logprobs: Completions can carry log-probability sums (``GenerationParams.logprobs``).
+        context_window: Tokens of prompt plus completion the backend holds; ``None``: unknown or unbounded.
+    """
+
+    batched_decoding: bool = False
+    streaming: bool = False
+    logprobs: bool = False
+    context_window: int | None = Field(None, ge=1)
+
+
 @runtime_checkable
 class ModelBackend(Protocol):
     """What an agent needs from a model.
 
-    Implementations: ``embedded`` / ``transformers`` (local), ``openai`` (any OpenAI-compatible server),
-    ``scripted`` (tests and examples).
+    Implementations: ``llamacpp`` and ``transformers`` (in-process, behind the ``embedded`` spec), ``openai``
+    (any OpenAI-compatible server), ``scripted`` (tests and examples); wrappers such as the micro-batcher and
+    the chat's streaming model implement it too. Every member is always present: callers never probe.
+
+    Attributes:
+        spec: The spec string recorded in trajectories.
+        backend_name: Which backend runs the model: ``llamacpp``, ``transformers``, ``openai``, ``scripted``, ...
+        real: ``True`` for backends that run a real model (guarded in unit tests).
+        capabilities: What the backend can do (batched decoding, streaming, logprobs, context window).
+        load_info: How the model was loaded (path, threads, device, load seconds, ...); empty when nothing was.
     """
 
     spec: str
+    backend_name: str
+    real: bool
+    capabilities: ModelCapabilities
+    load_info: Mapping[str, Any]
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """Return ``params.n`` completions for one conversation."""
@@ -73,13 +103,38 @@ class ModelBackend(Protocol):
         """Return ``params.n`` completions for each of many conversations, in order."""
         ...
 
+    def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
+        """Yield the text of one completion as it is generated; the generator returns the :class:`Completion`."""
+        ...
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        """Return the prompt tokens of these chat messages as they would be sent (chat template included)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend holds (connections, ...); calling it twice is fine."""
+        ...
+
+
+def estimate_tokens(messages: list[Message]) -> int:
+    """A conservative prompt-token estimate for backends without a tokenizer: ``len(content) // 3 + 4`` each."""
+    return sum(len(m["content"]) // 3 + 4 for m in messages)
+
 
 class BaseBackend:
-    """Convenience base: implement either :meth:`generate` or :meth:`generate_batch`."""
+    """Convenience base: implement either :meth:`generate` or :meth:`generate_batch`; the rest has defaults.
+
+    Subclasses set :attr:`backend_name` and :attr:`capabilities` truthfully (an instance attribute when a
+    value depends on the loaded model, such as the context window).
+    """
 
     spec: str = "base"
+    backend_name: str = "base"
     #: ``True`` for backends that run a real model; guarded in unit tests.
     real: bool = True
+    #: Nothing special: no batched decoding, ``stream`` yields the whole text at once, no logprobs.
+    capabilities: ModelCapabilities = ModelCapabilities()
+    load_info: Mapping[str, Any] = MappingProxyType({})
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """Return ``params.n`` completions for one conversation."""
@@ -101,6 +156,13 @@ class BaseBackend:
         if completion.text:
             yield completion.text
         return completion
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        """Return the prompt tokens of ``messages``; the default is :func:`estimate_tokens` (no tokenizer)."""
+        return estimate_tokens(messages)
+
+    def close(self) -> None:
+        """Release what the backend holds; the default holds nothing."""
 
     def check_allowed(self) -> None:
         """Raise when a real model is called while ``PONDER_FORBID_REAL_MODEL`` is set (unit tests)."""
@@ -155,23 +217,6 @@ def completion_from_pieces(pieces: list[bytes], stop: list[str], *, hit_end: boo
     finish: FinishReason = "stop" if found or hit_end else "length"
     return Completion(text=text, finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=count,
                       logprob=float(sum(logprobs[:count])) if logprobs is not None else None)
-
-
-def stream_completion(
-    model: Any, messages: list[Message], params: GenerationParams
-) -> Generator[str, None, Completion]:
-    """Stream one completion from any backend: its ``stream`` method when it has one, else ``generate``.
-
-    Yields text pieces as they arrive and returns the finished :class:`Completion`
-    (``completion = yield from stream_completion(...)``).
-    """
-    stream = getattr(model, "stream", None)
-    if stream is not None:
-        return (yield from stream(messages, params))
-    completion = model.generate(messages, params.model_copy(update={"n": 1}))[0]
-    if completion.text:
-        yield completion.text
-    return completion
 
 
 class StopFilter:

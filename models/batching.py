@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Generator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ponder.models.base import Completion, GenerationParams, Message, ModelBackend
+from ponder.models.base import Completion, GenerationParams, Message, ModelBackend, ModelCapabilities
 
 
 @dataclass
@@ -34,6 +35,10 @@ class _Request:
 class MicroBatcher:
     """A backend wrapper that batches concurrent single-conversation calls.
 
+    It is a :class:`~ponder.models.base.ModelBackend` itself: ``spec``, ``backend_name``, ``real``,
+    ``capabilities`` and ``load_info`` are the wrapped backend's; ``stream`` and ``count_tokens`` go to it
+    unbatched.
+
     Args:
         backend: The model; its ``generate_batch`` receives the gathered conversations.
         window: Longest wait (seconds) for more calls before a partial batch goes.
@@ -45,8 +50,6 @@ class MicroBatcher:
 
     def __init__(self, backend: ModelBackend, *, window: float = 0.05, max_batch: int = 16) -> None:
         self.backend = backend
-        self.spec = backend.spec
-        self.backend_name = getattr(backend, "backend_name", backend.spec)
         self.window = window
         self.max_batch = max_batch
         self.batches: list[int] = []
@@ -72,6 +75,31 @@ class MicroBatcher:
             self._cond.notify_all()
 
     # -- the backend protocol -----------------------------------------------------------------------
+
+    @property
+    def spec(self) -> str:
+        """The wrapped backend's spec."""
+        return self.backend.spec
+
+    @property
+    def backend_name(self) -> str:
+        """The wrapped backend's name."""
+        return self.backend.backend_name
+
+    @property
+    def real(self) -> bool:
+        """Whether the wrapped backend runs a real model."""
+        return self.backend.real
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """The wrapped backend's capabilities."""
+        return self.backend.capabilities
+
+    @property
+    def load_info(self) -> Mapping[str, Any]:
+        """How the wrapped backend was loaded."""
+        return self.backend.load_info
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """Queue one call and wait for its batch; a call with ``n > 1`` goes straight to the backend.
@@ -104,8 +132,16 @@ class MicroBatcher:
         """Pass an explicit batch straight to the backend."""
         return self.backend.generate_batch(conversations, params)
 
-    def __getattr__(self, name: str) -> Any:  # load_info, real, ... of the wrapped backend
-        return getattr(self.backend, name)
+    def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
+        """Stream one completion straight from the backend (a stream is not batched)."""
+        return (yield from self.backend.stream(messages, params))
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        """The backend's prompt-token count for ``messages``."""
+        return self.backend.count_tokens(messages)
+
+    def close(self) -> None:
+        """Nothing to release: the wrapped backend belongs to whoever made it (close it there)."""
 
     # -- internals ------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from ponder.models.base import (
     Completion,
     GenerationParams,
     Message,
+    ModelCapabilities,
     StopFilter,
     completion_from_pieces,
     stop_in_tail,
@@ -73,6 +74,8 @@ class LlamaCppBackend(BaseBackend):
         #: Long prompt prefixes saved for (and restored from) other processes; ``None``: not used.
         self.prompt_cache: Any = None
         self._vocab = self._llama_cpp.llama_model_get_vocab(self.llama.model)
+        self.capabilities = ModelCapabilities(batched_decoding=True, streaming=True, logprobs=True,
+                                              context_window=self.llama.n_ctx())
         template = self.llama.metadata.get("tokenizer.chat_template")
         self._formatter = None
         if template:
@@ -131,11 +134,9 @@ class LlamaCppBackend(BaseBackend):
         """
         _import_llama_cpp()
         source = resolve_gguf(parsed)
-        n_ctx = int(getattr(settings, "llamacpp_n_ctx", None) or DEFAULT_N_CTX)
-        threads = getattr(settings, "llamacpp_threads", None)
-        cache_dir = getattr(settings, "cache_dir", None) if getattr(settings, "llamacpp_prompt_cache", True) else None
-        return cls.load(source, n_ctx=n_ctx, n_threads=threads, seed=getattr(settings, "seed", None),
-                        spec=str(parsed), prompt_cache_dir=cache_dir)
+        cache_dir = settings.cache_dir if settings.llamacpp_prompt_cache else None
+        return cls.load(source, n_ctx=settings.llamacpp_n_ctx, n_threads=settings.llamacpp_threads,
+                        seed=settings.seed, spec=str(parsed), prompt_cache_dir=cache_dir)
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -207,8 +208,13 @@ class LlamaCppBackend(BaseBackend):
                 out.extend([c] for c in completions)
         return out
 
-    #: Decodes several conversations in one pass (self-consistency batches its samples).
-    batched_decoding = True
+    def count_tokens(self, messages: list[Message]) -> int:
+        """Return the prompt tokens of ``messages`` with the GGUF's chat template, as :meth:`generate` sends them.
+
+        Raises:
+            ModelError: when the chat template rejects the conversation.
+        """
+        return len(self._prompt_ids(messages))
 
     def _batch_decoder(self) -> Any:
         """The shared multi-sequence context (caller holds the lock)."""

@@ -3,18 +3,16 @@
 Spec: ``openai:<model>@<base_url>`` (e.g. ``openai:smollm2@http://127.0.0.1:8000/v1``). Without a base URL,
 ``OPENAI_BASE_URL`` or the official API is used.
 
-The official ``openai`` client is used with its own retries switched off: this module retries 429, 408,
-5xx, connection errors and timeouts itself (bounded, exponential backoff with jitter, honouring
-``Retry-After``) so that failures surface as one clear :class:`~ponder.core.errors.ModelError`.
+The official ``openai`` client does the retrying: 408, 409, 429 and 5xx answers, connection errors and timeouts
+are retried up to ``max_retries`` times with the SDK's exponential backoff (honouring ``Retry-After`` up to two
+minutes). What fails after the retries surfaces as one clear :class:`~ponder.core.errors.ModelError` that says
+how many attempts were made.
 """
 
 from __future__ import annotations
 
-import email.utils
 import os
-import random
 import threading
-import time
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -26,19 +24,25 @@ from ponder.models.base import (
     FinishReason,
     GenerationParams,
     Message,
+    ModelCapabilities,
     StopFilter,
     truncate_at_stop,
 )
 
 if TYPE_CHECKING:
+    from openai import APIError
+    from openai.types.chat import ChatCompletion
+    from openai.types.chat.chat_completion import Choice
+
     from ponder.core.model_spec import ModelSpec
-    from ponder.core.settings import Settings
+    from ponder.core.settings import OpenAISettings
 
 #: Used when the spec has no base URL and ``OPENAI_BASE_URL`` is unset.
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: The OpenAI API accepts at most this many stop sequences; the rest are applied client-side.
 MAX_SERVER_STOPS = 4
-_RETRY_STATUS = {408, 429}
+#: Header the SDK puts on every request: how many retries came before it.
+_RETRY_COUNT_HEADER = "x-stainless-retry-count"
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -61,11 +65,11 @@ class OpenAIBackend(BaseBackend):
         base_url: The server's base URL, ending in ``/v1``.
         api_key: The API key (local servers usually accept anything).
         timeout: Seconds per HTTP request.
-        max_retries: Retries after the first attempt for 429/408/5xx, connection errors and timeouts.
+        max_retries: Retries after the first attempt for 408/409/429/5xx, connection errors and timeouts (the
+            ``openai`` SDK's own retries and backoff).
         concurrency: Most HTTP requests in flight at once from this backend (batches and ``n`` top-ups).
-        backoff_base: First retry delay in seconds; doubled each retry, with jitter, up to ``backoff_max``.
-        backoff_max: Cap on the computed backoff delay.
-        retry_after_cap: Cap on a server-provided ``Retry-After`` delay.
+        context_window: The served model's context size in tokens, when known (``capabilities.context_window``);
+            ``None``: unknown. :meth:`count_tokens` estimates (the server's tokenizer is not at hand).
         real: Whether the unit-test guard applies (``PONDER_FORBID_REAL_MODEL``). Pass ``False`` only
             for a test-owned fake server that runs no model.
 
@@ -84,9 +88,7 @@ class OpenAIBackend(BaseBackend):
         timeout: float = 120.0,
         max_retries: int = 3,
         concurrency: int = 8,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        retry_after_cap: float = 60.0,
+        context_window: int | None = None,
         real: bool = True,
     ) -> None:
         try:
@@ -101,14 +103,13 @@ class OpenAIBackend(BaseBackend):
         self.timeout = timeout
         self.max_retries = max_retries
         self.concurrency = concurrency
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.retry_after_cap = retry_after_cap
+        self.capabilities = ModelCapabilities(streaming=True, logprobs=True, context_window=context_window)
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout,
+                                     max_retries=max_retries)
 
     @classmethod
-    def from_settings(cls, parsed: ModelSpec, settings: Settings) -> OpenAIBackend:
+    def from_settings(cls, parsed: ModelSpec, settings: OpenAISettings) -> OpenAIBackend:
         """Build the backend for a parsed ``openai:`` spec.
 
         The API key is ``settings.openai_api_key`` unless that is the default ``EMPTY`` and
@@ -124,7 +125,12 @@ class OpenAIBackend(BaseBackend):
             timeout=settings.openai_timeout,
             max_retries=settings.openai_max_retries,
             concurrency=settings.openai_concurrency,
+            context_window=settings.openai_context_window,
         )
+
+    def close(self) -> None:
+        """Close the HTTP connections of the client (a later call opens new ones)."""
+        self._client.close()
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -165,7 +171,7 @@ class OpenAIBackend(BaseBackend):
     def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
         """Yield the text of one completion as the server streams it (``stream=True``); return the completion.
 
-        Connection problems before the first chunk are retried like :meth:`generate`; a stream that breaks
+        Failures before the first chunk are retried like :meth:`generate`; a stream that breaks
         midway raises :class:`ModelError`. Token counts come from the server's final usage chunk when it
         sends one (``stream_options.include_usage``), else the number of content chunks is used.
         """
@@ -185,9 +191,9 @@ class OpenAIBackend(BaseBackend):
         response = self._create(kwargs)
         try:
             for chunk in response:
-                usage = getattr(chunk, "usage", None) or usage
-                for choice in getattr(chunk, "choices", None) or []:
-                    piece = getattr(choice.delta, "content", None) or ""
+                usage = chunk.usage or usage
+                for choice in chunk.choices or []:
+                    piece = choice.delta.content or ""
                     chunks += 1 if piece else 0
                     finish = choice.finish_reason or finish
                     delta = shown.feed(piece)
@@ -198,16 +204,14 @@ class OpenAIBackend(BaseBackend):
         except self._openai.APIError as exc:
             raise ModelError(f"the stream from {self.base_url} broke: {exc}") from None
         finally:
-            close = getattr(response, "close", None)
-            if close is not None:
-                close()
+            response.close()
         rest = shown.finish()
         if rest:
             yield rest
         return Completion(
             text=shown.text, finish_reason="stop" if shown.stopped else _FINISH.get(finish, "stop"),
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or chunks),
+            prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+            completion_tokens=(usage.completion_tokens or chunks) if usage else chunks,
         )
 
     # -- one request ----------------------------------------------------------------------------------
@@ -236,12 +240,12 @@ class OpenAIBackend(BaseBackend):
         response = self._create(kwargs)
         return self._convert(response, stops, params.logprobs)
 
-    def _convert(self, response: Any, stops: list[str], logprobs: bool) -> list[Completion]:
-        if not getattr(response, "choices", None):
+    def _convert(self, response: ChatCompletion, stops: list[str], logprobs: bool) -> list[Completion]:
+        if not response.choices:  # the SDK builds responses leniently: a missing field reads as None
             raise ModelError(f"{self.base_url} returned no choices: {str(response)[:300]}")
-        usage = getattr(response, "usage", None)
-        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        total_completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        usage = response.usage
+        prompt_tokens = (usage.prompt_tokens or 0) if usage else 0
+        total_completion = (usage.completion_tokens or 0) if usage else 0
         choices = sorted(response.choices, key=lambda c: c.index or 0)
         texts: list[str] = []
         cut_flags: list[bool] = []
@@ -264,72 +268,33 @@ class OpenAIBackend(BaseBackend):
             )
         return out
 
-    # -- retries ----------------------------------------------------------------------------------------
+    # -- the request and its failures ------------------------------------------------------------------
 
     def _create(self, kwargs: dict[str, Any]) -> Any:
-        """Call ``chat.completions.create`` with bounded retries; map failures to :class:`ModelError`."""
+        """Call ``chat.completions.create`` (the SDK retries); map what still fails to :class:`ModelError`."""
         oa = self._openai
-        attempt = 0
-        while True:
-            try:
-                with self._slots:
-                    return self._client.chat.completions.create(**kwargs)
-            except oa.APIStatusError as exc:
-                status = exc.status_code
-                if status not in _RETRY_STATUS and status < 500:
-                    raise ModelError(self._status_message(exc)) from None
-                if attempt >= self.max_retries:
-                    raise ModelError(
-                        f"{self.base_url} kept failing with HTTP {status} after {attempt + 1} attempts: "
-                        f"{_server_message(exc)}"
-                    ) from None
-                delay = self._retry_after(exc)
-            except oa.APITimeoutError:
-                if attempt >= self.max_retries:
-                    raise ModelError(
-                        f"request to {self.base_url} timed out after {self.timeout:g}s "
-                        f"({attempt + 1} attempts); raise openai_timeout or check the server's load"
-                    ) from None
-                delay = None
-            except oa.APIConnectionError as exc:
-                if attempt >= self.max_retries:
-                    cause = exc.__cause__ or exc
-                    raise ModelError(
-                        f"cannot connect to the OpenAI-compatible server at {self.base_url} after "
-                        f"{attempt + 1} attempts ({type(cause).__name__}: {cause}); is the server running? "
-                        "Start it (e.g. 'vllm serve <model>' or 'python -m llama_cpp.server --model "
-                        "<file.gguf>') or fix the URL in the model spec"
-                    ) from None
-                delay = None
-            except oa.APIError as exc:  # e.g. a 200 response that is not a chat completion
-                raise ModelError(f"bad response from {self.base_url}: {exc.message}") from None
-            if delay is None:
-                delay = min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
-            time.sleep(delay)
-            attempt += 1
-
-    def _retry_after(self, exc: Any) -> float | None:
-        """Return the server's ``Retry-After`` delay (capped), or ``None`` when it gives none."""
-        headers = exc.response.headers
-        value = headers.get("retry-after-ms")
-        if value is not None:
-            try:
-                return min(self.retry_after_cap, max(0.0, float(value) / 1000))
-            except ValueError:
-                pass
-        value = headers.get("retry-after")
-        if value is None:
-            return None
         try:
-            seconds = float(value)
-        except ValueError:
-            try:
-                seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-            except (TypeError, ValueError):
-                return None
-        return min(self.retry_after_cap, max(0.0, seconds))
+            with self._slots:
+                return self._client.chat.completions.create(**kwargs)
+        except oa.APIStatusError as exc:
+            raise ModelError(self._status_message(exc)) from None
+        except oa.APITimeoutError as exc:
+            raise ModelError(
+                f"request to {self.base_url} timed out after {self.timeout:g}s ({_attempts(exc)}); "
+                "raise openai_timeout or check the server's load"
+            ) from None
+        except oa.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise ModelError(
+                f"cannot connect to the OpenAI-compatible server at {self.base_url} after {_attempts(exc)} "
+                f"({type(cause).__name__}: {cause}); is the server running? Start it (e.g. 'vllm serve <model>' "
+                "or 'python -m llama_cpp.server --model <file.gguf>') or fix the URL in the model spec"
+            ) from None
+        except oa.APIError as exc:  # e.g. a 200 response that is not a chat completion
+            raise ModelError(f"bad response from {self.base_url}: {exc.message}") from None
 
     def _status_message(self, exc: Any) -> str:
+        """The message for an HTTP error answer: the fix for 401 and 404, the attempts for retried statuses."""
         status, detail = exc.status_code, _server_message(exc)
         if status == 401:
             return (
@@ -341,7 +306,18 @@ class OpenAIBackend(BaseBackend):
                 f"{self.base_url} answered HTTP 404 for model {self.model!r}: {detail} (check the model name "
                 "the server serves and that the base URL ends in /v1)"
             )
+        if status in (408, 409, 429) or status >= 500:  # the statuses the SDK retries
+            wait = exc.response.headers.get("retry-after")
+            asked = f" (the server asked to wait {wait}s, longer than the client waits)" if wait else ""
+            return f"{self.base_url} kept failing with HTTP {status} after {_attempts(exc)}{asked}: {detail}"
         return f"{self.base_url} rejected the request (HTTP {status}): {detail}"
+
+
+def _attempts(exc: APIError) -> str:
+    """How many attempts the SDK made before ``exc`` (its requests carry their retry count), e.g. ``3 attempts``."""
+    request = exc.request
+    count = 1 + int(request.headers.get(_RETRY_COUNT_HEADER, "0") or 0)
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 def _server_message(exc: Any) -> str:
@@ -357,7 +333,7 @@ def _server_message(exc: Any) -> str:
     return str(exc.message)
 
 
-def _split_tokens(total: int, choices: list[Any]) -> list[int]:
+def _split_tokens(total: int, choices: list[Choice]) -> list[int]:
     """Split the response's completion tokens over its choices.
 
     Uses the per-choice logprob token counts when every choice has them, else shares ``total`` in
@@ -377,14 +353,14 @@ def _split_tokens(total: int, choices: list[Any]) -> list[int]:
     return parts
 
 
-def _logprob_tokens(choice: Any) -> int | None:
-    content = getattr(getattr(choice, "logprobs", None), "content", None)
+def _logprob_tokens(choice: Choice) -> int | None:
+    content = choice.logprobs.content if choice.logprobs else None
     return len(content) if content else None
 
 
-def _sum_logprobs(choice: Any, keep_chars: int | None) -> float | None:
+def _sum_logprobs(choice: Choice, keep_chars: int | None) -> float | None:
     """Sum the choice's token logprobs; with ``keep_chars``, only tokens starting before that offset."""
-    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    content = choice.logprobs.content if choice.logprobs else None
     if not content:
         return None
     total, pos = 0.0, 0

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from ponder.core.datafiles import read_jsonl_file
 from ponder.core.errors import ConfigError, DataError
-from ponder.models.base import BaseBackend, Completion, GenerationParams, Message, truncate_at_stop
+from ponder.models.base import (
+    BaseBackend,
+    Completion,
+    GenerationParams,
+    Message,
+    ModelCapabilities,
+    truncate_at_stop,
+)
 
 ResponseFn = Callable[[list[Message], GenerationParams], str]
 
@@ -32,11 +39,15 @@ class ScriptedModel(BaseBackend):
         spec: The spec string recorded in trajectories.
         stream_delay: Seconds to wait before each word :meth:`stream` yields (default 0); a JSONL item
             ``{"text": ..., "delay": 0.2}`` sets it for that reply only.
+        delays: Per-reply stream delays (``None`` items use ``stream_delay``), as read from a JSONL script.
+        context_window: The context size the model claims (``capabilities.context_window``), so tests can give
+            an agent a tiny context; ``None`` (default): unbounded. :meth:`count_tokens` counts words.
 
     Attributes:
         calls: Every conversation the model was asked about, in order (for assertions in tests).
     """
 
+    backend_name = "scripted"
     real = False
 
     def __init__(
@@ -47,8 +58,10 @@ class ScriptedModel(BaseBackend):
         spec: str = "scripted",
         stream_delay: float = 0.0,
         delays: list[float | None] | None = None,
+        context_window: int | None = None,
     ) -> None:
         self.spec = spec
+        self.capabilities = ModelCapabilities(streaming=True, context_window=context_window)
         self.stream_delay = stream_delay
         self._delays: list[float | None] = list(delays or [])
         self._last_delay: float | None = None
@@ -98,6 +111,10 @@ class ScriptedModel(BaseBackend):
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """Return ``params.n`` scripted completions, cut at the stop sequences and ``max_tokens`` words."""
         return [self._complete(self._next_text(messages, params), messages, params) for _ in range(params.n)]
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        """Deterministic prompt size: the whitespace-separated words of every message plus 4 per message."""
+        return sum(len(m["content"].split()) + 4 for m in messages)
 
     @staticmethod
     def _complete(raw: str, messages: list[Message], params: GenerationParams) -> Completion:

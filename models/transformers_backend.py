@@ -24,6 +24,7 @@ from ponder.models.base import (
     FinishReason,
     GenerationParams,
     Message,
+    ModelCapabilities,
     StopFilter,
     truncate_at_stop,
 )
@@ -83,6 +84,14 @@ def _resolve_source(parsed: ModelSpec) -> Path:
     if path.is_dir() and (path / "config.json").is_file():
         return path
     raise ConfigError(f"{path} is neither a .gguf file nor a transformers model directory (with config.json)")
+
+
+def _context_window(model: Any) -> int | None:
+    """The model's context size from its config (``max_position_embeddings``); ``None`` when it states none."""
+    if model is None:
+        return None
+    size = getattr(model.config, "max_position_embeddings", None)  # not every transformers config has it
+    return size if isinstance(size, int) and size > 0 else None
 
 
 class _StopOnText:
@@ -158,8 +167,6 @@ class TransformersBackend(BaseBackend):
     """
 
     backend_name = "transformers"
-    #: Decodes a padded batch of conversations in one pass (self-consistency batches its samples).
-    batched_decoding = True
 
     def __init__(self, model: Any, tokenizer: Any, *, spec: str = "embedded",
                  load_info: dict[str, Any] | None = None) -> None:
@@ -173,6 +180,9 @@ class TransformersBackend(BaseBackend):
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token
         self._eos_ids: list[int] = self._collect_eos_ids()
+        #: A padded batch of conversations decodes in one pass (self-consistency batches its samples).
+        self.capabilities = ModelCapabilities(batched_decoding=True, streaming=True, logprobs=True,
+                                              context_window=_context_window(model))
 
     @classmethod
     def from_settings(cls, parsed: ModelSpec, settings: Settings) -> TransformersBackend:
@@ -210,6 +220,11 @@ class TransformersBackend(BaseBackend):
         ids = {eos} if isinstance(eos, int) else set(eos or [])
         ids.add(getattr(self.tokenizer, "eos_token_id", None))
         return sorted(i for i in ids if i is not None)
+
+    def count_tokens(self, messages: list[Message]) -> int:
+        """Return the prompt tokens of ``messages`` rendered with the tokenizer's chat template, as sent."""
+        with self._lock:  # the tokenizer is not shared across threads
+            return len(self._prompt_ids(messages))
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
         tok = self.tokenizer

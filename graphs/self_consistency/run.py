@@ -99,7 +99,7 @@ def run_self_consistency(
     answer_key(None, config.answer_kind)  # unknown kinds fail before any sample runs
     backend = model or load_model(settings.model, settings)
     batcher = None
-    if config.batch and config.wave_size() > 1 and getattr(backend, "batched_decoding", False):
+    if config.batch and config.wave_size() > 1 and backend.capabilities.batched_decoding:
         batcher = MicroBatcher(backend, window=config.batch_window, max_batch=config.wave_size())
     sample_model: ModelBackend = batcher or backend  # type: ignore[assignment]
     held: dict[int, MemoryContext] = {}

@@ -17,7 +17,7 @@ from ponder.chat.streaming import StreamingModel
 from ponder.chat.threads import ThreadStore
 from ponder.core.errors import ConfigError, DataError
 from ponder.core.settings import load_settings
-from ponder.models.base import BaseBackend, Completion, GenerationParams, StopFilter, stream_completion
+from ponder.models.base import BaseBackend, Completion, GenerationParams, StopFilter
 from ponder.models.scripted import ScriptedModel
 
 Q = [{"role": "user", "content": "q"}]
@@ -71,9 +71,11 @@ def test_default_stream_and_streaming_wrapper() -> None:
     wrapped = StreamingModel(ScriptedModel(["Final Answer: 4 apples"]), seen.append)
     [completion] = wrapped.generate(Q, GenerationParams())
     assert "".join(seen) == completion.text == "Final Answer: 4 apples" and len(seen) == 4
-    assert wrapped.spec == "scripted" and wrapped.calls  # attributes pass through to the backend
-    pieces, _ = drain(stream_completion(object.__new__(Plain), Q, GenerationParams()))
-    assert pieces == ["whole"]
+    assert wrapped.model.calls  # the call reached the backend
+    # the protocol's members pass through to the backend
+    assert (wrapped.spec, wrapped.backend_name, wrapped.real) == ("scripted", "scripted", False)
+    assert wrapped.capabilities is wrapped.model.capabilities
+    assert wrapped.count_tokens(Q) == wrapped.model.count_tokens(Q)
 
 
 # -- context and threads -------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 
 from ponder.core.errors import ConfigError
 from ponder.core.settings import load_settings
-from ponder.models.base import BaseBackend, GenerationParams, Message
+from ponder.models.base import BaseBackend, GenerationParams, Message, ModelBackend
 from ponder.models.gguf_cache import find_embedded_gguf
 from ponder.models.scripted import ScriptedModel
 
@@ -82,7 +82,31 @@ def backend(request: pytest.FixtureRequest) -> BaseBackend:
 
 
 def _is_real(backend: BaseBackend) -> bool:
-    return bool(getattr(backend, "real", True))
+    return backend.real
+
+
+def test_protocol_members_are_present_and_truthful(backend: BaseBackend, request: pytest.FixtureRequest) -> None:
+    kind = request.node.callspec.params["backend"]
+    assert isinstance(backend, ModelBackend) and backend.backend_name == kind
+    caps = backend.capabilities
+    assert caps.batched_decoding is (kind != "scripted") and caps.streaming
+    assert caps.context_window == {"scripted": None, "llamacpp": 2048, "transformers": 8192}[kind]
+    pieces = []
+    stream = backend.stream(STORY, GenerationParams(max_tokens=8))
+    while True:
+        try:
+            pieces.append(next(stream))
+        except StopIteration as done:
+            completion = done.value
+            break
+    assert len(pieces) > 1 and "".join(pieces) == completion.text  # streamed as decoded, not all at once
+    [c] = backend.generate(QUESTION, GenerationParams(max_tokens=2, logprobs=True))
+    assert (c.logprob is not None) is caps.logprobs
+    if _is_real(backend):  # the tokenizer and chat template count exactly what generate sends
+        assert backend.count_tokens(QUESTION) == c.prompt_tokens
+    else:
+        assert backend.count_tokens(QUESTION) == len(QUESTION[0]["content"].split()) + 4
+    assert backend.count_tokens(STORY + QUESTION) > backend.count_tokens(QUESTION)
 
 
 def test_stop_sequence_is_honoured(backend: BaseBackend) -> None:

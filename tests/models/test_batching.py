@@ -8,7 +8,7 @@ import pytest
 
 from ponder.core.settings import load_settings
 from ponder.graphs.self_consistency import SCConfig, run_self_consistency
-from ponder.models.base import BaseBackend, Completion, GenerationParams
+from ponder.models.base import BaseBackend, Completion, GenerationParams, ModelCapabilities
 from ponder.models.batching import MicroBatcher
 
 
@@ -17,7 +17,7 @@ class EchoBatchBackend(BaseBackend):
 
     spec = "echo"
     real = False
-    batched_decoding = True
+    capabilities = ModelCapabilities(batched_decoding=True)
 
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[int] = []

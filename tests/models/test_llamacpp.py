@@ -11,7 +11,6 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -93,15 +92,16 @@ def test_generate_is_refused_in_unit_tests(backend: LlamaCppBackend) -> None:
 
 
 def test_load_info_and_settings(gguf: Path, llama_cpp: None) -> None:
-    settings = SimpleNamespace(llamacpp_threads=1, llamacpp_n_ctx=1024, seed=None)
-    b = LlamaCppBackend.from_settings(SPEC, settings)  # type: ignore[arg-type]
+    settings = load_settings(llamacpp_threads=1, llamacpp_n_ctx=1024, llamacpp_prompt_cache=False)
+    b = LlamaCppBackend.from_settings(SPEC, settings)
     info = b.load_info
     assert info["backend"] == "llamacpp" and b.backend_name == "llamacpp"
     assert info["path"] == str(gguf)
     assert info["n_threads"] == 1 and info["n_ctx"] == 1024 == b.llama.n_ctx()
     assert info["load_seconds"] > 0
-    assert b.spec == "llamacpp"
-    default = LlamaCppBackend.from_settings(SPEC, SimpleNamespace(seed=None))  # type: ignore[arg-type]
+    assert b.spec == "llamacpp" and b.capabilities.context_window == 1024 and b.capabilities.batched_decoding
+    assert b.count_tokens(QUESTION) > len(QUESTION[0]["content"].split())  # the chat template's tokens count too
+    default = LlamaCppBackend.from_settings(SPEC, load_settings(llamacpp_prompt_cache=False))
     # default: physical cores minus those busy at load time
     assert 1 <= default.load_info["n_threads"] <= llamacpp.physical_cores()
     assert default.load_info["n_ctx"] == llamacpp.DEFAULT_N_CTX

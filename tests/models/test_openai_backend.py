@@ -16,11 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
+import openai
 import pytest
 
 from ponder.core.errors import ModelError, RealModelCallError
 from ponder.core.settings import load_settings
-from ponder.models import openai as openai_module
 from ponder.models.base import GenerationParams, Message
 from ponder.models.openai import OpenAIBackend
 from ponder.models.spec import parse_spec
@@ -92,7 +92,7 @@ class FakeServer:
         self._thread.start()
 
     def backend(self, **kwargs: Any) -> OpenAIBackend:
-        kwargs = {"max_retries": 3, "backoff_base": 0.01, "timeout": 5.0, "real": False, **kwargs}
+        kwargs = {"max_retries": 3, "timeout": 5.0, "real": False, **kwargs}
         return OpenAIBackend("fake", self.base_url, **kwargs)
 
     def close(self) -> None:
@@ -116,11 +116,11 @@ def fake() -> Iterator[Callable[..., FakeServer]]:
 USER: list[Message] = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The backend's retry waits, recorded instead of slept (the backend's ``time`` module only)."""
+    """The SDK's retry waits, recorded instead of slept (the ``time`` of the SDK's client module only)."""
     waits: list[float] = []
-    monkeypatch.setattr(openai_module, "time", SimpleNamespace(sleep=waits.append, time=time.time))
+    monkeypatch.setattr(openai._base_client, "time", SimpleNamespace(sleep=waits.append, time=time.time))
     return waits
 
 
@@ -146,12 +146,22 @@ def meeting(parties: int, handler: Handler, after: int = 0) -> Handler:
 # -- unit tests (real local HTTP server, no model) ----------------------------------------------------
 
 
-def test_retries_500_then_succeeds(fake):
+def test_retries_500_then_succeeds(fake, sleeps):
     server = fake(lambda body, i: error_reply(500, "boom") if i < 3 else chat_reply("hello"))
     [c] = server.backend().generate(USER, GenerationParams())
     assert c.text == "hello" and c.finish_reason == "stop"
     assert c.prompt_tokens == 11 and c.completion_tokens == 3
     assert len(server.requests) == 3
+    assert len(sleeps) == 2 and sleeps[0] < sleeps[1] <= 1.0  # the SDK's exponential backoff between attempts
+
+
+def test_retries_are_the_sdks_own(fake):
+    """The retrying is the ``openai`` client's: ``max_retries`` is handed to it, and its requests say so."""
+    server = fake(lambda body, i: error_reply(502, "bad gateway") if i < 3 else chat_reply("hi"))
+    backend = server.backend(max_retries=5)
+    assert backend._client.max_retries == 5
+    assert backend.generate(USER, GenerationParams())[0].text == "hi" and len(server.requests) == 3
+    assert OpenAIBackend("m", server.base_url, max_retries=0, real=False)._client.max_retries == 0
 
 
 def test_gives_up_after_bounded_5xx_retries(fake):
@@ -166,14 +176,15 @@ def test_429_honours_retry_after(fake, sleeps):
                   else chat_reply("ok"))  # fmt: skip
     [c] = server.backend().generate(USER, GenerationParams())
     assert c.text == "ok" and len(server.requests) == 2
-    assert sleeps == [1.0]  # backoff_base is 0.01: the wait came from Retry-After
+    assert sleeps == [1.0]  # the SDK's own first backoff is at most 0.5 s: the wait came from Retry-After
 
 
-def test_retry_after_is_capped(fake, sleeps):
+def test_a_retry_after_of_an_hour_is_not_waited_for(fake, sleeps):
     server = fake(lambda body, i: error_reply(429, "later", {"Retry-After": "3600"}) if i == 1
                   else chat_reply("ok"))  # fmt: skip
-    assert server.backend(retry_after_cap=0.2).generate(USER, GenerationParams())[0].text == "ok"
-    assert sleeps == [0.2]
+    with pytest.raises(ModelError, match=r"HTTP 429 after 1 attempt \(the server asked to wait 3600s.*: later"):
+        server.backend().generate(USER, GenerationParams())
+    assert sleeps == [] and len(server.requests) == 1
 
 
 def test_400_is_not_retried(fake):
@@ -201,16 +212,16 @@ def test_connection_refused_fails_fast_with_a_hint(sleeps):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    backend = OpenAIBackend("m", f"http://127.0.0.1:{port}/v1", max_retries=2, backoff_base=0.01, real=False)
+    backend = OpenAIBackend("m", f"http://127.0.0.1:{port}/v1", max_retries=2, real=False)
     with pytest.raises(ModelError, match=f"127.0.0.1:{port}/v1 after 3 attempts") as info:
         backend.generate(USER, GenerationParams())
     assert "server running" in str(info.value)
-    assert len(sleeps) == 2 and max(sleeps) <= 0.02  # short backoffs between the attempts, nothing more
+    assert len(sleeps) == 2 and max(sleeps) <= 1.0  # short backoffs between the attempts, nothing more
 
 
 def test_timeout_is_retried_then_reported(fake):
     server = fake(lambda body, i: chat_reply("late"), delay=1.0)
-    with pytest.raises(ModelError, match="timed out after 0.2s"):
+    with pytest.raises(ModelError, match=r"timed out after 0.2s \(2 attempts\)"):
         server.backend(timeout=0.2, max_retries=1).generate(USER, GenerationParams())
     assert len(server.requests) == 2
 
