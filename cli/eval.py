@@ -1,4 +1,8 @@
-"""``ponder eval SUITE`` and ``ponder report DIR [DIR2 ...]`` (registered in :mod:`ponder.cli`).
+"""``ponder eval SUITE`` and ``ponder report DIR [DIR2 ...]`` (registered in :mod:`ponder.cli.entry`).
+
+The strategy options of ``eval`` (agent, samples, vote, trials, memory, ...) are generated from
+:class:`~ponder.graphs.strategies.spec.RunSpec`; :class:`~ponder.envs.context.EvalOptions` is that spec plus
+what to evaluate.
 
 Heavy modules (suites, the runner, matplotlib) are imported inside the commands, so ``ponder --help``
 stays fast.
@@ -7,33 +11,27 @@ stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from ponder.cli.spec_options import spec_options
 from ponder.core.errors import ConfigError
 from ponder.core.textsafe import setup_logging, terminal_safe
 
+#: The run-spec options an evaluation passes on to its suites (the others need the suites to take the whole spec).
+EVAL_SPEC_FIELDS = ("agent", "samples", "vote", "early_stop", "stop_rule", "budget", "trials", "memory")
 
+
+@spec_options(EVAL_SPEC_FIELDS, short={"agent": "-a"})
 def eval_command(
     suite: Annotated[str, typer.Argument(help="gsm8k, svamp, hotpotqa, musique, humaneval, textworld, miniwob, ...")],
     data: Annotated[Path | None, typer.Option(help="Evaluate this JSONL file (same schema as the suite's "
                                                   "shipped one) instead; textworld: a suite file or name.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N episodes.")] = None,
-    agent: Annotated[str | None, typer.Option("--agent", "-a", help="react or pal (default: settings).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec (default: settings).")] = None,
     policy: Annotated[str, typer.Option(help="agent, or a harness check the suite offers: walkthrough, solver, "
                                              "gold, canonical.")] = "agent",
-    samples: Annotated[int, typer.Option(min=1, help="Self-consistency samples per episode.")] = 1,
-    vote: Annotated[str, typer.Option(help="Self-consistency vote: majority, weighted or judge.")] = "majority",
-    early_stop: Annotated[bool, typer.Option("--early-stop", help="Stop sampling once the vote is "
-                                                                  "settled.")] = False,
-    stop_rule: Annotated[str, typer.Option(help="With --early-stop: certain (never changes the answer), beta or "
-                                                "esc.")] = "certain",
-    budget: Annotated[str | None, typer.Option(help="Self-consistency cap, e.g. 4000t (tokens) or 6s "
-                                                    "(samples).")] = None,
-    trials: Annotated[int, typer.Option(min=1, help="Trials per episode with memory between them.")] = 1,
-    memory: Annotated[str, typer.Option(help="none, reflexion, expel or both.")] = "none",
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256,
                                          help="Episodes in parallel (processes for game/browser suites).")] = 1,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
@@ -47,6 +45,7 @@ def eval_command(
                                                           "episodes.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log warnings and backend details.")] = False,
+    **spec_values: Any,
 ) -> None:
     """Evaluate an agent (or a harness policy) on SUITE; results, run.json and reports go to --out."""
     import logging
@@ -55,18 +54,19 @@ def eval_command(
     from ponder.envs.context import EvalOptions
     from ponder.envs.registry import get_suite
     from ponder.envs.runner import default_out_dir, run_eval
+    from ponder.graphs.strategies.spec import parse_spec
 
     setup_logging(logging.INFO if verbose else logging.ERROR)
-    if agent is not None and agent not in ("react", "pal"):
-        raise ConfigError(f"--agent must be react or pal (got {agent!r})")
+    spec = parse_spec(spec_values)
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR (the run to continue)")
-    settings = load_settings(agent=agent, model=model, seed=seed, max_steps=max_steps, temperature=temperature)
+    settings = load_settings(agent=spec.agent, model=model, seed=seed, max_steps=max_steps, temperature=temperature)
     chosen = get_suite(suite)
     out_dir = out or default_out_dir(settings, suite)
-    options = EvalOptions(suite=suite, data=data, limit=limit, agent=settings.agent, policy=policy, samples=samples,
-                          vote=vote, early_stop=early_stop, stop_rule=stop_rule, budget=budget, trials=trials,
-                          memory=memory, workers=workers, timeout=timeout, out_dir=out_dir, resume=resume)
+    strategy = {**spec.model_dump(exclude_unset=True), "agent": settings.agent,
+                "memory": spec.memory or settings.memory}
+    options = EvalOptions(suite=suite, data=data, limit=limit, policy=policy, workers=workers, timeout=timeout,
+                          out_dir=out_dir, resume=resume, **strategy)
     run = run_eval(chosen, options, settings, quiet=quiet)
     _print_summary(run.out_dir, run.new, len(run.results))
 

@@ -10,35 +10,20 @@ from rich.console import Console
 from rich.table import Table
 
 from ponder.core.console import safe
-from ponder.core.errors import ConfigError
 from ponder.core.settings import Settings
 from ponder.graphs.self_consistency.graph import SCConfig
-from ponder.graphs.self_consistency.normalize import NORMALIZERS
 from ponder.graphs.self_consistency.records import SampleRecord, SelfConsistencyResult
-from ponder.graphs.self_consistency.stopping import STOP_RULES, Budget
-from ponder.graphs.self_consistency.voting import VOTE_METHODS
+from ponder.graphs.self_consistency.stopping import Budget
+from ponder.graphs.strategies.spec import RunSpec
 from ponder.models.base import ModelBackend
 
 
-def sc_config(samples: int, vote: str, early_stop: bool, stop_rule: str, budget: str | None, wave: int | None,
-              answer_kind: str) -> SCConfig:
-    """Validate the command-line options into an :class:`SCConfig`.
-
-    Raises:
-        ConfigError: naming the bad option.
-    """
-    if samples < 1:
-        raise ConfigError(f"--samples must be at least 1 (got {samples})")
-    if vote not in VOTE_METHODS:
-        raise ConfigError(f"--vote must be one of: {', '.join(VOTE_METHODS)} (got {vote!r})")
-    if stop_rule not in STOP_RULES:
-        raise ConfigError(f"--stop-rule must be one of: {', '.join(STOP_RULES)} (got {stop_rule!r})")
-    if answer_kind not in NORMALIZERS:
-        raise ConfigError(f"--answer-kind must be one of: {', '.join(NORMALIZERS)} (got {answer_kind!r})")
-    if wave is not None and wave < 1:
-        raise ConfigError(f"--wave must be at least 1 (got {wave})")
-    return SCConfig(samples=samples, vote=vote, early_stop=early_stop, stop_rule=stop_rule,
-                    budget=Budget.parse(budget), wave=wave, answer_kind=answer_kind)
+def sc_config(spec: RunSpec) -> SCConfig:
+    """The self-consistency configuration of a (validated) run spec."""
+    return SCConfig(samples=spec.samples, vote=spec.vote, answer_kind=spec.answer_kind, early_stop=spec.early_stop,
+                    stop_rule=spec.stop_rule, threshold=spec.threshold, window=spec.window, wave=spec.wave,
+                    budget=Budget.parse(spec.budget), temperature=spec.sample_temperature, top_p=spec.sample_top_p,
+                    seed=spec.sample_seed, batch=spec.batch, batch_window=spec.batch_window)
 
 
 def vote_table(result: SelfConsistencyResult) -> Table:

@@ -11,39 +11,45 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field, model_validator
 
 from ponder.core.settings import Settings
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
+from ponder.graphs.strategies.spec import RunSpec, parse_spec
 
 if TYPE_CHECKING:
     from ponder.models.base import ModelBackend
 
-POLICIES = ("agent", "walkthrough", "solver")
-VOTES = ("majority", "weighted", "judge")
-MEMORY_MODES = ("none", "reflexion", "expel", "both")
 
+class EvalOptions(RunSpec):
+    """Everything ``ponder eval`` was asked for besides the settings (model, seed live there).
 
-class EvalOptions(BaseModel):
-    """Everything ``ponder eval`` was asked for, besides the settings (model, agent, seed live there)."""
+    An evaluation's options *are* a :class:`~ponder.graphs.strategies.spec.RunSpec` (agent, samples, vote,
+    trials, memory, ...: declared and validated there, once) plus what to evaluate and how the run is
+    organized. ``agent`` ``None`` means the settings' agent; ``memory`` ``None`` means no memory.
+    Bad strategy options raise :class:`~ponder.core.errors.ConfigError` naming the option.
+    """
 
     suite: str
     data: Path | None = None
     limit: int | None = Field(None, ge=1)
-    agent: str = "react"
     policy: str = "agent"
-    samples: int = Field(1, ge=1)
-    vote: str = "majority"
-    early_stop: bool = False
-    stop_rule: str = "certain"
-    budget: str | None = None
-    trials: int = Field(1, ge=1)
-    memory: str = "none"
     workers: int = Field(1, ge=1, le=256)
     timeout: float = Field(600.0, gt=0)
     out_dir: Path = Path("runs/eval")
     resume: bool = False
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    def __init__(self, **data: Any) -> None:
+        parse_spec({k: v for k, v in data.items() if k in RunSpec.model_fields})  # one line naming a bad option
+        super().__init__(**data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_memory_unless_asked(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("memory") is None:
+            return {**data, "memory": "none"}
+        return data
 
 
 def build_context(options: EvalOptions, settings: Settings, model: ModelBackend | None = None) -> EvalContext:
@@ -61,13 +67,14 @@ def build_context(options: EvalOptions, settings: Settings, model: ModelBackend 
 
         model = load_model(settings.model, settings)
     memory_context = None
-    if options.memory != "none":
+    if options.memory not in (None, "none"):
         from ponder.graphs.strategies.trials import open_memory
 
         memory_context = open_memory(settings, options.memory, namespace=None, task_family=options.suite)
-    return EvalContext(settings=settings, agent=options.agent, policy=options.policy, model=model,
+    return EvalContext(settings=settings, agent=options.agent or settings.agent, policy=options.policy, model=model,
                        samples=options.samples, vote=options.vote, early_stop=options.early_stop,
-                       stop_rule=options.stop_rule, budget=options.budget, trials=options.trials, memory=options.memory,
+                       stop_rule=options.stop_rule, budget=options.budget, trials=options.trials,
+                       memory=options.memory or "none",
                        memory_context=memory_context, out_dir=options.out_dir, episode_timeout=options.timeout,
                        extra=dict(options.extra))
 

@@ -28,7 +28,7 @@ from ponder.core.errors import ConfigError, DataError
 from ponder.core.io import append_jsonl, read_jsonl, write_atomic
 from ponder.core.settings import PACKAGE_DIR, Settings
 from ponder.envs.base import Episode, EpisodeResult, Suite
-from ponder.envs.context import MEMORY_MODES, VOTES, EvalOptions
+from ponder.envs.context import EvalOptions
 from ponder.envs.metrics import Summary, summarize
 
 if TYPE_CHECKING:
@@ -62,8 +62,9 @@ class EvalRun:
 def check_options(suite: Suite, options: EvalOptions) -> None:
     """Reject options the suite cannot honour before anything runs.
 
-    A suite may define ``check_options(options)`` (raising :class:`ConfigError`) for its own limits,
-    e.g. self-consistency support.
+    The strategy options themselves were checked when ``options`` was built (a ``RunSpec``); a suite may
+    define ``check_options(options)`` (raising :class:`ConfigError`) for its own limits, e.g. self-consistency
+    support.
 
     Raises:
         ConfigError: naming the bad option.
@@ -72,20 +73,8 @@ def check_options(suite: Suite, options: EvalOptions) -> None:
     if options.policy not in policies:
         raise ConfigError(f"--policy {options.policy!r} is not offered by suite {suite.name!r}; "
                           f"choose one of: {', '.join(policies)}")
-    if options.agent not in ("react", "pal"):
-        raise ConfigError(f"--agent must be react or pal (got {options.agent!r})")
-    if options.memory not in MEMORY_MODES:
-        raise ConfigError(f"--memory must be one of: {', '.join(MEMORY_MODES)} (got {options.memory!r})")
-    if options.vote not in VOTES:
-        raise ConfigError(f"--vote must be one of: {', '.join(VOTES)} (got {options.vote!r})")
     if options.policy != "agent" and (options.samples > 1 or options.trials > 1 or options.memory != "none"):
         raise ConfigError("--samples, --trials and --memory apply to --policy agent only")
-    from ponder.graphs.self_consistency.stopping import STOP_RULES
-
-    if options.stop_rule not in STOP_RULES:
-        raise ConfigError(f"--stop-rule must be one of: {', '.join(STOP_RULES)} (got {options.stop_rule!r})")
-    if options.samples == 1 and (options.early_stop or options.budget is not None):
-        raise ConfigError("--early-stop and --budget apply to self-consistency: add --samples N (N > 1)")
     hook = getattr(suite, "check_options", None)
     if callable(hook):
         hook(options)
@@ -201,39 +190,20 @@ def run_eval(suite: Suite, options: EvalOptions, settings: Settings, *, progress
         DataError: for a malformed data file (with its line) or results file.
     """
     from ponder.envs.progress import Progress
-    from ponder.envs.workers import ProcessPool, ThreadPool
 
     check_options(suite, options)
     if episodes is None:
         episodes = suite.episodes(settings, options.data, options.limit)
     _unique(episodes)
     out_dir = Path(options.out_dir)
-    results_path = out_dir / RESULTS_FILE
-    if results_path.is_file() and results_path.stat().st_size and not options.resume:
-        raise ConfigError(f"{results_path} already exists; pass --resume to continue that run or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    wanted = {ep.id for ep in episodes}
-    done = {k: v for k, v in load_done(results_path).items() if k in wanted}
-    write_manifest(out_dir, suite, options, settings, len(episodes), len(done))
+    done = _open_run(out_dir, suite, options, settings, episodes)
     todo = deque((i, ep) for i, ep in enumerate(episodes) if ep.id not in done)
-    order = {ep.id: i for i, ep in enumerate(episodes)}
     fresh: list[EpisodeResult] = []
-    display = progress or Progress(len(episodes), list(done.values()), label=suite.name, quiet=quiet)
     if todo:
+        display = progress or Progress(len(episodes), list(done.values()), label=suite.name, quiet=quiet)
         opts = options.model_copy(update={"out_dir": out_dir, "workers": min(options.workers, len(todo))})
-        pool = ProcessPool(suite, opts, settings) if suite.needs_process else ThreadPool(suite, opts, settings, model)
-        try:
-            with display:
-                while todo or pool.busy():
-                    while todo and pool.free() > 0:
-                        pool.submit(*todo.popleft())
-                    for index, result in pool.collect(wait_s=0.5):
-                        result.metadata["index"] = index
-                        append_jsonl(results_path, result)
-                        fresh.append(result)
-                        display.update(result)
-        finally:
-            pool.close()
+        fresh = _play(suite, opts, settings, model, todo, display)
+    order = {ep.id: i for i, ep in enumerate(episodes)}
     results = sorted([*done.values(), *fresh], key=lambda r: order.get(r.episode_id, len(order)))
     run = EvalRun(out_dir=out_dir, results=results, summary=summarize(results), new=len(fresh))
     if report:
@@ -241,6 +211,46 @@ def run_eval(suite: Suite, options: EvalOptions, settings: Settings, *, progress
 
         write_report(out_dir)
     return run
+
+
+def _open_run(out_dir: Path, suite: Suite, options: EvalOptions, settings: Settings,
+              episodes: list[Episode]) -> dict[str, EpisodeResult]:
+    """Create (or, with ``resume``, reopen) the run directory and write its manifest: the episodes already done.
+
+    Raises:
+        ConfigError: when the run has results and ``options.resume`` is off.
+    """
+    results_path = out_dir / RESULTS_FILE
+    if results_path.is_file() and results_path.stat().st_size and not options.resume:
+        raise ConfigError(f"{results_path} already exists; pass --resume to continue that run or choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {ep.id for ep in episodes}
+    done = {k: v for k, v in load_done(results_path).items() if k in wanted}
+    write_manifest(out_dir, suite, options, settings, len(episodes), len(done))
+    return done
+
+
+def _play(suite: Suite, options: EvalOptions, settings: Settings, model: ModelBackend | None,
+          todo: deque[tuple[int, Episode]], display: Progress) -> list[EpisodeResult]:
+    """Play ``todo`` on a worker pool, appending each result to the run's results file as it comes."""
+    from ponder.envs.workers import ProcessPool, ThreadPool
+
+    results_path = Path(options.out_dir) / RESULTS_FILE
+    fresh: list[EpisodeResult] = []
+    pool = ProcessPool(suite, options, settings) if suite.needs_process else ThreadPool(suite, options, settings, model)
+    try:
+        with display:
+            while todo or pool.busy():
+                while todo and pool.free() > 0:
+                    pool.submit(*todo.popleft())
+                for index, result in pool.collect(wait_s=0.5):
+                    result.metadata["index"] = index
+                    append_jsonl(results_path, result)
+                    fresh.append(result)
+                    display.update(result)
+    finally:
+        pool.close()
+    return fresh
 
 
 def default_out_dir(settings: Settings, suite: str) -> Path:

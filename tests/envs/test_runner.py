@@ -168,7 +168,7 @@ def test_load_done_and_repair_tail(tmp_path):
 @pytest.mark.parametrize(("bad_options", "message"), [
     ({"policy": "solver"}, "not offered by suite 'fake'"),
     ({"policy": "walkthrough", "samples": 3}, "apply to --policy agent only"),
-    ({"policy": "agent", "agent": "cot"}, "--agent must be react or pal"),
+    ({"policy": "agent", "agent": "cot"}, "--agent must be one of: react, pal"),
     ({"policy": "agent", "memory": "lots"}, "--memory must be one of"),
     ({"policy": "agent", "vote": "loudest"}, "--vote must be one of"),
     ({"policy": "agent", "budget": "10t"}, "add --samples"),

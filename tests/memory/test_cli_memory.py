@@ -44,7 +44,7 @@ def test_list_table_and_json(filled, capsys, monkeypatch) -> None:
     _, out, _ = run(capsys, "list", "--json", "--namespace", "exp")
     assert [r["namespace"] for r in json.loads(out)] == ["exp"]
     code, _, err = run(capsys, "list", "--kind", "lesson")
-    assert code == 2 and err.strip().count("\n") == 0 and "--kind must be one of" in err
+    assert code == 2 and err.strip().count("\n") == 0 and "Invalid value for '--kind': 'lesson' is not one of" in err
 
 
 def test_search_show_delete(filled, store, capsys) -> None:

@@ -1,0 +1,155 @@
+"""``ponder run QUESTION``: one agent run, trials with memory, or a self-consistency vote.
+
+The strategy options (agent, samples, vote, trials, memory, ...) are generated from
+:class:`~ponder.graphs.strategies.spec.RunSpec` (:mod:`ponder.cli.spec_options`); the rest are settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ponder.cli.spec_options import spec_options
+from ponder.core.textsafe import setup_logging
+from ponder.core.types import SandboxKind
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ponder.core.console import StepPrinter
+    from ponder.core.records import Trajectory
+    from ponder.core.settings import Settings
+    from ponder.graphs.strategies.spec import RunSpec
+    from ponder.models.base import ModelBackend
+
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model spec, e.g. embedded, "
+                                                                   "openai:<model>@<url>, scripted:<file>.")]
+
+
+@spec_options(short={"agent": "-a"})
+def run(
+    question: Annotated[str, typer.Argument(help="The question or task.")],
+    model: ModelOpt = None,
+    max_steps: Annotated[int | None, typer.Option(help="Max model calls for this run.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (0 = greedy).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Max new tokens per model call.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="Torch device for local models (cpu, cuda).")] = None,
+    tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools: calculator, python, search, "
+                                                   "lookup, retrieve.")] = None,
+    sandbox: Annotated[SandboxKind | None, typer.Option(help="Where code runs: local or e2b.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Memory namespace (default: settings).")] = None,
+    label: Annotated[str | None, typer.Option(help="The gold answer: a wrong answer then counts as a failure.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for trajectories.jsonl.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the steps.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show backend and timing details.")] = False,
+    **spec_values: Any,
+) -> None:
+    """Answer QUESTION with an agent and print its steps and final answer."""
+    from ponder.core.console import console, err_console
+    from ponder.core.settings import load_settings
+    from ponder.graphs.strategies.spec import parse_spec
+
+    spec = parse_spec(spec_values)
+    setup_logging(logging.INFO if verbose else logging.WARNING)
+    settings = load_settings(agent=spec.agent, model=model, max_steps=max_steps, temperature=temperature,
+                             max_tokens=max_tokens, seed=seed, device=device, out_dir=out, sandbox=sandbox,
+                             memory=spec.memory, memory_namespace=namespace, tools=tool_list(tools))
+    status_console = err_console if as_json else console
+    backend = load_backend(settings, status_console, verbose)
+    if spec.voting:
+        _run_voted(question, spec, settings, backend, status_console, as_json=as_json, label=label, verbose=verbose)
+        return
+    printer = None if as_json else _printer(verbose)
+    runs = _run_attempts(question, spec, settings, backend, printer, label)
+    if as_json:
+        print(json.dumps(run_result(runs, label=label, memory=settings.memory != "none", trials=spec.trials)))
+    elif printer is not None and spec.trials == 1 and settings.memory == "none":  # trials print their own
+        printer.final(runs[-1])
+
+
+def tool_list(tools: str | None) -> list[str] | None:
+    """The ``--tools a,b`` option as a list (``None`` when not given)."""
+    return [t.strip() for t in tools.split(",") if t.strip()] if tools else None
+
+
+def load_backend(settings: Settings, out: Console, verbose: bool) -> ModelBackend:
+    """Load the settings' model behind a spinner (with ``verbose``, say which backend and how it loaded)."""
+    from ponder.models.spec import load_model
+
+    with out.status(f"Loading model {settings.model} ..."):
+        backend = load_model(settings.model, settings)
+    if verbose:
+        out.print(f"[dim]model {backend.spec} via {backend.backend_name} {dict(backend.load_info)}[/]")
+    return backend
+
+
+def _printer(verbose: bool) -> StepPrinter:
+    from ponder.core.console import StepPrinter, console
+
+    return StepPrinter(console, verbose=verbose)
+
+
+def _run_voted(question: str, spec: RunSpec, settings: Settings, backend: ModelBackend, out: Console, *,
+               as_json: bool, label: str | None, verbose: bool) -> None:
+    """Self-consistency: ``spec.samples`` trajectories and a vote."""
+    from ponder.cli.sc import run_samples, sc_config
+    from ponder.core.errors import ConfigError
+
+    if spec.trials > 1 or settings.memory != "none":
+        raise ConfigError("--samples cannot be combined with --trials or --memory yet; "
+                          "use the Python API (run_self_consistency(memory=...)) for memory with samples")
+    run_samples(question, settings=settings, backend=backend, config=sc_config(spec), console=out,
+                as_json=as_json, label=label, verbose=verbose)
+
+
+def _run_attempts(question: str, spec: RunSpec, settings: Settings, backend: ModelBackend,
+                  printer: StepPrinter | None, label: str | None) -> list[Trajectory]:
+    """One run, or up to ``spec.trials`` trials with memory (each trial's verdict printed as it ends)."""
+    from ponder.agents.runner import run_agent
+    from ponder.core.console import console, safe
+    from ponder.graphs.strategies.trials import run_trials, succeeded
+
+    on_step = printer.step if printer else None
+    if settings.memory == "none" and spec.trials == 1:
+        return [run_agent(question, agent=settings.agent, settings=settings, model=backend, on_step=on_step)]
+
+    def on_trial(n: int, done: Trajectory) -> None:
+        if printer is None:
+            return
+        printer.final(done)
+        if label is not None:
+            console.print("correct" if succeeded(done, label) else f"[red]wrong[/] (label {safe(label)})")
+        if n < spec.trials and not succeeded(done, label):
+            console.rule(f"trial {n + 1}")
+
+    return run_trials(question, trials=spec.trials, memory=settings.memory, label=label, settings=settings,
+                      model=backend, agent=settings.agent, on_step=on_step, on_trial=on_trial, learn=spec.learn)
+
+
+def run_result(runs: list[Trajectory], *, label: str | None, memory: bool, trials: int) -> dict[str, Any]:
+    """The ``--json`` object of a run: the last trajectory, and with ``trials`` above 1 every trial."""
+    from ponder.core.answers import is_correct
+
+    traj = runs[-1]
+    result: dict[str, Any] = {
+        "id": traj.id, "answer": traj.final_answer, "status": traj.status, "steps": len(traj.steps),
+        "usage": traj.usage.model_dump(), "trajectory_path": traj.metadata.get("trajectory_path"),
+        "agent": traj.agent, "model": traj.model, "backend": traj.backend, "error": traj.error,
+    }
+    if label is not None:
+        result["correct"] = is_correct(traj.final_answer, label)
+    if memory:
+        result["memory"] = traj.metadata.get("memory")
+    if traj.metadata.get("insights"):
+        result["insights"] = traj.metadata["insights"]
+    if trials > 1:
+        result["trials"] = [{"trial": n, "id": t.id, "answer": t.final_answer, "status": t.status,
+                             "steps": len(t.steps), "memory": t.metadata.get("memory"),
+                             **({"correct": is_correct(t.final_answer, label)} if label is not None else {})}
+                            for n, t in enumerate(runs, 1)]
+    return result
