@@ -16,7 +16,7 @@ from ponder.chat.threads import ThreadStore, check_thread_id
 from ponder.core.errors import ConfigError
 from ponder.core.records import Trajectory
 from ponder.core.settings import Settings
-from ponder.memory.context import MODES
+from ponder.core.types import MemoryMode, choices
 
 if TYPE_CHECKING:
     from ponder.memory.context import MemoryContext
@@ -139,8 +139,8 @@ class ChatSession:
         Raises:
             ConfigError: for an unknown mode.
         """
-        if mode not in MODES:
-            raise ConfigError(f"unknown memory mode {mode!r}; choose one of: {', '.join(MODES)}")
+        if mode not in choices(MemoryMode):
+            raise ConfigError(f"unknown memory mode {mode!r}; choose one of: {', '.join(choices(MemoryMode))}")
         self.memory_mode = mode
 
     def open_memory_store(self) -> MemoryStore:

@@ -1,4 +1,4 @@
-"""``MemoryContext``: what a run needs to read and write memory, injected through ``AgentDeps.memory``.
+"""``MemoryContext``: what a run needs to read and write memory, injected through ``AgentContext.memory``.
 
 All writes go through the context, so they can be *held* (queued, ``hold_writes=True``) and applied
 later with :meth:`MemoryContext.flush` — e.g. only after a self-consistency vote picked a winner.
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ponder.core.answers import AnswerKind
-from ponder.memory.schema import MemoryRecord, MemoryStore, WriteResult
+from ponder.core.types import MemoryKind, MemoryMode
+from ponder.memory.schema import Hit, MemoryRecord, MemoryStore, WriteResult
 
-MemoryMode = Literal["none", "reflexion", "expel", "both"]
-MODES: tuple[str, ...] = ("none", "reflexion", "expel", "both")
+__all__ = ["MemoryContext", "MemoryMode", "PendingWrite"]
 
 
 @dataclass
@@ -70,6 +70,21 @@ class MemoryContext:
     def for_run(self, run_id: str) -> MemoryContext:
         """A copy writing with ``run_id``; it shares the store and the queue of held writes."""
         return dataclasses.replace(self, run_id=run_id)
+
+    def held(self) -> MemoryContext:
+        """A copy that queues its writes in a queue of its own (e.g. one self-consistency sample's)."""
+        return dataclasses.replace(self, hold_writes=True, pending=[], run_id="")
+
+    def search(self, kind: MemoryKind, query: str, k: int) -> list[Hit]:
+        """The ``k`` records of ``kind`` most similar to ``query`` in the namespace, held ones included.
+
+        Held additions of the same task come first (similarity 1): a run holding its writes (a sample
+        running several trials) still learns from its own earlier attempts.
+        """
+        own = [Hit(record=w.record, similarity=1.0) for w in self.pending
+               if w.op == "add" and w.record is not None and w.record.kind == kind and w.record.task == query]
+        stored = self.store.search(kind, query, k=k, namespace=self.namespace) if k > len(own) else []
+        return [*reversed(own), *stored][:k]
 
     def stamp(self, record: MemoryRecord, task: str) -> MemoryRecord:
         """Fill in the namespace, task family, task and run id of a new record."""

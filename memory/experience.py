@@ -116,7 +116,7 @@ def retrieve_experiences(ctx: MemoryContext, task: str, agent: str) -> list[Hit]
     The agent is in the record's JSON metadata, which the store cannot filter on, so ``3 k`` hits are
     fetched and filtered here.
     """
-    hits = ctx.store.search("experience", task, k=3 * ctx.k, namespace=ctx.namespace)
+    hits = ctx.search("experience", task, k=3 * ctx.k)
     return [h for h in hits if h.record.metadata.get("agent", agent) == agent][: ctx.k]
 
 

@@ -85,7 +85,7 @@ def make_reflection(ctx: MemoryContext, task: str, lesson: str, failure: str) ->
 
 def retrieve_reflections(ctx: MemoryContext, task: str) -> list[Hit]:
     """The ``k`` reflections most similar to ``task`` in the context's namespace."""
-    return ctx.store.search("reflection", task, k=ctx.k, namespace=ctx.namespace)
+    return ctx.search("reflection", task, k=ctx.k)
 
 
 def lessons_section(hits: Sequence[Hit]) -> str | None:

@@ -13,21 +13,26 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 
+from ponder.core.types import StopRule, VoteMethod
 from ponder.graphs.self_consistency.normalize import NormalizeContext
 from ponder.graphs.self_consistency.records import JudgeRecord, SampleRecord
 from ponder.graphs.self_consistency.stopping import Budget, settled
 from ponder.graphs.self_consistency.voting import Ballot, VoteTable, tally
 
+if TYPE_CHECKING:
+    from ponder.graphs.strategies.spec import RunSpec
 
-@dataclass
-class SCConfig:
-    """How many samples, how to vote and when to stop.
+
+class SCConfig(BaseModel):
+    """How many samples, how to vote and when to stop (built from a ``RunSpec`` by :meth:`from_spec`).
 
     Attributes:
         samples: Most samples (trajectories) to run.
@@ -48,22 +53,34 @@ class SCConfig:
         verifier: ``(task, trajectory) -> score`` for weighted votes instead of log-probabilities.
     """
 
-    samples: int = 8
-    vote: str = "majority"
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    samples: int = Field(8, ge=1)
+    vote: VoteMethod = "majority"
     answer_kind: str = "auto"
     early_stop: bool = False
-    stop_rule: str = "certain"
-    threshold: float = 0.95
-    window: int | None = None
-    wave: int | None = None
-    budget: Budget | None = None
+    stop_rule: StopRule = "certain"
+    threshold: float = Field(0.95, gt=0.0, lt=1.0)
+    window: int | None = Field(None, ge=1)
+    wave: int | None = Field(None, ge=1)
+    budget: InstanceOf[Budget] | None = None
     temperature: float | None = None
     top_p: float | None = None
     seed: int | None = None
     batch: bool = True
-    batch_window: float = 0.05
-    normalize: NormalizeContext = field(default_factory=NormalizeContext)
+    batch_window: float = Field(0.05, ge=0.0)
+    normalize: InstanceOf[NormalizeContext] = Field(default_factory=NormalizeContext)
     verifier: Callable[[str, Any], float] | None = None
+
+    @classmethod
+    def from_spec(cls, spec: RunSpec, *, normalize: NormalizeContext | None = None,
+                  verifier: Callable[[str, Any], float] | None = None) -> SCConfig:
+        """The self-consistency options of a validated :class:`~ponder.graphs.strategies.spec.RunSpec`."""
+        return cls(samples=spec.samples, vote=spec.vote, answer_kind=spec.answer_kind, early_stop=spec.early_stop,
+                   stop_rule=spec.stop_rule, threshold=spec.threshold, window=spec.window, wave=spec.wave,
+                   budget=Budget.parse(spec.budget), temperature=spec.sample_temperature, top_p=spec.sample_top_p,
+                   seed=spec.sample_seed, batch=spec.batch, batch_window=spec.batch_window,
+                   normalize=normalize or NormalizeContext(), verifier=verifier)
 
     def wave_size(self) -> int:
         """Samples per wave."""
@@ -114,15 +131,19 @@ def ballots(samples: list[SampleRecord]) -> list[Ballot]:
 
 
 def spent_tokens(samples: list[SampleRecord]) -> int:
-    """Prompt plus completion tokens of the samples so far."""
-    return sum(s.trajectory.usage.total_tokens for s in samples)
+    """Prompt plus completion tokens of the samples so far (every trajectory of each sample)."""
+    return sum(s.usage.total_tokens for s in samples)
 
 
-def build_sc_graph(deps: SCDeps) -> Any:
-    """Build and compile the self-consistency graph for ``deps``."""
-    config = deps.config
+class _Nodes:
+    """The graph's nodes over one :class:`SCDeps`."""
 
-    def plan(state: SCState) -> dict[str, Any]:
+    def __init__(self, deps: SCDeps) -> None:
+        self.deps = deps
+        self.config = deps.config
+
+    def plan(self, state: SCState) -> dict[str, Any]:
+        config = self.config
         launched = state.get("launched", 0)
         size = min(config.wave_size(), config.samples - launched)
         if config.budget is not None:
@@ -132,23 +153,27 @@ def build_sc_graph(deps: SCDeps) -> Any:
             if size <= 0 < config.samples - launched:
                 return {"launch": [], "stop_reason": "budget"}
         indices = list(range(launched, launched + max(size, 0)))
-        if indices and deps.on_wave is not None:
-            deps.on_wave(indices)
+        if indices and self.deps.on_wave is not None:
+            self.deps.on_wave(indices)
         return {"launch": indices, "launched": launched + len(indices), "waves": state.get("waves", 0) + 1}
 
-    def fan_out(state: SCState) -> list[Send] | str:
+    def fan_out(self, state: SCState) -> list[Send] | str:
         launch = state.get("launch") or []
         if not launch:
             return "decide"
         wave = state.get("waves", 1)
         return [Send("sample", SampleTask(task=state["task"], index=i, wave=wave)) for i in launch]
 
-    def sample(task: SampleTask) -> dict[str, Any]:
-        return {"samples": [deps.run_sample(task["task"], task["index"], task["wave"])]}
+    def sample(self, task: SampleTask) -> dict[str, Any]:
+        return {"samples": [self.deps.run_sample(task["task"], task["index"], task["wave"])]}
 
-    def tally_node(state: SCState) -> dict[str, Any]:
+    def _table(self, samples: list[SampleRecord]) -> VoteTable:
+        return tally(ballots(samples), "majority" if self.config.vote == "judge" else self.config.vote)
+
+    def tally(self, state: SCState) -> dict[str, Any]:
+        config = self.config
         samples = state.get("samples", [])
-        table = tally(ballots(samples), "majority" if config.vote == "judge" else config.vote)
+        table = self._table(samples)
         remaining = config.samples - state.get("launched", 0)
         if remaining <= 0:
             return {"table": table, "stop_reason": "all_samples"}
@@ -158,30 +183,35 @@ def build_sc_graph(deps: SCDeps) -> Any:
             return {"table": table, "stop_reason": "settled"}
         return {"table": table}
 
-    def decide(state: SCState) -> dict[str, Any]:
+    def decide(self, state: SCState) -> dict[str, Any]:
         samples = state.get("samples", [])
-        table = state.get("table") or tally(ballots(samples), "majority" if config.vote == "judge" else config.vote)
+        table = state.get("table") or self._table(samples)
         judge: JudgeRecord | None = None
         row = table.rows[0] if table.rows else None
-        if config.vote == "judge" and deps.judge is not None and len(table.rows) > 1:
-            judge = deps.judge(state["task"], table, samples)
+        if self.config.vote == "judge" and self.deps.judge is not None and len(table.rows) > 1:
+            judge = self.deps.judge(state["task"], table, samples)
             if judge.choice is not None:
                 row = table.rows[judge.choice - 1]
         if row is None:
             return {"table": table, "final_answer": None, "chosen_sample": None, "judge": judge}
         return {"table": table, "final_answer": row.answer, "chosen_sample": row.samples[0], "judge": judge}
 
+    @staticmethod
     def after_tally(state: SCState) -> str:
         return "decide" if state.get("stop_reason") else "plan"
 
+
+def build_sc_graph(deps: SCDeps) -> CompiledStateGraph:
+    """Build and compile the self-consistency graph for ``deps``."""
+    nodes = _Nodes(deps)
     graph = StateGraph(SCState)
-    graph.add_node("plan", plan)
-    graph.add_node("sample", sample)
-    graph.add_node("tally", tally_node)
-    graph.add_node("decide", decide)
+    graph.add_node("plan", nodes.plan)
+    graph.add_node("sample", nodes.sample)
+    graph.add_node("tally", nodes.tally)
+    graph.add_node("decide", nodes.decide)
     graph.add_edge(START, "plan")
-    graph.add_conditional_edges("plan", fan_out, ["sample", "decide"])
+    graph.add_conditional_edges("plan", nodes.fan_out, ["sample", "decide"])
     graph.add_edge("sample", "tally")
-    graph.add_conditional_edges("tally", after_tally, ["plan", "decide"])
+    graph.add_conditional_edges("tally", nodes.after_tally, ["plan", "decide"])
     graph.add_edge("decide", END)
     return graph.compile(name="self_consistency")

@@ -8,7 +8,11 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from ponder.core.records import Trajectory, Usage
+from ponder.core.types import StopRule, VoteMethod
 from ponder.graphs.self_consistency.voting import VoteRow
+
+#: The file (under the run directory) each self-consistency record is appended to.
+SC_FILE = "self_consistency.jsonl"
 
 
 class SampleRecord(BaseModel):
@@ -21,7 +25,14 @@ class SampleRecord(BaseModel):
     top_p: float
     key: str | None = Field(None, description="The normalized answer the vote used (None: abstained).")
     weight: float = 1.0
-    trajectory: Trajectory
+    trajectory: Trajectory = Field(description="The trajectory that gave the sample's answer.")
+    earlier: list[Trajectory] = Field(default_factory=list, description="The sample's other trajectories, in "
+                                      "order (earlier trials when each sample is a trials run).")
+
+    @property
+    def usage(self) -> Usage:
+        """What the sample spent: every one of its trajectories."""
+        return sum((t.usage for t in self.earlier), self.trajectory.usage)
 
 
 class JudgeRecord(BaseModel):
@@ -44,11 +55,11 @@ class SelfConsistencyResult(BaseModel):
     model: str
     backend: str = ""
     answer_kind: str = "auto"
-    vote: str = "majority"
+    vote: VoteMethod = "majority"
     samples_planned: int
     samples_run: int
     waves: int = 0
-    stop_rule: str | None = None
+    stop_rule: StopRule | None = None
     stop_reason: str = Field("all_samples", description="all_samples, settled, budget or error.")
     budget: str | None = None
     final_answer: str | None = None

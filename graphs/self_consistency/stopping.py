@@ -17,11 +17,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ponder.core.errors import ConfigError
+from ponder.core.types import StopRule, choices
 from ponder.graphs.self_consistency.voting import Ballot, VoteTable
 
-STOP_RULES = ("certain", "beta", "esc")
 _BUDGET = re.compile(r"^\s*(\d+)\s*(t|tok|tokens?|s|samples?)?\s*$", re.IGNORECASE)
 
 
@@ -29,7 +30,7 @@ _BUDGET = re.compile(r"^\s*(\d+)\s*(t|tok|tokens?|s|samples?)?\s*$", re.IGNORECA
 class Budget:
     """A cap on self-consistency compute: ``samples`` launched or ``tokens`` spent (prompt + completion)."""
 
-    kind: str
+    kind: Literal["samples", "tokens"]
     value: int
 
     @classmethod
@@ -88,15 +89,15 @@ def leader_is_certain(table: VoteTable, remaining: int, max_weight: float = 1.0)
     return True
 
 
-def settled(rule: str, table: VoteTable, ballots: Sequence[Ballot], remaining: int, *, threshold: float = 0.95,
+def settled(rule: StopRule, table: VoteTable, ballots: Sequence[Ballot], remaining: int, *, threshold: float = 0.95,
             window: int = 4) -> bool:
     """Whether sampling may stop under ``rule`` with ``remaining`` samples not yet run.
 
     Raises:
         ConfigError: for an unknown rule.
     """
-    if rule not in STOP_RULES:
-        raise ConfigError(f"unknown stop rule {rule!r}; choose one of: {', '.join(STOP_RULES)}")
+    if rule not in choices(StopRule):
+        raise ConfigError(f"unknown stop rule {rule!r}; choose one of: {', '.join(choices(StopRule))}")
     if remaining <= 0 or leader_is_certain(table, remaining):
         return True
     if rule == "beta" and table.rows:

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from ponder.core.errors import ConfigError
-
-VOTE_METHODS = ("majority", "weighted", "judge")
+from ponder.core.types import VoteMethod, choices
 
 
 class Ballot(BaseModel):
@@ -39,7 +38,7 @@ class VoteRow(BaseModel):
 class VoteTable(BaseModel):
     """The result of a vote."""
 
-    method: str
+    method: VoteMethod
     rows: list[VoteRow] = Field(default_factory=list, description="Best first (the tie-break order).")
     abstained: list[int] = Field(default_factory=list)
     winner: str | None = Field(None, description="The winning key, or None when every sample abstained.")
@@ -60,7 +59,7 @@ class VoteTable(BaseModel):
         return self.rows[0].votes / self.valid_votes if self.rows else 0.0
 
 
-def tally(ballots: Sequence[Ballot], method: str = "majority") -> VoteTable:
+def tally(ballots: Sequence[Ballot], method: VoteMethod = "majority") -> VoteTable:
     """Count ``ballots`` into a vote table.
 
     Args:
@@ -71,8 +70,8 @@ def tally(ballots: Sequence[Ballot], method: str = "majority") -> VoteTable:
     Raises:
         ConfigError: for an unknown method.
     """
-    if method not in VOTE_METHODS:
-        raise ConfigError(f"unknown vote {method!r}; choose one of: {', '.join(VOTE_METHODS)}")
+    if method not in choices(VoteMethod):
+        raise ConfigError(f"unknown vote {method!r}; choose one of: {', '.join(choices(VoteMethod))}")
     rows: dict[str, VoteRow] = {}
     abstained: list[int] = []
     for ballot in sorted(ballots, key=lambda b: b.index):
