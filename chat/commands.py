@@ -75,19 +75,20 @@ def cmd_samples(session: ChatSession, arg: str) -> bool:
 
 def cmd_tools(session: ChatSession, arg: str) -> bool:
     """List (or set, ``/tools a,b``) the ReAct agent's tools."""
-    from ponder.tools.registry import TOOL_NAMES
+    from ponder.core.types import ToolName, choices
 
+    tool_names = choices(ToolName)
     if arg:
         names = [t.strip() for t in arg.split(",") if t.strip()]
-        unknown = [t for t in names if t not in TOOL_NAMES]
+        unknown = [t for t in names if t not in tool_names]
         if unknown or not names:
             raise ConfigError(f"unknown tool(s) {', '.join(unknown) or '(none given)'}; "
-                              f"available: {', '.join(TOOL_NAMES)}")
+                              f"available: {', '.join(tool_names)}")
         session.settings = session.settings.model_copy(update={"tools": names})
     if session.agent == "pal":
         session.renderer.info(f"the pal agent writes a Python program run in the {session.settings.sandbox} "
                               "sandbox (it uses no tools)")
-    session.renderer.info(f"react tools: {', '.join(session.settings.tools)} (available: {', '.join(TOOL_NAMES)})")
+    session.renderer.info(f"react tools: {', '.join(session.settings.tools)} (available: {', '.join(tool_names)})")
     return True
 
 

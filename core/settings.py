@@ -10,7 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +20,8 @@ from pydantic_settings import (
 )
 
 from ponder.core.errors import ConfigError
+from ponder.core.model_spec import parse_spec
+from ponder.core.types import AgentName, IsolationMode, MemoryMode, SandboxKind, SearchMode, ToolName, choices
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -54,12 +57,24 @@ def config_file() -> Path:
     return Path(os.environ.get("PONDER_CONFIG", "ponder.toml"))
 
 
-class Settings(BaseSettings):
-    """All of ponder's settings. Every field can be set in ``ponder.toml`` or as ``PONDER_<NAME>``."""
+class _Group(BaseModel):
+    """A group of settings: the fields one part of ponder reads (unknown names are errors)."""
 
-    model_config = SettingsConfigDict(env_prefix="PONDER_", extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
-    # model
+
+class PathSettings(_Group):
+    """Where ponder reads its data and writes runs and caches."""
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Evaluation data and search corpora "
+                           "(default: the data/ folder shipped inside the package).")
+    out_dir: Path = Path("runs")
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+
+
+class ModelSettings(PathSettings):
+    """The model and how it samples (the paths: converted weights live under ``cache_dir``)."""
+
     model: str = Field("embedded", description="Model spec: embedded | llamacpp[:gguf] | transformers[:gguf|dir] "
                        "| openai:<model>@<base_url> | scripted:<file.jsonl>")
     device: str = Field("cpu", description="Torch device for the transformers backend (cpu, cuda, cuda:1).")
@@ -69,15 +84,29 @@ class Settings(BaseSettings):
     max_tokens: int = Field(256, ge=1, le=32768, description="Max new tokens per model call.")
     seed: int | None = None
     logprobs: bool = Field(False, description="Ask the model for token log-probabilities (weighted votes).")
-    # openai-compatible servers
+
+    @field_validator("model")
+    @classmethod
+    def _check_model_spec(cls, value: str) -> str:
+        parse_spec(value)  # raises ConfigError with a clear message
+        return value
+
+
+class OpenAISettings(_Group):
+    """The backend for OpenAI-compatible servers."""
+
     openai_api_key: str = Field("EMPTY", description="API key for the openai backend (also OPENAI_API_KEY).")
     openai_timeout: float = Field(120.0, gt=0)
-    openai_max_retries: int = Field(3, ge=0, le=20)
+    openai_max_retries: int = Field(3, ge=0, le=20, description="Retries of the openai client (its own backoff).")
     openai_concurrency: int = Field(8, ge=1, le=256)
     openai_context_window: int | None = Field(
         None, ge=1, description="Context size in tokens of the model behind the openai backend, when known "
         "(agents then elide old observations before a prompt would not fit); default: unknown.")
-    # in-process llama.cpp backend
+
+
+class LlamaCppSettings(ModelSettings):
+    """The in-process llama.cpp backend (with the model settings it reads too: seed, cache_dir)."""
+
     llamacpp_threads: int | None = Field(
         None, ge=1, le=512, description="CPU threads for the llamacpp backend (default: physical cores minus "
         "those busy with other work at load time).")
@@ -88,31 +117,47 @@ class Settings(BaseSettings):
     llamacpp_probe_command: list[str] | None = Field(
         None, min_length=1, description="The crash guard's child command (the GGUF path is appended); default: "
         "python -m ponder.models.llamacpp_probe. Tests inject a child that crashes.")
-    # agents
-    agent: Literal["react", "pal"] = "react"
+
+
+class AgentSettings(_Group):
+    """Which agent runs and its limits."""
+
+    agent: AgentName = "react"
     max_steps: int = Field(8, ge=1, le=200, description="Max agent steps (model calls) per run.")
     max_parse_failures: int = Field(3, ge=1, le=50, description="Consecutive malformed outputs before giving up.")
     pal_retries: int = Field(2, ge=0, le=20, description="Extra PAL attempts after a failed program.")
-    tools: list[str] = Field(default_factory=lambda: ["calculator", "python"],
-                             description="ReAct tools: calculator, python, search, lookup, retrieve.")
-    # code execution (PAL and the ReAct `python` tool)
-    sandbox: Literal["local", "e2b"] = Field("local", description="Where model-written code runs: a local isolated "
-                                             "kernel or an E2B cloud sandbox (needs E2B_API_KEY).")
-    sandbox_isolation: Literal["auto", "bwrap", "unshare", "none"] = Field(
+    tools: list[ToolName] = Field(default_factory=lambda: ["calculator", "python"],
+                                  description=f"ReAct tools: {', '.join(choices(ToolName))}.")
+
+
+class SandboxSettings(_Group):
+    """Where and how model-written code runs (PAL and the ReAct ``python`` tool)."""
+
+    sandbox: SandboxKind = Field("local", description="Where model-written code runs: a local isolated "
+                                 "kernel or an E2B cloud sandbox (needs E2B_API_KEY).")
+    sandbox_isolation: IsolationMode = Field(
         "auto", description="Isolation of the local sandbox: auto (= bwrap; stops with an error if bubblewrap is "
         "missing or cannot start), bwrap, or, on purpose and warned every session, unshare (network and pid "
         "namespaces, your files readable) or none (no filesystem or network isolation); never as root.")
     exec_timeout: float = Field(5.0, gt=0, le=600, description="Wall-clock seconds per program run.")
     exec_memory_mb: int = Field(512, ge=32)
     exec_output_chars: int = Field(4000, ge=100)
-    # search
+
+
+class SearchSettings(PathSettings):
+    """The search tools (the corpus defaults to one in ``data_dir``; indexes are cached under ``cache_dir``)."""
+
     search_corpus: Path | None = Field(None, description="JSONL corpus {id,title,text} for the search tools "
                                        "(default: <data_dir>/hotpotqa/corpus.jsonl).")
-    search_mode: Literal["bm25", "dense", "hybrid"] = "bm25"
+    search_mode: SearchMode = "bm25"
     search_k: int = Field(5, ge=1, le=100, description="Results returned by the top-k search tool.")
-    # memory (Chroma)
-    memory: Literal["none", "reflexion", "expel", "both"] = Field(
-        "none", description="Memory used by runs: none (clean baseline), reflexion, expel or both.")
+
+
+class MemorySettings(_Group):
+    """The Chroma memory store runs read and write."""
+
+    memory: MemoryMode = Field("none", description="Memory used by runs: none (clean baseline), reflexion, "
+                               "expel or both.")
     memory_path: Path = Field(default_factory=default_memory_dir, description="Chroma PersistentClient directory.")
     memory_url: str | None = Field(None, description="A Chroma server (http://host:port); overrides memory_path.")
     memory_namespace: str = Field("default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
@@ -121,29 +166,18 @@ class Settings(BaseSettings):
     memory_duplicate_threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity above which a "
                                               "new memory is a near-duplicate and is not stored.")
     memory_max_chars: int = Field(4000, ge=10, description="Longer memories are rejected.")
-    # paths
-    data_dir: Path = Field(default_factory=default_data_dir, description="Evaluation data and search corpora "
-                           "(default: the data/ folder shipped inside the package).")
-    out_dir: Path = Path("runs")
-    cache_dir: Path = Field(default_factory=default_cache_dir)
 
-    @field_validator("model")
-    @classmethod
-    def _check_model_spec(cls, value: str) -> str:
-        from ponder.core.model_spec import parse_spec
 
-        parse_spec(value)  # raises ConfigError with a clear message
-        return value
+class Settings(  # bases in reverse of the field order: paths, model, llamacpp, openai, agent, ..., memory
+    MemorySettings, SearchSettings, SandboxSettings, AgentSettings, OpenAISettings, LlamaCppSettings, BaseSettings
+):
+    """All of ponder's settings: every group in one flat object.
 
-    @field_validator("tools")
-    @classmethod
-    def _check_tools(cls, value: list[str]) -> list[str]:
-        from ponder.tools.registry import TOOL_NAMES
+    Every field can be set in ``ponder.toml`` (flat keys) or as ``PONDER_<NAME>``. A function that needs one
+    group takes that group's type (``open_sandbox(settings: SandboxSettings)``); a ``Settings`` fits every group.
+    """
 
-        unknown = [t for t in value if t not in TOOL_NAMES]
-        if unknown:
-            raise ValueError(f"unknown tool(s) {', '.join(unknown)}; available: {', '.join(TOOL_NAMES)}")
-        return value
+    model_config = SettingsConfigDict(env_prefix="PONDER_", extra="forbid", validate_default=True)
 
     @classmethod
     def settings_customise_sources(
@@ -159,7 +193,7 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
 
-def corpus_path(settings: Settings) -> Path:
+def corpus_path(settings: SearchSettings) -> Path:
     """The search corpus: ``settings.search_corpus`` or the HotpotQA corpus in the data directory."""
     return settings.search_corpus or settings.data_dir / "hotpotqa" / "corpus.jsonl"
 
@@ -176,7 +210,13 @@ def load_settings(**overrides: Any) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot read settings file {config_file()}: {exc}") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def _problem(err: ErrorDetails) -> str:
+    """One validation error as ``field: what is wrong``; a value outside a choice names the value and the choices."""
+    where = ".".join(str(p) for p in err["loc"]) or "settings"
+    if err["type"] == "literal_error":
+        return f"{where}: unknown value {err['input']!r}; expected {err.get('ctx', {}).get('expected', '')}"
+    return f"{where}: {err['msg']}"

@@ -47,7 +47,7 @@ from ponder.models.llamacpp_loader import (  # noqa: F401 - re-exported: the bac
 
 if TYPE_CHECKING:
     from ponder.core.model_spec import ModelSpec
-    from ponder.core.settings import Settings
+    from ponder.core.settings import LlamaCppSettings
 
 logger = logging.getLogger("ponder.models")
 
@@ -121,7 +121,7 @@ class LlamaCppBackend(BaseBackend):
         return backend
 
     @classmethod
-    def from_settings(cls, parsed: ModelSpec, settings: Settings) -> LlamaCppBackend:
+    def from_settings(cls, parsed: ModelSpec, settings: LlamaCppSettings) -> LlamaCppBackend:
         """Build the backend for a parsed ``llamacpp`` spec.
 
         Reads ``settings.llamacpp_n_ctx`` (default 4096), ``settings.llamacpp_threads`` (default: the physical

@@ -43,7 +43,7 @@ from ponder.core.errors import ConfigError
 from ponder.core.io import write_atomic
 
 if TYPE_CHECKING:
-    from ponder.core.settings import Settings
+    from ponder.core.settings import LlamaCppSettings
 
 logger = logging.getLogger("ponder.models")
 
@@ -201,7 +201,7 @@ def _no_core_dump() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _settings_or_default(settings: Settings | None) -> tuple[Path, list[str] | None]:
+def _settings_or_default(settings: LlamaCppSettings | None) -> tuple[Path, list[str] | None]:
     if settings is None:
         from ponder.core.settings import default_cache_dir, load_settings
 
@@ -209,10 +209,10 @@ def _settings_or_default(settings: Settings | None) -> tuple[Path, list[str] | N
             settings = load_settings()
         except ConfigError:
             return default_cache_dir(), None
-    return Path(settings.cache_dir), getattr(settings, "llamacpp_probe_command", None)
+    return Path(settings.cache_dir), settings.llamacpp_probe_command
 
 
-def check_llamacpp(gguf: Path, settings: Settings | None = None) -> ProbeResult:
+def check_llamacpp(gguf: Path, settings: LlamaCppSettings | None = None) -> ProbeResult:
     """The probe's answer for ``gguf`` on this machine, once per process (``settings``: cache dir, command).
 
     Inside the probe child itself the answer is ``ok`` without a probe.
@@ -231,7 +231,7 @@ def check_llamacpp(gguf: Path, settings: Settings | None = None) -> ProbeResult:
         return _MEMO[key]
 
 
-def require_llamacpp(gguf: Path, settings: Settings | None = None) -> None:
+def require_llamacpp(gguf: Path, settings: LlamaCppSettings | None = None) -> None:
     """Return when llama.cpp may run ``gguf`` in this process.
 
     Raises:

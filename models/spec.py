@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ponder.core.model_spec import ModelSpec, parse_spec
 
 if TYPE_CHECKING:
-    from ponder.core.settings import Settings
+    from ponder.core.settings import LlamaCppSettings, Settings
     from ponder.models.base import ModelBackend
 
 log = logging.getLogger("ponder.models")
@@ -63,7 +63,7 @@ def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
     return backend
 
 
-def resolve_embedded(settings: Settings | None = None) -> str:
+def resolve_embedded(settings: LlamaCppSettings | None = None) -> str:
     """The backend behind ``embedded``: ``llamacpp`` when llama-cpp-python is installed and works here.
 
     "Works here" is the crash guard's answer (:mod:`ponder.models.llamacpp_probe`: a tiny decode of the

@@ -32,7 +32,7 @@ from ponder.models.gguf_cache import find_embedded_gguf, load_gguf, load_model_d
 
 if TYPE_CHECKING:
     from ponder.core.model_spec import ModelSpec
-    from ponder.core.settings import Settings
+    from ponder.core.settings import ModelSettings
 
 logger = logging.getLogger("ponder.models")
 
@@ -68,9 +68,10 @@ def resolve_dtype(name: str, device: Any) -> Any:
 
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if name not in ("float32", "bfloat16", "float16"):
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
         raise ConfigError(f"invalid dtype {name!r}: expected auto, float32, bfloat16 or float16")
-    return getattr(torch, name)
+    return dtypes[name]
 
 
 def _resolve_source(parsed: ModelSpec) -> Path:
@@ -185,7 +186,7 @@ class TransformersBackend(BaseBackend):
                                               context_window=_context_window(model))
 
     @classmethod
-    def from_settings(cls, parsed: ModelSpec, settings: Settings) -> TransformersBackend:
+    def from_settings(cls, parsed: ModelSpec, settings: ModelSettings) -> TransformersBackend:
         """Load the model named by ``parsed`` on ``settings.device`` with ``settings.dtype``.
 
         Raises:
@@ -216,9 +217,12 @@ class TransformersBackend(BaseBackend):
         return cls(model, tokenizer, spec=str(parsed), load_info=info)
 
     def _collect_eos_ids(self) -> list[int]:
-        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        """The end-of-sequence token ids of the model's generation config and of the tokenizer."""
+        config = self.model.generation_config if self.model is not None else None
+        eos = config.eos_token_id if config is not None else None
         ids = {eos} if isinstance(eos, int) else set(eos or [])
-        ids.add(getattr(self.tokenizer, "eos_token_id", None))
+        if self.tokenizer is not None:
+            ids.add(self.tokenizer.eos_token_id)
         return sorted(i for i in ids if i is not None)
 
     def count_tokens(self, messages: list[Message]) -> int:
@@ -228,7 +232,7 @@ class TransformersBackend(BaseBackend):
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
         tok = self.tokenizer
-        if getattr(tok, "chat_template", None):
+        if tok.chat_template:
             text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             return list(tok(text, add_special_tokens=False)["input_ids"])
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"

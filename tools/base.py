@@ -37,6 +37,15 @@ class Tool(Protocol):
         ...
 
 
+@runtime_checkable
+class Closeable(Protocol):
+    """A tool that holds per-run resources (a sandbox session) and releases them in :meth:`close`."""
+
+    def close(self) -> None:
+        """Release what the tool holds; calling it twice is fine."""
+        ...
+
+
 class FunctionTool:
     """A tool made from a plain typed function; its signature becomes the argument schema.
 

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ponder.core.errors import ConfigError
+from ponder.core.types import ToolName, choices
+from ponder.tools.base import Closeable
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
     from ponder.tools.base import Tool
 
-#: Every tool name ponder ships; ``search``, ``lookup`` and ``retrieve`` share one search session per run.
-TOOL_NAMES = ("calculator", "python", "search", "lookup", "retrieve")
 
-
-def build_tools(names: list[str], settings: Settings) -> list[Tool]:
+def build_tools(names: Sequence[ToolName | str], settings: Settings) -> list[Tool]:
     """Fresh tool objects for one agent run, in the order given.
 
+    ``search``, ``lookup`` and ``retrieve`` share one search session.
+
     Raises:
-        ConfigError: for an unknown tool name.
+        ConfigError: for a name that is not a :data:`~ponder.core.types.ToolName`.
     """
-    unknown = [n for n in names if n not in TOOL_NAMES]
+    available = choices(ToolName)
+    unknown = [n for n in names if n not in available]
     if unknown:
-        raise ConfigError(f"unknown tool(s) {', '.join(unknown)}; available: {', '.join(TOOL_NAMES)}")
+        raise ConfigError(f"unknown tool(s) {', '.join(unknown)}; available: {', '.join(available)}")
     search: dict[str, Tool] = {}
     if any(n in ("search", "lookup", "retrieve") for n in names):
         from ponder.tools.search.tools import search_tools
@@ -47,6 +50,5 @@ def build_tools(names: list[str], settings: Settings) -> list[Tool]:
 def close_tools(tools: list[Tool]) -> None:
     """Release per-run resources (sandbox sessions) of tools that hold any."""
     for t in tools:
-        close = getattr(t, "close", None)
-        if callable(close):
-            close()
+        if isinstance(t, Closeable):
+            t.close()

@@ -1,9 +1,24 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from ponder.core.errors import ConfigError
-from ponder.core.settings import default_data_dir, load_settings
+from ponder.core.model_spec import parse_spec
+from ponder.core.settings import (
+    AgentSettings,
+    LlamaCppSettings,
+    MemorySettings,
+    ModelSettings,
+    OpenAISettings,
+    PathSettings,
+    SandboxSettings,
+    SearchSettings,
+    Settings,
+    corpus_path,
+    default_data_dir,
+    load_settings,
+)
 
 
 def test_defaults():
@@ -90,3 +105,94 @@ def test_bad_toml_is_a_config_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PONDER_CONFIG", str(bad))
     with pytest.raises(ConfigError, match="bad.toml"):
         load_settings()
+
+
+# -- groups ---------------------------------------------------------------------------------------------------
+
+GROUPS = (PathSettings, ModelSettings, OpenAISettings, LlamaCppSettings, AgentSettings, SandboxSettings,
+          SearchSettings, MemorySettings)
+
+
+def test_settings_is_every_group_and_every_field_is_in_a_group():
+    s = load_settings()
+    assert all(isinstance(s, group) for group in GROUPS)
+    grouped = set().union(*(group.model_fields for group in GROUPS))
+    assert grouped == set(Settings.model_fields)
+    assert list(Settings.model_fields)[:4] == ["data_dir", "out_dir", "cache_dir", "model"]
+
+
+def test_old_flat_toml_and_env_still_load(tmp_path, monkeypatch):
+    """One flat file, keys from every group, exactly as before the split."""
+    toml = tmp_path / "ponder.toml"
+    toml.write_text(
+        'model = "openai:m@http://127.0.0.1:1/v1"\nopenai_timeout = 9.5\nllamacpp_n_ctx = 2048\n'
+        'agent = "pal"\ntools = ["calculator", "search"]\nsandbox_isolation = "bwrap"\nexec_timeout = 3\n'
+        'search_mode = "hybrid"\nmemory = "expel"\nmemory_k = 4\n'
+        f'out_dir = "{tmp_path / "runs"}"\n'
+    )
+    monkeypatch.setenv("PONDER_CONFIG", str(toml))
+    monkeypatch.setenv("PONDER_SEARCH_K", "9")
+    monkeypatch.setenv("PONDER_TOOLS", '["python"]')
+    s = load_settings()
+    assert (s.model, s.openai_timeout, s.llamacpp_n_ctx) == ("openai:m@http://127.0.0.1:1/v1", 9.5, 2048)
+    assert s.agent == "pal"
+    assert (s.sandbox_isolation, s.exec_timeout, s.search_mode, s.search_k) == ("bwrap", 3.0, "hybrid", 9)
+    assert (s.memory, s.memory_k, s.out_dir, s.tools) == ("expel", 4, tmp_path / "runs", ["python"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"tools": ["calculator", "teleport"]},
+         "tools.1: unknown value 'teleport'; expected 'calculator', 'python', 'search', 'lookup' or 'retrieve'"),
+        ({"sandbox": "docker"}, "sandbox: unknown value 'docker'; expected 'local' or 'e2b'"),
+        ({"memory": "all"}, "memory: unknown value 'all'"),
+        ({"search_mode": "fuzzy"}, "search_mode: unknown value 'fuzzy'"),
+        ({"sandbox_isolation": "chroot"}, "sandbox_isolation: unknown value 'chroot'"),
+    ],
+)
+def test_a_value_outside_its_choices_names_the_value_and_the_choices(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(**overrides)
+    assert message in str(info.value)
+
+
+def test_bad_tool_name_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PONDER_TOOLS", '["calculator", "frobnicate"]')
+    with pytest.raises(ConfigError, match="tools.1: unknown value 'frobnicate'; expected 'calculator'"):
+        load_settings()
+
+
+def test_a_group_stands_alone_and_rejects_other_groups_fields():
+    sandbox = SandboxSettings(exec_timeout=2)
+    assert (sandbox.sandbox, sandbox.exec_timeout) == ("local", 2.0)
+    with pytest.raises(ValidationError, match="max_steps"):
+        SandboxSettings(max_steps=3)
+    with pytest.raises(ValidationError, match="sandbox"):
+        SandboxSettings(sandbox="docker")
+    with pytest.raises(ConfigError, match="bad model spec"):
+        ModelSettings(model="gpt:4")
+
+
+def test_functions_typed_with_a_group_accept_the_group_and_settings(tmp_path):
+    from ponder.models.openai import OpenAIBackend
+
+    search = SearchSettings(data_dir=tmp_path)
+    assert corpus_path(search) == tmp_path / "hotpotqa" / "corpus.jsonl"
+    assert corpus_path(load_settings(data_dir=tmp_path)) == corpus_path(search)
+    assert corpus_path(SearchSettings(search_corpus=tmp_path / "c.jsonl")) == tmp_path / "c.jsonl"
+    spec = parse_spec("openai:m@http://127.0.0.1:1/v1")
+    alone = OpenAIBackend.from_settings(spec, OpenAISettings(openai_timeout=3.0, openai_context_window=512))
+    full = OpenAIBackend.from_settings(spec, load_settings(openai_timeout=3.0, openai_context_window=512))
+    for backend in (alone, full):
+        assert backend.timeout == 3.0 and backend.capabilities.context_window == 512
+
+
+def test_settings_imports_nothing_above_core():
+    import subprocess
+    import sys
+
+    code = ("import sys, ponder.core.settings; "
+            "print(sorted(m for m in sys.modules if m.startswith('ponder.') and not m.startswith('ponder.core')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

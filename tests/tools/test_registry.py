@@ -7,7 +7,7 @@ from ponder.models.scripted import ScriptedModel
 from ponder.tools.base import ToolBox
 from ponder.tools.python_tool import PythonTool
 from ponder.tools.registry import build_tools, close_tools
-from ponder.tools.subprocess_executor import SubprocessExecutor
+from ponder.tools.sandbox.local import LocalSandbox
 
 
 def test_build_by_name_in_order():
@@ -19,7 +19,7 @@ def test_build_by_name_in_order():
 def test_unknown_tool_names():
     with pytest.raises(ConfigError, match="unknown tool"):
         build_tools(["teleport"], load_settings())
-    with pytest.raises(ConfigError, match="unknown tool"):
+    with pytest.raises(ConfigError, match="tools.1: unknown value 'teleport'; expected 'calculator', 'python'"):
         load_settings(tools=["calculator", "teleport"])
 
 
@@ -31,7 +31,7 @@ class CountingSessions:
         self.opened += 1
         counter = self
 
-        class Session(SubprocessExecutor):
+        class Session(LocalSandbox):
             def close(self):
                 counter.closed += 1
                 super().close()

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ponder.core.settings import Settings
+    from ponder.core.settings import SandboxSettings
+    from ponder.core.types import SandboxKind
     from ponder.tools.executor import CodeExecutor
 
 
-def open_sandbox(settings: Settings, kind: str | None = None) -> CodeExecutor:
+def open_sandbox(settings: SandboxSettings, kind: SandboxKind | None = None) -> CodeExecutor:
     """Open a fresh sandbox session of ``kind`` (default: ``settings.sandbox``); close it when done.
 
     Raises:

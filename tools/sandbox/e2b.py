@@ -17,7 +17,7 @@ from ponder.core.errors import ConfigError, MissingExtraError, SandboxError
 from ponder.tools.executor import ExecResult
 
 if TYPE_CHECKING:
-    from ponder.core.settings import Settings
+    from ponder.core.settings import SandboxSettings
 
 log = logging.getLogger("ponder.sandbox")
 
@@ -70,7 +70,7 @@ class E2BSandbox:
         self.restarts = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> E2BSandbox:
+    def from_settings(cls, settings: SandboxSettings) -> E2BSandbox:
         """Build from settings; fails fast without ``E2B_API_KEY``.
 
         Raises:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from ponder.core.errors import ConfigError, DataError
-from ponder.core.settings import Settings, corpus_path
+from ponder.core.settings import SearchSettings, corpus_path
 from ponder.tools.search.bm25 import BM25Index
 from ponder.tools.search.corpus import Corpus, load_corpus
 from ponder.tools.search.dense import DenseIndex, require_dense
@@ -111,7 +111,7 @@ def load_index(path: Path | str, cache_dir: Path | None = None) -> SearchIndex:
         return index
 
 
-def get_index(settings: Settings) -> SearchIndex:
+def get_index(settings: SearchSettings) -> SearchIndex:
     """The shared index of ``settings``' corpus, cached under ``settings.cache_dir``.
 
     For ``search_mode`` dense or hybrid this checks that the ``embeddings`` extra is installed (so a

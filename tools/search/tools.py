@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from ponder.core.settings import Settings
+from ponder.core.settings import SearchSettings
 from ponder.tools.base import Tool
 from ponder.tools.search.index import SearchIndex, get_index
 from ponder.tools.search.session import SearchSession
@@ -89,7 +89,7 @@ class RetrieveTool:
         return self.session.retrieve(args.query)  # type: ignore[attr-defined]
 
 
-def search_tools(settings: Settings, index: SearchIndex | None = None) -> list[Tool]:
+def search_tools(settings: SearchSettings, index: SearchIndex | None = None) -> list[Tool]:
     """The ``search``, ``lookup`` and ``retrieve`` tools of one agent run.
 
     Args:
