@@ -1,118 +1,94 @@
 """The PAL graph: the model writes ``solution()``, an out-of-process executor runs it.
 
 START → recall → write ─┬─ code ─► execute ─┬─ answer ───────────────► remember → END
-                        │                   └─ failed ─► write (retry) or give_up ─► remember
-                        └─ no code ─► write (retry) or give_up ─► remember
+                        │                   └─ failed ─► write (retry), or max_steps ─► remember
+                        └─ no code ─► write (retry), or give_up ─► remember
 
-``recall`` and ``remember`` read and write memory (see ``memory/nodes.py``); without memory
-(``deps.memory is None``) they do nothing and the run is exactly the memory-less one.
+The skeleton (``recall``, ``max_steps``, ``give_up``, ``remember``) comes from :mod:`ponder.agents.kernel`; the
+graph is compiled once (:func:`build_pal_graph`) and each run passes an
+:class:`~ponder.agents.context.AgentContext` whose ``executor`` runs the programs.
 """
 
 from __future__ import annotations
 
-import operator
-from typing import Annotated, Any, TypedDict
+import functools
+from typing import Any
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 
-from ponder.agents.deps import AgentDeps, call_model, model_step, step_params
+from ponder.agents.context import AgentContext, model_step
+from ponder.agents.kernel import GIVE_UP, MAX_STEPS, REMEMBER, AgentParts, agent_skeleton, call_model
 from ponder.agents.parsing import answer_from_value, extract_code
+from ponder.agents.state import PALState
 from ponder.core.errors import ConfigError
 from ponder.core.prompts import render
-from ponder.core.records import Step
-from ponder.memory.nodes import compose, recall, remember
 from ponder.models.base import Message
 
 
-class PALState(TypedDict, total=False):
-    """State of one PAL run."""
-
-    task: str
-    messages: Annotated[list[Message], operator.add]
-    steps: Annotated[list[Step], operator.add]
-    pending: Step | None
-    final_answer: str | None
-    status: str | None
-    last_failure: str | None
-    prefix: list[Message] | None
-    lessons: str | None
-    memory: dict[str, Any] | None
+@functools.cache
+def _system() -> str:
+    return render("pal_system")
 
 
-def initial_state(task: str) -> PALState:
-    """The input state for a question."""
-    return {"task": task, "messages": [{"role": "user", "content": f"Question: {task}"}], "steps": [],
-            "pending": None, "final_answer": None, "status": None, "last_failure": None}
-
-
-def build_pal_graph(deps: AgentDeps) -> Any:
-    """Build and compile the PAL graph for ``deps`` (which must carry an executor)."""
-    if deps.executor is None:
+def pal_prefix(ctx: AgentContext) -> tuple[str, list[Message]]:
+    """The system prompt (no few-shot turns); refuses a context without an executor before any model call."""
+    if ctx.executor is None:
         raise ConfigError("the PAL agent needs a code executor")
-    executor = deps.executor
-    system_text = render("pal_system")
-    system: Message = {"role": "system", "content": system_text}
-    params = step_params(deps, [])
+    return _system(), []
 
-    def recall_node(state: PALState) -> dict[str, Any]:
-        return recall(deps.memory, state["task"], "pal", system_text, [])
 
-    def write(state: PALState) -> dict[str, Any]:
-        index = len(state["steps"])
-        messages = compose(state.get("prefix") or [system], state["messages"], state.get("lessons"))
-        completion, seconds = call_model(deps, messages, params)
-        code = extract_code(completion.text)
-        if code is None:
-            problem = "no Python code block was found."
-            obs = render("pal_retry", problem=problem)
-            step = model_step(index, "parse_error", completion, seconds, observation=obs)
-            return {"steps": [step], "messages": step.to_messages(), "last_failure": "parse_error"}
-        step = model_step(index, "program", completion, seconds, action="python", action_input=code)
-        return {"pending": step}
+def write(state: PALState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """One model call: a program to run, or a retry prompt when the reply holds no code."""
+    call = call_model(state, runtime.context, state["messages"], ())
+    completion, seconds, index = call.completion, call.seconds, len(state["steps"])
+    code = extract_code(completion.text)
+    if code is None:
+        obs = render("pal_retry", problem="no Python code block was found.")
+        step = model_step(index, "parse_error", completion, seconds, observation=obs)
+        return {"steps": [step], "messages": step.to_messages(), **call.update()}
+    step = model_step(index, "program", completion, seconds, action="python", action_input=code)
+    return {"pending": step, **call.update()}
 
-    def execute(state: PALState) -> dict[str, Any]:
-        pending = state["pending"]
-        assert pending is not None
-        result = executor.run(f"{pending.action_input}\n\nsolution()")
-        answer = answer_from_value(result.value, result.stdout) if result.ok else None
-        if answer is not None:
-            step = pending.model_copy(update={"observation": answer, "tool_seconds": result.duration})
-            return {"steps": [step], "final_answer": answer, "status": "solved", "pending": None}
-        problem = result.summary() if not result.ok else "solution() returned None and printed nothing."
-        obs = render("pal_retry", problem=problem)
-        step = pending.model_copy(update={"observation": obs, "tool_seconds": result.duration})
-        return {"steps": [step], "messages": step.to_messages(), "pending": None, "last_failure": "max_steps"}
 
-    def give_up(state: PALState) -> dict[str, Any]:
-        return {"status": state.get("last_failure") or "max_steps"}
+def execute(state: PALState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Run the pending program; its answer ends the run, its failure goes back to the model."""
+    pending, executor = state["pending"], runtime.context.executor
+    assert pending is not None and executor is not None
+    result = executor.run(f"{pending.action_input}\n\nsolution()")
+    answer = answer_from_value(result.value, result.stdout) if result.ok else None
+    if answer is not None:
+        step = pending.model_copy(update={"observation": answer, "tool_seconds": result.duration})
+        return {"steps": [step], "final_answer": answer, "status": "solved", "pending": None}
+    problem = result.summary() if not result.ok else "solution() returned None and printed nothing."
+    step = pending.model_copy(update={"observation": render("pal_retry", problem=problem),
+                                      "tool_seconds": result.duration})
+    return {"steps": [step], "messages": step.to_messages(), "pending": None}
 
-    def remember_node(state: PALState) -> dict[str, Any]:
-        return remember(deps.memory, deps.model, deps.params, dict(state), "pal")
 
-    def attempts(state: PALState) -> int:
-        return len([s for s in state["steps"] if s.kind in ("program", "parse_error")])
+def retry_or_stop(state: PALState, runtime: Runtime[AgentContext]) -> str:
+    """Another attempt while retries and steps are left; else ``give_up`` (no code) or ``max_steps`` (failed)."""
+    attempts, limits = len(state["steps"]), runtime.context.limits
+    if attempts <= limits.pal_retries and attempts < limits.max_steps:
+        return "write"
+    return GIVE_UP if state["steps"][-1].kind == "parse_error" else MAX_STEPS
 
-    def after_write(state: PALState) -> str:
-        if state.get("pending") is not None:
-            return "execute"
-        return _retry_or_give_up(state)
 
-    def after_execute(state: PALState) -> str:
-        return "remember" if state.get("status") else _retry_or_give_up(state)
+def after_write(state: PALState, runtime: Runtime[AgentContext]) -> str:
+    """``execute`` a program, or retry."""
+    return "execute" if state.get("pending") is not None else retry_or_stop(state, runtime)
 
-    def _retry_or_give_up(state: PALState) -> str:
-        return "write" if attempts(state) <= deps.pal_retries and attempts(state) < deps.max_steps else "give_up"
 
-    graph = StateGraph(PALState)
-    graph.add_node("recall", recall_node)
-    graph.add_node("write", write)
-    graph.add_node("execute", execute)
-    graph.add_node("give_up", give_up)
-    graph.add_node("remember", remember_node)
-    graph.add_edge(START, "recall")
-    graph.add_edge("recall", "write")
-    graph.add_conditional_edges("write", after_write, ["execute", "write", "give_up"])
-    graph.add_conditional_edges("execute", after_execute, ["write", "give_up", "remember"])
-    graph.add_edge("give_up", "remember")
-    graph.add_edge("remember", END)
-    return graph.compile(name="pal")
+def after_execute(state: PALState, runtime: Runtime[AgentContext]) -> str:
+    """``remember`` an answer, or retry."""
+    return REMEMBER if state.get("status") else retry_or_stop(state, runtime)
+
+
+@functools.cache
+def build_pal_graph() -> CompiledStateGraph:
+    """The PAL graph, compiled once per process (each run passes its :class:`AgentContext`)."""
+    return agent_skeleton(AgentParts(
+        name="pal", state=PALState, context=AgentContext, prefix=pal_prefix, entry="write",
+        nodes={"write": write, "execute": execute},
+        routes={"write": (after_write, ["execute", "write", "give_up"]),
+                "execute": (after_execute, ["write", "max_steps", "remember"])}))

@@ -2,55 +2,51 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ponder.agents.deps import AgentDeps
+from langgraph.graph.state import CompiledStateGraph
+
+from ponder.agents.context import AgentContext, Limits
+from ponder.agents.driver import drive
+from ponder.agents.state import initial_state as base_state
 from ponder.core.errors import ConfigError
 from ponder.core.io import append_jsonl
-from ponder.core.records import Step, Trajectory, Usage
+from ponder.core.records import Step, Trajectory
 from ponder.core.settings import Settings, load_settings
+from ponder.core.types import AgentName, choices
+from ponder.memory.context import MemoryContext
 from ponder.models.base import GenerationParams, ModelBackend
 from ponder.tools.base import Tool, ToolBox
 from ponder.tools.executor import CodeExecutor
 
-if TYPE_CHECKING:
-    from ponder.memory.context import MemoryContext
-
-AGENTS = ("react", "pal")
+AGENTS = choices(AgentName)
 TRAJECTORY_FILE = "trajectories.jsonl"
 
 
-def build_graph(agent: str, deps: AgentDeps) -> Any:
-    """Return the compiled graph for ``agent`` (``react`` or ``pal``)."""
+def agent_graph(agent: str) -> CompiledStateGraph:
+    """The compiled graph of ``agent`` (``react`` or ``pal``), built once per process."""
     if agent == "react":
         from ponder.agents.react import build_react_graph
 
-        return build_react_graph(deps)
+        return build_react_graph()
     if agent == "pal":
         from ponder.agents.pal import build_pal_graph
 
-        return build_pal_graph(deps)
+        return build_pal_graph()
     raise ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
 
 
 def initial_state(agent: str, task: str) -> dict[str, Any]:
-    """The graph input for ``task``."""
-    if agent == "pal":
-        from ponder.agents.pal import initial_state as pal_initial
-
-        return dict(pal_initial(task))
-    from ponder.agents.react import initial_state as react_initial
-
-    return dict(react_initial(task))
+    """The graph input for ``task`` (the same for both agents: the question as the first turn)."""
+    return dict(base_state(task, f"Question: {task}"))
 
 
-def make_deps(settings: Settings, model: ModelBackend, tools: list[Tool] | None = None,
-              executor: CodeExecutor | None = None, agent: str = "react",
-              memory: MemoryContext | None = None) -> AgentDeps:
-    """Assemble an agent's dependencies from settings (tools and executor default sensibly; no memory by default)."""
+def make_context(settings: Settings, model: ModelBackend, tools: list[Tool] | None = None,
+                 executor: CodeExecutor | None = None, agent: str = "react",
+                 memory: MemoryContext | None = None) -> AgentContext:
+    """Assemble a run's context from settings (tools and executor default sensibly; no memory by default)."""
     if tools is None:
         from ponder.tools.registry import build_tools
 
@@ -60,11 +56,11 @@ def make_deps(settings: Settings, model: ModelBackend, tools: list[Tool] | None 
 
         executor = open_sandbox(settings)
     params = GenerationParams(temperature=settings.temperature, top_p=settings.top_p,
-                              max_tokens=settings.max_tokens, seed=settings.seed,
-                              logprobs=settings.logprobs)
-    return AgentDeps(model=model, params=params, tools=ToolBox(tools), executor=executor,
-                     max_steps=settings.max_steps, max_parse_failures=settings.max_parse_failures,
-                     pal_retries=settings.pal_retries, memory=memory)
+                              max_tokens=settings.max_tokens, seed=settings.seed, logprobs=settings.logprobs)
+    limits = Limits(max_steps=settings.max_steps, max_parse_failures=settings.max_parse_failures,
+                    pal_retries=settings.pal_retries)
+    return AgentContext(model=model, params=params, tools=ToolBox(tools), executor=executor, memory=memory,
+                        limits=limits)
 
 
 def run_agent(
@@ -105,59 +101,31 @@ def run_agent(
 
     settings = settings or load_settings()
     agent = agent or settings.agent
-    if agent not in AGENTS:
-        raise ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
+    graph = agent_graph(agent)
     model = model or load_model(settings.model, settings)
-    own_executor = executor is None and agent == "pal"
-    own_tools = tools is None
-    traj = Trajectory(task=task, agent=agent, model=model.spec,
-                      backend=str(getattr(model, "backend_name", model.spec)), metadata=dict(metadata or {}))
-    deps = make_deps(settings, model, tools, executor, agent,
-                     memory=memory.for_run(memory.run_id or traj.id) if memory is not None else None)
+    traj = Trajectory(task=task, agent=agent, model=model.spec, backend=model.backend_name,
+                      metadata=dict(metadata or {}))
+    ctx = make_context(settings, model, tools, executor, agent,
+                       memory=memory.for_run(memory.run_id or traj.id) if memory is not None else None)
     path = Path(out_dir or settings.out_dir) / TRAJECTORY_FILE
     if write:
         traj.metadata["trajectory_path"] = str(path)
-    start = time.perf_counter()
     try:
-        graph = build_graph(agent, deps)
-        config = {"recursion_limit": 3 * settings.max_steps + 10}
-        for update in graph.stream(initial_state(agent, task), config, stream_mode="updates"):
-            for node_update in update.values():
-                if not node_update:
-                    continue
-                for step in node_update.get("steps", []):
-                    traj.steps.append(step)
-                    if on_step:
-                        on_step(step)
-                for key in ("final_answer", "status"):
-                    if node_update.get(key) is not None:
-                        setattr(traj, key, node_update[key])
-                if node_update.get("memory"):
-                    traj.metadata["memory"] = node_update["memory"]
-        if traj.status == "error" and traj.final_answer is None:
-            traj.error = "the graph ended without a status"
-    except BaseException as exc:
-        traj.status = "error"
-        traj.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise
+        drive(graph, initial_state(agent, task), ctx, traj, max_steps=settings.max_steps, on_step=on_step)
     finally:
-        traj.usage = _usage(traj.steps, time.perf_counter() - start)
-        if own_executor and deps.executor is not None:
-            deps.executor.close()
-        if own_tools:
-            from ponder.tools.registry import close_tools
-
-            close_tools(list(deps.tools.tools.values()))
+        _release(ctx, own_tools=tools is None, own_executor=executor is None)
         if write:
             append_jsonl(path, traj)
     return traj
 
 
-def _usage(steps: list[Step], wall: float) -> Usage:
-    return Usage(
-        prompt_tokens=sum(s.prompt_tokens for s in steps),
-        completion_tokens=sum(s.completion_tokens for s in steps),
-        model_calls=len(steps),
-        tool_calls=sum(1 for s in steps if s.kind in ("action", "program")),
-        wall_seconds=round(wall, 4),
-    )
+def _release(ctx: AgentContext, *, own_tools: bool, own_executor: bool) -> None:
+    """Close the tools and the sandbox session the run opened itself."""
+    try:
+        if own_executor and ctx.executor is not None:
+            ctx.executor.close()
+    finally:
+        if own_tools:
+            from ponder.tools.registry import close_tools
+
+            close_tools(list(ctx.tools.tools.values()))

@@ -2,19 +2,6 @@
 
 from __future__ import annotations
 
-from ponder.agents.deps import AgentDeps
-from ponder.tools.executor import ExecResult
-
-
-class _NoExecutor:
-    """Stands in for an executor when a graph is only drawn, never run."""
-
-    def run(self, code: str) -> ExecResult:  # pragma: no cover - never called
-        raise RuntimeError("diagram-only executor")
-
-    def close(self) -> None:
-        """Nothing to release."""
-
 
 def mermaid(agent: str) -> str:
     """Return the Mermaid source of the ``react``, ``pal`` or ``self_consistency`` graph."""
@@ -25,10 +12,6 @@ def mermaid(agent: str) -> str:
             raise RuntimeError("diagram-only graph")
 
         return build_sc_graph(SCDeps(config=SCConfig(), run_sample=never)).get_graph().draw_mermaid()  # type: ignore[arg-type]
-    from ponder.agents.runner import build_graph
-    from ponder.models.scripted import ScriptedModel
-    from ponder.tools import default_tools
-    from ponder.tools.base import ToolBox
+    from ponder.agents.runner import agent_graph
 
-    deps = AgentDeps(model=ScriptedModel([]), tools=ToolBox(default_tools()), executor=_NoExecutor())
-    return build_graph(agent, deps).get_graph().draw_mermaid()
+    return agent_graph(agent).get_graph().draw_mermaid()

@@ -30,9 +30,17 @@ class EnvStep(BaseModel):
 
 @runtime_checkable
 class Env(Protocol):
-    """A text environment (a game, a web page, a tool-less task)."""
+    """A text environment (a game, a web page, a tool-less task).
+
+    Attributes:
+        name: The environment's name (recorded in trajectories).
+        instructions: The action format for the agent's system prompt (``""``: the agent's generic default).
+        examples: The name of the agent's few-shot set for this environment (``""``: none).
+    """
 
     name: str
+    instructions: str
+    examples: str
 
     def reset(self) -> EnvReset:
         """Start (or restart) the episode."""

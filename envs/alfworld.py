@@ -208,7 +208,7 @@ class AlfWorldSuite:
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
         """Play the trial with the agent or the planner's expert plan (harness check)."""
-        from ponder.agents.env import run_env_agent
+        from ponder.envs.play import episode_result, play_episode
 
         _require()
         if ctx.policy not in ("agent", EXPERT):
@@ -223,11 +223,11 @@ class AlfWorldSuite:
             if ctx.policy == EXPERT:
                 run = _play_expert(env, episode, ctx)
             else:
-                run = run_env_agent(env, episode, ctx, max_steps=int(ctx.extra.get("max_steps") or 50))
+                run = play_episode(env, episode, ctx, max_steps=int(ctx.extra.get("max_steps") or 50))
         finally:
             env.close()
         meta = {"harness_check": True} if ctx.policy == EXPERT else {}
-        return run.to_result(episode, policy=ctx.policy, metadata=meta)
+        return episode_result(run, episode, policy=ctx.policy, metadata=meta)
 
 
 def _play_expert(env: AlfWorldEnv, episode: Episode, ctx: EvalContext, limit: int = 60) -> Any:

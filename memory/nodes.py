@@ -9,13 +9,15 @@
 
 ``remember`` judges the episode (status, and the label when known), asks for a lesson after a failure
 (Reflexion) and stores a successful trajectory as an experience (ExpeL). What was retrieved and written is
-returned under the state key ``memory`` and ends up in ``Trajectory.metadata["memory"]``.
+returned as the memory sub-state's ``log`` and ends up in ``Trajectory.metadata["memory"]``.
+
+The agents keep these in one nested sub-state, :class:`MemoryState`, merged key by key (:func:`merge_memory`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from ponder.memory.context import MemoryContext
 from ponder.memory.experience import compact_trajectory, experience_turns, make_experience, retrieve_experiences
@@ -25,9 +27,29 @@ from ponder.memory.schema import MemoryRecord, WriteResult
 from ponder.models.base import GenerationParams, Message, ModelBackend
 
 
+class MemoryState(TypedDict, total=False):
+    """The memory sub-state of an agent run.
+
+    Attributes:
+        prefix: The prompt prefix: the system prompt (with insights, under ExpeL) and the few-shot turns (with
+            retrieved experiences).
+        lessons: Reflexion's "Lessons from earlier attempts" block, put in front of the question, or ``None``.
+        log: What was retrieved and written (``Trajectory.metadata["memory"]``); absent when memory is off.
+    """
+
+    prefix: list[Message]
+    lessons: str | None
+    log: dict[str, Any]
+
+
+def merge_memory(old: MemoryState | None, new: MemoryState | None) -> MemoryState:
+    """The reducer of the memory sub-state: ``new``'s keys replace ``old``'s, the others stay."""
+    return {**(old or {}), **(new or {})}  # type: ignore[typeddict-item]
+
+
 def recall(ctx: MemoryContext | None, task: str, agent: str, system: str,
-           examples: Sequence[Message]) -> dict[str, Any]:
-    """The state update of the ``recall`` node: ``prefix``, ``lessons`` and the ``memory`` log (``{}`` when off).
+           examples: Sequence[Message]) -> MemoryState:
+    """What the ``recall`` node puts into the memory sub-state: ``prefix``, ``lessons`` and ``log`` (``{}`` when off).
 
     Args:
         ctx: The run's memory, or ``None`` when memory is off.
@@ -56,7 +78,7 @@ def recall(ctx: MemoryContext | None, task: str, agent: str, system: str,
         lessons = lessons_section(hits)
         retrieved += [{"id": h.record.id, "kind": "reflection", "similarity": round(h.similarity, 4)} for h in hits]
     prefix: list[Message] = [{"role": "system", "content": "\n\n".join(sections)}, *examples, *turns]
-    return {"prefix": prefix, "lessons": lessons, "memory": {**ctx.describe(), "retrieved": retrieved}}
+    return {"prefix": prefix, "lessons": lessons, "log": {**ctx.describe(), "retrieved": retrieved}}
 
 
 def compose(prefix: Sequence[Message], messages: Sequence[Message], lessons: str | None) -> list[Message]:
@@ -67,22 +89,23 @@ def compose(prefix: Sequence[Message], messages: Sequence[Message], lessons: str
     return [*prefix, {"role": first["role"], "content": f"{lessons}\n\n{first['content']}"}, *rest]
 
 
-def remember(ctx: MemoryContext | None, model: ModelBackend, params: GenerationParams, state: dict[str, Any],
-             agent: str) -> dict[str, Any]:
-    """The state update of the ``remember`` node: writes memories and returns the ``memory`` log (``{}`` when off).
+def remember(ctx: MemoryContext | None, model: ModelBackend, params: GenerationParams, state: Any,
+             agent: str) -> MemoryState:
+    """What the ``remember`` node puts into the memory sub-state: it writes memories and returns the ``log``.
 
     Args:
         ctx: The run's memory, or ``None`` when memory is off.
         model: Writes the reflection after a failure.
         params: Sampling parameters for the reflection.
-        state: The graph state at the end of the run (``task``, ``steps``, ``final_answer``, ``status``).
+        state: The graph state at the end of the run (``task``, ``steps``, ``final_answer``, ``status`` and the
+            memory sub-state ``memory``).
         agent: ``react`` or ``pal``.
     """
     if ctx is None:
         return {}
     task, steps = state["task"], list(state.get("steps") or [])
     answer, status = state.get("final_answer"), state.get("status")
-    log = dict(state.get("memory") or ctx.describe())
+    log = dict((state.get("memory") or {}).get("log") or ctx.describe())
     reason = failure_reason(status, answer, ctx.label, ctx.answer_kind)
     log["outcome"] = "failure" if reason else "success"
     if ctx.label is not None:
@@ -101,7 +124,7 @@ def remember(ctx: MemoryContext | None, model: ModelBackend, params: GenerationP
         record = make_experience(ctx, task, agent, steps, answer)
         written.append(_written(record, ctx.add(record)))
     log["written"] = written
-    return {"memory": log}
+    return {"log": log}
 
 
 def _written(record: MemoryRecord, result: WriteResult) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """Graphs served over HTTP by ``langgraph dev`` (``langgraph.json`` at the repository root).
 
-Each entry is a graph factory: called by the server for each request, it builds the graph from
+Each entry is a graph factory: called by the server for each request, it assembles the run's context from
 :func:`~ponder.core.settings.load_settings` (so ``PONDER_MODEL``, ``ponder.toml`` etc. choose the model, tools and
 sandbox) and closes that run's tools and sandbox session afterwards. The served graphs take
 ``{"task": "..."}`` and return ``task``, ``final_answer``, ``status`` and ``steps``:
 
     START → prepare (the agent's initial state) → react | pal (the agent graph as a subgraph) → END
+
+The agent graph is the one compiled once per process; the ``react`` / ``pal`` node runs it as a subgraph with
+the request's context (LangGraph's runtime context), so its nodes stream as the subgraph's.
 
 The self-consistency graph is served through the ``self_consistency`` factory below.
 
@@ -21,14 +24,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
 from ponder.core.records import Step
 from ponder.core.settings import Settings, load_settings
-from ponder.models.base import Message
+from ponder.core.types import Status
 from ponder.tools.executor import ExecResult
+
+if TYPE_CHECKING:
+    from ponder.agents.context import AgentContext
 
 
 class ServedInput(TypedDict):
@@ -42,24 +48,18 @@ class ServedOutput(TypedDict, total=False):
 
     task: str
     final_answer: str | None
-    status: str | None
+    status: Status | None
     steps: list[Step]
 
 
 class ServedState(TypedDict, total=False):
-    """The agent state without reducers: the subgraph's final values replace the parent's."""
+    """The served graph's state: the task, the agent's input state, then what the agent run returned."""
 
     task: str
-    messages: list[Message]
-    steps: list[Step]
-    pending: Step | None
+    agent_input: dict[str, Any]
     final_answer: str | None
-    status: str | None
-    parse_failures: int
-    last_failure: str | None
-    prefix: list[Message] | None
-    lessons: str | None
-    memory: dict[str, Any] | None
+    status: Status | None
+    steps: list[Step]
 
 
 class LazyExecutor:
@@ -84,16 +84,23 @@ class LazyExecutor:
             self._session = None
 
 
-def wrap_agent_graph(agent: str, compiled: Any) -> Any:
-    """The served form of an agent graph: input ``{"task"}``, the agent graph as a subgraph."""
-    from ponder.agents.runner import initial_state
+def wrap_agent_graph(agent: str, context: AgentContext) -> Any:
+    """The served form of an agent graph: input ``{"task"}``, the compiled agent graph run with ``context``."""
+    from ponder.agents.driver import recursion_limit
+    from ponder.agents.runner import agent_graph, initial_state
+    compiled = agent_graph(agent)
+    config = {"recursion_limit": recursion_limit(context.limits.max_steps)}
 
     def prepare(state: ServedState) -> dict[str, Any]:
-        return initial_state(agent, state["task"])
+        return {"agent_input": initial_state(agent, state["task"])}
+
+    def run(state: ServedState) -> dict[str, Any]:
+        final = compiled.invoke(state["agent_input"], config, context=context)
+        return {key: final.get(key) for key in ("final_answer", "status", "steps")}
 
     graph = StateGraph(ServedState, input_schema=ServedInput, output_schema=ServedOutput)
     graph.add_node("prepare", prepare)
-    graph.add_node(agent, compiled)
+    graph.add_node(agent, run)
     graph.add_edge(START, "prepare")
     graph.add_edge("prepare", agent)
     graph.add_edge(agent, END)
@@ -112,24 +119,24 @@ async def _off_the_loop(build: Callable[[], tuple[Any, Callable[[], None]]]) -> 
 
 def _build_agent(agent: str) -> tuple[Any, Callable[[], None]]:
     """The served agent graph from the current settings, and the function that closes its tools and sandbox."""
-    from ponder.agents.runner import build_graph, make_deps
+    from ponder.agents.runner import make_context
     from ponder.models.spec import load_model
     from ponder.tools.registry import close_tools
 
     settings = load_settings()
     model = load_model(settings.model, settings)
     executor = LazyExecutor(settings) if agent == "pal" else None
-    deps = make_deps(settings, model, executor=executor, agent=agent)  # type: ignore[arg-type]
+    context = make_context(settings, model, executor=executor, agent=agent)
 
     def close() -> None:
         try:
-            close_tools(list(deps.tools.tools.values()))
+            close_tools(list(context.tools.tools.values()))
         finally:
             if executor is not None:
                 executor.close()
 
     try:
-        return wrap_agent_graph(agent, build_graph(agent, deps)), close
+        return wrap_agent_graph(agent, context), close
     except BaseException:
         close()
         raise

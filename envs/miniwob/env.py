@@ -48,6 +48,8 @@ class MiniWoBEnv:
     """
 
     instructions = INSTRUCTIONS
+    #: No few-shot set: the action format in the instructions is enough.
+    examples = ""
 
     def __init__(self, task: str, *, seed: int | None = None, time_limit: float | None = 600.0,
                  paths: BrowserPaths | None = None) -> None:

@@ -179,22 +179,25 @@ class MiniWoBSuite:
             _drop_env(env)
         metadata.update({"utterance": utterance, "browser_starts": env.browser_starts})
         played = episode.model_copy(update={"task": utterance}) if utterance else episode
-        return run.to_result(played, policy=ctx.policy, metadata=metadata)
+        from ponder.envs.play import episode_result
+
+        return episode_result(run, played, policy=ctx.policy, metadata=metadata)
 
     def _play_agent(self, env: MiniWoBEnv, episode: Episode, seed: int, ctx: EvalContext) -> tuple[EnvRun, str]:
-        from ponder.agents.env import EnvRun, run_env_agent
+        from ponder.agents.env import EnvRun
         from ponder.core.records import Trajectory
+        from ponder.envs.play import play_episode
 
         env.seed = seed
         try:  # the same seed gives the same instruction: learn it first, for the trajectory's task
             utterance = env.reset(seed).info["utterance"]
         except BrowserError as exc:
-            traj = Trajectory(task=episode.task, agent="env", model=getattr(ctx.model, "spec", ""), status="error",
-                              error=str(exc))
+            traj = Trajectory(task=episode.task, agent="env", model=ctx.model.spec if ctx.model else "",
+                              status="error", error=str(exc))
             return EnvRun(trajectory=traj, error=str(exc)), ""
         played = episode.model_copy(update={"task": utterance})
         max_steps = int(ctx.extra["max_steps"]) if ctx.extra.get("max_steps") else None
-        return run_env_agent(env, played, ctx, max_steps=max_steps), utterance
+        return play_episode(env, played, ctx, max_steps=max_steps), utterance
 
     def _play_solver(self, env: MiniWoBEnv, episode: Episode, seed: int, ctx: EvalContext) -> tuple[EnvRun, str]:
         from ponder.envs.miniwob.solvers import run_solver

@@ -70,7 +70,7 @@ class TextWorldSuite:
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
         """Play one game with ``ctx.policy`` (``agent`` or ``walkthrough``)."""
-        from ponder.agents.env import run_env_agent
+        from ponder.envs.play import episode_result, play_episode
         from ponder.envs.textworld.env import TextWorldEnv
         from ponder.envs.textworld.walkthrough import POLICY, play_walkthrough
 
@@ -85,7 +85,7 @@ class TextWorldSuite:
             if ctx.policy == POLICY:
                 run = play_walkthrough(env, episode, manifest.walkthrough, ctx.out_dir)
             else:
-                run = run_env_agent(env, episode, ctx, max_steps=agent_max_steps(game, ctx))
+                run = play_episode(env, episode, ctx, max_steps=agent_max_steps(game, ctx))
         finally:
             env.close()
         normalised = run.reward / manifest.max_score if manifest.max_score else float(run.success)
@@ -93,9 +93,9 @@ class TextWorldSuite:
                                     "walkthrough_length": len(manifest.walkthrough)}
         if ctx.policy == POLICY:
             metadata["harness_check"] = True
-        return run.to_result(episode, policy=ctx.policy, score=round(normalised, 4),
-                             metrics={"max_score": manifest.max_score, "normalized_score": round(normalised, 4)},
-                             metadata=metadata)
+        return episode_result(run, episode, policy=ctx.policy, score=round(normalised, 4),
+                              metrics={"max_score": manifest.max_score, "normalized_score": round(normalised, 4)},
+                              metadata=metadata)
 
 
 def require_textworld() -> None:

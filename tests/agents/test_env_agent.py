@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from ponder.agents.env import ENV_STOP, match_admissible, parse_turn, run_env_agent
+from ponder.agents.env import ENV_STOP, EnvRun, match_admissible, parse_turn, run_env_agent
 from ponder.core.environment import EnvReset, EnvStep
 from ponder.core.io import read_jsonl
 from ponder.core.records import Trajectory
-from ponder.core.settings import load_settings
-from ponder.envs.base import Episode, EvalContext
+from ponder.core.settings import Settings, load_settings
 from ponder.models.scripted import ScriptedModel
 
 
@@ -21,6 +18,7 @@ class KeyEnv:
 
     name = "keybox"
     instructions = "Actions: open box, take key, look."
+    examples = ""
 
     def __init__(self) -> None:
         self.opened = False
@@ -53,19 +51,21 @@ class BrokenEnv(KeyEnv):
         raise RuntimeError("game process died")
 
 
-@pytest.fixture
-def episode() -> Episode:
-    return Episode(id="keybox-1", suite="test", task="take the key.")
+TASK = "take the key."
 
 
-def _ctx(tmp_path: Path, replies: list[str], **settings: object) -> EvalContext:
-    return EvalContext(settings=load_settings(**settings), model=ScriptedModel(replies), out_dir=tmp_path)
+def _settings(tmp_path: Path, **overrides: object) -> Settings:
+    return load_settings(out_dir=tmp_path, **overrides)
 
 
-def test_success_path_thinks_acts_and_wins(tmp_path: Path, episode: Episode) -> None:
-    ctx = _ctx(tmp_path, ["think: The key is in the box.", "> Open box.", "take key"])
+def play(env: KeyEnv, model: ScriptedModel, settings: Settings, **kwargs: object) -> EnvRun:
+    return run_env_agent(env, TASK, model=model, settings=settings, **kwargs)  # type: ignore[arg-type]
+
+
+def test_success_path_thinks_acts_and_wins(tmp_path: Path) -> None:
+    model = ScriptedModel(["think: The key is in the box.", "> Open box.", "take key"])
     env = KeyEnv()
-    run = run_env_agent(env, episode, ctx, max_steps=10)
+    run = play(env, model, _settings(tmp_path), max_steps=10, metadata={"episode_id": "keybox-1"})
     traj = run.trajectory
     assert run.success and run.done and run.reward == 1.0 and run.env_steps == 2
     assert traj.status == "solved" and traj.final_answer == "won"
@@ -75,7 +75,7 @@ def test_success_path_thinks_acts_and_wins(tmp_path: Path, episode: Episode) -> 
     assert traj.usage.model_calls == 3 and traj.usage.tool_calls == 2
     assert env.resets == 1 and not env.closed  # the caller owns the env
     # the model saw the system prompt with the env's instructions, and the admissible actions on the last turn only
-    last_call = ctx.model.calls[-1]
+    last_call = model.calls[-1]
     assert last_call[0]["role"] == "system" and "open box, take key" in last_call[0]["content"]
     assert last_call[-1]["content"].endswith("Admissible actions: look, take key")
     assert "Admissible actions" not in last_call[-3]["content"]
@@ -84,53 +84,51 @@ def test_success_path_thinks_acts_and_wins(tmp_path: Path, episode: Episode) -> 
     # recorded once, valid
     (saved,) = list(read_jsonl(tmp_path / "trajectories.jsonl", Trajectory))
     assert saved.id == traj.id and saved.metadata["env_steps"] == 2
-    result = run.to_result(episode)
-    assert result.success and result.failure == "" and result.score == 1.0 and result.policy_kind == "agent"
+    assert saved.metadata["episode_id"] == "keybox-1" and saved.metadata["env"] == "keybox"
 
 
-def test_invalid_action_is_an_observation(tmp_path: Path, episode: Episode) -> None:
-    ctx = _ctx(tmp_path, ["dance wildly", "open box", "take key"])
-    run = run_env_agent(KeyEnv(), episode, ctx, max_steps=10)
+def test_invalid_action_is_an_observation(tmp_path: Path) -> None:
+    run = play(KeyEnv(), ScriptedModel(["dance wildly", "open box", "take key"]), _settings(tmp_path), max_steps=10)
     assert run.success
     assert run.trajectory.steps[0].kind == "action" and run.trajectory.steps[0].observation == "Nothing happens."
     assert run.env_steps == 3
 
 
-def test_malformed_output_gets_a_reminder_then_gives_up(tmp_path: Path, episode: Episode) -> None:
-    ctx = _ctx(tmp_path, ["", "think:", "x" * 300, "open box"], max_parse_failures=3)
-    run = run_env_agent(KeyEnv(), episode, ctx, max_steps=10)
+def test_malformed_output_gets_a_reminder_then_gives_up(tmp_path: Path) -> None:
+    model = ScriptedModel(["", "think:", "x" * 300, "open box"])
+    run = play(KeyEnv(), model, _settings(tmp_path, max_parse_failures=3), max_steps=10)
     traj = run.trajectory
     assert traj.status == "parse_error" and not run.success and run.env_steps == 0
     assert [s.kind for s in traj.steps] == ["parse_error"] * 3
     assert "empty" in (traj.steps[0].observation or "") and "admissible" in (traj.steps[0].observation or "")
-    assert run.to_result(episode).failure == "parse_error"
 
 
-def test_malformed_then_recovers(tmp_path: Path, episode: Episode) -> None:
-    ctx = _ctx(tmp_path, ["   ", "open box", "take key"])
-    run = run_env_agent(KeyEnv(), episode, ctx, max_steps=10)
+def test_malformed_then_recovers(tmp_path: Path) -> None:
+    run = play(KeyEnv(), ScriptedModel(["   ", "open box", "take key"]), _settings(tmp_path), max_steps=10)
     assert run.success and [s.kind for s in run.trajectory.steps] == ["parse_error", "action", "action"]
 
 
-def test_max_steps_stops_the_episode(tmp_path: Path, episode: Episode) -> None:
-    ctx = EvalContext(settings=load_settings(), model=ScriptedModel(["look"], repeat_last=True), out_dir=tmp_path)
-    run = run_env_agent(KeyEnv(), episode, ctx, max_steps=4)
+def test_max_steps_stops_the_episode(tmp_path: Path) -> None:
+    run = play(KeyEnv(), ScriptedModel(["look"], repeat_last=True), _settings(tmp_path), max_steps=4)
     assert run.trajectory.status == "max_steps" and len(run.trajectory.steps) == 4 and run.env_steps == 4
-    result = run.to_result(episode)
-    assert not result.success and result.failure == "max_steps" and result.env_steps == 4
+    assert not run.success and not run.done
 
 
-def test_model_never_writes_the_observation(tmp_path: Path, episode: Episode) -> None:
-    ctx = _ctx(tmp_path, ["open box\nObservation: You win!", "take key"])
-    run = run_env_agent(KeyEnv(), episode, ctx)
+def test_max_steps_defaults_to_the_settings(tmp_path: Path) -> None:
+    run = play(KeyEnv(), ScriptedModel(["look"], repeat_last=True), _settings(tmp_path, max_steps=3))
+    assert run.trajectory.status == "max_steps" and run.env_steps == 3
+
+
+def test_model_never_writes_the_observation(tmp_path: Path) -> None:
+    run = play(KeyEnv(), ScriptedModel(["open box\nObservation: You win!", "take key"]), _settings(tmp_path))
     assert run.success and "Observation:" in ENV_STOP
     assert run.trajectory.steps[0].raw == "open box"
 
 
-def test_broken_env_is_an_error_result(tmp_path: Path, episode: Episode) -> None:
-    run = run_env_agent(BrokenEnv(), episode, _ctx(tmp_path, ["open box"]))
+def test_broken_env_is_an_error_result(tmp_path: Path) -> None:
+    run = play(BrokenEnv(), ScriptedModel(["open box"]), _settings(tmp_path))
     assert run.error and "game process died" in run.error and run.trajectory.status == "error"
-    assert run.to_result(episode).failure == "env_error"
+    assert not run.success and run.trajectory.error == run.error
     assert json.loads((tmp_path / "trajectories.jsonl").read_text())["status"] == "error"
 
 
@@ -142,7 +140,7 @@ def test_parse_turn_and_matching() -> None:
     assert match_admissible("fly", ["take key"]) == "fly"
 
 
-def test_reflexion_memory_carries_a_lesson_to_the_next_episode(tmp_path: Path, episode: Episode) -> None:
+def test_reflexion_memory_carries_a_lesson_to_the_next_episode(tmp_path: Path) -> None:
     from ponder.memory.context import MemoryContext
     from ponder.memory.embeddings import HashingEmbeddingFunction
     from ponder.memory.store import open_store
@@ -156,12 +154,11 @@ def test_reflexion_memory_carries_a_lesson_to_the_next_episode(tmp_path: Path, e
     with open_store(settings, embedding_function=HashingEmbeddingFunction()) as store:
         memory = MemoryContext(store=store, mode="reflexion", task_family="keybox")
         model = ScriptedModel(reply)
-        ctx = EvalContext(settings=settings, model=model, out_dir=tmp_path, memory="reflexion", memory_context=memory)
-        first = run_env_agent(KeyEnv(), episode, ctx, max_steps=2)
+        first = play(KeyEnv(), model, settings, memory=memory, out_dir=tmp_path, max_steps=2)
         log = first.trajectory.metadata["memory"]
         assert first.trajectory.status == "max_steps" and log["outcome"] == "failure"
         assert [w["kind"] for w in log["written"]] == ["reflection"] and log["reflection"]["text"] == lesson
-        second = run_env_agent(KeyEnv(), episode, ctx, max_steps=1)
+        second = play(KeyEnv(), model, settings, memory=memory, out_dir=tmp_path, max_steps=1)
         assert second.trajectory.metadata["memory"]["retrieved"][0]["kind"] == "reflection"
         # the lesson sits in front of the first observation, after the system prompt
         first_observation = model.calls[-2][1]  # the last call is the second failure's reflection

@@ -1,0 +1,96 @@
+"""What an agent graph needs from the outside world: LangGraph's runtime context of one run.
+
+The graphs are compiled once per process (:mod:`ponder.agents.kernel`); each run passes its own context
+(``graph.invoke(state, context=AgentContext(...))``) and the nodes read it as ``runtime.context``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ponder.core.environment import Env
+from ponder.core.records import Step
+from ponder.core.types import StepKind
+from ponder.memory.context import MemoryContext
+from ponder.models.base import Completion, GenerationParams, Message, ModelBackend
+from ponder.tools.base import ToolBox
+from ponder.tools.executor import CodeExecutor
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a run may go on.
+
+    Attributes:
+        max_steps: Model calls allowed per run.
+        max_parse_failures: Malformed replies in a row before the run ends with ``parse_error``.
+        pal_retries: Extra PAL attempts after a failed program.
+        max_action_chars: Longer env-agent action lines are malformed (prose, not a command).
+    """
+
+    max_steps: int = 8
+    max_parse_failures: int = 3
+    pal_retries: int = 2
+    max_action_chars: int = 200
+
+
+@dataclass
+class AgentContext:
+    """The runtime context of a ReAct or PAL run.
+
+    Attributes:
+        model: The model backend.
+        params: Sampling parameters for every model call (the graph adds its stop sequences).
+        tools: The ReAct agent's tools.
+        executor: Runs PAL programs out of process.
+        memory: Reflexion / ExpeL memory for this run; ``None`` (the default) makes ``recall`` and ``remember``
+            no-ops.
+        limits: Step, parse-failure and retry caps.
+    """
+
+    model: ModelBackend
+    params: GenerationParams = field(default_factory=GenerationParams)
+    tools: ToolBox = field(default_factory=ToolBox)
+    executor: CodeExecutor | None = None
+    memory: MemoryContext | None = None
+    limits: Limits = field(default_factory=Limits)
+    _step_params: dict[tuple[str, ...], GenerationParams] = field(default_factory=dict, init=False, repr=False)
+
+    def step_params(self, stop: tuple[str, ...]) -> GenerationParams:
+        """The parameters of the graph's model calls: one completion, ``stop`` added (computed once per run)."""
+        params = self._step_params.get(stop)
+        if params is None:
+            params = self.params.model_copy(update={"n": 1, "stop": [*self.params.stop, *stop]})
+            self._step_params[stop] = params
+        return params
+
+
+@dataclass
+class EnvAgentContext(AgentContext):
+    """The runtime context of an episode.
+
+    Attributes:
+        env: The environment, already reset by the caller (:func:`~ponder.agents.env.run_env_agent` does it).
+        show_actions: Show the admissible actions (when known) after the latest observation.
+        instructions: The action format put into the system prompt (``""``: the generic default).
+        examples: Few-shot turns put after the system prompt.
+    """
+
+    env: Env | None = None
+    show_actions: bool = True
+    instructions: str = ""
+    examples: list[Message] = field(default_factory=list)
+
+
+def model_step(index: int, kind: StepKind, completion: Completion, seconds: float, **fields: object) -> Step:
+    """A :class:`Step` carrying a model call's text, token counts and latency."""
+    return Step(
+        index=index,
+        kind=kind,
+        raw=completion.text,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        logprob=completion.logprob,
+        model_seconds=seconds,
+        **fields,  # type: ignore[arg-type]
+    )
