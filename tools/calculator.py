@@ -194,7 +194,7 @@ def _check_size(src: str) -> ast.Expression:
     try:
         tree = ast.parse(src, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-        reason = getattr(exc, "msg", None) or "invalid syntax"
+        reason = (exc.msg if isinstance(exc, SyntaxError) else "") or "invalid syntax"
         raise ToolInputError(f"could not parse the expression ({reason})") from None
     stack, count = [(tree, 1)], 0
     while stack:  # iterative, so that a deep tree cannot hit the recursion limit here

@@ -63,7 +63,13 @@ class ExecResult(BaseModel):
 
 @runtime_checkable
 class CodeExecutor(Protocol):
-    """Runs code out of process with resource limits."""
+    """Runs code out of process with resource limits.
+
+    Attributes:
+        output_chars: Characters of stdout / stderr kept per run (longer output is cut).
+    """
+
+    output_chars: int
 
     def run(self, code: str) -> ExecResult:
         """Run ``code`` and report what happened; never raises for anything the code does."""

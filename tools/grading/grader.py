@@ -150,7 +150,7 @@ def grade(executor: CodeExecutor, program: str, tests: Sequence[str], setup: str
     except SourceError as exc:
         return _failed(len(tests), str(exc))
     marker = secrets.token_hex(16)
-    limit = int(getattr(executor, "output_chars", 4000))
+    limit = executor.output_chars
     result = executor.run(build_program(marker, candidate, tests, setup, exports, limit))
     if result.killed:
         return _failed(len(tests), result.summary(500), result)

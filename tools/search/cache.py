@@ -14,13 +14,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from ponder.core.hashing import file_sha256
+from ponder.core.io import fresh_dir
 
 __all__ = ["MANIFEST", "cache_key", "entry_dir", "load_or_build"]
 
@@ -107,8 +107,7 @@ def _store(obj: T, folder: Path, save: Callable[[T, Path], None], what: str, sta
            meta: dict[str, object]) -> None:
     tmp: Path | None = None
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+        tmp = fresh_dir(folder)
         save(obj, tmp)
         _write_manifest(tmp, {**meta, "created": time.time()})
         if stale:

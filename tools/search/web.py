@@ -79,7 +79,8 @@ def check_network(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
         reason = f"no answer from {host}:{port} within {timeout:g} s"
     else:
         exc = outcome[0]
-        reason = f"cannot connect to {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
+        detail = (exc.strerror if isinstance(exc, OSError) else None) or exc
+        reason = f"cannot connect to {host}:{port}: {detail}"
     raise WebSearchUnavailableError(f"web search unavailable: no network ({reason})")
 
 
