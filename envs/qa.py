@@ -3,7 +3,8 @@
 Each suite reads its shipped JSONL file under ``settings.data_dir`` (the shipped ``data/``; see ``data/README.md``) or
 a user's file in the same schema (``--data``); every malformed row is reported as ``file:line: problem``
 and the file is refused (:class:`~ponder.core.errors.BadLinesError`). The agent is ``run_agent`` (ReAct or
-PAL); with ``--trials`` / ``--memory`` it is :func:`ponder.graphs.strategies.trials.run_trials`. For HotpotQA and
+PAL) run by the strategy the options describe (:func:`ponder.graphs.strategies.build.build_strategy`: trials
+with memory, a self-consistency vote, or both). For HotpotQA and
 MuSiQue the ReAct agent gets the ``search`` and ``lookup`` tools over that dataset's corpus
 (``<data_dir>/<dataset>/corpus.jsonl``, unless the ``search_corpus`` setting names another). Harness
 policy ``gold`` answers with the gold answer: it checks loading, scoring and the runner, not an agent.
@@ -19,15 +20,13 @@ from pydantic import BaseModel, field_validator
 
 from ponder.core.answers import AnswerKind, is_correct
 from ponder.core.datafiles import read_jsonl_file
-from ponder.core.errors import ConfigError
-from ponder.core.records import Trajectory, Usage
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
 from ponder.envs.context import EpisodeTimeoutError, past_deadline
 from ponder.envs.metrics import best_over, exact_match, f1_score
+from ponder.graphs.strategies.base import Outcome
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
-    from ponder.envs.context import EvalOptions
 
 class QARow(BaseModel):
     """The fields every QA / math row must have (others are kept as metadata)."""
@@ -114,19 +113,6 @@ class QASuite:
                                tier=tier, metadata=meta))
         return out
 
-    def check_options(self, options: EvalOptions) -> None:
-        """Self-consistency (``--samples`` > 1) cannot be combined with trials / memory yet; its budget must parse.
-
-        Raises:
-            ConfigError: naming the bad option.
-        """
-        if options.samples > 1 and options.policy == "agent":
-            from ponder.graphs.self_consistency import Budget
-
-            Budget.parse(options.budget)
-            if options.trials > 1 or options.memory != "none":
-                raise ConfigError("--samples > 1 cannot be combined with --trials / --memory yet")
-
     def settings_for(self, settings: Settings) -> Settings:
         """The episode's settings: the suite's tools and, for search suites, its own corpus."""
         update: dict[str, Any] = {}
@@ -146,83 +132,55 @@ class QASuite:
         return em == 1.0, em, {"em": em, "f1": round(best_over(f1_score, prediction, golds), 6)}
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
-        """Answer the question with the agent (or the ``gold`` harness policy) and score the answer."""
-        sc_meta: dict[str, Any] = {}
-        samples = ctx.samples
+        """Answer the question with the run's strategy (or the ``gold`` harness policy) and score the answer."""
         if ctx.policy == "gold":
-            trajs: list[Trajectory] = []
-            prediction, status, usage = episode.gold, "solved", Usage()
-        elif ctx.samples > 1:
-            trajs, prediction, usage, sc_meta = self._vote(episode, ctx)
-            status = "solved" if prediction is not None else "no_answer"
-            samples = int(sc_meta.get("samples_run", ctx.samples))
+            outcome = Outcome(kind="single", task=episode.task, answer=episode.gold, status="solved")
         else:
-            trajs = self._play(episode, ctx)
-            last = trajs[-1]
-            prediction, status = last.final_answer, last.status
-            usage = _total_usage(trajs)
+            outcome = self._solve(episode, ctx)
+        prediction = outcome.answer
+        voted = outcome.kind == "self_consistency"
+        status = ("solved" if prediction is not None else "no_answer") if voted else outcome.status
         success, score, metrics = self.score(prediction, episode)
-        failure: FailureKind = ""
-        if not success:
-            failure = _failure(status, prediction)
+        failure: FailureKind = "" if success else _failure(status, prediction)
+        trajs = outcome.trajectories
+        attempts = len(outcome.attempts) if outcome.kind == "trials" else 1
         return EpisodeResult(
             episode_id=episode.id, suite=self.name, task=episode.task, tier=episode.tier,
             policy=ctx.policy, policy_kind="agent" if ctx.policy == "agent" else "harness",
             success=success, score=score, metrics=metrics, prediction=prediction, gold=episode.gold,
-            status=status, failure=failure, error=trajs[-1].error if trajs and not sc_meta else None, usage=usage,
-            samples=samples, trials=1 if sc_meta else (len(trajs) or 1), trajectory_ids=[t.id for t in trajs],
-            metadata={"source": episode.metadata.get("source"), **sc_meta})
+            status=status, failure=failure, error=trajs[-1].error if trajs and not voted else None,
+            usage=outcome.usage, samples=int(outcome.metadata.get("samples_run", ctx.samples)), trials=attempts,
+            trajectory_ids=[t.id for t in trajs],
+            metadata={"source": episode.metadata.get("source"), **(outcome.metadata if voted else {})})
 
-    def _vote(self, episode: Episode, ctx: EvalContext) -> tuple[list[Trajectory], str | None, Usage, dict[str, Any]]:
-        """Self-consistency (``run_self_consistency``); every sample goes to ``trajectories.jsonl``."""
+    def _solve(self, episode: Episode, ctx: EvalContext) -> Outcome:
+        """Run the strategy of ``ctx`` (one agent run, trials with memory, a vote, or both) on the question.
+
+        Trajectories the strategy did not write itself (the samples of a vote) are appended to
+        ``trajectories.jsonl`` with the episode's metadata.
+        """
         from ponder.core.io import append_jsonl
-        from ponder.graphs.self_consistency import Budget, SCConfig, run_self_consistency
-
-        config = SCConfig(samples=ctx.samples, vote=ctx.vote, early_stop=ctx.early_stop, stop_rule=ctx.stop_rule,
-                          budget=Budget.parse(ctx.budget), answer_kind=self.answer_kind)
-        meta = {"suite": self.name, "episode_id": episode.id}
-        result = run_self_consistency(episode.task, config=config, agent=ctx.agent,
-                                      settings=self.settings_for(ctx.settings), model=ctx.model,
-                                      out_dir=ctx.out_dir, metadata=meta)
-        trajs = []
-        for sample in result.samples:
-            traj = sample.trajectory.model_copy(deep=True)
-            traj.metadata.update(meta, sample=sample.index, self_consistency_id=result.id)
-            append_jsonl(Path(ctx.out_dir) / "trajectories.jsonl", traj)
-            trajs.append(traj)
-        sc_meta = {"self_consistency_id": result.id, "samples_run": result.samples_run,
-                   "stop_reason": result.stop_reason, "agreement": result.agreement,
-                   "chosen_sample": result.chosen_sample}
-        return trajs, result.final_answer, result.usage, sc_meta
-
-    def _play(self, episode: Episode, ctx: EvalContext) -> list[Trajectory]:
-        from ponder.agents.runner import run_agent
-
-        settings = self.settings_for(ctx.settings)
-        meta = {"suite": self.name, "episode_id": episode.id}
+        from ponder.graphs.strategies.base import StrategyContext
+        from ponder.graphs.strategies.build import build_strategy
+        from ponder.graphs.strategies.spec import RunSpec
 
         def on_step(_step: object) -> None:
             if past_deadline(ctx):
                 raise EpisodeTimeoutError(f"episode {episode.id} passed its deadline")
 
-        if ctx.trials > 1 or ctx.memory != "none":
-            from ponder.graphs.strategies.trials import run_trials
-
-            store = ctx.memory_context.store if ctx.memory_context is not None else None
-            return run_trials(episode.task, trials=ctx.trials, memory=ctx.memory,  # type: ignore[arg-type]
-                              label=episode.gold, settings=settings, model=ctx.model, store=store,
-                              agent=ctx.agent, task_family=self.name, answer_kind=self.answer_kind,
-                              on_step=on_step, out_dir=ctx.out_dir)
-        return [run_agent(episode.task, agent=ctx.agent, settings=settings, model=ctx.model, on_step=on_step,
-                          out_dir=ctx.out_dir, metadata=meta)]
-
-
-def _total_usage(trajs: list[Trajectory]) -> Usage:
-    return Usage(prompt_tokens=sum(t.usage.prompt_tokens for t in trajs),
-                 completion_tokens=sum(t.usage.completion_tokens for t in trajs),
-                 model_calls=sum(t.usage.model_calls for t in trajs),
-                 tool_calls=sum(t.usage.tool_calls for t in trajs),
-                 wall_seconds=round(sum(t.usage.wall_seconds for t in trajs), 4))
+        spec = RunSpec(agent=ctx.agent, samples=ctx.samples, vote=ctx.vote, early_stop=ctx.early_stop,  # type: ignore[arg-type]
+                       stop_rule=ctx.stop_rule, budget=ctx.budget, trials=ctx.trials, memory=ctx.memory,  # type: ignore[arg-type]
+                       answer_kind=self.answer_kind)
+        store = ctx.memory_context.store if ctx.memory_context is not None else None
+        run_ctx = StrategyContext(settings=self.settings_for(ctx.settings), model=ctx.model, agent=spec.agent,  # type: ignore[arg-type]
+                                  store=store, task_family=self.name, answer_kind=self.answer_kind,
+                                  out_dir=Path(ctx.out_dir), on_step=on_step,
+                                  metadata={"suite": self.name, "episode_id": episode.id})
+        outcome = build_strategy(spec).run(episode.task, run_ctx, label=episode.gold)
+        for traj in outcome.trajectories:
+            if "trajectory_path" not in traj.metadata:
+                append_jsonl(Path(ctx.out_dir) / "trajectories.jsonl", traj)
+        return outcome
 
 
 def _failure(status: str, prediction: str | None) -> FailureKind:

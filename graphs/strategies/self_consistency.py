@@ -66,6 +66,8 @@ class SelfConsistency:
              outcomes: dict[int, Outcome] | None = None) -> SelfConsistencyResult:
         """Run the samples and the vote; the record is appended to ``self_consistency.jsonl`` when ``ctx.write``.
 
+        Every sample trajectory gets ``metadata["sample"]`` and ``["self_consistency_id"]``.
+
         Args:
             task: The question.
             ctx: The run's context; its memory (if any) is held per sample, the chosen sample's writes applied.
@@ -92,6 +94,9 @@ class SelfConsistency:
                              {"max_concurrency": config.wave_size(), "recursion_limit": 4 * config.samples + 10})
         result = _result(task, ctx, config, state, time.perf_counter() - start)
         result.batch_sizes = list(batcher.batches) if batcher is not None else []
+        for sample in result.samples:
+            for traj in (*sample.earlier, sample.trajectory):
+                traj.metadata.update(sample=sample.index, self_consistency_id=result.id)
         if ctx.memory is not None:
             result.memory = _apply_memory(sampler.held, result.chosen_sample)
         if ctx.write:
