@@ -2,24 +2,33 @@
 
 Each handler takes the session and the text after the command and returns ``False`` to end the chat.
 Handlers raise :class:`~ponder.core.errors.PonderError` for bad input; the loop prints it as one line.
+
+How a turn runs (``/agent``, ``/samples``, ``/vote``, ``/trials``, ``/memory``, ...) is one command per
+command-line field of :class:`~ponder.graphs.strategies.spec.RunSpec`, generated from it (:func:`spec_command`):
+usage from the field's choices or type, help from its description, and every value checked by the spec.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, get_args
 
 from ponder.chat.graph import Turn
 from ponder.chat.session import ChatSession, describe_memory
 from ponder.core.errors import ConfigError, DataError
 from ponder.core.prompts import render
+from ponder.core.types import ToolName, choices
+from ponder.graphs.strategies.spec import SpecField, spec_fields
 
 Handler = Callable[[ChatSession, str], bool]
 
-#: Most samples ``/samples`` accepts.
-MAX_SAMPLES = 64
+#: The run-spec fields a chat can set, by slash command name (``early_stop`` is ``/early-stop``).
+SPEC_FIELDS: dict[str, SpecField] = {f.flag[2:]: f for f in spec_fields() if f.cli}
 
 
 @dataclass(frozen=True)
@@ -40,43 +49,53 @@ def cmd_help(session: ChatSession, arg: str) -> bool:
     return True
 
 
-def cmd_agent(session: ChatSession, arg: str) -> bool:
-    """Show or set the agent."""
-    if arg:
-        session.set_agent(arg)
-    session.renderer.info(f"agent: {session.agent}")
-    return True
-
-
 def cmd_model(session: ChatSession, arg: str) -> bool:
     """Show or load the model."""
     if arg:
         session.load_model(arg)
-    backend = getattr(session.model, "backend_name", "") if session.model is not None else "not loaded yet"
-    session.renderer.info(f"model: {session.settings.model} ({backend})" if backend else
-                          f"model: {session.settings.model}")
+    backend = session.model.backend_name if session.model is not None else "not loaded yet"
+    session.renderer.info(f"model: {session.settings.model} ({backend})")
     return True
 
 
-def cmd_samples(session: ChatSession, arg: str) -> bool:
-    """Show or set the samples per turn."""
-    if arg:
-        try:
-            n = int(arg)
-        except ValueError:
-            raise ConfigError(f"/samples takes a whole number from 1 to {MAX_SAMPLES} (got {arg!r})") from None
-        if not 1 <= n <= MAX_SAMPLES:
-            raise ConfigError(f"/samples takes a whole number from 1 to {MAX_SAMPLES} (got {n})")
-        session.samples = n
-    how = "one trajectory per turn" if session.samples == 1 else "self-consistency vote per turn"
-    session.renderer.info(f"samples: {session.samples} ({how})")
-    return True
+def slash(message: str) -> str:
+    """A run-spec error for the chat: its option flags (``--samples``) as slash commands (``/samples``)."""
+    return re.sub(r"--([a-z][a-z-]*)", lambda m: f"/{m[1]}" if m[1] in SPEC_FIELDS else m[0], message)
+
+
+def configure(session: ChatSession, **changes: Any) -> None:
+    """Apply run-spec changes to the session; errors name the slash commands.
+
+    Raises:
+        ConfigError: for a value the spec refuses.
+    """
+    try:
+        session.configure(**changes)
+    except ConfigError as exc:
+        raise ConfigError(slash(str(exc))) from None
+
+
+def spec_command(name: str, field: SpecField) -> Command:
+    """The slash command that shows or sets one run-spec field (``/vote``, ``/vote weighted``)."""
+    types = set(get_args(field.annotation)) - {type(None)} or {field.annotation}
+    if field.choices:
+        usage = f"[{'|'.join(field.choices)}]"
+    else:
+        usage = "[on|off]" if types == {bool} else "[N]" if types == {int} else "[VALUE]"
+
+    def handler(session: ChatSession, arg: str) -> bool:
+        if arg:
+            configure(session, **{field.name: arg})
+        value = session.spec.model_dump()[field.name]
+        shown = ("on" if value else "off") if isinstance(value, bool) else ("-" if value is None else value)
+        session.renderer.info(f"{name}: {shown}")
+        return True
+
+    return Command(handler, usage, field.help)
 
 
 def cmd_tools(session: ChatSession, arg: str) -> bool:
     """List (or set, ``/tools a,b``) the ReAct agent's tools."""
-    from ponder.core.types import ToolName, choices
-
     tool_names = choices(ToolName)
     if arg:
         names = [t.strip() for t in arg.split(",") if t.strip()]
@@ -93,17 +112,11 @@ def cmd_tools(session: ChatSession, arg: str) -> bool:
 
 
 def cmd_memory(session: ChatSession, arg: str) -> bool:
-    """Show what memory retrieved last turn, or switch memory (off, on, reflexion, expel, both)."""
-    if arg in ("off", "none"):
-        session.set_memory("none")
-        session.renderer.info("memory off")
-        return True
+    """Show what memory retrieved last turn, or switch memory (off, on, or a mode)."""
     if arg:
-        mode = arg
-        if arg == "on":
-            mode = session.settings.memory if session.settings.memory != "none" else "both"
-        session.set_memory(mode)
-        session.renderer.info(f"memory: {mode}")
+        mode = {"off": "none", "on": session.settings.memory if session.settings.memory != "none" else "both"}
+        configure(session, memory=mode.get(arg, arg))
+        session.renderer.info("memory off" if session.memory_mode == "none" else f"memory: {session.memory_mode}")
         return True
     for line in describe_memory(session):
         session.renderer.info(line)
@@ -220,11 +233,11 @@ def cmd_quit(session: ChatSession, arg: str) -> bool:
 
 COMMANDS: dict[str, Command] = {
     "help": Command(cmd_help, "", "this list"),
-    "agent": Command(cmd_agent, "[react|pal]", "show or switch the agent"),
     "model": Command(cmd_model, "[SPEC]", "show or load a model (embedded, openai:<model>@<url>, ...)"),
-    "samples": Command(cmd_samples, "[N]", "samples per turn; above 1 the answer is a self-consistency vote"),
     "tools": Command(cmd_tools, "[a,b]", "list (or set) the ReAct tools"),
-    "memory": Command(cmd_memory, "[off|on|MODE]", "what memory retrieved last turn; switch memory"),
+    **{name: spec_command(name, field) for name, field in SPEC_FIELDS.items()},
+    "memory": Command(cmd_memory, f"[off|on|{'|'.join(SPEC_FIELDS['memory'].choices or ())}]",
+                      "what memory retrieved last turn; switch memory (on: the settings' mode, else both)"),
     "reflect": Command(cmd_reflect, "", "store a lesson from this conversation in memory"),
     "new": Command(cmd_new, "", "start a new thread"),
     "threads": Command(cmd_threads, "", "list threads with their first message and date"),
@@ -245,7 +258,7 @@ def dispatch(session: ChatSession, line: str) -> bool:
     name = ALIASES.get(name.lower(), name.lower())
     command = COMMANDS.get(name)
     if command is None:
-        close = [n for n in COMMANDS if n.startswith(name[:2])] if name else []
-        hint = f" (did you mean /{close[0]}?)" if len(close) == 1 else ""
+        close = difflib.get_close_matches(name, COMMANDS, n=1) if name else []
+        hint = f" (did you mean /{close[0]}?)" if close else ""
         raise ConfigError(f"unknown command /{name}{hint}; /help lists the commands")
     return command.handler(session, arg.strip())

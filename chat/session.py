@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ponder.agents.runner import AGENTS, run_agent
 from ponder.chat.graph import Turn, build_chat_graph, contextual_task, make_turn
 from ponder.chat.render import ChatRenderer
 from ponder.chat.streaming import StreamingModel
@@ -16,13 +15,19 @@ from ponder.chat.threads import ThreadStore, check_thread_id
 from ponder.core.errors import ConfigError
 from ponder.core.records import Trajectory
 from ponder.core.settings import Settings
-from ponder.core.types import MemoryMode, choices
+from ponder.core.types import AgentName, MemoryMode
+from ponder.graphs.strategies.spec import RunSpec
 
 if TYPE_CHECKING:
-    from ponder.memory.context import MemoryContext
+    from ponder.graphs.self_consistency import SampleRecord
+    from ponder.graphs.strategies.base import Outcome
     from ponder.memory.schema import MemoryStore
+    from ponder.models.base import ModelBackend
 
 log = logging.getLogger("ponder.chat")
+
+#: Most samples a chat turn runs (``--samples``, ``/samples``).
+MAX_SAMPLES = 64
 
 
 @dataclass
@@ -33,9 +38,8 @@ class ChatSession:
         settings: The settings (``model`` follows ``/model``).
         store: The thread database.
         renderer: Terminal output.
-        agent: ``react`` or ``pal`` (``/agent``).
-        samples: Samples per turn (``/samples``): above 1, a turn is a self-consistency vote.
-        memory_mode: ``none``, ``reflexion``, ``expel`` or ``both`` (``/memory off|on|MODE``).
+        spec: How a turn runs (agent, samples and vote, trials, memory, ...): set by the slash commands
+            generated from :class:`~ponder.graphs.strategies.spec.RunSpec`; ``agent`` and ``memory`` always set.
         thread_id: The current thread.
         model: The loaded backend (see :meth:`load_model`).
         last: The last finished turn of this process, and its trajectory (``/memory``).
@@ -45,11 +49,9 @@ class ChatSession:
     settings: Settings
     store: ThreadStore
     renderer: ChatRenderer
-    agent: str = "react"
-    samples: int = 1
-    memory_mode: str = "none"
+    spec: RunSpec = field(default_factory=lambda: RunSpec(agent="react", memory="none"))
     thread_id: str = ""
-    model: Any = None
+    model: ModelBackend | None = None
     last: Turn | None = None
     last_traj: Trajectory | None = None
     memory_store: MemoryStore | None = None
@@ -58,20 +60,56 @@ class ChatSession:
 
     @classmethod
     def open(cls, settings: Settings, renderer: ChatRenderer, *, db_path: Path | str,
-             thread_id: str | None = None, samples: int = 1) -> ChatSession:
+             thread_id: str | None = None, spec: RunSpec | None = None) -> ChatSession:
         """Open the thread database and start a new thread, or resume ``thread_id``.
 
+        Args:
+            settings: The settings.
+            renderer: Terminal output.
+            db_path: The thread database.
+            thread_id: Resume this thread (default: a new one).
+            spec: How turns run (default: one run of the settings' agent with the settings' memory).
+
         Raises:
-            ConfigError: for an unknown or malformed ``thread_id``.
+            ConfigError: for an unknown or malformed ``thread_id``, or a spec a chat cannot run.
         """
         store = ThreadStore(db_path)
-        session = cls(settings=settings, store=store, renderer=renderer, agent=settings.agent, samples=samples,
-                      memory_mode=settings.memory)
+        session = cls(settings=settings, store=store, renderer=renderer)
+        spec = spec or RunSpec()
+        session.configure(agent=spec.agent or settings.agent, memory=spec.memory or settings.memory,
+                          **spec.model_dump(exclude_unset=True, exclude={"agent", "memory"}))
         if thread_id is not None:
             session.resume(thread_id)
         else:
             session.thread_id = store.new_id()
         return session
+
+    @property
+    def agent(self) -> AgentName:
+        """The agent of the next turns (``/agent``)."""
+        return self.spec.agent or self.settings.agent  # type: ignore[return-value]
+
+    @property
+    def samples(self) -> int:
+        """Samples per turn (``/samples``): above 1, a turn is a self-consistency vote."""
+        return self.spec.samples
+
+    @property
+    def memory_mode(self) -> MemoryMode:
+        """The memory of the next turns (``/memory``)."""
+        return self.spec.memory or "none"
+
+    def configure(self, **changes: Any) -> RunSpec:
+        """Change how the next turns run; every change is checked by :class:`RunSpec` (values may be text).
+
+        Raises:
+            ConfigError: naming the bad option as its flag (``--samples must be at least 1 (got '0')``).
+        """
+        spec = self.spec.with_updates(**changes)
+        if spec.samples > MAX_SAMPLES:
+            raise ConfigError(f"--samples takes at most {MAX_SAMPLES} in a chat (got {spec.samples})")
+        self.spec = spec
+        return spec
 
     # -- threads ----------------------------------------------------------------------------------------
 
@@ -107,41 +145,21 @@ class ChatSession:
 
     # -- model and memory --------------------------------------------------------------------------------
 
-    def load_model(self, spec: str | None = None) -> Any:
-        """Load ``spec`` (default: the settings' model) behind a spinner and make it the chat's model.
+    def load_model(self, model_spec: str | None = None) -> ModelBackend:
+        """Load ``model_spec`` (default: the settings' model) behind a spinner and make it the chat's model.
 
         Raises:
             ConfigError: for a bad spec; ModelError: when it fails to load.
         """
         from ponder.models.spec import load_model, parse_spec
 
-        spec = spec or self.settings.model
-        parse_spec(spec)
-        settings = self.settings.model_copy(update={"model": spec})
-        with self.renderer.console.status(f"Loading model {spec} ..."):
-            backend = load_model(spec, settings)
+        model_spec = model_spec or self.settings.model
+        parse_spec(model_spec)
+        settings = self.settings.model_copy(update={"model": model_spec})
+        with self.renderer.console.status(f"Loading model {model_spec} ..."):
+            backend = load_model(model_spec, settings)
         self.settings, self.model = settings, backend
         return backend
-
-    def set_agent(self, agent: str) -> None:
-        """Use ``agent`` for the next turns.
-
-        Raises:
-            ConfigError: for an unknown agent.
-        """
-        if agent not in AGENTS:
-            raise ConfigError(f"unknown agent {agent!r}; choose one of: {', '.join(AGENTS)}")
-        self.agent = agent
-
-    def set_memory(self, mode: str) -> None:
-        """Use memory ``mode`` for the next turns.
-
-        Raises:
-            ConfigError: for an unknown mode.
-        """
-        if mode not in choices(MemoryMode):
-            raise ConfigError(f"unknown memory mode {mode!r}; choose one of: {', '.join(choices(MemoryMode))}")
-        self.memory_mode = mode
 
     def open_memory_store(self) -> MemoryStore:
         """The memory store (opened once, behind a spinner: the embedder takes a while to load)."""
@@ -151,15 +169,6 @@ class ChatSession:
             with self.renderer.console.status("Opening the memory store ..."):
                 self.memory_store = open_store(self.settings)
         return self.memory_store
-
-    def memory_context(self, mode: str | None = None) -> MemoryContext | None:
-        """A memory context for one turn (``None`` when memory is off)."""
-        from ponder.graphs.strategies.trials import open_memory
-
-        mode = mode or self.memory_mode
-        if mode == "none":
-            return None
-        return open_memory(self.settings, mode, store=self.open_memory_store(), task_family="chat")
 
     # -- turns ---------------------------------------------------------------------------------------------
 
@@ -184,38 +193,48 @@ class ChatSession:
         return turn
 
     def _run_turn(self, question: str, turns: list[Turn]) -> Turn:
-        """Run the agent on ``question`` with ``turns`` in context (called by the graph's ``respond`` node)."""
+        """Run the turn's strategy on ``question`` with ``turns`` in context (the graph's ``respond`` node)."""
+        from ponder.graphs.strategies.base import StrategyContext
+        from ponder.graphs.strategies.build import run_spec
+
+        assert self.model is not None  # ask() loads it
         task = contextual_task(question, turns)
-        memory = self.memory_context()
-        meta = {"chat_thread": self.thread_id, "chat_question": question}
-        if self.samples > 1:
-            return self._run_voted_turn(question, task, memory, meta)
-        model = StreamingModel(self.model, self.renderer.token) if self.renderer.streams else self.model
-        traj = run_agent(task, agent=self.agent, settings=self.settings, model=model, on_step=self.renderer.step,
-                         memory=memory, metadata=meta)
-        self.last_traj = traj
-        return make_turn(question, traj, memory=traj.metadata.get("memory"))
-
-    def _run_voted_turn(self, question: str, task: str, memory: MemoryContext | None,
-                        meta: dict[str, object]) -> Turn:
-        """A self-consistency turn: ``samples`` trajectories and a vote (samples run in parallel, unstreamed)."""
-        from ponder.graphs.self_consistency import SampleRecord, SCConfig, run_self_consistency
-
-        def on_sample(record: SampleRecord) -> None:
-            if not self._cancelled.is_set() and not self.renderer.quiet:
-                traj = record.trajectory
-                self.renderer.info(f"sample {record.index + 1}: {traj.final_answer} ({traj.status}, "
-                                   f"{len(traj.steps)} steps)")
-
-        result = run_self_consistency(task, config=SCConfig(samples=self.samples), agent=self.agent,
-                                      settings=self.settings, model=self.model, memory=memory,
-                                      on_sample=on_sample, metadata=meta)
-        chosen = result.chosen() or Trajectory(task=task, agent=self.agent, model=result.model)
+        spec = self.spec
+        streamed = self.renderer.streams and not spec.voting  # parallel samples are not streamed
+        ctx = StrategyContext(settings=self.settings, agent=self.agent, task_family="chat",
+                              model=StreamingModel(self.model, self.renderer.token) if streamed else self.model,
+                              store=self.open_memory_store() if self.memory_mode != "none" else None,
+                              on_step=self.renderer.step, on_sample=self._on_sample, on_attempt=self._on_attempt,
+                              metadata={"chat_thread": self.thread_id, "chat_question": question})
+        outcome = run_spec(task, spec, ctx)
+        chosen = outcome.trajectory or Trajectory(task=task, agent=self.agent, model=self.model.spec,
+                                                  status=outcome.status)
         self.last_traj = chosen
-        turn = make_turn(question, chosen, samples=result.samples_run, agreement=round(result.agreement, 3),
-                         self_consistency_id=result.id, memory=result.memory or chosen.metadata.get("memory"))
-        turn.update(answer=result.final_answer, status="solved" if result.final_answer is not None else "no_answer")
-        return turn
+        return turn_of(question, outcome, chosen)
+
+    def _on_sample(self, record: SampleRecord) -> None:
+        if not self._cancelled.is_set() and not self.renderer.quiet:
+            traj = record.trajectory
+            self.renderer.info(f"sample {record.index + 1}: {traj.final_answer} ({traj.status}, "
+                               f"{len(traj.steps)} steps)")
+
+    def _on_attempt(self, trial: int, outcome: Outcome) -> None:
+        if not self._cancelled.is_set() and not self.renderer.quiet and self.spec.trials > 1:
+            self.renderer.info(f"trial {trial}: {outcome.answer} ({outcome.status})")
+
+
+def turn_of(question: str, outcome: Outcome, chosen: Trajectory) -> Turn:
+    """The stored turn of a strategy's outcome (a vote adds its samples, agreement and record id)."""
+    from ponder.graphs.self_consistency import SelfConsistencyResult
+
+    vote = next((r for r in outcome.records if isinstance(r, SelfConsistencyResult)), None)
+    if vote is None:
+        return make_turn(question, chosen, memory=chosen.metadata.get("memory"),
+                         **({"trials": len(outcome.attempts)} if outcome.kind == "trials" else {}))
+    turn = make_turn(question, chosen, samples=vote.samples_run, agreement=round(vote.agreement, 3),
+                     self_consistency_id=vote.id, memory=vote.memory or chosen.metadata.get("memory"))
+    turn.update(answer=vote.final_answer, status="solved" if vote.final_answer is not None else "no_answer")
+    return turn
 
 
 def describe_memory(session: ChatSession) -> list[str]:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from ponder.cli.run import tool_list
+from ponder.cli.spec_options import spec_options
 
+
+@spec_options(short={"agent": "-a"})
 def chat_command(
     thread: Annotated[str | None, typer.Option("--thread", "-t", help="Resume this thread (see /threads).")] = None,
-    agent: Annotated[str | None, typer.Option("--agent", "-a", help="react or pal (default: settings).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec, e.g. embedded, "
                                               "openai:<model>@<url>, scripted:<file>.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only the answers.")] = False,
-    samples: Annotated[int, typer.Option(min=1, max=64, help="Samples per turn (above 1: self-consistency).")] = 1,
-    memory: Annotated[str | None, typer.Option(help="Memory: none, reflexion, expel or both (default: settings).")]
-    = None,
     tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Max model calls per turn.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (0 = greedy).")] = None,
@@ -24,8 +24,13 @@ def chat_command(
     db: Annotated[Path | None, typer.Option(help="The threads database (default: "
                                             "$XDG_DATA_HOME/ponder/chat/threads.sqlite).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show token counts, timings, backend.")] = False,
+    **spec_values: Any,
 ) -> None:
-    """Chat with an agent: streamed steps, multi-turn threads that survive restarts, slash commands (/help)."""
+    """Chat with an agent: streamed steps, multi-turn threads that survive restarts, slash commands (/help).
+
+    How a turn runs (agent, samples, vote, trials, memory, ...) starts from the run-spec options; the slash
+    commands of the same names change it during the chat.
+    """
     import logging
 
     from ponder.chat.render import ChatRenderer
@@ -35,22 +40,23 @@ def chat_command(
     from ponder.core.console import console
     from ponder.core.settings import load_settings
     from ponder.core.textsafe import setup_logging
+    from ponder.graphs.strategies.spec import parse_spec
 
     setup_logging(logging.INFO if verbose else logging.WARNING)
-    settings = load_settings(agent=agent, model=model, max_steps=max_steps, temperature=temperature,
-                             max_tokens=max_tokens, memory=memory,
-                             tools=[t.strip() for t in tools.split(",") if t.strip()] if tools else None)
+    spec = parse_spec(spec_values)
+    settings = load_settings(agent=spec.agent, model=model, max_steps=max_steps, temperature=temperature,
+                             max_tokens=max_tokens, memory=spec.memory,
+                             tools=tool_list(tools))
     renderer = ChatRenderer(console, quiet=quiet, verbose=verbose)
     db_path = db or default_db_path()
-    session = ChatSession.open(settings, renderer, db_path=db_path, thread_id=thread, samples=samples)
+    session = ChatSession.open(settings, renderer, db_path=db_path, thread_id=thread, spec=spec)
     try:
-        session.load_model()
+        backend = session.load_model()
         turns = session.turns()
         if not quiet:
-            backend = getattr(session.model, "backend_name", "")
             renderer.info(f"ponder chat · thread {session.thread_id}"
                           f"{f' ({len(turns)} earlier turns)' if turns else ''} · agent {session.agent} · "
-                          f"model {settings.model}{f' on {backend}' if backend else ''} · /help for commands")
+                          f"model {settings.model} on {backend.backend_name} · /help for commands")
         history = db_path.parent / "input_history"
         code = run_repl(session, make_reader(history))
     finally:

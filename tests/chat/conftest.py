@@ -1,16 +1,26 @@
-"""Fixtures of the chat tests: an isolated environment and a pseudo-terminal driving the real ``ponder chat``."""
+"""Fixtures of the chat tests: a chat session on a scripted model, an isolated environment and a
+pseudo-terminal driving the real ``ponder chat``."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
+from rich.console import Console
+
+from ponder.chat.render import ChatRenderer
+from ponder.chat.session import ChatSession
+from ponder.core.settings import load_settings
+from ponder.models.scripted import ScriptedModel
 
 PONDER = Path(sys.executable).parent / "ponder"
 ANSI = re.compile(r"\x1b\[[0-9;?<=>]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>78]|\r")
@@ -19,6 +29,21 @@ ANSI = re.compile(r"\x1b\[[0-9;?<=>]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Z
 def _write_script(path: Path, *items: str | dict) -> str:
     path.write_text("".join(json.dumps(item) + "\n" for item in items))
     return f"scripted:{path}"
+
+
+@pytest.fixture
+def session_for(tmp_path: Path) -> Callable[..., tuple[ChatSession, io.StringIO]]:
+    """``session_for(responses, **settings)``: a chat session on a scripted model, and what it printed."""
+
+    def make(responses: Any, **settings: Any) -> tuple[ChatSession, io.StringIO]:
+        out = io.StringIO()
+        renderer = ChatRenderer(Console(file=out, width=120), verbose=False)
+        cfg = load_settings(out_dir=tmp_path / "runs", memory_path=tmp_path / "memory", **settings)
+        session = ChatSession.open(cfg, renderer, db_path=tmp_path / "threads.sqlite")
+        session.model = ScriptedModel(responses)
+        return session, out
+
+    return make
 
 
 @pytest.fixture
