@@ -37,6 +37,19 @@ def load_model(spec: str, settings: Settings | None = None) -> ModelBackend:
         return _CACHE[key]
 
 
+def close_models() -> None:
+    """Close every backend :func:`load_model` loaded and forget them (a later call loads afresh).
+
+    The cached backends are shared by the whole process, so only its owner (the CLI on exit, a test's teardown)
+    closes them: a caller holding one backend does not close it.
+    """
+    with _LOCK:
+        backends = list(_CACHE.values())
+        _CACHE.clear()
+    for backend in backends:
+        backend.close()
+
+
 def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
     if parsed.kind == "scripted":
         from ponder.models.scripted import ScriptedModel

@@ -127,3 +127,21 @@ def test_wrappers_implement_the_protocol_explicitly(wrap) -> None:
     assert len(inner.calls) == 4  # every call reached the backend
     with pytest.raises(AttributeError):
         wrapper.calls  # noqa: B018 - no forwarding beyond the protocol
+
+
+def test_close_models_closes_and_forgets_every_cached_backend(tmp_path, monkeypatch):
+    from ponder.core.settings import load_settings
+    from ponder.models import spec as spec_module
+
+    script = tmp_path / "s.jsonl"
+    script.write_text('"Final Answer: 1"\n')
+    closed: list[str] = []
+    monkeypatch.setattr(ScriptedModel, "close", lambda self: closed.append(self.spec))
+    monkeypatch.setattr(spec_module, "_CACHE", {})
+    first = spec_module.load_model(f"scripted:{script}", load_settings())
+    assert spec_module.load_model(f"scripted:{script}", load_settings()) is first  # cached
+    spec_module.close_models()
+    assert closed == [f"scripted:{script}"]
+    assert spec_module.load_model(f"scripted:{script}", load_settings()) is not first  # loaded afresh
+    spec_module.close_models()
+    assert len(closed) == 2
