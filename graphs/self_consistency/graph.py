@@ -3,9 +3,9 @@
 START → plan ─┬─ Send("sample", i) × wave ─► sample ─► tally ─┬─ settled / budget / all run ─► decide → END
               └─ nothing left to launch ────────────────────────┴─ otherwise ─► plan
 
-Each ``sample`` branch runs a whole ReAct or PAL trajectory through :func:`ponder.agents.runner.run_agent`
-with its own state, tools, sandbox session and held-back memory writes (see ``run.py``): no branch sees
-another's steps. The branches' results are merged with ``operator.add`` and voted on in ``tally``.
+Each ``sample`` branch runs one inner strategy (a whole ReAct or PAL trajectory, or a trials loop) with its
+own settings, tools, sandbox sessions and held-back memory writes (see
+:mod:`ponder.graphs.strategies.self_consistency`): no branch sees another's steps. The branches' results are merged with ``operator.add`` and voted on in ``tally``.
 """
 
 from __future__ import annotations
