@@ -219,3 +219,23 @@ def test_trials_retry_until_correct(tmp_path, settings, data_dir):
     run = evaluate(tmp_path, settings, "gsm8k", model, limit=1, trials=3)  # --memory none: plain retries
     r = run.results[0]
     assert r.success and r.trials == 2 and len(r.trajectory_ids) == 2 and r.usage.model_calls == 2
+
+
+def test_trials_of_votes_retry_until_the_vote_is_correct(tmp_path, settings, data_dir):
+    row = gold_rows(data_dir, "gsm8k/test_dev.jsonl", 1)[0]
+    calls = itertools.count()
+    lock = threading.Lock()
+
+    def reply(question: str, seen: int) -> str:
+        with lock:
+            n = next(calls)
+        return f"Final Answer: {row['answer'] if n >= 3 else 0}"  # the first vote is wrong, the second right
+
+    run = evaluate(tmp_path, settings, "gsm8k", scripted(reply), limit=1, samples=3, trials=3)
+    r = run.results[0]
+    assert r.success and r.prediction == row["answer"] and r.trials == 2 and r.usage.model_calls == 6
+    stored = list(read_jsonl(tmp_path / "gsm8k" / "trajectories.jsonl", Trajectory))
+    assert {t.id for t in stored} == set(r.trajectory_ids) and len(stored) == 6
+    assert sorted((t.metadata["trial"], t.metadata["sample"]) for t in stored) == [(1, 0), (1, 1), (1, 2),
+                                                                                   (2, 0), (2, 1), (2, 2)]
+    assert all(t.metadata["episode_id"] == r.episode_id for t in stored)
