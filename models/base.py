@@ -7,7 +7,7 @@ from collections.abc import Generator, Mapping
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.core.errors import RealModelCallError
 
@@ -63,7 +63,11 @@ class ModelCapabilities(BaseModel):
         streaming: ``stream`` yields pieces as they are decoded (not the whole text at once).
         logprobs: Completions can carry log-probability sums (``GenerationParams.logprobs``).
         context_window: Tokens of prompt plus completion the backend holds; ``None``: unknown or unbounded.
+
+    Frozen: a backend's capabilities are set when it is made (e.g. ``ScriptedModel(..., context_window=64)``).
     """
+
+    model_config = ConfigDict(frozen=True)
 
     batched_decoding: bool = False
     streaming: bool = False

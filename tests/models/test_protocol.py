@@ -62,6 +62,9 @@ def test_scripted_context_window_and_token_count_are_deterministic() -> None:
     assert tiny.count_tokens([{"role": "user", "content": "  spaced\n\tout  words "}]) == 3 + 4
     with pytest.raises(ValueError):
         ScriptedModel(["ok"], context_window=0)
+    with pytest.raises(ValueError):  # frozen: the shared default of BaseBackend cannot be changed by accident
+        tiny.capabilities.context_window = 3  # type: ignore[misc]
+    assert tiny.capabilities.context_window == 12 and BaseBackend.capabilities.context_window is None
 
 
 def test_base_backend_defaults() -> None:
