@@ -308,15 +308,20 @@ class OpenAIBackend(BaseBackend):
             )
         if status in (408, 409, 429) or status >= 500:  # the statuses the SDK retries
             wait = exc.response.headers.get("retry-after")
-            asked = f" (the server asked to wait {wait}s, longer than the client waits)" if wait else ""
+            stopped_early = wait and _attempt_count(exc) <= self.max_retries  # the SDK waits 2 minutes at most
+            asked = f" (not retried: the server asked to wait {wait}s)" if stopped_early else ""
             return f"{self.base_url} kept failing with HTTP {status} after {_attempts(exc)}{asked}: {detail}"
         return f"{self.base_url} rejected the request (HTTP {status}): {detail}"
 
 
+def _attempt_count(exc: APIError) -> int:
+    """How many attempts the SDK made up to ``exc``: its requests carry the number of retries before them."""
+    return 1 + int(exc.request.headers.get(_RETRY_COUNT_HEADER, "0") or 0)
+
+
 def _attempts(exc: APIError) -> str:
-    """How many attempts the SDK made before ``exc`` (its requests carry their retry count), e.g. ``3 attempts``."""
-    request = exc.request
-    count = 1 + int(request.headers.get(_RETRY_COUNT_HEADER, "0") or 0)
+    """:func:`_attempt_count` in words: ``1 attempt``, ``3 attempts``."""
+    count = _attempt_count(exc)
     return "1 attempt" if count == 1 else f"{count} attempts"
 
 

@@ -182,9 +182,17 @@ def test_429_honours_retry_after(fake, sleeps):
 def test_a_retry_after_of_an_hour_is_not_waited_for(fake, sleeps):
     server = fake(lambda body, i: error_reply(429, "later", {"Retry-After": "3600"}) if i == 1
                   else chat_reply("ok"))  # fmt: skip
-    with pytest.raises(ModelError, match=r"HTTP 429 after 1 attempt \(the server asked to wait 3600s.*: later"):
+    with pytest.raises(ModelError, match=r"HTTP 429 after 1 attempt \(not retried: the server asked to wait 3600s\)"):
         server.backend().generate(USER, GenerationParams())
     assert sleeps == [] and len(server.requests) == 1
+
+
+def test_a_short_retry_after_is_waited_for_until_the_retries_run_out(fake, sleeps):
+    server = fake(lambda body, i: error_reply(503, "busy", {"Retry-After": "2"}))
+    with pytest.raises(ModelError) as info:
+        server.backend(max_retries=2).generate(USER, GenerationParams())
+    assert str(info.value).endswith("kept failing with HTTP 503 after 3 attempts: busy")  # no "not retried" note
+    assert sleeps == [2.0, 2.0] and len(server.requests) == 3
 
 
 def test_400_is_not_retried(fake):
