@@ -128,8 +128,8 @@ class StrategyContext:
         answer_kind: How answers are compared with a label (success of a trial).
         out_dir: Where records are appended (default: ``settings.out_dir``).
         write: Append trajectories and records (samples of a vote run with ``False``).
-        on_step: Called with each step of every run.
-        on_attempt: Called with the number (from 1) and outcome of each trial.
+        on_step: Called with each step of every run (not inside self-consistency samples, which run in parallel).
+        on_attempt: Called with the number (from 1) and outcome of each trial (not inside samples).
         on_sample: Called with each finished self-consistency sample (from the sample's thread).
         metadata: Stored with every trajectory.
     """

@@ -121,7 +121,7 @@ class _Sampler:
         if ctx.memory is not None:
             memory = self.held[index] = ctx.memory.held()
         sample_ctx = ctx.derive(settings=own, model=self.batcher or ctx.model, memory=memory, write=False,
-                                on_step=None, on_sample=None)
+                                on_step=None, on_attempt=None, on_sample=None)
         try:
             outcome = self._run(question, sample_ctx)
         finally:
