@@ -76,7 +76,7 @@ def _absorb(update: dict[str, Any], trajectory: Trajectory, final: dict[str, Any
         trajectory.steps.append(step)
         if on_step:
             on_step(step)
-    memory.update(update.get("memory") or {})
+    memory.update(update.get("memory") or {})  # recall and remember write the memory sub-state whole
     elided = max(final.get("elided_observations", 0), update.get("elided_observations", 0))
     final.update((k, v) for k, v in update.items() if k not in _GROWING)
     final["elided_observations"] = elided

@@ -4,9 +4,11 @@
                                                           ├─ step cap ─► max_steps ─► remember
                                                           └─ parse-failure cap ─► give_up ─► remember
 
-An agent supplies :class:`AgentParts`: its state and context types, its prompt prefix, its nodes and the edges
-between them (usually through the routers below); :func:`agent_skeleton` adds ``recall`` (the prompt prefix and
-memory), ``max_steps``, ``give_up`` and ``remember`` and compiles the graph. Graphs are compiled once per process
+An agent supplies :class:`AgentParts`: its state and context types, its prompt prefix, its nodes and where each
+goes next (usually through the routers below); :func:`agent_skeleton` adds ``recall`` (the prompt prefix and
+memory), ``max_steps``, ``give_up`` and ``remember`` and compiles the graph. A routed node returns a LangGraph
+``Command`` (its update and the router's choice on the updated state) rather than leaving the choice to a
+conditional edge, which would copy the state once more per step. Graphs are compiled once per process
 (the builders are cached); each run passes its dependencies as LangGraph's runtime context
 (:class:`~ponder.agents.context.AgentContext`), read by the nodes as ``runtime.context``. Without memory
 (``context.memory is None``) ``recall`` only sets the prompt prefix and ``remember`` does nothing.
@@ -22,6 +24,7 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from ponder.agents.budget import fit_prompt
 from ponder.agents.context import AgentContext
@@ -50,7 +53,8 @@ class AgentParts:
         prefix: The system prompt text and few-shot turns for a context (cache it: it runs once per run).
         entry: The node after ``recall`` (the one that calls the model).
         nodes: The agent's nodes by name.
-        routes: Conditional edges: source node → (router, the nodes it may return).
+        routes: Where a node goes next: node → (router, the nodes it may return); the router sees the state with
+            the node's update applied.
         edges: Plain edges: source node → target node.
     """
 
@@ -69,20 +73,39 @@ def agent_skeleton(parts: AgentParts) -> CompiledStateGraph:
     graph = StateGraph(parts.state, context_schema=parts.context)
     graph.add_node(RECALL, _recall_node(parts))
     for name, node in parts.nodes.items():
-        graph.add_node(name, node)
+        if name in parts.routes:
+            router, targets = parts.routes[name]
+            graph.add_node(name, _routed(name, node, router), destinations=tuple(targets))
+        else:
+            graph.add_node(name, node)
     graph.add_node(MAX_STEPS, max_steps)
     graph.add_node(GIVE_UP, give_up)
     graph.add_node(REMEMBER, _remember_node(parts.name))
     graph.add_edge(START, RECALL)
     graph.add_edge(RECALL, parts.entry)
-    for source, (router, targets) in parts.routes.items():
-        graph.add_conditional_edges(source, router, list(targets))
     for source, target in parts.edges.items():
         graph.add_edge(source, target)
     graph.add_edge(MAX_STEPS, REMEMBER)
     graph.add_edge(GIVE_UP, REMEMBER)
     graph.add_edge(REMEMBER, END)
     return graph.compile(name=parts.name)
+
+
+def _routed(name: str, node: Node, router: Router) -> Node:
+    """``node`` returning a :class:`Command`: its update and the node ``router`` picks on the updated state.
+
+    Routing inside the node saves LangGraph's conditional-edge pass (a copy of the state with the writes applied).
+    """
+
+    def routed(state: Any, runtime: Runtime[AgentContext]) -> Command:
+        update = node(state, runtime)
+        view = {**state, **update}
+        if "steps" in update:
+            view["steps"] = [*state["steps"], *update["steps"]]
+        return Command(update=update, goto=router(view, runtime))
+
+    routed.__name__ = routed.__qualname__ = name
+    return routed
 
 
 def _recall_node(parts: AgentParts) -> Node:
@@ -99,7 +122,7 @@ def _remember_node(agent: str) -> Node:
     def remember_node(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         ctx = runtime.context
         update = remember(ctx.memory, ctx.model, ctx.params, state, agent)
-        return {"memory": update} if update else {}
+        return {"memory": {**state["memory"], **update}} if update else {}
 
     return remember_node
 
@@ -157,7 +180,7 @@ class ModelCall:
     elided: int = 0
 
     def update(self) -> dict[str, Any]:
-        """The state update recording the elision (empty when nothing was elided)."""
+        """The state update recording the elision (empty when nothing was elided; the driver keeps the most)."""
         return {"elided_observations": self.elided} if self.elided else {}
 
 

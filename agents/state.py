@@ -1,8 +1,7 @@
 """The state of an agent run: one base :class:`AgentState` that every agent's state extends.
 
-``messages`` and ``steps`` grow by concatenation, the memory sub-state merges key by key, and
-``elided_observations`` keeps the largest count of observations the context budget left out of one prompt;
-every other key is replaced by the latest value written.
+``messages`` and ``steps`` grow by concatenation; every other key (the memory sub-state included, which
+``recall`` and ``remember`` write whole) is replaced by the latest value written. Few reducers keep a step cheap.
 """
 
 from __future__ import annotations
@@ -12,13 +11,8 @@ from typing import Annotated, TypedDict
 
 from ponder.core.records import Step
 from ponder.core.types import Status
-from ponder.memory.nodes import MemoryState, merge_memory
+from ponder.memory.nodes import MemoryState
 from ponder.models.base import Message
-
-
-def most(old: int, new: int) -> int:
-    """The reducer of ``elided_observations``: the larger count."""
-    return max(old, new)
 
 
 class AgentState(TypedDict, total=False):
@@ -32,7 +26,7 @@ class AgentState(TypedDict, total=False):
         final_answer: The answer, once there is one.
         status: How the run ended; ``None`` while it runs.
         parse_failures: Malformed replies in a row.
-        elided_observations: The most observations the context budget elided from one prompt (0: none).
+        elided_observations: Observations the context budget elided from the latest prompt (0: none).
         memory: The memory sub-state (prompt prefix, Reflexion lessons, the memory log).
     """
 
@@ -43,8 +37,8 @@ class AgentState(TypedDict, total=False):
     final_answer: str | None
     status: Status | None
     parse_failures: int
-    elided_observations: Annotated[int, most]
-    memory: Annotated[MemoryState, merge_memory]
+    elided_observations: int
+    memory: MemoryState
 
 
 class ReActState(AgentState, total=False):

@@ -11,7 +11,7 @@
 (Reflexion) and stores a successful trajectory as an experience (ExpeL). What was retrieved and written is
 returned as the memory sub-state's ``log`` and ends up in ``Trajectory.metadata["memory"]``.
 
-The agents keep these in one nested sub-state, :class:`MemoryState`, merged key by key (:func:`merge_memory`).
+The agents keep these in one nested sub-state, :class:`MemoryState`.
 """
 
 from __future__ import annotations
@@ -40,11 +40,6 @@ class MemoryState(TypedDict, total=False):
     prefix: list[Message]
     lessons: str | None
     log: dict[str, Any]
-
-
-def merge_memory(old: MemoryState | None, new: MemoryState | None) -> MemoryState:
-    """The reducer of the memory sub-state: ``new``'s keys replace ``old``'s, the others stay."""
-    return {**(old or {}), **(new or {})}  # type: ignore[typeddict-item]
 
 
 def recall(ctx: MemoryContext | None, task: str, agent: str, system: str,
