@@ -1,4 +1,4 @@
-"""Local sandbox latency: session cold start and warm runs, against a plain subprocess and the one-shot executor.
+"""Local sandbox latency: session cold start and warm runs, against a plain subprocess.
 
 Configurations (all in one process, after one untimed warm-up of each):
 
@@ -6,8 +6,7 @@ Configurations (all in one process, after one untimed warm-up of each):
   (bwrap + interpreter start + handshake) until the first result (``--sessions``, default 10);
 * ``local_warm_exec`` -- ``run(snippet)`` in one live session (``--runs``, default 100);
 * ``plain_subprocess`` -- ``subprocess.run([sys.executable, "-c", snippet])``: no isolation, no limits,
-  no state; the floor for "a fresh process per run" (``--oneshot-runs``, default 20);
-* ``oneshot_executor`` -- ``SubprocessExecutor.run(snippet)``: a fresh isolated process per run.
+  no state; the floor for "a fresh process per run" (``--oneshot-runs``, default 20).
 
 Output: one JSON line per configuration (``p50_ms``, ``p95_ms``, ``min_ms``, ``n``) and a summary line
 with the goals (warm p50 <= 30 ms, cold start p50 <= 500 ms) and ``goal_met``.
@@ -30,7 +29,6 @@ import time
 from collections.abc import Callable
 
 from ponder.tools.sandbox.local import LocalSandbox
-from ponder.tools.subprocess_executor import SubprocessExecutor
 
 SNIPPET = "total = sum(i * i for i in range(1000))\ntotal"
 GOAL_WARM_MS = 30.0
@@ -82,14 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     subprocess.run(plain_argv, check=True, capture_output=True)
     plain = timed(lambda: subprocess.run(plain_argv, check=True, capture_output=True), args.oneshot_runs)
 
-    with SubprocessExecutor(isolation=args.isolation) as executor:
-        executor.run(SNIPPET)
-        oneshot = timed(lambda: executor.run(SNIPPET), args.oneshot_runs)
-
     rows = [stats("local_cold_start", cold, isolation=isolation, first_in_process_ms=first_ms),
             stats("local_warm_exec", warm, isolation=isolation),
-            stats("plain_subprocess", plain, isolation="none"),
-            stats("oneshot_executor", oneshot, isolation=isolation)]
+            stats("plain_subprocess", plain, isolation="none")]
     for row in rows:
         print(json.dumps({**row, **env}), flush=True)
     warm_p50, cold_p50 = rows[1]["p50_ms"], rows[0]["p50_ms"]

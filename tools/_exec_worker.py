@@ -1,33 +1,26 @@
-"""The worker that runs one model-written program inside the sandbox (stdlib only; ponder runs its source).
+"""The execution and private-channel helpers of the sandbox worker (stdlib only; ponder runs its source).
 
-:class:`~ponder.tools.subprocess_executor.SubprocessExecutor` starts it as
-``python -I -S -B -X utf8 -c SOURCE KEY=VALUE...`` (see :func:`main` for the keys), ``SOURCE`` being
-``tools/_worker_setup.py`` followed by this file, with the program on stdin, stdout and stderr
-redirected to files and a result file open on fd ``result_fd``. Before any model code runs,
-:func:`_setup` (``tools/_worker_setup.py``; in this order) unshares the network when asked (``unshare``
-mode), joins a fresh session keyring, sets the kernel resource limits, drops root to an unprivileged uid
-when asked (it never goes on as uid 0) and installs the seccomp filter the host built
-(``tools/sandbox/seccomp.py``), read from the pipe ``seccomp_fd``; any failure ends the worker.
-Then it makes itself non-dumpable and forks a child that executes the program in a fresh ``__main__``
-module and sends its result back on a private pipe (:func:`_pack`: known fields only, checked by
-:func:`_unpack`); the child never holds the result fd. The worker writes one JSON object to the result
-fd: ``value`` (``repr`` of a final expression), ``error_type``, ``error_message``, ``traceback``,
-``value_truncated``, ``isolation`` and ``dropped_uid``, and exits the way the child did. The program
-decides its own result (as its final expression does); it cannot write the result fd, and a process it
-starts that closes its inherited fds (the grading harness's candidate) cannot answer at all.
+The session worker (``tools/sandbox/_kernel_worker.py``) is started as ``python -I -S -B -X utf8 -c SOURCE
+KEY=VALUE...`` where ``SOURCE`` is ``tools/_worker_setup.py`` (isolation, limits, uid drop, seccomp),
+this file and the session worker, concatenated (``KERNEL_SOURCE`` in ``tools/sandbox/launch.py``). Here:
 
-Startup time matters (one process per run): on the success path it imports only builtin modules,
-``resource``, ``ctypes`` and ``select`` (no ``ast``, ``json`` or ``linecache``).
+* :func:`_execute` runs one cell in the session's ``__main__`` module; a final expression is evaluated
+  separately and its ``repr`` kept; errors are reported with a short traceback of the model's frames only
+  (:func:`_describe`);
+* the private channel from the untrusted session process to the trusted protocol process: :func:`_pack`
+  (known fields only), :func:`_split_frame` and :func:`_unpack` (strictly checked, size-capped), and
+  :func:`_receive`, which waits for one frame or for the untrusted process to end;
+* :func:`_json` encodes the protocol process's answer to the host without importing ``json``;
+* :func:`_prctl`, :func:`_pidfd`, :func:`_exited` and :func:`_mirror` (exit the way a child did).
+
+Start-up time matters: on the success path these import only builtin modules, ``ctypes`` and ``select``
+(no ``ast``, ``json`` or ``linecache``).
 """
 
 import _ast
 import os
 import sys
 
-if "_setup" not in globals():  # on the host (tests, linters); in the sandbox _worker_setup.py precedes this file
-    from ponder.tools._worker_setup import PR_SET_PDEATHSIG, _setup
-
-FILENAME = "<solution>"
 _sources: dict = {}  # file name -> source of the model's code (its frames are the ones reported)
 MAX_FRAMES = 6
 _ESCAPES = {i: f"\\u{i:04x}" for i in range(32)} | {ord('"'): '\\"', ord("\\"): "\\\\"}
@@ -46,8 +39,8 @@ def _json(result: dict) -> bytes:
 
 
 # -- the private channel from the untrusted process (model code) to the trusted one ---------------------
-# The trusted process (the one-shot worker's parent, the session's protocol process) holds the result fd or
-# the host's pipes and never runs model code; the process that runs it sends its result on a private pipe.
+# The trusted process (the session's protocol process) holds the host's pipes and never runs model code;
+# the process that runs it sends its result on a private pipe.
 # Frame: b"<length>\n" then fields b"<name> <length>\n<UTF-8 bytes>"; only the names below, each once.
 _TEXT_FIELDS = ("value", "error_type", "error_message", "traceback", "cell")
 _FLAG_FIELDS = ("value_truncated",)
@@ -219,16 +212,9 @@ def _describe(exc: BaseException, limit: int) -> dict:
     }
 
 
-def _execute(code: str, limit: int, module: object = None, filename: str = FILENAME) -> dict:
-    """Run ``code`` as ``__main__``; a final expression is evaluated separately and its ``repr`` kept.
-
-    ``module`` is a fresh module unless given (a session passes the same one every time); ``filename``
-    names the code in tracebacks.
-    """
+def _execute(code: str, limit: int, module: object, filename: str) -> dict:
+    """Run ``code`` in ``module`` (the session's ``__main__``) as ``filename``; keep a final expression's ``repr``."""
     _sources[filename] = code
-    if module is None:
-        module = type(sys)("__main__")
-        module.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = module
     result: dict = {}
     try:
@@ -247,68 +233,3 @@ def _execute(code: str, limit: int, module: object = None, filename: str = FILEN
     except BaseException as exc:  # noqa: BLE001 - everything the program does is reported, not raised
         result.update(_describe(exc, limit))
     return result
-
-
-def main() -> None:
-    """Set up isolation and limits, run the program from stdin in a child and write the JSON result.
-
-    Keys (``sys.argv[1:]``, ``KEY=VALUE``): ``result_fd``, ``chars`` (output limit), ``cpu`` (seconds;
-    optional ``cpu_hard``, default ``cpu + 1``),
-    ``as``, ``fsize``, ``core``, ``nproc``, ``nofile`` (rlimits), ``drop_uid`` (``-1``: keep),
-    ``isolation`` (the parent's mode: ``unshare`` makes the worker unshare the network itself),
-    ``userns`` (``1``: bwrap already put us in a user namespace, where ``RLIMIT_NPROC`` counts only the
-    sandbox) and ``seccomp_fd``.
-
-    After :func:`_setup` this process makes itself non-dumpable (the program cannot read its memory or
-    fds through ``/proc``) and forks the child that runs the program; only this process holds the result
-    fd. It accepts one well-formed result frame from the child's private pipe, writes the result fd,
-    then exits the way the child did.
-    """
-    config = dict(arg.split("=", 1) for arg in sys.argv[1:])
-    result_fd = int(config["result_fd"])
-    os.set_inheritable(result_fd, False)
-    sys.argv = [FILENAME]
-    isolation, dropped = _setup(config)
-    limit = int(config["chars"])
-    _prctl(PR_SET_DUMPABLE, 0)
-    read_end, write_end = os.pipe()
-    parent = os.getpid()
-    child = os.fork()
-    if child == 0:
-        os.close(read_end)
-        os.close(result_fd)
-        _run_program(parent, write_end, limit)
-        return  # the interpreter's normal exit: threads the program left are joined, as without a child
-    os.close(write_end)
-    body = _receive(read_end, child, _pidfd(child), 16 * limit + 4096, bytearray())
-    status = os.waitpid(child, 0)[1]
-    result = _unpack(body) if body is not None else None
-    if result is not None:
-        result.pop("cell", None)
-        result["isolation"] = isolation
-        result["dropped_uid"] = dropped
-        _write_all(result_fd, _json(result))
-    os.close(result_fd)
-    _mirror(status)
-
-
-def _run_program(parent: int, fd: int, limit: int) -> None:
-    """In the child: run the program from stdin and send its result to ``parent`` on ``fd``."""
-    _prctl(PR_SET_PDEATHSIG, 9)
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
-    me = os.getpid()
-    result = _execute(sys.stdin.read(), limit)
-    if os.getpid() != me:  # a process the program forked finished it: only the child reports
-        os._exit(0)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:  # noqa: BLE001 - e.g. the output file hit its size limit
-            pass
-    _write_all(fd, _pack(result))
-    os.close(fd)
-
-
-if __name__ == "__main__":
-    main()

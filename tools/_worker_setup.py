@@ -1,10 +1,9 @@
 """The sandbox worker's set-up: isolate and limit the process before any model code runs (stdlib only).
 
-:func:`_setup` is shared by the one-shot worker (``tools/_exec_worker.py``) and the session worker
-(``tools/sandbox/_kernel_worker.py``). In the sandbox this file is not imported: the host runs
-``python -I -S -c SOURCE`` where ``SOURCE`` is this file followed by the worker's own files
-(``WORKER_SOURCE`` and ``KERNEL_SOURCE`` in ``tools/sandbox/launch.py``),
-so every name here must be defined only here. On the host (tests, linters) the workers import it.
+:func:`_setup` is the first thing the session worker (``tools/sandbox/_kernel_worker.py``) does. In the
+sandbox this file is not imported: the host runs ``python -I -S -c SOURCE`` where ``SOURCE`` is this file
+followed by the worker's own files (``KERNEL_SOURCE`` in ``tools/sandbox/launch.py``), so every name here
+must be defined only here. On the host (tests, linters) the workers import it.
 
 In order, :func:`_setup` checks that bwrap isolated the process (``bwrap`` mode) or unshares the network
 and pids itself (``unshare`` mode), joins a fresh session keyring, sets the kernel resource limits, drops
@@ -166,7 +165,7 @@ def _check_bwrap(config: dict) -> None:
 def _setup(config: dict) -> tuple:
     """Isolate and limit this process before any model code runs: ``(isolation achieved, uid dropped)``.
 
-    Shared by the one-shot worker and the session worker. In order: check that bwrap isolated us (bwrap
+    In order: check that bwrap isolated us (bwrap
     mode) or unshare the network and pids (``unshare`` mode), join a fresh session keyring, set the kernel
     resource limits, drop root to a fresh uid when asked, then install the seccomp filter read from
     ``seccomp_fd`` (last: it denies ``unshare`` and ``keyctl``). Any failure ends the worker; it never

@@ -147,7 +147,7 @@ def _guarded(sandbox: LocalSandbox, live: Callable[[Guard], list[int]]) -> Itera
     host_is_healthy()
 
 
-# -- helpers of the attack files added for issue 15 (keyring, fail-closed, kernel surface, memory, /proc) --------
+# -- shared by the keyring, fail-closed, kernel-surface, memory and /proc attack files ---------------------------
 
 #: Syscall numbers the attacks call through ``libc.syscall`` (x86_64, aarch64).
 SYSCALLS = {
@@ -187,7 +187,7 @@ def session() -> Iterator[Guard]:
     """Like :func:`guard`, but a zombie of the session waiting for the host's init to reap it is not a leftover.
 
     On some machines the host's pid 1 reaps orphans seconds late (bwrap's own pid 1 is reparented to it when
-    the session is killed); a zombie can run nothing, so the attack files of issue 15 do not wait for it.
+    the session is killed); a zombie can run nothing, so the attack files that use this fixture do not wait for it.
     Everything else is checked as by :func:`guard`: the sandbox works after the attack, no live process of
     the session's pid namespace or uid is left, the host is healthy.
     """

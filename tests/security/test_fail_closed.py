@@ -44,13 +44,11 @@ class Catch(logging.Handler):
 logging.getLogger().addHandler(Catch())
 from ponder.core.errors import PonderError
 from ponder.tools.sandbox.local import LocalSandbox
-from ponder.tools.subprocess_executor import SubprocessExecutor
 
-cls = LocalSandbox if spec["executor"] == "session" else SubprocessExecutor
 out = {"runs": [], "errors": [], "modes": []}
 for _ in range(spec["sessions"]):
     try:
-        box = cls(timeout=5, memory_mb=256, isolation=spec["isolation"])
+        box = LocalSandbox(timeout=5, memory_mb=256, isolation=spec["isolation"])
     except PonderError as exc:
         out["errors"].append(str(exc))
         continue
@@ -161,9 +159,8 @@ def attack_code(marker: Path, checkout: Path) -> str:
     return ATTACK.replace("MARKER", repr(str(marker))).replace("CHECKOUT", repr(str(checkout)))
 
 
-def run_sandboxes(path: str, marker: Path, checkout: Path, executor: str = "session", isolation: str = "auto",
-                  sessions: int = 1) -> dict:
-    spec = {"executor": executor, "isolation": isolation, "sessions": sessions,
+def run_sandboxes(path: str, marker: Path, checkout: Path, isolation: str = "auto", sessions: int = 1) -> dict:
+    spec = {"isolation": isolation, "sessions": sessions,
             "code": attack_code(marker, checkout)}
     proc = run_host(HOST, json.dumps(spec), env=host_env(path))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -196,9 +193,8 @@ def checkout() -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize("executor", ["session", "one-shot"])
-def test_auto_without_bwrap(system_path: str, marker: Path, checkout: Path, executor: str) -> None:
-    report = run_sandboxes(system_path, marker, checkout, executor)
+def test_auto_without_bwrap(system_path: str, marker: Path, checkout: Path) -> None:
+    report = run_sandboxes(system_path, marker, checkout)
     assert_refused(report, marker, checkout)
 
 
@@ -213,14 +209,13 @@ def test_auto_with_a_bwrap_that_cannot_start(tmp_path: Path, system_path: str, m
         assert "\x1b" not in report["errors"][0] and "rm -rf" not in report["errors"][0], report
 
 
-@pytest.mark.parametrize(("kind", "executor"), [("no-isolation", "session"), ("no-isolation", "one-shot"),
-                                               ("host-root-visible", "session")])
+@pytest.mark.parametrize("kind", ["no-isolation", "host-root-visible"])
 def test_auto_with_a_bwrap_that_does_not_isolate(tmp_path: Path, system_path: str, marker: Path, checkout: Path,
-                                                 kind: str, executor: str) -> None:
+                                                 kind: str) -> None:
     """A ``bwrap`` that runs the command as it is, or with new namespaces and a private ``/tmp`` but the host's
     root bound in (a broken, patched or hijacked install): no model code may run on the host's filesystem."""
     fake, log = fake_bwrap(tmp_path, kind)
-    report = run_sandboxes(f"{fake}:{system_path}", marker, checkout, executor)
+    report = run_sandboxes(f"{fake}:{system_path}", marker, checkout)
     assert log.is_file(), "the fake bwrap was never called: the attack did not happen"
     assert not marker.exists(), f"model code ran on the host's filesystem: {report}"
     assert_refused(report, marker, checkout)
@@ -241,11 +236,10 @@ def test_ponder_sandbox_exec_without_a_working_bwrap(tmp_path: Path, system_path
     host_is_healthy()
 
 
-@pytest.mark.parametrize("executor", ["session", "one-shot"])
 @pytest.mark.parametrize("mode", ["unshare", "none"])
-def test_weak_modes_by_name_never_run_as_root(marker: Path, checkout: Path, mode: str, executor: str) -> None:
+def test_weak_modes_by_name_never_run_as_root(marker: Path, checkout: Path, mode: str) -> None:
     """Asked for by name, a weak mode either refuses (one line) or runs as another uid, warned every session."""
-    report = run_sandboxes(os.environ["PATH"], marker, checkout, executor, mode, sessions=2)
+    report = run_sandboxes(os.environ["PATH"], marker, checkout, mode, sessions=2)
     assert not checkout.exists()
     for error in report["errors"]:
         assert "\n" not in error.strip() and mode in error, error

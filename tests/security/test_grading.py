@@ -20,7 +20,7 @@ import pytest
 from ponder.core.settings import load_settings
 from ponder.envs.code import grade_completion
 from ponder.graphs.self_consistency.normalize import NormalizeContext, answer_key
-from ponder.tools.subprocess_executor import SubprocessExecutor
+from ponder.tools.sandbox.local import LocalSandbox
 
 from .conftest import TIMEOUT, Guard, host_is_healthy
 
@@ -179,11 +179,10 @@ KNOWN = list(CHEATS)[:9]
 
 
 @pytest.mark.parametrize("name", KNOWN)
-def test_known_cheat_fails_in_the_one_shot_executor(guard: Guard, name: str) -> None:
-    """The nine known cheats as self-consistency answers graded by SubprocessExecutor (one process per run)."""
+def test_known_cheat_fails_in_a_fresh_sandbox(guard: Guard, name: str) -> None:
+    """The nine known cheats as self-consistency answers, each graded in a sandbox of its own (opened and closed)."""
     answer = f"def f(*args, **kwargs):\n    \"\"\"stub\"\"\"\n{_completion(name, 'f')}"
-    ctx = NormalizeContext(tests=SC_TESTS, executor_factory=lambda: SubprocessExecutor(timeout=TIMEOUT,
-                                                                                       isolation="bwrap"))
+    ctx = NormalizeContext(tests=SC_TESTS, executor_factory=lambda: LocalSandbox(timeout=TIMEOUT, isolation="bwrap"))
     assert answer_key(answer, "code", ctx) == "tests:FFF"
     host_is_healthy()
 
@@ -203,14 +202,14 @@ def test_the_grader_cannot_be_read_or_traced(guard: Guard) -> None:
              "        except OSError:\n            pass\n"
              "        if ctypes.CDLL(None).ptrace(16, int(pid), 0, 0) == 0:\n            got.append(f'ptrace {pid}')\n"
              "    kept = sorted(int(fd) for fd in os.listdir('/proc/self/fd'))\n    return got, len(kept)\n")
-    one_shot = SubprocessExecutor(timeout=TIMEOUT, isolation="bwrap")
+    fresh = LocalSandbox(timeout=TIMEOUT, isolation="bwrap")
     try:
-        for sandbox in (guard.sandbox, one_shot):
+        for sandbox in (guard.sandbox, fresh):  # a session that ran other code first, and a new one
             report = grade_completion(sandbox, "", probe, "def check(f):\n    got, fds = f()\n"
                                       "    assert got == [] and fds <= 6, (got, fds)\n", "f")
-            assert report.passed, (type(sandbox).__name__, report.summary())
+            assert report.passed, report.summary()
     finally:
-        one_shot.close()
+        fresh.close()
 
 
 def test_cheats_score_zero_through_ponder_eval(guard: Guard, tmp_path: Path) -> None:

@@ -21,11 +21,10 @@ pytestmark = pytest.mark.security
 KEY_SPEC_SESSION, KEY_SPEC_USER, KEY_SPEC_USER_SESSION = -3, -4, -5
 
 #: The host side, run in a fresh process: join a named session keyring, store the secret, run each program of
-#: the spec in its own sandbox (``LocalSandbox`` or ``SubprocessExecutor``), then report what the host's keyrings hold.
+#: the spec in its own sandbox (``LocalSandbox`` or ``ponder sandbox exec``), then report what the host's keyrings hold.
 HOST = r'''
 import ctypes, json, os, subprocess, sys
 from ponder.tools.sandbox.local import LocalSandbox
-from ponder.tools.subprocess_executor import SubprocessExecutor
 
 spec = json.loads(sys.argv[1])
 libc = ctypes.CDLL(None, use_errno=True)
@@ -72,8 +71,7 @@ try:
             out["runs"].append(json.loads(cli.stdout.strip().splitlines()[-1]))
             out["isolation"] = "bwrap"  # asked for by name: anything else would have been an error
             continue
-        cls = LocalSandbox if spec["executor"] == "session" else SubprocessExecutor
-        box = cls(timeout=5, memory_mb=256, output_chars=4000, isolation=spec["isolation"])
+        box = LocalSandbox(timeout=5, memory_mb=256, output_chars=4000, isolation=spec["isolation"])
         try:
             out["runs"].append(box.run(code).model_dump(mode="json"))
         finally:
@@ -181,12 +179,6 @@ def test_proc_keys_show_nothing_of_the_host() -> None:
     host_holds_only_its_secret(report, desc)
 
 
-def test_secret_through_the_one_shot_executor() -> None:
-    report, desc = attack([SYSCALL_PRELUDE + ATTACKS["search"] + "found\n"], executor="one-shot")
-    all_failed(report["runs"][0]["value"])
-    host_holds_only_its_secret(report, desc)
-
-
 def test_secret_through_ponder_sandbox_exec() -> None:
     report, desc = attack([SYSCALL_PRELUDE + ATTACKS["search"] + "found\n"], executor="cli")
     all_failed(report["runs"][0]["value"])
@@ -230,9 +222,8 @@ def test_planted_keys_do_not_reach_the_host() -> None:
     host_holds_only_its_secret(report, desc)
 
 
-@pytest.mark.parametrize("executor", ["session", "one-shot"])
-def test_planted_keys_do_not_reach_a_later_sandbox(executor: str) -> None:
-    report, desc = attack([PLANT, FIND], executor=executor)
+def test_planted_keys_do_not_reach_a_later_sandbox() -> None:
+    report, desc = attack([PLANT, FIND])
     all_failed(report["runs"][0]["value"])
     all_failed(report["runs"][1]["value"])
     host_holds_only_its_secret(report, desc)

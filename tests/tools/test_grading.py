@@ -8,7 +8,7 @@ import pytest
 
 from ponder.tools.grading import SourceError, build_program, grade, keep_definitions, parse_verdict
 from ponder.tools.grading._codec import PlainError, check_plain, decode_tokens, encode_tokens
-from ponder.tools.subprocess_executor import SubprocessExecutor
+from ponder.tools.sandbox.local import LocalSandbox
 
 MARKER = "0123456789abcdef" * 2
 
@@ -106,16 +106,16 @@ def test_build_program_embeds_everything_as_literals():
     compile(program, "<program>", "exec")
 
 
-def test_grade_needs_tests():
+def test_grade_needs_tests(executor):
     with pytest.raises(ValueError, match="at least one test"):
-        grade(SubprocessExecutor(), "def f(): pass", [])
+        grade(executor, "def f(): pass", [])
 
 
 # ---------------------------------------------------------------- in a sandbox
 
 @pytest.fixture(scope="module")
 def executor():
-    ex = SubprocessExecutor(timeout=5.0)
+    ex = LocalSandbox(timeout=5.0)
     yield ex
     ex.close()
 
@@ -153,7 +153,7 @@ def test_a_hanging_test_fails_alone_in_self_consistency_keys():
     from ponder.graphs.self_consistency.normalize import NormalizeContext, answer_key
 
     ctx = NormalizeContext(tests=["assert f(1) == 2", "assert f(-1) == 0"],
-                           executor_factory=lambda: SubprocessExecutor(timeout=1.0))
+                           executor_factory=lambda: LocalSandbox(timeout=1.0))
     code = "def f(x):\n    while x < 0:\n        pass\n    return x + 1\n"
     assert answer_key(code, "code", ctx) == "tests:PF"
 

@@ -1,7 +1,7 @@
 """Isolation of the local sandbox: fail-closed mode selection, the worker's set-up, bwrap's view, cgroups.
 
 Mode selection is tested with fake probes; the worker's set-up (fresh uid, fresh session keyring, rlimits,
-seccomp) and bwrap's options on real sandboxes of every mode, through both executors.
+seccomp) and bwrap's options on real sandboxes of every mode.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ from ponder.tools.sandbox import isolation, open_sandbox, seccomp
 from ponder.tools.sandbox.cgroups import CgroupSupport
 from ponder.tools.sandbox.isolation import MAX_FILES, SANDBOX_SHM_BYTES, select_isolation
 from ponder.tools.sandbox.local import LocalSandbox
-from ponder.tools.subprocess_executor import SubprocessExecutor
 
 MODES = ["bwrap", "unshare", "none"]
-EXECUTORS = {"session": LocalSandbox, "oneshot": SubprocessExecutor}
 _SC = seccomp._bindings()
 NR = {name: _SC.resolve_syscall(_SC.system_arch(), name) for name in ("keyctl", "add_key")}
 NO_CAPS = "0000000000000000"
@@ -116,11 +114,10 @@ def test_weak_interpreter_is_our_version_and_usable_by_others() -> None:
     assert all(os.stat(p).st_mode & 0o001 for p in Path(os.path.realpath(path)).parents)
 
 
-def test_the_setting_reaches_every_executor(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_setting_reaches_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PONDER_SANDBOX_ISOLATION", "unshare")
     settings = load_settings()
     assert settings.sandbox_isolation == "unshare"
-    assert SubprocessExecutor.from_settings(settings).isolation_in_use == "unshare"
     with open_sandbox(settings) as session:
         assert session.isolation_in_use == "unshare" and session.run("1").value == "1"
     assert load_settings().sandbox_isolation == "unshare"
@@ -130,12 +127,11 @@ def test_the_setting_reaches_every_executor(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.usefixtures("fresh_probes")
-@pytest.mark.parametrize("kind", list(EXECUTORS))
-def test_executors_fail_closed(kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_sandbox_fails_closed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """bwrap missing, then a bwrap that cannot start (as in many containers): one line, nothing weaker runs."""
     monkeypatch.setattr(isolation, "bwrap_executable", lambda: None)
     with pytest.raises(SandboxError, match="apt-get install bubblewrap") as info:
-        EXECUTORS[kind](isolation="auto")
+        LocalSandbox(isolation="auto")
     assert "\n" not in str(info.value)
     fake = tmp_path / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n")
@@ -143,7 +139,7 @@ def test_executors_fail_closed(kind: str, monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setattr(isolation, "bwrap_executable", lambda: str(fake))
     monkeypatch.setattr(isolation, "_probed", {})
     with pytest.raises(SandboxError, match="No permissions to create a new namespace") as info:
-        EXECUTORS[kind](isolation="auto")
+        LocalSandbox(isolation="auto")
     assert "\n" not in str(info.value) and "apt-get install bubblewrap" in str(info.value)
 
 
@@ -185,18 +181,17 @@ dict(uid=os.getuid(), euid=os.geteuid(), seccomp=status["Seccomp"].strip(), nnp=
 """
 
 
-def _run(kind: str, mode: str, code: str, **kwargs: object):
-    executor = EXECUTORS[kind](isolation=mode, timeout=10, **kwargs)
+def _run(mode: str, code: str, **kwargs: object):
+    executor = LocalSandbox(isolation=mode, timeout=10, **kwargs)
     try:
         return executor.run(code)
     finally:
         executor.close()
 
 
-@pytest.mark.parametrize("kind", list(EXECUTORS))
 @pytest.mark.parametrize("mode", MODES)
-def test_worker_setup(kind: str, mode: str) -> None:
-    result = _run(kind, mode, SETUP_PROBE)
+def test_worker_setup(mode: str) -> None:
+    result = _run(mode, SETUP_PROBE)
     assert result.ok, result.summary(500)
     got = ast.literal_eval(result.value)
     assert got["uid"] != 0 and got["euid"] != 0  # never uid 0, whatever the mode
@@ -283,11 +278,10 @@ dict(cmdline1=read("/proc/1/cmdline"), masked={p: read("/proc/" + p) for p in MA
 """
 
 
-@pytest.mark.parametrize("kind", list(EXECUTORS))
-def test_bwrap_hides_host_paths_and_kernel_files(kind: str) -> None:
+def test_bwrap_hides_host_paths_and_kernel_files() -> None:
     masked = [p for p in ("cmdline", "config.gz", "key-users", "keys", "kallsyms", "modules", "sched_debug",
                           "timer_list", "kcore") if os.path.exists(f"/proc/{p}")]
-    result = _run(kind, "bwrap", f"MASKED = {masked!r}\n" + BWRAP_PROBE)
+    result = _run("bwrap", f"MASKED = {masked!r}\n" + BWRAP_PROBE)
     assert result.ok, result.summary(500)
     got = ast.literal_eval(result.value)
     cmdline = got["cmdline1"]
@@ -312,10 +306,9 @@ print("not stopped", len(fds))
 """
 
 
-@pytest.mark.parametrize("kind", list(EXECUTORS))
-def test_memfd_flood_is_stopped_and_reported_as_memory(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_memfd_flood_is_stopped_and_reported_as_memory(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="ponder.tools"):
-        result = _run(kind, "bwrap", MEMFD_FLOOD, memory_mb=128)
+        result = _run("bwrap", MEMFD_FLOOD, memory_mb=128)
     assert "not stopped" not in result.stdout
     assert result.killed and result.kill_reason == "memory", result.summary(300)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sandbox limits:")]

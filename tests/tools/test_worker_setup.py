@@ -1,11 +1,9 @@
-"""The worker sources the host runs with ``python -I -S -c``: set-up, one-shot worker, session worker."""
+"""The worker source the host runs with ``python -I -S -c``: set-up, execution helpers, session worker."""
 
 import ast
 from collections import Counter
 
-import pytest
-
-from ponder.tools.sandbox.launch import KERNEL_SOURCE, WORKER_SOURCE
+from ponder.tools.sandbox.launch import KERNEL_SOURCE
 
 
 def _top_level_names(source: str) -> Counter:
@@ -20,15 +18,13 @@ def _top_level_names(source: str) -> Counter:
     return names
 
 
-@pytest.mark.parametrize("source", [WORKER_SOURCE, KERNEL_SOURCE], ids=["one-shot", "session"])
-def test_each_name_is_defined_once(source: str) -> None:
+def test_each_name_is_defined_once() -> None:
     """Concatenated files must not redefine each other's names (a later one would silently win)."""
-    names = _top_level_names(source)
-    assert names["_setup"] == 1 and names["_execute"] == 1  # the files are all there
+    names = _top_level_names(KERNEL_SOURCE)
+    assert names["_setup"] == 1 and names["_execute"] == 1 and names["serve"] == 1  # the files are all there
     assert [name for name, count in names.items() if count > 1] == []
 
 
-def test_each_source_starts_one_worker() -> None:
-    """The one-shot worker's ``main()`` guard is cut from the session source; the session worker's stays."""
-    assert WORKER_SOURCE.count('if __name__ == "__main__":') == 1 and WORKER_SOURCE.rstrip().endswith("main()")
+def test_the_source_starts_one_worker() -> None:
+    """Only the session worker's ``serve()`` runs: one ``__main__`` guard, at the end."""
     assert KERNEL_SOURCE.count('if __name__ == "__main__":') == 1 and KERNEL_SOURCE.rstrip().endswith("serve()")

@@ -1,11 +1,12 @@
 r"""The persistent worker behind :class:`~ponder.tools.sandbox.local.LocalSandbox` (stdlib only).
 
 The host runs ``python -I -S -B -X utf8 -c SOURCE KEY=VALUE...`` where ``SOURCE`` is the worker set-up
-(``tools/_worker_setup.py``), the one-shot worker's source (``tools/_exec_worker.py``, without its
-``main()`` call) and this file, so the isolation, limit, execution and private-channel helpers are
-shared. Keys: those of ``_exec_worker.main`` (``chars``, ``cpu``, ``as``, ``fsize``, ``core``, ``nproc``,
-``nofile``, ``drop_uid``, ``isolation``, ``userns``, ``seccomp_fd``) plus ``cpu_hard`` (the session's
-hard CPU limit), ``req_fd`` and ``resp_fd`` (the protocol pipes).
+(``tools/_worker_setup.py``), the execution and private-channel helpers (``tools/_exec_worker.py``) and
+this file. Keys: ``chars`` (output limit), ``cpu`` (CPU seconds per cell), ``cpu_hard`` (the session's
+hard CPU limit), ``as``, ``fsize``, ``core``, ``nproc``, ``nofile`` (rlimits), ``drop_uid`` (``-1``:
+keep), ``isolation`` (``unshare`` makes the worker unshare the network itself), ``userns`` (``1``: bwrap
+already put us in a user namespace, where ``RLIMIT_NPROC`` counts only the sandbox), ``seccomp_fd``, and
+``req_fd`` and ``resp_fd`` (the protocol pipes).
 
 Protocol with the host, one request at a time:
 

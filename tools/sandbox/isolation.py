@@ -1,4 +1,4 @@
-"""Isolation helpers shared by the one-shot executor and the local sandbox session.
+"""Isolation helpers of the local sandbox session (:class:`~ponder.tools.sandbox.local.LocalSandbox`).
 
 * :func:`select_isolation` fails closed: ``auto`` is ``bwrap`` (probed once per process) or a
   :class:`SandboxError` that says how to install bubblewrap; ``unshare`` and ``none`` only when asked for
@@ -9,7 +9,7 @@
   network, new pid/ipc/uts namespaces (and a user namespace without further ones when not root; as root
   the seccomp filter refuses them), only the system dirs and the interpreter's prefix visible
   (read-only), the kernel's sensitive ``/proc`` files masked, private size-capped ``/tmp`` and ``/dev/shm``.
-* :func:`open_cgroup` and :func:`describe_limits`: one cgroup per session or run (memory and pids, from
+* :func:`open_cgroup` and :func:`describe_limits`: one cgroup per session (memory and pids, from
   :mod:`ponder.tools.sandbox.cgroups`) and the log line that says which limits are in force.
 * :func:`sandbox_env` is the scrubbed environment; :func:`drop_uid_for` picks a fresh unprivileged uid
   when running as root (root is exempt from ``RLIMIT_NPROC``).
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any
 
 from ponder.core.errors import SandboxError
 from ponder.tools.sandbox.cgroups import SessionCgroup, cgroup_support
@@ -44,7 +44,6 @@ from ponder.tools.sandbox.seccomp import filter_bpf
 
 log = logging.getLogger(__name__)
 
-Isolation = Literal["auto", "bwrap", "unshare", "none"]
 OUTPUT_FILE_BYTES = 1 << 20  # RLIMIT_FSIZE floor: caps stdout/stderr files and every file the code writes
 SANDBOX_TMP_BYTES = 64 << 20  # size of the private tmpfs /tmp under bwrap
 SANDBOX_SHM_BYTES = 16 << 20  # size of the private tmpfs /dev/shm under bwrap
@@ -358,30 +357,3 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-class SettingsExecutor:
-    """Mixin for local executors: ``from_settings`` and the context-manager protocol (``close()`` on exit)."""
-
-    def close(self) -> None:  # pragma: no cover - every executor defines its own
-        """Release the executor's processes."""
-        raise NotImplementedError
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> Self:
-        """Build from settings (``exec_timeout``, ``exec_memory_mb``, ``exec_output_chars``, ``sandbox_isolation``).
-
-        Args:
-            settings: The settings.
-            **overrides: Constructor arguments that win over the settings (e.g. ``isolation``).
-        """
-        kwargs: dict[str, Any] = {"timeout": settings.exec_timeout, "memory_mb": settings.exec_memory_mb,
-                                  "output_chars": settings.exec_output_chars,
-                                  "isolation": getattr(settings, "sandbox_isolation", "auto")}
-        return cls(**{**kwargs, **overrides})
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

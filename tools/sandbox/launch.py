@@ -1,12 +1,11 @@
 """Starting a sandbox worker: the sources the host runs and the command line that starts one.
 
-The workers are never imported in the sandbox: the host runs ``python -I -S -B -X utf8 -c SOURCE
-KEY=VALUE...`` where ``SOURCE`` is stdlib-only files concatenated. :data:`WORKER_SOURCE` (the one-shot
-executor's) is ``tools/_worker_setup.py`` then ``tools/_exec_worker.py``; :data:`KERNEL_SOURCE` (a
-session's) is the same without the one-shot worker's ``main()`` call, then
-``tools/sandbox/_kernel_worker.py``. :func:`start_worker` adds the keys every worker needs (isolation
-mode, uid to drop to, the seccomp filter on a pipe, under bwrap the self-check keys), puts bwrap's
-prefix (its options on a pipe) and the cgroup's in front, and starts the process in a new session.
+The worker is never imported in the sandbox: the host runs ``python -I -S -B -X utf8 -c SOURCE
+KEY=VALUE...`` where ``SOURCE`` (:data:`KERNEL_SOURCE`) is stdlib-only files concatenated:
+``tools/_worker_setup.py``, ``tools/_exec_worker.py`` and ``tools/sandbox/_kernel_worker.py``.
+:func:`start_worker` adds the keys every worker needs (isolation mode, uid to drop to, the seccomp filter
+on a pipe, under bwrap the self-check keys), puts bwrap's prefix (its options on a pipe) and the cgroup's
+in front, and starts the process in a new session.
 """
 
 from __future__ import annotations
@@ -22,17 +21,13 @@ from ponder.tools.sandbox.isolation import bwrap_checks, bwrap_prefix, interpret
 from ponder.tools.sandbox.seccomp import bpf_pipe
 
 _TOOLS = Path(__file__).resolve().parent.parent
-_MAIN_GUARD = '\nif __name__ == "__main__":\n    main()'
 
 
 def _read(*names: str) -> str:
     return "\n".join((_TOOLS / name).read_text(encoding="utf-8") for name in names)
 
 
-WORKER_SOURCE = _read("_worker_setup.py", "_exec_worker.py")
-if _MAIN_GUARD not in WORKER_SOURCE:  # pragma: no cover - caught by the tests
-    raise ImportError("tools/_exec_worker.py no longer ends with its main() guard")
-KERNEL_SOURCE = "\n".join((WORKER_SOURCE.replace(_MAIN_GUARD, ""), _read("sandbox/_kernel_worker.py")))
+KERNEL_SOURCE = _read("_worker_setup.py", "_exec_worker.py", "sandbox/_kernel_worker.py")
 
 
 def start_worker(source: str, mode: str, workdir: str, config: dict[str, Any], *, drop_uid: int | None,
@@ -41,7 +36,7 @@ def start_worker(source: str, mode: str, workdir: str, config: dict[str, Any], *
     """Start ``python -I -S -B -X utf8 -c source KEY=VALUE...`` isolated in ``mode``, in ``cgroup``.
 
     Args:
-        source: :data:`WORKER_SOURCE` or :data:`KERNEL_SOURCE`.
+        source: The worker's source (:data:`KERNEL_SOURCE`).
         mode: The isolation mode: ``bwrap``, ``unshare`` or ``none``.
         workdir: The worker's working dir (its private ``/tmp`` under bwrap); also its ``HOME``.
         config: The worker's own keys (limits, its fds); ``drop_uid``, ``isolation``, ``userns``,

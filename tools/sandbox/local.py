@@ -11,7 +11,7 @@ session process it forks (before the first request) runs the cells, answers it o
 stopped between runs. Results come only from the protocol process, which accepts one well-formed answer
 per request; model code can choose its own cell's result, never answer another request or the host.
 
-Isolation is the one-shot executor's (:mod:`ponder.tools.sandbox.isolation`). By default (``auto``)
+Isolation (:mod:`ponder.tools.sandbox.isolation`): by default (``auto``)
 bubblewrap: no network, new pid/ipc/uts (and, not as root, user) namespaces, a read-only view of the
 system dirs and the interpreter only (not the project, not homes, not other sessions), a private 64 MiB
 tmpfs ``/tmp`` holding the session's working dir and a 16 MiB ``/dev/shm``, the kernel's sensitive
@@ -34,6 +34,8 @@ where the machine allows a cgroup (the log line at the start says which limits a
 of all its processes together, memfd and tmpfs pages included (hitting it kills the run with reason
 ``memory``), and their count. A killed or crashed session is discarded; the
 next run starts a fresh one and the killed run's summary tells the model that its variables are lost.
+The worker sets its limits itself, before any model code runs, rather than in a ``preexec_fn``: that is
+unsafe in a threaded parent and forces a full ``fork()`` of it (slow for a process holding a model).
 
 Not bounded: the session process's own bookkeeping, which the code shares a process with (it can raise
 its own CPU soft limit up to the session's hard one, or end its session, e.g. by killing the protocol
@@ -50,18 +52,16 @@ import os
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING, Any, Self
 
 from ponder.core.errors import ConfigError, SandboxError
+from ponder.core.types import IsolationMode, choices
 from ponder.tools.executor import ExecResult
-from ponder.tools.sandbox.isolation import (
-    MAX_FILES,
-    MAX_PROCESSES,
-    OUTPUT_FILE_BYTES,
-    Isolation,
-    SettingsExecutor,
-    select_isolation,
-)
+from ponder.tools.sandbox.isolation import MAX_FILES, MAX_PROCESSES, OUTPUT_FILE_BYTES, select_isolation
 from ponder.tools.sandbox.session_worker import SessionWorker
+
+if TYPE_CHECKING:
+    from ponder.core.settings import Settings
 
 START_TIMEOUT = 20.0  # seconds for a new session to report ready
 RESTARTED = "The Python session was restarted: all variables, functions and imports from earlier runs are lost."
@@ -79,7 +79,7 @@ class SessionResult(ExecResult):
         return f"{text}\n{self.note}" if self.note else text
 
 
-class LocalSandbox(SettingsExecutor):
+class LocalSandbox:
     """A stateful, isolated Python session (see the module docstring).
 
     Args:
@@ -99,8 +99,8 @@ class LocalSandbox(SettingsExecutor):
     """
 
     def __init__(self, timeout: float = 5.0, memory_mb: int = 512, output_chars: int = 4000,
-                 cpu_seconds: int | None = None, isolation: Isolation = "auto") -> None:
-        if isolation not in ("auto", "bwrap", "unshare", "none"):
+                 cpu_seconds: int | None = None, isolation: IsolationMode = "auto") -> None:
+        if isolation not in choices(IsolationMode):
             raise ConfigError(f"unknown isolation mode {isolation!r} (auto, bwrap, unshare or none)")
         self.timeout = float(timeout)
         self.memory_mb = int(memory_mb)
@@ -115,6 +115,24 @@ class LocalSandbox(SettingsExecutor):
         with self._lock:
             if self._worker is None:
                 self._worker = self._start(self.isolation_in_use)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Self:
+        """Build from settings (``exec_timeout``, ``exec_memory_mb``, ``exec_output_chars``, ``sandbox_isolation``).
+
+        Args:
+            settings: The settings.
+            **overrides: Constructor arguments that win over the settings (e.g. ``isolation``).
+        """
+        kwargs: dict[str, Any] = {"timeout": settings.exec_timeout, "memory_mb": settings.exec_memory_mb,
+                                  "output_chars": settings.exec_output_chars, "isolation": settings.sandbox_isolation}
+        return cls(**{**kwargs, **overrides})
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """End the session (killing a run in progress); later runs raise :class:`SandboxError`."""
@@ -178,20 +196,11 @@ class LocalSandbox(SettingsExecutor):
         self.restarts += 1
 
     def _execute(self, worker: SessionWorker, code: str) -> SessionResult:
-        nonce = os.urandom(8).hex()
-        payload = code.encode("utf-8", "surrogatepass")
-        for fd in (worker.out, worker.err):
-            os.ftruncate(fd, 0)
+        """Run ``code`` in ``worker`` and build its result (killed, crashed or exited early included)."""
         started = time.monotonic()
-        deadline = started + self.timeout
-        state = worker.send(b"%s %d\n" % (nonce.encode(), len(payload)) + payload, deadline)
-        reply = worker.read_frame(nonce, deadline, 24 * self.output_chars + 4096) if state == "ready" else state
+        reply = self._exchange(worker, code, started + self.timeout)
         duration = time.monotonic() - started
-        if isinstance(reply, dict) and "failure" in reply:  # the session process did not answer properly
-            reply = "garbled"
-        status = 0
-        if not isinstance(reply, dict):
-            status = worker.exit_status(1.0 if reply == "dead" else 0.0)  # kills the whole session first
+        status = 0 if isinstance(reply, dict) else worker.exit_status(1.0 if reply == "dead" else 0.0)  # kills it
         stdout, cut_out, out_size = worker.read_output(worker.out, self.output_chars)
         stderr, cut_err, err_size = worker.read_output(worker.err, self.output_chars)
         data = reply if isinstance(reply, dict) else {}
@@ -199,31 +208,51 @@ class LocalSandbox(SettingsExecutor):
                   if isinstance(data.get(k), str)}
         result = SessionResult(stdout=stdout, stderr=stderr, duration=round(duration, 4),
                                truncated=cut_out or cut_err or data.get("value_truncated") is True, **fields)
-        reason = None
-        if self._closed and not isinstance(reply, dict):
-            reason = "closed"  # close() ended the run
-        elif max(out_size, err_size) >= self.file_bytes:
-            reason = "output"
-            worker.kill()
-        elif reply == "timeout":
-            reason = "timeout"
-        elif reply == "garbled":
-            reason = "crash"
-        elif not data and worker.oom_killed():
-            reason = "memory"  # the session's cgroup hit its memory limit
-        elif not data:
-            sig = -status if status < 0 else (status - 128 if worker.mode != "none" and status > 128 else 0)
-            if sig == signal.SIGXCPU or (
-                    sig == signal.SIGKILL and duration * (os.cpu_count() or 1) >= self.cpu_seconds):
-                reason = "cpu"  # SIGKILL: the hard CPU limit, unless too little time passed (the OOM killer)
-            elif (sig == signal.SIGKILL and worker.cgroup is None) or "MemoryError" in stderr:
-                reason = "memory"  # without a cgroup an unexplained SIGKILL is most likely the OOM killer
-            elif sig:
-                reason = "crash"
-            else:
-                result.error_type = "SystemExit"
-                result.error_message = f"the program exited with status {status} before finishing"
-                result.note = RESTARTED
+        reason = self._kill_reason(worker, reply, status, duration, stderr, max(out_size, err_size))
         if reason:
             result.killed, result.kill_reason, result.note = True, reason, RESTARTED
+        elif not data:  # the session ended by itself, without a signal
+            result.error_type = "SystemExit"
+            result.error_message = f"the program exited with status {status} before finishing"
+            result.note = RESTARTED
         return result
+
+    def _exchange(self, worker: SessionWorker, code: str, deadline: float) -> dict | str:
+        """Send ``code`` with a fresh nonce: the answer, or ``timeout``, ``dead`` or ``garbled``."""
+        nonce = os.urandom(8).hex()
+        payload = code.encode("utf-8", "surrogatepass")
+        for fd in (worker.out, worker.err):
+            os.ftruncate(fd, 0)
+        state = worker.send(b"%s %d\n" % (nonce.encode(), len(payload)) + payload, deadline)
+        reply = worker.read_frame(nonce, deadline, 24 * self.output_chars + 4096) if state == "ready" else state
+        if isinstance(reply, dict) and "failure" in reply:  # the session process did not answer properly
+            return "garbled"
+        return reply
+
+    def _kill_reason(self, worker: SessionWorker, reply: dict | str, status: int, duration: float, stderr: str,
+                     output_bytes: int) -> str | None:
+        """Why the run was killed (``closed``, ``output``, ``timeout``, ``crash``, ``memory``, ``cpu``), or ``None``."""
+        answered = isinstance(reply, dict)
+        if self._closed and not answered:
+            return "closed"  # close() ended the run
+        if output_bytes >= self.file_bytes:
+            worker.kill()
+            return "output"
+        if reply == "timeout":
+            return "timeout"
+        if reply == "garbled":
+            return "crash"
+        if answered and reply:
+            return None
+        if worker.oom_killed():
+            return "memory"  # the session's cgroup hit its memory limit
+        return self._signal_reason(worker, status, duration, stderr)
+
+    def _signal_reason(self, worker: SessionWorker, status: int, duration: float, stderr: str) -> str | None:
+        """The kill reason of a session that ended with ``status`` and no answer, ``None`` without a signal."""
+        sig = -status if status < 0 else (status - 128 if worker.mode != "none" and status > 128 else 0)
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and duration * (os.cpu_count() or 1) >= self.cpu_seconds):
+            return "cpu"  # SIGKILL: the hard CPU limit, unless too little time passed (the OOM killer)
+        if (sig == signal.SIGKILL and worker.cgroup is None) or "MemoryError" in stderr:
+            return "memory"  # without a cgroup an unexplained SIGKILL is most likely the OOM killer
+        return "crash" if sig else None

@@ -3,7 +3,7 @@
 The filter is built on the host with libseccomp's Python bindings (``seccomp`` where the distribution's
 ``python3-seccomp`` is importable, else ``pyseccomp``, a ctypes binding of the same library with the same
 API), exported once per process as classic BPF (:func:`filter_bpf`) and handed to the worker on an
-inherited pipe (:func:`bpf_pipe`). The worker (``tools/_exec_worker.py``) installs it itself, as the last
+inherited pipe (:func:`bpf_pipe`). The worker (``tools/_worker_setup.py``) installs it itself, as the last
 step of its set-up (``prctl(PR_SET_NO_NEW_PRIVS)`` then ``prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)``),
 after it joined a fresh session keyring, unshared its namespaces (``unshare`` mode), set its rlimits and
 dropped root. It is not bwrap's ``--seccomp``: bwrap would install the filter before the worker runs, so

@@ -1,7 +1,7 @@
 """The host's side of one sandbox session process: start it, talk to it, read its output, end it.
 
 :class:`SessionWorker` starts ``python -I -S -B -X utf8 -c KERNEL_SOURCE KEY=VALUE...`` (the session
-worker, ``tools/sandbox/_kernel_worker.py``, after the worker set-up and the one-shot worker's helpers:
+worker, ``tools/sandbox/_kernel_worker.py``, after the worker set-up and the execution helpers:
 :mod:`ponder.tools.sandbox.launch`) in the chosen isolation mode and, where the machine allows, in its
 own cgroup, with stdout and stderr on
 host files; it writes requests to the protocol process's pipe and reads its length-prefixed JSON frames,
