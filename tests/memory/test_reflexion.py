@@ -127,6 +127,21 @@ def test_retrieval_is_by_similarity(store, tmp_path):
     assert [r["id"] for r in traj.metadata["memory"]["retrieved"]] == [related.id]
 
 
+def test_held_lessons_of_the_same_task_are_retrieved_first(store):
+    """A run holding its writes (a self-consistency sample running trials) reads its own lessons."""
+    stored = Reflection(text=f"Task: {TASK}\nLesson: Read the question twice.", task=TASK)
+    assert store.add(stored).status == "added"
+    ctx = MemoryContext(store=store, mode="reflexion", k=2).held()
+    own = ctx.stamp(Reflection(text=f"Task: {TASK}\nLesson: {LESSON}"), TASK)
+    other = ctx.stamp(Reflection(text="Task: What is the capital of France?\nLesson: Search first."), "France?")
+    assert ctx.add(own).reason == ctx.add(other).reason == "held" and len(ctx.pending) == 2
+    hits = ctx.search("reflection", TASK, k=2)
+    assert [h.record.id for h in hits] == [own.id, stored.id] and hits[0].similarity == 1.0
+    assert [h.record.id for h in ctx.search("reflection", TASK, k=1)] == [own.id]
+    assert [h.record.id for h in ctx.search("experience", TASK, k=2)] == []
+    assert [r.id for r in store.list("reflection")] == [stored.id]  # the held ones are still held
+
+
 def test_namespaces_keep_lessons_apart(store, tmp_path):
     store.add(Reflection(text=f"Task: {TASK}\nLesson: {LESSON}", namespace="other"))
     model = ScriptedModel(learner)
