@@ -75,7 +75,8 @@ class Outcome(BaseModel):
         usage: Everything spent, judge and reflection calls of the wrappers included.
         candidates: Scored answers, best first (votes; leaves of a search).
         attempts: The inner outcomes (trials' attempts, self-consistency's samples), in order.
-        records: Records written besides the trajectories (e.g. the ``SelfConsistencyResult``).
+        records: Records made besides the trajectories, inner ones included, in order (e.g. one
+            ``SelfConsistencyResult`` per trial of a trials-of-votes run).
         metadata: Strategy-specific facts (stop reason, agreement, insights, ...).
     """
 
@@ -101,8 +102,9 @@ class Outcome(BaseModel):
     @classmethod
     def of(cls, kind: OutcomeKind, task: str, attempts: list[Outcome], chosen: Outcome | None, *,
            extra: Usage | None = None, **fields: Any) -> Outcome:
-        """An outcome made of inner ``attempts``: their trajectories in order, ``chosen``'s answer and status."""
+        """An outcome made of inner ``attempts``: their trajectories and records in order, ``chosen``'s answer."""
         trajectories = [t for a in attempts for t in a.trajectories]
+        fields["records"] = [r for a in attempts for r in a.records] + list(fields.get("records", []))
         index = None
         if chosen is not None and chosen.trajectory is not None:
             index = next(i for i, t in enumerate(trajectories) if t is chosen.trajectory)

@@ -59,6 +59,7 @@ def test_trials_of_self_consistency_reflect_on_the_voted_answer(settings, store,
     assert outcome.usage.model_calls == 6
     records = list(read_jsonl(tmp_path / "runs" / "self_consistency.jsonl", SelfConsistencyResult))
     assert [r.final_answer for r in records] == ["2.5", "250"]
+    assert [r.id for r in outcome.records] == [r.id for r in records]  # the inner records, in order
 
 
 def test_self_consistency_of_trials_each_sample_learns_from_its_own_trials(settings, store):
