@@ -9,11 +9,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from ponder.core.types import MemoryKind
+
 #: Bumped when the stored layout changes; a store with another version refuses to open.
 SCHEMA_VERSION = 1
-
-Kind = Literal["reflection", "insight", "experience"]
-
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -32,7 +31,7 @@ class MemoryRecord(BaseModel):
     """
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    kind: Kind
+    kind: MemoryKind
     text: str
     namespace: str = "default"
     task_family: str = ""
@@ -108,7 +107,7 @@ class MemoryStore(Protocol):
         """Validate and write one record (rejects empty / oversized / near-duplicates, evicts at capacity)."""
         ...
 
-    def search(self, kind: Kind, query: str, k: int = 3, *, namespace: str | None = None,
+    def search(self, kind: MemoryKind, query: str, k: int = 3, *, namespace: str | None = None,
                where: dict[str, Any] | None = None) -> list[Hit]:
         """The ``k`` most similar records of ``kind`` (marks them used)."""
         ...
@@ -125,7 +124,8 @@ class MemoryStore(Protocol):
         """Delete one record; ``False`` when it did not exist."""
         ...
 
-    def list(self, kind: Kind | None = None, *, namespace: str | None = None, limit: int = 100) -> list[MemoryRecord]:
+    def list(self, kind: MemoryKind | None = None, *, namespace: str | None = None,
+             limit: int = 100) -> list[MemoryRecord]:
         """Records, newest first."""
         ...
 

@@ -23,6 +23,7 @@ from ponder.core.datafiles import read_jsonl_file
 from ponder.core.errors import ConfigError, PonderError
 from ponder.core.io import atomic_writer
 from ponder.core.settings import Settings, load_settings
+from ponder.core.types import MemoryKind, choices
 from ponder.memory.chroma import (
     LOCK_FILE,
     LocalClient,
@@ -34,14 +35,14 @@ from ponder.memory.chroma import (
     to_chroma,
 )
 from ponder.memory.embeddings import MiniLMEmbeddingFunction, build_embedding_function
-from ponder.memory.schema import SCHEMA_VERSION, Hit, Kind, MemoryRecord, WriteResult, parse_record
+from ponder.memory.schema import SCHEMA_VERSION, Hit, MemoryRecord, WriteResult, parse_record
 from ponder.memory.write_rules import CHUNK, WriteRules
 
 __all__ = ["KINDS", "LOCK_FILE", "META_COLLECTION", "ChromaMemoryStore", "MemoryStoreError", "open_store"]
 
 T = TypeVar("T")
 
-KINDS: tuple[Kind, ...] = ("reflection", "insight", "experience")
+KINDS = choices(MemoryKind)  # in order: the export sorts by it
 META_COLLECTION = "ponder-meta"
 _LOCKED = ("database is locked", "database table is locked", "database is busy")
 _RETRIES = 30
@@ -229,7 +230,7 @@ class ChromaMemoryStore(WriteRules):
                                           None if embeddings is None else embeddings[start:start + CHUNK])]
 
     @locked
-    def search(self, kind: Kind, query: str, k: int = 3, *, namespace: str | None = None,
+    def search(self, kind: MemoryKind, query: str, k: int = 3, *, namespace: str | None = None,
                where: dict[str, Any] | None = None, embedding: Any = None, mark_used: bool = True) -> list[Hit]:
         """The ``k`` records of ``kind`` most similar to ``query``, best first.
 
@@ -285,12 +286,13 @@ class ChromaMemoryStore(WriteRules):
             self._call(f"delete from {kind}", self._col(kind).delete, ids=[record_id], mutates=True)
         return kind is not None
 
-    def list(self, kind: Kind | None = None, *, namespace: str | None = None, limit: int = 100) -> list[MemoryRecord]:
+    def list(self, kind: MemoryKind | None = None, *, namespace: str | None = None,
+             limit: int = 100) -> list[MemoryRecord]:
         """Records (of ``kind``, in ``namespace``; ``None`` = all), newest first, at most ``limit``."""
         return sorted(self._all(kind, namespace), key=lambda r: (r.created, r.id), reverse=True)[:max(limit, 0)]
 
     @locked
-    def _all(self, kind: Kind | None = None, namespace: str | None = None) -> list[MemoryRecord]:
+    def _all(self, kind: MemoryKind | None = None, namespace: str | None = None) -> list[MemoryRecord]:
         where = {"namespace": namespace} if namespace is not None else None
         return [from_chroma(*row) for k in ([kind] if kind else KINDS) for row in self._rows(k, where=where)]
 

@@ -4,7 +4,8 @@ MiniWoB++ (``miniwob==1.1``) drives Chrome through Selenium from its ``SeleniumI
 start-up only knows ``MINIWOB_CHROME_BINARY`` / ``MINIWOB_CHROMEDRIVER`` and a fixed set of flags. We subclass
 the instance to start Debian's ``chromium`` with our flags and an explicit chromedriver path (so Selenium
 Manager never runs and nothing is downloaded), and the gymnasium environment to use that instance, to switch
-tasks without restarting the browser, and to make sure every browser process is gone after ``close()``.
+tasks without restarting the browser, and to make sure every browser process is gone after ``close()``
+(:mod:`ponder.envs.miniwob.selenium_env`, imported only when a browser starts).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import shutil
 import signal
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,93 +119,15 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _make_classes() -> tuple[type, type]:
-    """The instance and environment subclasses (built lazily: miniwob and selenium are optional)."""
-    from miniwob.environment import MiniWoBEnvironment
-    from miniwob.fields import get_field_extractor
-    from miniwob.selenium_instance import DEFAULT_BASE_URL, SeleniumInstance
-    from selenium import webdriver
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.chrome.service import Service
-
-    class PonderSeleniumInstance(SeleniumInstance):
-        """MiniWoB's instance, started with our Chromium, flags and chromedriver path."""
-
-        paths: BrowserPaths
-
-        def create_driver(self) -> None:
-            """Start Chromium headless and open the task page."""
-            options = webdriver.ChromeOptions()
-            for flag in CHROME_FLAGS:
-                options.add_argument(flag)
-            options.add_argument(f"--window-size={self.window_width},{self.window_height}")
-            options.binary_location = self.paths.chrome
-            service = Service(executable_path=self.paths.chromedriver, log_output=os.devnull)
-            try:
-                self.driver = webdriver.Chrome(service=service, options=options)
-            except WebDriverException as exc:
-                raise BrowserError(f"Chromium did not start ({self.paths.chrome}): {exc.msg or exc}") from None
-            self.driver_pid = service.process.pid
-            self.driver.implicitly_wait(0)
-            try:
-                self.open_page()
-            except BaseException:
-                shutdown_instance(self)
-                raise
-
-        def open_page(self) -> None:
-            """Load ``self.url`` and wait for MiniWoB's start screen."""
-            self.driver.get(self.url)
-            for _ in range(100):
-                if self.driver.execute_script("return typeof core !== 'undefined' && !!core.cover_div;"):
-                    break
-                time.sleep(0.05)
-            else:
-                raise BrowserError(f"the MiniWoB page did not load: {self.url}")
-            self.task_time_limit_ms = float(self.driver.execute_script("return core.EPISODE_MAX_TIME;"))
-            self.inner_width, self.inner_height = self.driver.execute_script(
-                "return [window.innerWidth, window.innerHeight];")
-
-    class PonderMiniWoBEnvironment(MiniWoBEnvironment):
-        """MiniWoB's gymnasium environment on :class:`PonderSeleniumInstance`, able to switch tasks."""
-
-        def __init__(self, subdomain: str, paths: BrowserPaths) -> None:
-            self._paths = paths
-            super().__init__(subdomain=subdomain)
-
-        def _hard_reset_instance(self) -> None:
-            if getattr(self, "instance", None):
-                shutdown_instance(self.instance)
-            instance = PonderSeleniumInstance(index=0, **self.instance_kwargs)
-            instance.paths = self._paths
-            self.instance = instance
-            instance.start()
-
-        def switch_task(self, subdomain: str) -> None:
-            """Load another task's page in the same browser."""
-            instance = self.instance
-            self.subdomain = self.instance_kwargs["subdomain"] = subdomain
-            instance.url = urllib.parse.urljoin(DEFAULT_BASE_URL, f"{subdomain}.html")
-            instance.field_extractor = get_field_extractor(subdomain)
-            instance.num_episodes = 0
-            instance.open_page()
-
-    return PonderSeleniumInstance, PonderMiniWoBEnvironment
-
-
-_CLASSES: tuple[type, type] | None = None
-
-
 def open_environment(task: str, paths: BrowserPaths) -> Any:
     """Start a browser on ``task`` and return MiniWoB's gymnasium environment for it.
 
     Raises:
         BrowserError: when Chromium does not start or the task page does not load.
     """
-    global _CLASSES
-    if _CLASSES is None:
-        _CLASSES = _make_classes()
-    return _CLASSES[1](task, paths)
+    from ponder.envs.miniwob.selenium_env import PonderMiniWoBEnvironment  # miniwob and selenium are optional
+
+    return PonderMiniWoBEnvironment(task, paths)
 
 
 def shutdown(gym_env: Any) -> None:

@@ -151,14 +151,3 @@ def definition_hash(path: Path) -> str:
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
-
-def load_definition_hash(game_dir: Path) -> str:
-    """The machine-independent sha256 of a cached game's definition (``game.json``, see :func:`definition_hash`).
-
-    Raises:
-        DataError: when the file is missing.
-    """
-    path = game_dir / DEFINITION_FILE
-    if not path.is_file():
-        raise DataError(f"no game definition at {path}")
-    return definition_hash(path)
