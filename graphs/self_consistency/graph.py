@@ -5,7 +5,8 @@ START → plan ─┬─ Send("sample", i) × wave ─► sample ─► tally �
 
 Each ``sample`` branch runs one inner strategy (a whole ReAct or PAL trajectory, or a trials loop) with its
 own settings, tools, sandbox sessions and held-back memory writes (see
-:mod:`ponder.graphs.strategies.self_consistency`): no branch sees another's steps. The branches' results are merged with ``operator.add`` and voted on in ``tally``.
+:mod:`ponder.graphs.strategies.self_consistency`): no branch sees another's steps. The branches' results
+are merged with ``operator.add`` and voted on in ``tally``.
 """
 
 from __future__ import annotations
