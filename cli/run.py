@@ -1,4 +1,4 @@
-"""``ponder run QUESTION``: one agent run, trials with memory, or a self-consistency vote.
+"""``ponder run QUESTION``: one agent run, trials with memory, a self-consistency vote, or both composed.
 
 The strategy options (agent, samples, vote, trials, memory, ...) are generated from
 :class:`~ponder.graphs.strategies.spec.RunSpec` (:mod:`ponder.cli.spec_options`); the rest are settings.
@@ -96,14 +96,15 @@ def _printer(verbose: bool) -> StepPrinter:
 
 def _run_voted(question: str, spec: RunSpec, settings: Settings, backend: ModelBackend, out: Console, *,
                as_json: bool, label: str | None, verbose: bool) -> None:
-    """Self-consistency: ``spec.samples`` trajectories and a vote."""
-    from ponder.cli.sc import run_samples, sc_config
-    from ponder.core.errors import ConfigError
+    """Self-consistency: ``spec.samples`` trajectories and a vote; with trials or memory, the composed strategy."""
+    from ponder.cli.composed import run_composed
+    from ponder.cli.sc import run_samples
+    from ponder.graphs.self_consistency.graph import SCConfig
 
     if spec.trials > 1 or settings.memory != "none":
-        raise ConfigError("--samples cannot be combined with --trials or --memory yet; "
-                          "use the Python API (run_self_consistency(memory=...)) for memory with samples")
-    run_samples(question, settings=settings, backend=backend, config=sc_config(spec), console=out,
+        run_composed(question, spec, settings, backend, out, as_json=as_json, label=label)
+        return
+    run_samples(question, settings=settings, backend=backend, config=SCConfig.from_spec(spec), console=out,
                 as_json=as_json, label=label, verbose=verbose)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,18 +13,8 @@ from rich.table import Table
 from ponder.core.console import safe
 from ponder.core.settings import Settings
 from ponder.graphs.self_consistency.graph import SCConfig
-from ponder.graphs.self_consistency.records import SampleRecord, SelfConsistencyResult
-from ponder.graphs.self_consistency.stopping import Budget
-from ponder.graphs.strategies.spec import RunSpec
+from ponder.graphs.self_consistency.records import SC_FILE, SampleRecord, SelfConsistencyResult
 from ponder.models.base import ModelBackend
-
-
-def sc_config(spec: RunSpec) -> SCConfig:
-    """The self-consistency configuration of a (validated) run spec."""
-    return SCConfig(samples=spec.samples, vote=spec.vote, answer_kind=spec.answer_kind, early_stop=spec.early_stop,
-                    stop_rule=spec.stop_rule, threshold=spec.threshold, window=spec.window, wave=spec.wave,
-                    budget=Budget.parse(spec.budget), temperature=spec.sample_temperature, top_p=spec.sample_top_p,
-                    seed=spec.sample_seed, batch=spec.batch, batch_window=spec.batch_window)
 
 
 def vote_table(result: SelfConsistencyResult) -> Table:
@@ -41,23 +32,25 @@ def vote_table(result: SelfConsistencyResult) -> Table:
     return table
 
 
+def sample_line(sample: SampleRecord) -> str:
+    """One progress line for a finished sample (Rich markup; the answer made safe)."""
+    t = sample.trajectory
+    answer = t.final_answer if t.final_answer is not None else f"({t.status})"
+    return (f"[dim]sample {sample.index} (wave {sample.wave}, seed {sample.seed}):[/] {safe(answer[:80])} "
+            f"[dim]· {len(t.steps)} steps · {t.usage.total_tokens} tokens · {t.usage.wall_seconds:.1f}s[/]")
+
+
 def run_samples(question: str, *, settings: Settings, backend: ModelBackend, config: SCConfig, console: Console,
                 as_json: bool, label: str | None, verbose: bool) -> SelfConsistencyResult:
     """Run self-consistency for ``question`` and print progress and the result."""
-    from ponder.core.answers import is_correct
-    from ponder.graphs.self_consistency.run import SC_FILE, run_self_consistency
+    from ponder.graphs.self_consistency.run import run_self_consistency
 
     lock = threading.Lock()
 
     def on_sample(sample: SampleRecord) -> None:
-        if as_json:
-            return
-        t = sample.trajectory
-        answer = t.final_answer if t.final_answer is not None else f"({t.status})"
-        with lock:
-            console.print(f"[dim]sample {sample.index} (wave {sample.wave}, seed {sample.seed}):[/] "
-                          f"{safe(answer[:80])} [dim]· {len(t.steps)} steps · {t.usage.total_tokens} tokens · "
-                          f"{t.usage.wall_seconds:.1f}s[/]")
+        if not as_json:
+            with lock:
+                console.print(sample_line(sample))
 
     if not as_json:
         console.print(f"[dim]self-consistency: {config.samples} samples of {settings.agent}, {config.vote} vote"
@@ -67,19 +60,35 @@ def run_samples(question: str, *, settings: Settings, backend: ModelBackend, con
                                   on_sample=on_sample)
     path = Path(settings.out_dir) / SC_FILE
     if as_json:
-        out = {"id": result.id, "answer": result.final_answer, "agreement": result.agreement,
-               "votes": [r.model_dump() for r in result.votes], "abstained": result.abstained,
-               "samples_planned": result.samples_planned, "samples_run": result.samples_run,
-               "stop_reason": result.stop_reason, "samples_saved": result.samples_saved,
-               "tokens_saved_estimate": result.tokens_saved_estimate, "usage": result.usage.model_dump(),
-               "chosen_sample": result.chosen_sample, "record_path": str(path), "model": result.model,
-               "backend": result.backend, "batch_sizes": result.batch_sizes}
-        if result.judge is not None:
-            out["judge"] = result.judge.model_dump()
-        if label is not None:
-            out["correct"] = is_correct(result.final_answer, label)
-        print(json.dumps(out))
-        return result
+        print(json.dumps(vote_json(result, label, path)))
+    else:
+        print_vote(result, console, label=label, verbose=verbose, path=path)
+    return result
+
+
+def vote_json(result: SelfConsistencyResult, label: str | None, path: Path) -> dict[str, Any]:
+    """The ``--json`` object of a self-consistency run."""
+    from ponder.core.answers import is_correct
+
+    out = {"id": result.id, "answer": result.final_answer, "agreement": result.agreement,
+           "votes": [r.model_dump() for r in result.votes], "abstained": result.abstained,
+           "samples_planned": result.samples_planned, "samples_run": result.samples_run,
+           "stop_reason": result.stop_reason, "samples_saved": result.samples_saved,
+           "tokens_saved_estimate": result.tokens_saved_estimate, "usage": result.usage.model_dump(),
+           "chosen_sample": result.chosen_sample, "record_path": str(path), "model": result.model,
+           "backend": result.backend, "batch_sizes": result.batch_sizes}
+    if result.judge is not None:
+        out["judge"] = result.judge.model_dump()
+    if label is not None:
+        out["correct"] = is_correct(result.final_answer, label)
+    return out
+
+
+def print_vote(result: SelfConsistencyResult, console: Console, *, label: str | None, verbose: bool,
+               path: Path) -> None:
+    """The vote table, the final answer with its agreement, the cost line and where the record went."""
+    from ponder.core.answers import is_correct
+
     console.print(vote_table(result))
     if result.judge is not None:
         verdict = "fell back to the vote" if result.judge.fallback else f"picked candidate {result.judge.choice}"
@@ -97,4 +106,3 @@ def run_samples(question: str, *, settings: Settings, backend: ModelBackend, con
     if verbose and result.batch_sizes:
         console.print(f"[dim]batched model calls: {result.batch_sizes}[/]")
     console.print(f"[dim]record {result.id} → {path}[/]")
-    return result

@@ -8,7 +8,6 @@ from rich.panel import Panel
 
 from ponder.core.records import Step, Trajectory
 from ponder.core.textsafe import terminal_safe
-from ponder.tools.executor import ExecResult
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -69,19 +68,3 @@ def _short(text: str, limit: int = 200) -> str:
 
 def _one_line(text: str, limit: int = 160) -> str:
     return _short(" ".join(text.split()), limit) or "(empty)"
-
-
-def print_exec_result(out: Console, result: ExecResult, isolation: str) -> None:
-    """Print a sandbox run: output, value, error or kill reason, and timing."""
-    if result.stdout:
-        out.print(safe(result.stdout.rstrip()))
-    if result.stderr:
-        out.print(f"[red]{safe(result.stderr.rstrip())}[/]")
-    if result.value is not None:
-        out.print(f"[green]→ {safe(result.value)}[/]")
-    if result.killed:
-        out.print(f"[red]killed: {safe(result.kill_reason or '')}[/]")
-    elif result.error_type:
-        out.print(f"[red]{safe(result.summary())}[/]")
-    cut = " · output truncated" if result.truncated else ""
-    out.print(f"[dim]{result.duration * 1000:.0f} ms · isolation {safe(isolation)}{cut}[/]")

@@ -5,15 +5,19 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from ponder.cli import main
+from ponder.cli.sandbox import print_exec_result
 from ponder.core.settings import PACKAGE_DIR
+from ponder.tools.executor import ExecResult
 
 
 @pytest.fixture
@@ -90,3 +94,22 @@ def test_console_script(tmp_path):
                          timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["value"] == "45"
+
+
+EVIL = "\x1b]52;c;cm0gLXJmIH4K\x07\x1b[1A\x1b[2K\x9b2J[bold red]markup[/] fake\rreal"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def render(fn) -> str:
+    buf = io.StringIO()
+    fn(Console(file=buf, width=300, highlight=False))
+    return buf.getvalue()
+
+
+def test_exec_result_output_value_and_error_are_inert():
+    result = ExecResult(stdout=EVIL, stderr=EVIL, value=EVIL, error_type="ValueError", error_message=EVIL,
+                        traceback=EVIL, duration=0.012)
+    out = render(lambda c: print_exec_result(c, result, "bwrap"))
+    assert not _CONTROL.search(out), repr(out)
+    assert out.count("[bold red]markup[/]") >= 3 and "fakereal" in out  # markup shown as text, not applied
+    assert out.splitlines()[-1] == "12 ms · isolation bwrap"

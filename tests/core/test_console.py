@@ -1,13 +1,12 @@
-"""The terminal renderers strip control characters and escape markup in untrusted text (no sandbox needed)."""
+"""The step printer strips control characters and escapes markup in untrusted text."""
 
 import io
 import re
 
 from rich.console import Console
 
-from ponder.core.console import StepPrinter, print_exec_result
+from ponder.core.console import StepPrinter
 from ponder.core.records import Step, Trajectory
-from ponder.tools.executor import ExecResult
 
 EVIL = "\x1b]52;c;cm0gLXJmIH4K\x07\x1b[1A\x1b[2K\x9b2J[bold red]markup[/] fake\rreal"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -17,15 +16,6 @@ def render(fn) -> str:
     buf = io.StringIO()
     fn(Console(file=buf, width=300, highlight=False))
     return buf.getvalue()
-
-
-def test_exec_result_output_value_and_error_are_inert():
-    result = ExecResult(stdout=EVIL, stderr=EVIL, value=EVIL, error_type="ValueError", error_message=EVIL,
-                        traceback=EVIL, duration=0.012)
-    out = render(lambda c: print_exec_result(c, result, "bwrap"))
-    assert not _CONTROL.search(out), repr(out)
-    assert out.count("[bold red]markup[/]") >= 3 and "fakereal" in out  # markup shown as text, not applied
-    assert out.splitlines()[-1] == "12 ms · isolation bwrap"
 
 
 def test_steps_and_final_answer_are_inert():
