@@ -88,6 +88,46 @@ def test_langgraph_json_names_the_served_factories() -> None:
         assert module == "ponder.serving.graphs" and callable(getattr(served, name))
 
 
+class FixedExecutor:
+    """Answers every program with the value 18 (the served PAL graph's wiring, not the sandbox, is tested)."""
+
+    def __init__(self) -> None:
+        self.programs: list[str] = []
+
+    def run(self, code: str) -> Any:
+        from ponder.tools.executor import ExecResult
+
+        self.programs.append(code)
+        return ExecResult(value="18")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("agent", "reply", "steps"), [
+    ("react", "Final Answer: 42", ["final"]),
+    ("pal", "```python\ndef solution():\n    return 18\n```", ["program"]),
+])
+def test_served_graph_runs_the_compiled_agent_graph_with_the_request_context(agent: str, reply: str,
+                                                                             steps: list[str]) -> None:
+    from ponder.agents.runner import make_context
+    from ponder.core.settings import load_settings
+    from ponder.models.scripted import ScriptedModel
+    from ponder.serving.graphs import wrap_agent_graph
+
+    model, executor = ScriptedModel([reply, reply]), FixedExecutor()
+    context = make_context(load_settings(), model, tools=[], executor=executor, agent=agent)
+    served = wrap_agent_graph(agent, context)
+    nodes = [node for (namespace, update) in served.stream({"task": "How many?"}, stream_mode="updates",
+                                                            subgraphs=True) for node in update]
+    output = served.invoke({"task": "again"})
+    assert set(output) == {"task", "final_answer", "status", "steps"} and output["status"] == "solved"
+    assert output["final_answer"] == ("42" if agent == "react" else "18")
+    assert [s.kind for s in output["steps"]] == steps
+    assert nodes[0] == "prepare" and nodes[-1] == agent and "recall" in nodes and "remember" in nodes
+    assert len(model.calls) == 2 and model.calls[0][-1]["content"] == "Question: How many?"
+
+
 @pytest.fixture
 def server(tmp_path: Path, chat_env: dict[str, str], write_script):
     spec = write_script(tmp_path / "served.jsonl",
