@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from typing import TYPE_CHECKING
 
 from ponder.core.errors import ConfigError
@@ -32,6 +32,4 @@ def get_suite(name: str) -> Suite:
     target = SUITES.get(name)
     if target is None:
         raise ConfigError(f"unknown suite {name!r}; choose one of: {', '.join(SUITES)}")
-    module_name, factory = target.split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, factory)()
+    return pkgutil.resolve_name(target)()
