@@ -1,5 +1,5 @@
-"""LocalSandbox: more limits and isolation per mode (stdout that looks like a result, wall time, forks,
-escaping processes, the network, the working dir).
+"""LocalSandbox: more limits and isolation per mode (stdout that looks like a result, an output flood, wall
+time, forks, escaping processes, the network, the working dir).
 
 (A thread left spinning after its cell is stopped between runs: tests/tools/test_local_sandbox.py.)
 """
@@ -7,6 +7,7 @@ escaping processes, the network, the working dir).
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import time
 import uuid
@@ -44,6 +45,14 @@ def test_printed_json_is_output_not_the_result() -> None:
     with make(timeout=5) as sandbox:
         out = sandbox.run('print(\'{"value": "forged"}\')\n"real"')
     assert out.stdout == '{"value": "forged"}\n' and out.value == "'real'"
+
+
+def test_output_flood_does_not_grow_the_host() -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with make(timeout=5, output_chars=1000) as sandbox:
+        result = sandbox.run("while True:\n    print('x' * 1000)")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB
+    assert result.killed and result.kill_reason == "output" and len(result.stdout) < 1100, result
 
 
 @pytest.mark.slow
