@@ -6,14 +6,14 @@ Configurations (all in one process, after one untimed warm-up of each):
   (bwrap + interpreter start + handshake) until the first result (``--sessions``, default 10);
 * ``local_warm_exec`` -- ``run(snippet)`` in one live session (``--runs``, default 100);
 * ``plain_subprocess`` -- ``subprocess.run([sys.executable, "-c", snippet])``: no isolation, no limits,
-  no state; the floor for "a fresh process per run" (``--oneshot-runs``, default 20).
+  no state; the floor for "a fresh process per run" (``--plain-runs``, default 20).
 
 Output: one JSON line per configuration (``p50_ms``, ``p95_ms``, ``min_ms``, ``n``) and a summary line
 with the goals (warm p50 <= 30 ms, cold start p50 <= 500 ms) and ``goal_met``.
 
 Usage::
 
-    python benchmarks/sandbox.py [--sessions 10] [--runs 100] [--oneshot-runs 20] [--isolation auto]
+    python benchmarks/sandbox.py [--sessions 10] [--runs 100] [--plain-runs 20] [--isolation auto]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--oneshot-runs", type=int, default=20)
+    parser.add_argument("--plain-runs", type=int, default=20)
     parser.add_argument("--isolation", default="auto", choices=["auto", "bwrap", "unshare", "none"])
     args = parser.parse_args(argv)
     env = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
 
     plain_argv = [sys.executable, "-c", SNIPPET.replace("\ntotal", "\nprint(total)")]
     subprocess.run(plain_argv, check=True, capture_output=True)
-    plain = timed(lambda: subprocess.run(plain_argv, check=True, capture_output=True), args.oneshot_runs)
+    plain = timed(lambda: subprocess.run(plain_argv, check=True, capture_output=True), args.plain_runs)
 
     rows = [stats("local_cold_start", cold, isolation=isolation, first_in_process_ms=first_ms),
             stats("local_warm_exec", warm, isolation=isolation),
