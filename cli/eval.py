@@ -18,9 +18,11 @@ import typer
 from ponder.cli.spec_options import spec_options
 from ponder.core.errors import ConfigError
 from ponder.core.textsafe import setup_logging, terminal_safe
+from ponder.graphs.strategies.spec import spec_fields
 
-#: The run-spec options an evaluation passes on to its suites (the others need the suites to take the whole spec).
-EVAL_SPEC_FIELDS = ("agent", "samples", "vote", "early_stop", "stop_rule", "budget", "trials", "memory")
+#: The run-spec options of ``ponder eval``: every command-line one but ``answer_kind`` (each suite compares answers
+#: its own way).
+EVAL_SPEC_FIELDS = tuple(f.name for f in spec_fields() if f.cli and f.name != "answer_kind")
 
 
 @spec_options(EVAL_SPEC_FIELDS, short={"agent": "-a"})

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from ponder.core.records import Trajectory, Usage
+from ponder.graphs.strategies.spec import RunSpec
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
@@ -80,33 +81,21 @@ class EvalContext:
 
     Attributes:
         settings: Effective settings (model, agent, max_steps, data_dir, ...).
-        agent: ``react`` or ``pal`` (suites that need their own loop, e.g. envs, may ignore it).
         policy: ``agent`` or a harness policy name the suite offers (``walkthrough``, ``solver``).
         model: The backend, loaded once per worker; ``None`` for harness policies.
-        samples: Self-consistency samples per episode (1 = a single trajectory).
-        vote: Self-consistency aggregation (``majority``, ``weighted``, ``judge``).
-        early_stop: Stop sampling once the vote is settled.
-        stop_rule: When the vote counts as settled: ``certain``, ``beta`` or ``esc``.
-        budget: Self-consistency token or sample cap (e.g. ``"4000t"``, ``"6s"``), or ``None``.
-        trials: Trials per episode with memory carried across them (1 = no retries).
-        memory: ``none``, ``reflexion``, ``expel`` or ``both``.
-        memory_context: An open memory context when ``memory`` is not ``none``.
+        spec: How an agent episode runs: agent, samples and vote, trials, memory mode, ... (a
+            :class:`~ponder.graphs.strategies.spec.RunSpec`; suites with their own loop, e.g. envs, may ignore it;
+            ``agent`` ``None``: the settings' agent).
+        memory_context: An open memory context when ``spec.memory`` is on.
         out_dir: The run directory (trajectories go to ``out_dir/trajectories.jsonl``).
         episode_timeout: Seconds one episode may take.
         extra: Suite-specific options.
     """
 
     settings: Settings
-    agent: str = "react"
     policy: str = "agent"
     model: ModelBackend | None = None
-    samples: int = 1
-    vote: str = "majority"
-    early_stop: bool = False
-    stop_rule: str = "certain"
-    budget: str | None = None
-    trials: int = 1
-    memory: str = "none"
+    spec: RunSpec = field(default_factory=RunSpec)
     memory_context: MemoryContext | None = None
     out_dir: Path = Path("runs/eval")
     episode_timeout: float = 600.0

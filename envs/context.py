@@ -71,10 +71,9 @@ def build_context(options: EvalOptions, settings: Settings, model: ModelBackend 
         from ponder.graphs.strategies.trials import open_memory
 
         memory_context = open_memory(settings, options.memory, namespace=None, task_family=options.suite)
-    return EvalContext(settings=settings, agent=options.agent or settings.agent, policy=options.policy, model=model,
-                       samples=options.samples, vote=options.vote, early_stop=options.early_stop,
-                       stop_rule=options.stop_rule, budget=options.budget, trials=options.trials,
-                       memory=options.memory or "none",
+    own = options.model_dump(include=set(RunSpec.model_fields))  # the run spec alone: what a suite runs
+    spec = parse_spec({**own, "agent": options.agent or settings.agent, "memory": options.memory or "none"})
+    return EvalContext(settings=settings, policy=options.policy, model=model, spec=spec,
                        memory_context=memory_context, out_dir=options.out_dir, episode_timeout=options.timeout,
                        extra=dict(options.extra))
 
@@ -104,7 +103,8 @@ def failed_result(episode: Episode, options: EvalOptions | EvalContext, failure:
                   status: str = "error") -> EpisodeResult:
     """The record of an episode the runner had to fail itself (timeout, crash, dead worker)."""
     policy = options.policy
+    spec = options if isinstance(options, RunSpec) else options.spec
     return EpisodeResult(episode_id=episode.id, suite=episode.suite, task=episode.task, tier=episode.tier,
                          gold=episode.gold, policy=policy, policy_kind="agent" if policy == "agent" else "harness",
                          success=False, score=0.0, status=status, failure=failure, error=error,
-                         samples=options.samples, trials=options.trials)
+                         samples=spec.samples, trials=spec.trials)

@@ -149,7 +149,7 @@ class QASuite:
             policy=ctx.policy, policy_kind="agent" if ctx.policy == "agent" else "harness",
             success=success, score=score, metrics=metrics, prediction=prediction, gold=episode.gold,
             status=status, failure=failure, error=trajs[-1].error if trajs and not voted else None,
-            usage=outcome.usage, samples=int(outcome.metadata.get("samples_run", ctx.samples)), trials=attempts,
+            usage=outcome.usage, samples=int(outcome.metadata.get("samples_run", ctx.spec.samples)), trials=attempts,
             trajectory_ids=[t.id for t in trajs],
             metadata={"source": episode.metadata.get("source"), **(outcome.metadata if voted else {})})
 
@@ -162,15 +162,12 @@ class QASuite:
         from ponder.core.io import append_jsonl
         from ponder.graphs.strategies.base import StrategyContext
         from ponder.graphs.strategies.build import build_strategy
-        from ponder.graphs.strategies.spec import RunSpec
 
         def on_step(_step: object) -> None:
             if past_deadline(ctx):
                 raise EpisodeTimeoutError(f"episode {episode.id} passed its deadline")
 
-        spec = RunSpec(agent=ctx.agent, samples=ctx.samples, vote=ctx.vote, early_stop=ctx.early_stop,  # type: ignore[arg-type]
-                       stop_rule=ctx.stop_rule, budget=ctx.budget, trials=ctx.trials, memory=ctx.memory,  # type: ignore[arg-type]
-                       answer_kind=self.answer_kind)
+        spec = ctx.spec.with_updates(agent=ctx.spec.agent or ctx.settings.agent, answer_kind=self.answer_kind)
         store = ctx.memory_context.store if ctx.memory_context is not None else None
         run_ctx = StrategyContext(settings=self.settings_for(ctx.settings), model=ctx.model, agent=spec.agent,  # type: ignore[arg-type]
                                   store=store, task_family=self.name, answer_kind=self.answer_kind,

@@ -62,6 +62,19 @@ def test_report_command(tmp_path, capsys, data_dir):
     assert (tmp_path / "cmp" / "comparison.html").is_file()
 
 
+def test_eval_passes_the_whole_run_spec_to_the_suite(tmp_path, capsys, data_dir):
+    """--wave (an option the suites once never saw) reaches the vote: 3 agreeing samples of 4 settle it."""
+    spec = script(tmp_path, *["Final Answer: 18"] * 3)
+    out = tmp_path / "run"
+    argv = ["eval", "gsm8k", "--limit", "1", "--model", spec, "--out", str(out), "--samples", "4", "--early-stop",
+            "--wave", "3", "-q"]
+    assert main(argv) == 0, capsys.readouterr().err
+    (result,) = results(out)
+    assert result.success and result.samples == 3 and result.metadata["stop_reason"] != "all_samples"
+    options = json.loads((out / "run.json").read_text())["options"]
+    assert (options["samples"], options["wave"], options["early_stop"]) == (4, 3, True)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["eval", "nosuch"], "unknown suite 'nosuch'"),
     (["eval", "gsm8k", "--agent", "cot"], "'--agent' / '-a': 'cot' is not one of 'react', 'pal'"),
