@@ -36,3 +36,10 @@ def test_console_script(tmp_path):
     out = subprocess.run([str(exe), "version"], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PONDER_CONFIG": str(tmp_path / "none.toml")})
     assert (out.returncode, out.stdout, out.stderr) == (0, f"{ponder.__version__}\n", "")
+
+
+def test_module_entry_point(tmp_path):
+    """``python -m ponder.cli`` is the same entry point as the console script."""
+    out = subprocess.run([sys.executable, "-m", "ponder.cli", "version"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PONDER_CONFIG": str(tmp_path / "none.toml")})
+    assert (out.returncode, out.stdout, out.stderr) == (0, f"{ponder.__version__}\n", "")
