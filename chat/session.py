@@ -224,15 +224,19 @@ class ChatSession:
 
 
 def turn_of(question: str, outcome: Outcome, chosen: Trajectory) -> Turn:
-    """The stored turn of a strategy's outcome (a vote adds its samples, agreement and record id)."""
+    """The stored turn of a strategy's outcome (a vote adds its samples, agreement and record id; trials their count).
+
+    For trials of a vote, the vote is the last trial's.
+    """
     from ponder.graphs.self_consistency import SelfConsistencyResult
 
-    vote = next((r for r in outcome.records if isinstance(r, SelfConsistencyResult)), None)
+    trials = {"trials": len(outcome.attempts)} if outcome.kind == "trials" else {}
+    last = outcome.attempts[-1] if trials and outcome.attempts else outcome
+    vote = next((r for r in last.records if isinstance(r, SelfConsistencyResult)), None)
     if vote is None:
-        return make_turn(question, chosen, memory=chosen.metadata.get("memory"),
-                         **({"trials": len(outcome.attempts)} if outcome.kind == "trials" else {}))
+        return make_turn(question, chosen, memory=chosen.metadata.get("memory"), **trials)
     turn = make_turn(question, chosen, samples=vote.samples_run, agreement=round(vote.agreement, 3),
-                     self_consistency_id=vote.id, memory=vote.memory or chosen.metadata.get("memory"))
+                     self_consistency_id=vote.id, memory=vote.memory or chosen.metadata.get("memory"), **trials)
     turn.update(answer=vote.final_answer, status="solved" if vote.final_answer is not None else "no_answer")
     return turn
 

@@ -137,3 +137,14 @@ def test_samples_turn_is_a_self_consistency_vote(session_for: SessionFor, tmp_pa
     assert turn["answer"] == "7" and turn["samples"] == 3 and turn["agreement"] == pytest.approx(2 / 3, abs=0.01)
     assert (tmp_path / "runs" / "self_consistency.jsonl").is_file()
     assert "3 samples" in out.getvalue()
+
+
+def test_a_turn_runs_the_composed_strategy(session_for: SessionFor, tmp_path: Path) -> None:
+    """/samples with /trials: trials of a vote (a solved vote ends the trials: there is no label in a chat)."""
+    session, out = session_for(["Final Answer: 7", "Final Answer: 7", "Final Answer: 8"])
+    dispatch(session, "/samples 3")
+    dispatch(session, "/trials 2")
+    turn = session.ask("Pick a number")
+    assert turn["answer"] == "7" and turn["samples"] == 3 and turn["trials"] == 1
+    assert turn["agreement"] == pytest.approx(2 / 3, abs=0.01) and turn["self_consistency_id"]
+    assert "trial 1: 7 (solved)" in out.getvalue() and len(session.model.calls) == 3
