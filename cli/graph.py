@@ -12,7 +12,7 @@ from ponder.core.types import AgentName
 GraphName = Literal[AgentName, "self_consistency"]
 
 
-def graph(agent: Annotated[GraphName, typer.Argument(help="react, pal or self_consistency")] = "react") -> None:
+def graph(agent: Annotated[GraphName, typer.Argument(help="An agent, or self-consistency.")] = "react") -> None:
     """Print the Mermaid diagram of an agent graph."""
     from ponder.cli.diagram import mermaid
 
