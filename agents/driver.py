@@ -13,6 +13,7 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
+from ponder.agents.context import AgentContext
 from ponder.core.records import Step, Trajectory, Usage
 
 #: State keys the driver does not keep in its final values (the trajectory holds the steps).
@@ -29,19 +30,18 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def drive(graph: CompiledStateGraph, state: dict[str, Any], context: Any, trajectory: Trajectory, *,
-          max_steps: int, on_step: Callable[[Step], None] | None = None, started: float | None = None,
+def drive(graph: CompiledStateGraph, state: dict[str, Any], context: AgentContext, trajectory: Trajectory,
+          on_step: Callable[[Step], None] | None = None, *, started: float | None = None,
           values: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``graph`` from ``state`` with ``context`` and record the run in ``trajectory``.
 
     Args:
         graph: A compiled agent graph.
         state: The input state.
-        context: The run's runtime context.
+        context: The run's runtime context (its ``limits.max_steps`` sets the recursion limit).
         trajectory: Receives the steps (as they finish), status, final answer, ``metadata["memory"]``
             (the memory log, when memory is on), ``metadata["elided_observations"]`` (when the context budget
             elided any) and the usage.
-        max_steps: The run's step cap (sets the recursion limit).
         on_step: Called with each finished step.
         started: ``time.perf_counter()`` when the run began (default: now); the usage's wall time counts from it.
         values: Collects the final values (default: a new dict); holds the values so far when the graph raised.
@@ -56,7 +56,7 @@ def drive(graph: CompiledStateGraph, state: dict[str, Any], context: Any, trajec
     final: dict[str, Any] = {} if values is None else values
     memory: dict[str, Any] = {}
     try:
-        config = {"recursion_limit": recursion_limit(max_steps)}
+        config = {"recursion_limit": recursion_limit(context.limits.max_steps)}
         for update in graph.stream(state, config, context=context, stream_mode="updates"):
             for node_update in update.values():
                 if node_update:

@@ -257,8 +257,7 @@ def run_env_agent(env: Env, task: str, *, model: ModelBackend, settings: Setting
         reset = env.reset()
         ctx = env_context(env, reset, model, settings, steps_cap, memory.for_run(traj.id) if memory else None,
                           show_actions)
-        drive(build_env_agent_graph(), dict(initial_state(task, reset)), ctx, traj, max_steps=steps_cap,
-              started=start, values=final)
+        drive(build_env_agent_graph(), dict(initial_state(task, reset)), ctx, traj, started=start, values=final)
     except Exception as exc:  # the environment (or a bug) failed: a result, recorded with the error
         error = describe_error(exc)
         traj.status, traj.error = "error", error

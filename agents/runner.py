@@ -111,7 +111,7 @@ def run_agent(
     if write:
         traj.metadata["trajectory_path"] = str(path)
     try:
-        drive(graph, initial_state(agent, task), ctx, traj, max_steps=settings.max_steps, on_step=on_step)
+        drive(graph, initial_state(agent, task), ctx, traj, on_step)
     finally:
         _release(ctx, own_tools=tools is None, own_executor=executor is None)
         if write:

@@ -7,16 +7,18 @@ from typing import Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 
+from ponder.agents.context import Limits
 from ponder.agents.driver import drive, recursion_limit
 from ponder.agents.state import AgentState
 from ponder.core.records import Step, Trajectory
 
 
 class Ctx:
-    """A stand-in context: the script of node updates."""
+    """A stand-in context: the script of node updates (and the limits the driver reads)."""
 
     def __init__(self, updates: list[dict[str, Any]]) -> None:
         self.updates = updates
+        self.limits = Limits(max_steps=5)
 
 
 def scripted_graph(state: type = AgentState) -> Any:
@@ -50,7 +52,7 @@ def step(i: int, kind: str = "action", **fields: Any) -> Step:
 
 def run(updates: list[Any], **kwargs: Any) -> tuple[Trajectory, dict[str, Any]]:
     traj = Trajectory(task="t", agent="react", model="m")
-    final = drive(GRAPH, {"task": "t", "steps": [], "messages": []}, Ctx(updates), traj, max_steps=5, **kwargs)
+    final = drive(GRAPH, {"task": "t", "steps": [], "messages": []}, Ctx(updates), traj, **kwargs)  # type: ignore[arg-type]
     return traj, final
 
 
@@ -91,8 +93,8 @@ def test_a_raising_graph_records_the_error_and_keeps_what_it_had() -> None:
         reward: float
 
     with pytest.raises(RuntimeError, match="boom"):
-        drive(scripted_graph(WithReward), {"task": "t", "steps": [], "messages": []}, Ctx(updates), traj,
-              max_steps=5, values=values)
+        drive(scripted_graph(WithReward), {"task": "t", "steps": [], "messages": []}, Ctx(updates), traj,  # type: ignore[arg-type]
+              values=values)
     assert traj.status == "error" and traj.error == "RuntimeError: boom"
     assert len(traj.steps) == 1 and traj.usage.model_calls == 1 and values["reward"] == 1.0
 
