@@ -255,8 +255,8 @@ def run_env_agent(env: Env, task: str, *, model: ModelBackend, settings: Setting
     start = time.perf_counter()
     try:
         reset = env.reset()
-        ctx = env_context(env, reset, model, settings, steps_cap, memory.for_run(traj.id) if memory else None,
-                          show_actions)
+        run_memory = memory.for_run(traj.id) if memory is not None else None
+        ctx = env_context(env, reset, model, settings, steps_cap, run_memory, show_actions)
         drive(build_env_agent_graph(), dict(initial_state(task, reset)), ctx, traj, started=start, values=final)
     except Exception as exc:  # the environment (or a bug) failed: a result, recorded with the error
         error = describe_error(exc)
