@@ -16,6 +16,8 @@ from langgraph.graph.state import CompiledStateGraph
 from ponder.agents.context import AgentContext
 from ponder.core.records import Step, Trajectory, Usage
 
+#: The file in a run's output folder that every entry point appends its trajectories to.
+TRAJECTORY_FILE = "trajectories.jsonl"
 #: State keys the driver does not keep in its final values (the trajectory holds the steps).
 _GROWING = ("steps", "messages")
 

@@ -45,7 +45,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
 from ponder.agents.context import EnvAgentContext, Limits, model_step
-from ponder.agents.driver import describe_error, drive
+from ponder.agents.driver import TRAJECTORY_FILE, describe_error, drive
 from ponder.agents.kernel import REMEMBER, AgentParts, agent_skeleton, call_model, model_router, tool_router
 from ponder.agents.state import EnvAgentState
 from ponder.agents.state import initial_state as base_state
@@ -61,7 +61,6 @@ from ponder.models.base import GenerationParams, Message, ModelBackend
 ENV_STOP = ("\nObservation", "Observation:", "\n>")  # not "\n\n": a reply may start with blank lines
 THINK_OBSERVATION = "OK."
 AGENT_NAME = "env"
-TRAJECTORY_FILE = "trajectories.jsonl"
 
 _LABEL = re.compile(r"^(?:>\s*|(?:action|command)\s*\d*\s*:\s*)+", re.IGNORECASE)
 _THINK = re.compile(r"^(?:think|thought)\s*\d*\s*:\s*", re.IGNORECASE)

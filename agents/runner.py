@@ -9,7 +9,7 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 
 from ponder.agents.context import AgentContext, Limits
-from ponder.agents.driver import drive
+from ponder.agents.driver import TRAJECTORY_FILE, drive
 from ponder.agents.state import initial_state as base_state
 from ponder.core.errors import ConfigError
 from ponder.core.io import append_jsonl
@@ -22,7 +22,6 @@ from ponder.tools.base import Tool, ToolBox
 from ponder.tools.executor import CodeExecutor
 
 AGENTS = choices(AgentName)
-TRAJECTORY_FILE = "trajectories.jsonl"
 
 
 def agent_graph(agent: str) -> CompiledStateGraph:
