@@ -23,7 +23,11 @@ _GROWING = ("steps", "messages")
 
 
 def recursion_limit(max_steps: int) -> int:
-    """LangGraph's superstep limit for a run of ``max_steps`` model calls (two nodes a step, plus the skeleton)."""
+    """LangGraph's superstep limit for a run of ``max_steps`` model calls.
+
+    A step is one task and the skeleton adds at most three (``recall``, a cap, ``remember``); the limit leaves room
+    for agents whose step takes more tasks and for a graph that runs the agent graph as a subgraph.
+    """
     return 3 * max_steps + 10
 
 

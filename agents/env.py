@@ -1,11 +1,12 @@
 """ReAct in an environment (the ReAct ALFWorld setup): think / act / observe over any environment.
 
-START → recall → agent ─┬─ action ─► act (env.step) ─┬─ done ─► remember → END
-                        │                            ├─► agent
-                        │                            └─ step cap ─► max_steps ─► remember
-                        ├─ think ─► agent ("Observation: OK.")
-                        ├─ malformed ─► agent (a format reminder as the observation), or give_up ─► remember
-                        └─ step cap ─► max_steps ─► remember
+START → recall → step ─┬─ the episode is over (env.step said done) ─► remember → END
+                 ▲     ├─ parse-failure cap ─► give_up ─────────────► remember
+                 │     ├─ step cap ─► max_steps ────────────────────► remember
+                 └─────┴─ otherwise (the env's observation, "OK." after a thought, or a format reminder):
+                         the next step
+
+One ``step`` is a model call, its reply parsed and, for an action, the ``env.step``.
 
 Each turn the model writes one line: ``think: <reasoning>`` or one action (the first non-empty line counts;
 a leading ``>``, ``Action:`` or backticks are dropped, ``Thought:`` counts as ``think:``). Actions go to
@@ -46,7 +47,7 @@ from pydantic import BaseModel, Field
 
 from ponder.agents.context import EnvAgentContext, Limits, model_step
 from ponder.agents.driver import TRAJECTORY_FILE, describe_error, drive
-from ponder.agents.kernel import REMEMBER, AgentParts, agent_skeleton, call_model, model_router, tool_router
+from ponder.agents.kernel import AgentParts, ModelCall, agent_skeleton, call_model
 from ponder.agents.state import EnvAgentState
 from ponder.agents.state import initial_state as base_state
 from ponder.core.environment import Env, EnvReset
@@ -134,65 +135,53 @@ def env_prefix(ctx: EnvAgentContext) -> tuple[str, list[Message]]:
     return _system(ctx.instructions), list(ctx.examples)
 
 
-def agent(state: EnvAgentState, runtime: Runtime[EnvAgentContext]) -> dict[str, Any]:
-    """One model call, parsed into a pending action, a thought or a format reminder."""
+def step(state: EnvAgentState, runtime: Runtime[EnvAgentContext]) -> dict[str, Any]:
+    """One turn: a model call parsed into an action (sent to the environment here), a thought or a format reminder."""
     ctx = runtime.context
     call = call_model(state, ctx, with_actions(state["messages"], state.get("admissible"), ctx.show_actions),
                       ENV_STOP)
     completion, seconds, index = call.completion, call.seconds, len(state["steps"])
     turn = parse_turn(completion.text, ctx.limits.max_action_chars)
     if turn.kind == "action":
-        action = match_admissible(turn.text, state.get("admissible"))
-        return {"pending": model_step(index, "action", completion, seconds, action=action), **call.update()}
+        return {**act(state, ctx, index, match_admissible(turn.text, state.get("admissible")), call), **call.update()}
     if turn.kind == "think":
-        step = model_step(index, "action", completion, seconds, thought=turn.text, action="think",
-                          observation=THINK_OBSERVATION)
-        return {"steps": [step], "messages": _turn_messages(f"think: {turn.text}", THINK_OBSERVATION),
+        thought = model_step(index, "action", completion, seconds, thought=turn.text, action="think",
+                             observation=THINK_OBSERVATION)
+        return {"steps": [thought], "messages": _turn_messages(f"think: {turn.text}", THINK_OBSERVATION),
                 "parse_failures": 0, **call.update()}
     problem = turn.problem
     if completion.finish_reason == "length":
         problem += " The reply was cut off at the token limit: be brief."
     hint = " from the admissible actions" if state.get("admissible") and ctx.show_actions else ""
     reminder = render("env_format_reminder", problem=problem, hint=hint)
-    step = model_step(index, "parse_error", completion, seconds, observation=reminder)
-    return {"steps": [step], "messages": _turn_messages(completion.text.strip(), reminder),
+    failed = model_step(index, "parse_error", completion, seconds, observation=reminder)
+    return {"steps": [failed], "messages": _turn_messages(completion.text.strip(), reminder),
             "parse_failures": state.get("parse_failures", 0) + 1, **call.update()}
 
 
-def act(state: EnvAgentState, runtime: Runtime[EnvAgentContext]) -> dict[str, Any]:
-    """Send the pending action to the environment; a finished episode ends the run (won: ``solved``)."""
-    pending, env = state["pending"], runtime.context.env
-    assert pending is not None and pending.action is not None and env is not None
+def act(state: EnvAgentState, ctx: EnvAgentContext, index: int, action: str, call: ModelCall) -> dict[str, Any]:
+    """Send ``action`` to the environment: the step's update (a finished episode ends the run; won: ``solved``)."""
+    assert ctx.env is not None
     start = time.perf_counter()
-    result = env.step(pending.action)
+    result = ctx.env.step(action)
     observation = result.observation.strip()
-    step = pending.model_copy(update={"observation": observation, "tool_seconds": time.perf_counter() - start})
+    acted = model_step(index, "action", call.completion, call.seconds, action=action, observation=observation,
+                       tool_seconds=time.perf_counter() - start)
     reward = state.get("reward", 0.0) + float(result.reward)
     won = bool(result.info["won"]) if "won" in result.info else (result.done and reward > 0)
-    update = {"steps": [step], "messages": _turn_messages(pending.action, observation), "pending": None,
-              "parse_failures": 0, "admissible": result.admissible_actions, "reward": reward,
-              "done": bool(result.done), "won": won, "env_steps": state.get("env_steps", 0) + 1}
+    update = {"steps": [acted], "messages": _turn_messages(action, observation), "parse_failures": 0,
+              "admissible": result.admissible_actions, "reward": reward, "done": bool(result.done), "won": won,
+              "env_steps": state.get("env_steps", 0) + 1}
     if result.done:
         update.update(status="solved" if won else "error", final_answer="won" if won else "lost")
     return update
 
 
-_after_tool = tool_router("agent")
-
-
-def after_act(state: EnvAgentState, runtime: Runtime[EnvAgentContext]) -> str:
-    """``remember`` a finished episode, else the next turn (or the step cap)."""
-    return REMEMBER if state.get("status") else _after_tool(state, runtime)
-
-
 @functools.cache
 def build_env_agent_graph() -> CompiledStateGraph:
     """The env-agent graph, compiled once per process (each episode passes its :class:`EnvAgentContext`)."""
-    return agent_skeleton(AgentParts(
-        name=AGENT_NAME, state=EnvAgentState, context=EnvAgentContext, prefix=env_prefix, entry="agent",
-        nodes={"agent": agent, "act": act},
-        routes={"agent": (model_router("act", "agent"), ["act", "agent", "give_up", "max_steps", "remember"]),
-                "act": (after_act, ["remember", "agent", "max_steps"])}))
+    return agent_skeleton(AgentParts(name=AGENT_NAME, state=EnvAgentState, context=EnvAgentContext,
+                                     prefix=env_prefix, step=step))
 
 
 class EnvRun(BaseModel):

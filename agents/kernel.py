@@ -1,12 +1,17 @@
-"""The agent kernel: the skeleton every agent graph shares, its routers and the budgeted model call.
+"""The agent kernel: the skeleton every agent graph shares, its router and the budgeted model call.
 
-    START → recall → <entry> … the agent's own nodes … ─┬─ finished ─────────────────► remember → END
-                                                          ├─ step cap ─► max_steps ─► remember
-                                                          └─ parse-failure cap ─► give_up ─► remember
+    START → recall → step ─┬─ finished ─────────────────────► remember → END
+                     ▲     ├─ parse-failure cap ─► give_up ─► remember
+                     │     ├─ step cap ─► max_steps ────────► remember
+                     └─────┴─ otherwise: the next step
 
-An agent supplies :class:`AgentParts`: its state and context types, its prompt prefix, its nodes and where each
-goes next (usually through the routers below); :func:`agent_skeleton` adds ``recall`` (the prompt prefix and
-memory), ``max_steps``, ``give_up`` and ``remember`` and compiles the graph. A routed node returns a LangGraph
+One agent step is one graph task (as a smolagents step is think + act): the ``step`` node calls the model, parses
+the reply and, when the reply asks for one, runs the tool call, the ``env.step`` or the program, and returns the
+finished :class:`~ponder.core.records.Step`. LangGraph's per-task machinery then runs once per step, not twice.
+
+An agent supplies :class:`AgentParts`: its state and context types, its prompt prefix, its step and (when the
+default :func:`after_step` does not fit) its router; :func:`agent_skeleton` adds ``recall`` (the prompt prefix and
+memory), ``max_steps``, ``give_up`` and ``remember`` and compiles the graph. The ``step`` node returns a LangGraph
 ``Command`` (its update and the router's choice on the updated state) rather than leaving the choice to a
 conditional edge, which would copy the state once more per step. Graphs are compiled once per process
 (the builders are cached); each run passes its dependencies as LangGraph's runtime context
@@ -17,8 +22,8 @@ conditional edge, which would copy the state once more per step. Graphs are comp
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -32,7 +37,9 @@ from ponder.agents.state import AgentState
 from ponder.memory.nodes import recall, remember
 from ponder.models.base import Completion, Message
 
-RECALL, REMEMBER, MAX_STEPS, GIVE_UP = "recall", "remember", "max_steps", "give_up"
+RECALL, STEP, REMEMBER, MAX_STEPS, GIVE_UP = "recall", "step", "remember", "max_steps", "give_up"
+#: Where a step may go next.
+STEP_TARGETS = (STEP, MAX_STEPS, GIVE_UP, REMEMBER)
 
 #: A node: ``(state, runtime) -> state update``.
 Node = Callable[..., dict[str, Any]]
@@ -40,6 +47,25 @@ Node = Callable[..., dict[str, Any]]
 Router = Callable[..., str]
 #: The system prompt and few-shot turns of a run, from its context.
 PrefixFn = Callable[[Any], tuple[str, list[Message]]]
+
+
+def step_cap_reached(state: AgentState, runtime: Runtime[AgentContext]) -> bool:
+    """Whether the run has used all its model calls."""
+    return len(state["steps"]) >= runtime.context.limits.max_steps
+
+
+def parse_cap_reached(state: AgentState, runtime: Runtime[AgentContext]) -> bool:
+    """Whether the malformed replies in a row reached the cap."""
+    return state.get("parse_failures", 0) >= runtime.context.limits.max_parse_failures
+
+
+def after_step(state: AgentState, runtime: Runtime[AgentContext]) -> str:
+    """After a step: ``remember`` when the run finished, else a cap (parse failures first) or the next ``step``."""
+    if state.get("status"):
+        return REMEMBER
+    if parse_cap_reached(state, runtime):
+        return GIVE_UP
+    return MAX_STEPS if step_cap_reached(state, runtime) else STEP
 
 
 @dataclass(frozen=True)
@@ -51,61 +77,50 @@ class AgentParts:
         state: The state type (an :class:`~ponder.agents.state.AgentState`).
         context: The runtime context type (an :class:`~ponder.agents.context.AgentContext`).
         prefix: The system prompt text and few-shot turns for a context (cache it: it runs once per run).
-        entry: The node after ``recall`` (the one that calls the model).
-        nodes: The agent's nodes by name.
-        routes: Where a node goes next: node → (router, the nodes it may return); the router sees the state with
-            the node's update applied.
-        edges: Plain edges: source node → target node.
+        step: One agent step: the model call, the parsed reply and the action it asks for; its update appends
+            the finished step (and sets ``status`` when the run is over).
+        route: Where the run goes after a step: one of :data:`STEP_TARGETS`; it sees the state with the step's
+            update applied.
     """
 
     name: str
     state: type
     context: type
     prefix: PrefixFn
-    entry: str
-    nodes: Mapping[str, Node]
-    routes: Mapping[str, tuple[Router, Sequence[str]]] = field(default_factory=dict)
-    edges: Mapping[str, str] = field(default_factory=dict)
+    step: Node
+    route: Router = after_step
 
 
 def agent_skeleton(parts: AgentParts) -> CompiledStateGraph:
-    """Wire ``parts`` into START → recall → … → remember → END (with ``max_steps`` and ``give_up``) and compile."""
+    """Wire ``parts`` into START → recall → step ⟲ → remember → END (with ``max_steps`` and ``give_up``); compile."""
     graph = StateGraph(parts.state, context_schema=parts.context)
     graph.add_node(RECALL, _recall_node(parts))
-    for name, node in parts.nodes.items():
-        if name in parts.routes:
-            router, targets = parts.routes[name]
-            graph.add_node(name, _routed(name, node, router), destinations=tuple(targets))
-        else:
-            graph.add_node(name, node)
+    graph.add_node(STEP, _routed(parts.step, parts.route), destinations=STEP_TARGETS)
     graph.add_node(MAX_STEPS, max_steps)
     graph.add_node(GIVE_UP, give_up)
     graph.add_node(REMEMBER, _remember_node(parts.name))
     graph.add_edge(START, RECALL)
-    graph.add_edge(RECALL, parts.entry)
-    for source, target in parts.edges.items():
-        graph.add_edge(source, target)
+    graph.add_edge(RECALL, STEP)
     graph.add_edge(MAX_STEPS, REMEMBER)
     graph.add_edge(GIVE_UP, REMEMBER)
     graph.add_edge(REMEMBER, END)
     return graph.compile(name=parts.name)
 
 
-def _routed(name: str, node: Node, router: Router) -> Node:
+def _routed(node: Node, router: Router) -> Node:
     """``node`` returning a :class:`Command`: its update and the node ``router`` picks on the updated state.
 
     Routing inside the node saves LangGraph's conditional-edge pass (a copy of the state with the writes applied).
     """
 
-    def routed(state: Any, runtime: Runtime[AgentContext]) -> Command:
+    def step(state: Any, runtime: Runtime[AgentContext]) -> Command:
         update = node(state, runtime)
         view = {**state, **update}
         if "steps" in update:
             view["steps"] = [*state["steps"], *update["steps"]]
         return Command(update=update, goto=router(view, runtime))
 
-    routed.__name__ = routed.__qualname__ = name
-    return routed
+    return step
 
 
 def _recall_node(parts: AgentParts) -> Node:
@@ -135,40 +150,6 @@ def max_steps(state: AgentState) -> dict[str, Any]:
 def give_up(state: AgentState) -> dict[str, Any]:
     """Too many malformed replies in a row."""
     return {"status": "parse_error"}
-
-
-def step_cap_reached(state: AgentState, runtime: Runtime[AgentContext]) -> bool:
-    """Whether the run has used all its model calls."""
-    return len(state["steps"]) >= runtime.context.limits.max_steps
-
-
-def parse_cap_reached(state: AgentState, runtime: Runtime[AgentContext]) -> bool:
-    """Whether the malformed replies in a row reached the cap."""
-    return state.get("parse_failures", 0) >= runtime.context.limits.max_parse_failures
-
-
-def model_router(tool: str, entry: str) -> Router:
-    """After a model call: ``remember`` when finished, ``tool`` when a call is pending, else a cap or ``entry``."""
-
-    def after_model(state: AgentState, runtime: Runtime[AgentContext]) -> str:
-        if state.get("status"):
-            return REMEMBER
-        if state.get("pending") is not None:
-            return tool
-        if parse_cap_reached(state, runtime):
-            return GIVE_UP
-        return MAX_STEPS if step_cap_reached(state, runtime) else entry
-
-    return after_model
-
-
-def tool_router(entry: str) -> Router:
-    """After a tool call: ``max_steps`` at the step cap, else ``entry``."""
-
-    def after_tool(state: AgentState, runtime: Runtime[AgentContext]) -> str:
-        return MAX_STEPS if step_cap_reached(state, runtime) else entry
-
-    return after_tool
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """The PAL graph: the model writes ``solution()``, an out-of-process executor runs it.
 
-START → recall → write ─┬─ code ─► execute ─┬─ answer ───────────────► remember → END
-                        │                   └─ failed ─► write (retry), or max_steps ─► remember
-                        └─ no code ─► write (retry), or give_up ─► remember
+START → recall → step ─┬─ the program answered ────────────────────────────► remember → END
+                 ▲     ├─ retries used up: give_up (no code) or max_steps ─► remember
+                 └─────┴─ no code, or the program failed: a retry prompt, the next step
 
-The skeleton (``recall``, ``max_steps``, ``give_up``, ``remember``) comes from :mod:`ponder.agents.kernel`; the
-graph is compiled once (:func:`build_pal_graph`) and each run passes an
-:class:`~ponder.agents.context.AgentContext` whose ``executor`` runs the programs.
+One ``step`` is a model call and, when the reply holds a program, its run. The skeleton (``recall``, ``max_steps``,
+``give_up``, ``remember``) comes from :mod:`ponder.agents.kernel`; the graph is compiled once (:func:`build_pal_graph`)
+and each run passes an :class:`~ponder.agents.context.AgentContext` whose ``executor`` runs the programs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from ponder.agents.context import AgentContext, model_step
-from ponder.agents.kernel import GIVE_UP, MAX_STEPS, REMEMBER, AgentParts, agent_skeleton, call_model
+from ponder.agents.kernel import GIVE_UP, MAX_STEPS, REMEMBER, STEP, AgentParts, agent_skeleton, call_model
 from ponder.agents.parsing import answer_from_value, extract_code
 from ponder.agents.state import PALState
 from ponder.core.errors import ConfigError
@@ -38,57 +38,44 @@ def pal_prefix(ctx: AgentContext) -> tuple[str, list[Message]]:
     return _system(), []
 
 
-def write(state: PALState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """One model call: a program to run, or a retry prompt when the reply holds no code."""
-    call = call_model(state, runtime.context, state["messages"], ())
+def step(state: PALState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """One PAL step: a model call and the program it wrote, run; an answer ends the run, else a retry prompt."""
+    ctx = runtime.context
+    call = call_model(state, ctx, state["messages"], ())
     completion, seconds, index = call.completion, call.seconds, len(state["steps"])
     code = extract_code(completion.text)
     if code is None:
         obs = render("pal_retry", problem="no Python code block was found.")
-        step = model_step(index, "parse_error", completion, seconds, observation=obs)
-        return {"steps": [step], "messages": step.to_messages(), **call.update()}
-    step = model_step(index, "program", completion, seconds, action="python", action_input=code)
-    return {"pending": step, **call.update()}
-
-
-def execute(state: PALState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Run the pending program; its answer ends the run, its failure goes back to the model."""
-    pending, executor = state["pending"], runtime.context.executor
-    assert pending is not None and executor is not None
-    result = executor.run(f"{pending.action_input}\n\nsolution()")
+        failed = model_step(index, "parse_error", completion, seconds, observation=obs)
+        return {"steps": [failed], "messages": failed.to_messages(), **call.update()}
+    assert ctx.executor is not None  # pal_prefix refused a context without one
+    result = ctx.executor.run(f"{code}\n\nsolution()")
     answer = answer_from_value(result.value, result.stdout) if result.ok else None
-    if answer is not None:
-        step = pending.model_copy(update={"observation": answer, "tool_seconds": result.duration})
-        return {"steps": [step], "final_answer": answer, "status": "solved", "pending": None}
     problem = result.summary() if not result.ok else "solution() returned None and printed nothing."
-    step = pending.model_copy(update={"observation": render("pal_retry", problem=problem),
-                                      "tool_seconds": result.duration})
-    return {"steps": [step], "messages": step.to_messages(), "pending": None}
+    observation = answer if answer is not None else render("pal_retry", problem=problem)
+    ran = model_step(index, "program", completion, seconds, action="python", action_input=code,
+                     observation=observation, tool_seconds=result.duration)
+    if answer is not None:
+        return {"steps": [ran], "final_answer": answer, "status": "solved", **call.update()}
+    return {"steps": [ran], "messages": ran.to_messages(), **call.update()}
 
 
-def retry_or_stop(state: PALState, runtime: Runtime[AgentContext]) -> str:
-    """Another attempt while retries and steps are left; else ``give_up`` (no code) or ``max_steps`` (failed)."""
+def after_step(state: PALState, runtime: Runtime[AgentContext]) -> str:
+    """Where a run goes after a step: ``remember`` an answer, or the next step.
+
+    Another attempt follows while retries and steps are left; then ``give_up`` (the last reply held no code) or
+    ``max_steps`` (the last program failed).
+    """
+    if state.get("status"):
+        return REMEMBER
     attempts, limits = len(state["steps"]), runtime.context.limits
     if attempts <= limits.pal_retries and attempts < limits.max_steps:
-        return "write"
+        return STEP
     return GIVE_UP if state["steps"][-1].kind == "parse_error" else MAX_STEPS
-
-
-def after_write(state: PALState, runtime: Runtime[AgentContext]) -> str:
-    """``execute`` a program, or retry."""
-    return "execute" if state.get("pending") is not None else retry_or_stop(state, runtime)
-
-
-def after_execute(state: PALState, runtime: Runtime[AgentContext]) -> str:
-    """``remember`` an answer, or retry."""
-    return REMEMBER if state.get("status") else retry_or_stop(state, runtime)
 
 
 @functools.cache
 def build_pal_graph() -> CompiledStateGraph:
     """The PAL graph, compiled once per process (each run passes its :class:`AgentContext`)."""
-    return agent_skeleton(AgentParts(
-        name="pal", state=PALState, context=AgentContext, prefix=pal_prefix, entry="write",
-        nodes={"write": write, "execute": execute},
-        routes={"write": (after_write, ["execute", "write", "give_up"]),
-                "execute": (after_execute, ["write", "max_steps", "remember"])}))
+    return agent_skeleton(AgentParts(name="pal", state=PALState, context=AgentContext, prefix=pal_prefix, step=step,
+                                     route=after_step))

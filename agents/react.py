@@ -1,13 +1,13 @@
 """The ReAct graph: Thought / Action / Action Input / Observation, as text small local models can follow.
 
-START → recall → agent ─┬─ final answer ───────────────────────────► remember → END
-                        ├─ action ─► tools ─┬─► agent
-                        │                   └─ step cap ─► max_steps ─► remember
-                        ├─ malformed ─► agent (with a format reminder), or give_up ─► remember
-                        └─ step cap ─► max_steps ─► remember
+START → recall → step ─┬─ final answer ───────────────────► remember → END
+                 ▲     ├─ parse-failure cap ─► give_up ───► remember
+                 │     ├─ step cap ─► max_steps ──────────► remember
+                 └─────┴─ otherwise (the tool's observation or a format reminder): the next step
 
-The skeleton (``recall``, the caps, ``remember``) comes from :mod:`ponder.agents.kernel`; the graph is compiled
-once (:func:`build_react_graph`) and each run passes an :class:`~ponder.agents.context.AgentContext`.
+One ``step`` is a model call, its reply parsed and, for an action, the tool call. The skeleton (``recall``, the caps,
+``remember``) comes from :mod:`ponder.agents.kernel`; the graph is compiled once (:func:`build_react_graph`) and each
+run passes an :class:`~ponder.agents.context.AgentContext`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from ponder.agents.context import AgentContext, model_step
-from ponder.agents.kernel import AgentParts, agent_skeleton, call_model, model_router, tool_router
+from ponder.agents.kernel import AgentParts, agent_skeleton, call_model
 from ponder.agents.parsing import parse_react
 from ponder.agents.state import ReActState
 from ponder.core.prompts import load_json_prompt, render
@@ -60,44 +60,35 @@ def react_prefix(ctx: AgentContext) -> tuple[str, list[Message]]:
     return system_prompt(ctx.tools), example_messages(ctx.tools)
 
 
-def agent(state: ReActState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """One model call, parsed into a final answer, a pending tool call or a format reminder."""
+def step(state: ReActState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """One ReAct step: a model call parsed into a final answer, a tool call (run here) or a format reminder."""
     ctx = runtime.context
     call = call_model(state, ctx, state["messages"], REACT_STOP)
     completion, seconds, index = call.completion, call.seconds, len(state["steps"])
     parsed = parse_react(completion.text, ctx.tools.names())
     if parsed.kind == "final":
-        step = model_step(index, "final", completion, seconds, thought=parsed.thought)
-        return {"steps": [step], "messages": step.to_messages(), "final_answer": parsed.final_answer,
+        done = model_step(index, "final", completion, seconds, thought=parsed.thought)
+        return {"steps": [done], "messages": done.to_messages(), "final_answer": parsed.final_answer,
                 "status": "solved", **call.update()}
     if parsed.kind == "action":
-        step = model_step(index, "action", completion, seconds, thought=parsed.thought,
-                          action=parsed.action, action_input=parsed.action_input)
-        return {"pending": step, **call.update()}
+        assert parsed.action is not None
+        result = ctx.tools.call(parsed.action, parsed.action_input or "")
+        acted = model_step(index, "action", completion, seconds, thought=parsed.thought, action=parsed.action,
+                           action_input=parsed.action_input, observation=result.observation,
+                           tool_seconds=result.seconds)
+        return {"steps": [acted], "messages": acted.to_messages(), "parse_failures": 0, **call.update()}
     problem = parsed.problem or "unreadable reply."
     if completion.finish_reason == "length":
         problem += " The reply was cut off at the token limit: be brief."
     reminder = render("react_format_reminder", problem=problem, tool_names=", ".join(ctx.tools.names()))
-    step = model_step(index, "parse_error", completion, seconds, thought=parsed.thought,
-                      action=parsed.action, observation=reminder)
-    return {"steps": [step], "messages": step.to_messages(),
+    failed = model_step(index, "parse_error", completion, seconds, thought=parsed.thought,
+                        action=parsed.action, observation=reminder)
+    return {"steps": [failed], "messages": failed.to_messages(),
             "parse_failures": state.get("parse_failures", 0) + 1, **call.update()}
-
-
-def tools(state: ReActState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Run the pending tool call; its observation goes back to the model."""
-    pending = state["pending"]
-    assert pending is not None and pending.action is not None
-    result = runtime.context.tools.call(pending.action, pending.action_input or "")
-    step = pending.model_copy(update={"observation": result.observation, "tool_seconds": result.seconds})
-    return {"steps": [step], "messages": step.to_messages(), "pending": None, "parse_failures": 0}
 
 
 @functools.cache
 def build_react_graph() -> CompiledStateGraph:
     """The ReAct graph, compiled once per process (each run passes its :class:`AgentContext`)."""
-    return agent_skeleton(AgentParts(
-        name="react", state=ReActState, context=AgentContext, prefix=react_prefix, entry="agent",
-        nodes={"agent": agent, "tools": tools},
-        routes={"agent": (model_router("tools", "agent"), ["tools", "agent", "give_up", "max_steps", "remember"]),
-                "tools": (tool_router("agent"), ["agent", "max_steps"])}))
+    return agent_skeleton(AgentParts(name="react", state=ReActState, context=AgentContext, prefix=react_prefix,
+                                     step=step))

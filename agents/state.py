@@ -22,7 +22,6 @@ class AgentState(TypedDict, total=False):
         task: The question or instruction.
         messages: The conversation after the prompt prefix (the question first, then turns and observations).
         steps: The finished steps, in order.
-        pending: A step whose tool call or program has not run yet.
         final_answer: The answer, once there is one.
         status: How the run ended; ``None`` while it runs.
         parse_failures: Malformed replies in a row.
@@ -33,7 +32,6 @@ class AgentState(TypedDict, total=False):
     task: str
     messages: Annotated[list[Message], operator.add]
     steps: Annotated[list[Step], operator.add]
-    pending: Step | None
     final_answer: str | None
     status: Status | None
     parse_failures: int
@@ -69,5 +67,5 @@ class EnvAgentState(AgentState, total=False):
 
 def initial_state(task: str, first_message: str) -> AgentState:
     """The input state of a run: ``first_message`` (the question, or the first observation) as the first turn."""
-    return {"task": task, "messages": [{"role": "user", "content": first_message}], "steps": [], "pending": None,
-            "final_answer": None, "status": None, "parse_failures": 0}
+    return {"task": task, "messages": [{"role": "user", "content": first_message}], "steps": [], "final_answer": None,
+            "status": None, "parse_failures": 0}

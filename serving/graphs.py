@@ -8,7 +8,8 @@ sandbox) and closes that run's tools and sandbox session afterwards. The served 
     START → prepare (the agent's initial state) → react | pal (the agent graph as a subgraph) → END
 
 The agent graph is the one compiled once per process; the ``react`` / ``pal`` node runs it as a subgraph with
-the request's context (LangGraph's runtime context), so its nodes stream as the subgraph's.
+the request's context (LangGraph's runtime context), so its nodes (``recall``, one ``step`` per model call with
+its tool call or program, ``remember``) stream as the subgraph's.
 
 The self-consistency graph is served through the ``self_consistency`` factory below.
 

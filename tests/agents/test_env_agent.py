@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ponder.agents.env import ENV_STOP, EnvRun, match_admissible, parse_turn, run_env_agent
+from ponder.agents.env import (
+    ENV_STOP,
+    EnvRun,
+    build_env_agent_graph,
+    env_context,
+    initial_state,
+    match_admissible,
+    parse_turn,
+    run_env_agent,
+)
 from ponder.core.environment import EnvReset, EnvStep
 from ponder.core.io import read_jsonl
 from ponder.core.records import Trajectory
@@ -85,6 +94,16 @@ def test_success_path_thinks_acts_and_wins(tmp_path: Path) -> None:
     (saved,) = list(read_jsonl(tmp_path / "trajectories.jsonl", Trajectory))
     assert saved.id == traj.id and saved.metadata["env_steps"] == 2
     assert saved.metadata["episode_id"] == "keybox-1" and saved.metadata["env"] == "keybox"
+
+
+def test_a_turn_is_one_graph_task_holding_the_model_call_and_the_env_step(tmp_path: Path) -> None:
+    env, model = KeyEnv(), ScriptedModel(["think: open it first", "open box", "take key"])
+    reset = env.reset()
+    ctx = env_context(env, reset, model, _settings(tmp_path), max_steps=10)
+    nodes = [node for update in build_env_agent_graph().stream(initial_state(TASK, reset), context=ctx,
+                                                               stream_mode="updates") for node in update]
+    assert nodes == ["recall", "step", "step", "step", "remember"] and env.opened
+    assert "pending" not in initial_state(TASK, reset)
 
 
 def test_invalid_action_is_an_observation(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The kernel's skeleton on a toy agent (caps, memory no-op, node order) and the compiled-once agent graphs."""
+"""The kernel's skeleton on a toy agent (caps, memory no-op, node order), one task per agent step, and the
+compiled-once agent graphs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from langgraph.runtime import Runtime
 
 from ponder.agents.context import AgentContext, Limits, model_step
-from ponder.agents.kernel import AgentParts, agent_skeleton, call_model, model_router, tool_router
+from ponder.agents.kernel import AgentParts, agent_skeleton, call_model
 from ponder.agents.pal import build_pal_graph
 from ponder.agents.react import build_react_graph
 from ponder.agents.runner import agent_graph, initial_state, run_agent
@@ -17,35 +18,30 @@ from ponder.agents.state import AgentState
 from ponder.core.errors import ConfigError
 from ponder.core.settings import load_settings
 from ponder.models.scripted import ScriptedModel
+from ponder.tools.base import ToolBox
+from ponder.tools.executor import ExecResult
 
 
 def toy_prefix(ctx: AgentContext) -> tuple[str, list[Any]]:
     return "You are a toy.", [{"role": "user", "content": "example"}, {"role": "assistant", "content": "done"}]
 
 
-def think(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Replies: ``done`` answers, ``act`` asks for the tool, anything else is malformed."""
+def toy_step(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Replies: ``done`` answers, ``act`` runs the tool (it answers ``ok``), anything else is malformed."""
     call = call_model(state, runtime.context, state["messages"], ())
     text, index = call.completion.text, len(state["steps"])
     if text == "done":
         step = model_step(index, "final", call.completion, call.seconds)
         return {"steps": [step], "status": "solved", "final_answer": "42"}
     if text == "act":
-        return {"pending": model_step(index, "action", call.completion, call.seconds, action="tool")}
+        step = model_step(index, "action", call.completion, call.seconds, action="tool", observation="ok")
+        return {"steps": [step], "messages": step.to_messages(), "parse_failures": 0}
     step = model_step(index, "parse_error", call.completion, call.seconds, observation="say done or act")
     return {"steps": [step], "messages": step.to_messages(), "parse_failures": state.get("parse_failures", 0) + 1}
 
 
-def tool(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    step = state["pending"].model_copy(update={"observation": "ok"})  # type: ignore[union-attr]
-    return {"steps": [step], "messages": step.to_messages(), "pending": None, "parse_failures": 0}
-
-
-TOY = agent_skeleton(AgentParts(
-    name="toy", state=AgentState, context=AgentContext, prefix=toy_prefix, entry="think",
-    nodes={"think": think, "tool": tool},
-    routes={"think": (model_router("tool", "think"), ["tool", "think", "give_up", "max_steps", "remember"]),
-            "tool": (tool_router("think"), ["think", "max_steps"])}))
+TOY = agent_skeleton(AgentParts(name="toy", state=AgentState, context=AgentContext, prefix=toy_prefix,
+                                step=toy_step))
 
 
 def play(replies: list[str], **limits: int) -> tuple[list[str], dict[str, Any], ScriptedModel]:
@@ -65,7 +61,7 @@ def play(replies: list[str], **limits: int) -> tuple[list[str], dict[str, Any], 
 
 def test_skeleton_runs_recall_first_and_remember_last() -> None:
     nodes, final, model = play(["act", "done"])
-    assert nodes == ["recall", "think", "tool", "think", "remember"]
+    assert nodes == ["recall", "step", "step", "remember"]  # one task per agent step
     assert final["status"] == "solved" and [s.kind for s in final["steps"]] == ["action", "final"]
     # the prompt: the agent's prefix, then the question
     assert model.calls[0][0] == {"role": "system", "content": "You are a toy."}
@@ -134,3 +130,58 @@ def test_pal_without_an_executor_fails_before_any_model_call() -> None:
     with pytest.raises(ConfigError, match="needs a code executor"):
         build_pal_graph().invoke(initial_state("pal", "q"), context=AgentContext(model=model))
     assert model.calls == []
+
+
+class FixedExecutor:
+    """A stand-in PAL executor: every program returns ``5`` after ``duration`` seconds; records the code it got."""
+
+    def __init__(self) -> None:
+        self.codes: list[str] = []
+
+    def run(self, code: str) -> ExecResult:
+        self.codes.append(code)
+        return ExecResult(value="5", duration=0.25)
+
+    def close(self) -> None:
+        pass
+
+
+def graph_nodes(graph: Any, state: dict[str, Any], ctx: AgentContext) -> tuple[list[str], dict[str, Any]]:
+    """The nodes a run of ``graph`` ran, in order, and its final state."""
+    nodes: list[str] = []
+    final: dict[str, Any] = {}
+    for mode, chunk in graph.stream(state, {"recursion_limit": 50}, context=ctx, stream_mode=["updates", "values"]):
+        if mode == "updates":
+            nodes.extend(chunk)
+        else:
+            final = chunk
+    return nodes, final
+
+
+def test_a_react_step_is_one_graph_task_holding_the_model_and_the_tool_call() -> None:
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    action = 'Thought: add\nAction: add\nAction Input: {"a": 1, "b": 2}'
+    ctx = AgentContext(model=ScriptedModel([action, action, "Final Answer: 3"]), tools=ToolBox([add]))
+    nodes, final = graph_nodes(build_react_graph(), initial_state("react", "1+2?"), ctx)
+    assert nodes == ["recall", "step", "step", "step", "remember"]
+    assert final["status"] == "solved" and "pending" not in final
+    first = final["steps"][0]
+    assert (first.kind, first.thought, first.action, first.action_input, first.observation) == (
+        "action", "add", "add", '{"a": 1, "b": 2}', "3")
+    assert first.tool_seconds > 0 and first.model_seconds > 0 and first.raw == action
+
+
+def test_a_pal_step_is_one_graph_task_holding_the_model_call_and_the_program_run() -> None:
+    executor = FixedExecutor()
+    code = "def solution():\n    return 5"
+    ctx = AgentContext(model=ScriptedModel(["no code here", f"```python\n{code}\n```"]), executor=executor)
+    nodes, final = graph_nodes(build_pal_graph(), initial_state("pal", "q"), ctx)
+    assert nodes == ["recall", "step", "step", "remember"]
+    assert [s.kind for s in final["steps"]] == ["parse_error", "program"] and final["final_answer"] == "5"
+    program = final["steps"][1]
+    assert (program.action, program.action_input, program.observation, program.tool_seconds) == (
+        "python", code, "5", 0.25)
+    assert executor.codes == [f"{code}\n\nsolution()"]
