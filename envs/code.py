@@ -143,8 +143,9 @@ class HumanEvalSuite:
         else:
             reply, usage = self._ask(episode.task, ctx)
             completion = completion_from_reply(reply, entry_point)
-            traj = Trajectory(task=episode.task, agent="humaneval", model=getattr(ctx.model, "spec", "?"),
-                              backend=str(getattr(ctx.model, "backend_name", "")),
+            model = ctx.model
+            assert model is not None  # _ask has refused to run without one
+            traj = Trajectory(task=episode.task, agent="humaneval", model=model.spec, backend=model.backend_name,
                               steps=[Step(index=0, kind="program", raw=reply, prompt_tokens=usage.prompt_tokens,
                                           completion_tokens=usage.completion_tokens,
                                           model_seconds=usage.wall_seconds)],

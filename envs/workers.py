@@ -132,10 +132,8 @@ def _timeout(episode: Episode, options: EvalOptions) -> EpisodeResult:
 
 
 def _close_memory(ctx: EvalContext) -> None:
-    store = getattr(ctx.memory_context, "store", None)
-    close = getattr(store, "close", None)
-    if callable(close):
-        close()
+    if ctx.memory_context is not None:
+        ctx.memory_context.store.close()
 
 
 def _process_main(conn: Connection, suite: Suite, options: EvalOptions, settings: Settings) -> None:

@@ -33,6 +33,7 @@ from ponder.envs.miniwob.tasks import load_tasks
 if TYPE_CHECKING:
     from ponder.agents.env import EnvRun
     from ponder.core.settings import Settings
+    from ponder.envs.context import EvalOptions
     from ponder.envs.miniwob.env import MiniWoBEnv
     from ponder.envs.miniwob.solvers import SolverRun
 
@@ -116,9 +117,9 @@ class MiniWoBSuite:
         self.tasks_file = tasks_file
         self.policy = "agent"
 
-    def check_options(self, options: Any) -> None:
+    def check_options(self, options: EvalOptions) -> None:
         """Remember the run's policy: under ``solver`` the default task list is the tasks that have a solver."""
-        self.policy = str(getattr(options, "policy", "agent"))
+        self.policy = options.policy
 
     def episodes(self, settings: Settings, data: Path | None = None, limit: int | None = None) -> list[Episode]:
         """Tasks × seeds, seed-major, in file order within a seed.
