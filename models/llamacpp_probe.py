@@ -1,7 +1,7 @@
 """The llama.cpp crash guard: a tiny decode in a child process before llama.cpp runs in this one.
 
-A llama.cpp built for another CPU (``-march=native`` with AMX kernels on a virtual machine that forbids AMX,
-issue 14) dies with SIGSEGV / SIGILL inside the first matrix multiplication, and a native crash cannot be
+A llama.cpp built for another CPU (``-march=native`` with AMX kernels on a virtual machine that forbids AMX)
+dies with SIGSEGV / SIGILL inside the first matrix multiplication, and a native crash cannot be
 caught in-process. So before the first in-process use, :func:`check_llamacpp` runs
 ``python -m ponder.models.llamacpp_probe <file.gguf>``: it loads the model through ponder's own backend and
 decodes a few tokens on one sequence and on a 2-sequence batch (the batched ``decode_entries`` path).

@@ -12,7 +12,7 @@ Run with the interpreter of the target virtual environment (``make install-serve
 
 The portable build enables exactly the x86-64 features that ``scripts/cpu_features.c`` reports: CPUID says
 the CPU has them *and* XCR0 says the OS lets a process use them. AMX is always off: a virtual machine can
-advertise AMX and still fault at the first ``ldtilecfg`` (issue 14). The wheel is built once, with
+advertise AMX and still fault at the first ``ldtilecfg``. The wheel is built once, with
 ``--no-cache-dir`` (pip's wheel cache is keyed by the sdist, not by ``CMAKE_ARGS``, so it could hand back a
 native wheel), into ``<wheelhouse>/<key>/``; the key names the version and the feature set and ends with a
 hash of everything that shapes the binary. The wheelhouse is ``$PONDER_WHEELHOUSE``, else

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
 #: Files in data/ that describe the data rather than being data.
 NOT_DATA = {"MANIFEST.md", "README.md", "manifest.json", ".gitattributes"}
-#: The licence of each dataset, as issue 14 states them.
+#: The licence of each shipped dataset.
 LICENCES = {"GSM8K": "MIT", "SVAMP": "MIT", "HumanEval": "MIT", "HotpotQA": "CC-BY-SA-4.0", "MuSiQue": "CC-BY-4.0",
             "ALFWorld": "MIT", "ReAct prompts": "MIT"}
 LOADERS = {"suite:gsm8k", "suite:svamp", "suite:hotpotqa", "suite:musique", "suite:humaneval", "corpus",
