@@ -1,1 +1,1 @@
-"""Agents: prompts (text files), output parsing and the high-level :func:`run_agent` entry point."""
+"""Agents: the kernel (state, runtime context, skeleton, driver, context budget), ReAct, PAL, env agents, parsing."""

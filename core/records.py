@@ -72,8 +72,8 @@ class Step(BaseModel):
         return msgs
 
 
-class Trajectory(BaseModel):
-    """A whole agent run."""
+class RunRecord(BaseModel):
+    """The fields every run record starts with: its id, when, the task, the agent and the model that ran it."""
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -81,6 +81,11 @@ class Trajectory(BaseModel):
     agent: str
     model: str
     backend: str = ""
+
+
+class Trajectory(RunRecord):
+    """A whole agent run."""
+
     steps: list[Step] = Field(default_factory=list)
     final_answer: str | None = None
     status: Status = "error"

@@ -1,1 +1,1 @@
-"""LangGraph state machines: builder functions that return compiled graphs."""
+"""Graphs composed of agents: run strategies (single, trials with memory, self-consistency) over one ``RunSpec``."""

@@ -1,4 +1,4 @@
-"""The code-executor protocol: how PAL (and later the ``python`` tool) runs model-written code.
+"""The code-executor protocol: how PAL and the ReAct ``python`` tool run model-written code.
 
 Model-written code is hostile: an executor never runs it in our process, never lets it reach the
 network, and always bounds its CPU time, memory, wall time and output.

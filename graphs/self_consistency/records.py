@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 from pydantic import BaseModel, Field
 
-from ponder.core.records import Trajectory, Usage
+from ponder.core.records import RunRecord, Trajectory, Usage
 from ponder.core.types import StopRule, VoteMethod
 from ponder.graphs.self_consistency.voting import VoteRow
 
@@ -45,15 +42,9 @@ class JudgeRecord(BaseModel):
     completion_tokens: int = 0
 
 
-class SelfConsistencyResult(BaseModel):
+class SelfConsistencyResult(RunRecord):
     """A whole self-consistency run (one line of ``self_consistency.jsonl``)."""
 
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
-    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    task: str
-    agent: str
-    model: str
-    backend: str = ""
     answer_kind: str = "auto"
     vote: VoteMethod = "majority"
     samples_planned: int

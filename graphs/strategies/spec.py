@@ -15,7 +15,7 @@ For option generators:
   option, e.g. ``--vote must be one of: majority, weighted, judge (got 'loudest')``.
 - :meth:`RunSpec.with_updates` applies a slash command's change (``/samples 5``) through the same checks.
 
-How the options become a strategy: :func:`ponder.graphs.strategies.base.build_strategy`.
+How the options become a strategy: :func:`ponder.graphs.strategies.build.build_strategy`.
 """
 
 from __future__ import annotations
