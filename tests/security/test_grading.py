@@ -137,6 +137,7 @@ class _Borrowed:
 
     def __init__(self, guard: Guard) -> None:
         self.run = guard.sandbox.run
+        self.output_chars = guard.sandbox.output_chars
 
     def close(self) -> None:
         pass
