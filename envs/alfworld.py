@@ -26,6 +26,7 @@ from ponder.envs.base import Episode, EpisodeResult, EvalContext
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
+    from ponder.envs.context import EvalOptions
 
 TRIALS = Path("alfworld") / "trials"
 EXPERT = "expert"
@@ -178,6 +179,9 @@ class AlfWorldSuite:
     name = "alfworld"
     policies: tuple[str, ...] = (EXPERT,)
     needs_process = True
+
+    def check_options(self, options: EvalOptions) -> None:
+        """Nothing to check beyond the run spec: every strategy option applies to this suite."""
 
     def episodes(self, settings: Settings, data: Path | None = None, limit: int | None = None) -> list[Episode]:
         """One episode per trial directory holding ``game.tw-pddl`` and ``traj_data.json``.

@@ -25,6 +25,7 @@ from ponder.graphs.strategies.spec import RunSpec
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
+    from ponder.envs.context import EvalOptions
     from ponder.memory.context import MemoryContext
     from ponder.models.base import ModelBackend
 
@@ -110,6 +111,10 @@ class Suite(Protocol):
     policies: tuple[str, ...]
     #: Whether episodes hold a heavy resource (game process, browser): the runner uses processes then.
     needs_process: bool
+
+    def check_options(self, options: EvalOptions) -> None:
+        """Reject options this suite cannot honour (raise :class:`~ponder.core.errors.ConfigError`)."""
+        ...
 
     def episodes(self, settings: Settings, data: Path | None = None, limit: int | None = None) -> list[Episode]:
         """The suite's episodes in a stable order (``data`` replaces the shipped file; bad rows raise DataError)."""

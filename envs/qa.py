@@ -27,6 +27,7 @@ from ponder.graphs.strategies.base import Outcome
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
+    from ponder.envs.context import EvalOptions
 
 class QARow(BaseModel):
     """The fields every QA / math row must have (others are kept as metadata)."""
@@ -93,6 +94,9 @@ class QASuite:
     policies: tuple[str, ...] = ("gold",)
     needs_process: bool = False
     metadata_keys: tuple[str, ...] = field(default=("type", "level", "setting", "equation"))
+
+    def check_options(self, options: EvalOptions) -> None:
+        """Nothing to check beyond the run spec: every strategy option applies to this suite."""
 
     def episodes(self, settings: Settings, data: Path | None = None, limit: int | None = None) -> list[Episode]:
         """Rows of ``data`` (default: the shipped file) as episodes, in file order.

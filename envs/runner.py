@@ -62,8 +62,8 @@ class EvalRun:
 def check_options(suite: Suite, options: EvalOptions) -> None:
     """Reject options the suite cannot honour before anything runs.
 
-    The strategy options themselves were checked when ``options`` was built (a ``RunSpec``); a suite may
-    define ``check_options(options)`` (raising :class:`ConfigError`) for its own limits, e.g. self-consistency
+    The strategy options themselves were checked when ``options`` was built (a ``RunSpec``); each suite's
+    ``check_options(options)`` (raising :class:`ConfigError`) checks its own limits, e.g. self-consistency
     support.
 
     Raises:
@@ -75,9 +75,7 @@ def check_options(suite: Suite, options: EvalOptions) -> None:
                           f"choose one of: {', '.join(policies)}")
     if options.policy != "agent" and (options.samples > 1 or options.trials > 1 or options.memory != "none"):
         raise ConfigError("--samples, --trials and --memory apply to --policy agent only")
-    hook = getattr(suite, "check_options", None)
-    if callable(hook):
-        hook(options)
+    suite.check_options(options)
 
 
 def load_done(path: Path) -> dict[str, EpisodeResult]:

@@ -24,6 +24,7 @@ from ponder.envs.textworld.spec import GameSpec, load_suite_spec
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
+    from ponder.envs.context import EvalOptions
 
 DEFAULT_SUITE = "default"
 
@@ -44,6 +45,9 @@ class TextWorldSuite:
         self.suite_file = suite_file
         env_workers = os.environ.get("PONDER_TW_GEN_WORKERS")
         self.gen_workers = gen_workers or (int(env_workers) if env_workers else min(4, os.cpu_count() or 1))
+
+    def check_options(self, options: EvalOptions) -> None:
+        """Nothing to check beyond the run spec: every strategy option applies to this suite."""
 
     def episodes(self, settings: Settings, data: Path | None = None, limit: int | None = None) -> list[Episode]:
         """The suite's games (generated when missing), in file order.

@@ -15,7 +15,7 @@ from pathlib import Path
 from ponder.core.errors import ConfigError
 from ponder.core.records import Usage
 from ponder.envs.base import Episode, EpisodeResult, EvalContext
-from ponder.envs.context import past_deadline
+from ponder.envs.context import EvalOptions, past_deadline
 
 
 def make_episodes(n: int, suite: str = "fake", **meta: object) -> list[Episode]:
@@ -35,6 +35,9 @@ class FakeSuite:
     sleep: float = 0.0
     gate: str | None = None  # episodes from index gate_from on wait for this file to exist
     gate_from: int = 10
+
+    def check_options(self, options: EvalOptions) -> None:
+        """Nothing to check beyond the run spec: every strategy option applies to this suite."""
 
     def episodes(self, settings: object, data: Path | None = None, limit: int | None = None) -> list[Episode]:
         eps = make_episodes(self.n, self.name, sleep=self.sleep)
