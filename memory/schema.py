@@ -144,3 +144,7 @@ class MemoryStore(Protocol):
     def import_(self, path: Path) -> list[WriteResult]:
         """Read JSONL written by :meth:`export`; round-trips exactly (ids, timestamps, scores)."""
         ...
+
+    def close(self) -> None:
+        """Release the client (a no-op for an in-process store that holds nothing open)."""
+        ...
