@@ -117,7 +117,7 @@ def child_first_token(kind: str, threads: int) -> None:
     t_loaded = time.time()
     out = backend.generate([{"role": "user", "content": PROMPT}], ponder.models.base.GenerationParams(max_tokens=1))
     t_first = time.time()
-    info = getattr(backend, "load_info", {})
+    info = dict(backend.load_info)
     print(json.dumps({"t_start": _T0, "t_imported": t_imported, "t_loaded": t_loaded, "t_first_token": t_first,
                       "completion_tokens": out[0].completion_tokens, "prompt_tokens": out[0].prompt_tokens,
                       "from_cache": info.get("from_cache"), "threads": info.get("n_threads"),
@@ -406,7 +406,7 @@ def main() -> None:
     for kind in backends:
         start = time.perf_counter()
         first[kind] = load_model(kind, load_settings(device=args.device, cache_dir=str(cache_dir)))
-        info = getattr(first[kind], "load_info", {})
+        info = dict(first[kind].load_info)
         emit(metric="first_use_load_s", backend=kind, value=r3(time.perf_counter() - start),
              from_cache=info.get("from_cache"), path=info.get("path"))
 

@@ -53,7 +53,7 @@ def part_real(args: argparse.Namespace) -> None:
                              temperature=0.7, seed=0, tools=["calculator"], out_dir="/tmp/ponder-bench-sc")
     start = time.perf_counter()
     backend = load_model(args.model, settings)
-    emit({"event": "load", "model": args.model, "backend": getattr(backend, "backend_name", "?"),
+    emit({"event": "load", "model": args.model, "backend": backend.backend_name,
           "seconds": round(time.perf_counter() - start, 2)})
     run_agent("What is 1 + 1?", settings=settings, model=backend, write=False)  # warm-up
     walls: dict[str, list[float]] = {"single": [], "sc_batched": [], "sequential": []}
@@ -74,7 +74,7 @@ def part_real(args: argparse.Namespace) -> None:
                          "batches": result.batch_sizes[:12]}
         emit(row)
     single = statistics.mean(walls["single"])
-    summary = {"event": "summary", "model": args.model, "backend": getattr(backend, "backend_name", "?"),
+    summary = {"event": "summary", "model": args.model, "backend": backend.backend_name,
                "questions": args.questions, "samples": args.samples, "max_tokens": args.max_tokens,
                "single_s": round(single, 2),
                "sc_batched_s": round(statistics.mean(walls["sc_batched"]), 2),
