@@ -6,8 +6,10 @@ Unit tests run with ``PONDER_FORBID_REAL_MODEL=1``: any real model call fails lo
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,29 @@ def data_dir() -> Path:
         pytest.fail(f"the shipped data is missing: {DATA_DIR / 'manifest.json'} not found; data/ is part of the "
                     "repository (restore it with `git checkout -- data`)", pytrace=False)
     return DATA_DIR
+
+
+def _write_script(path: Path, *items: str | dict) -> str:
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return f"scripted:{path}"
+
+
+@pytest.fixture
+def write_script() -> Callable[..., str]:
+    """``write_script(path, *items)``: a scripted-model JSONL file; returns its model spec."""
+    return _write_script
+
+
+@pytest.fixture
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a ponder subprocess: everything it writes stays under tmp_path, offline, no real model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PONDER_")}
+    home = tmp_path / "home"
+    home.mkdir()
+    env.update({
+        "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
+        "XDG_CONFIG_HOME": str(home / "config"), "PONDER_CONFIG": str(tmp_path / "no-ponder.toml"),
+        "PONDER_OUT_DIR": str(tmp_path / "runs"), "PONDER_MEMORY_PATH": str(tmp_path / "memory"),
+        "PONDER_FORBID_REAL_MODEL": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    })
+    return env

@@ -4,8 +4,6 @@ pseudo-terminal driving the real ``ponder chat``."""
 from __future__ import annotations
 
 import io
-import json
-import os
 import re
 import sys
 import time
@@ -26,11 +24,6 @@ PONDER = Path(sys.executable).parent / "ponder"
 ANSI = re.compile(r"\x1b\[[0-9;?<=>]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][A-Za-z0-9]|\x1b[=>78]|\r")
 
 
-def _write_script(path: Path, *items: str | dict) -> str:
-    path.write_text("".join(json.dumps(item) + "\n" for item in items))
-    return f"scripted:{path}"
-
-
 @pytest.fixture
 def session_for(tmp_path: Path) -> Callable[..., tuple[ChatSession, io.StringIO]]:
     """``session_for(responses, **settings)``: a chat session on a scripted model, and what it printed."""
@@ -47,25 +40,9 @@ def session_for(tmp_path: Path) -> Callable[..., tuple[ChatSession, io.StringIO]
 
 
 @pytest.fixture
-def write_script():
-    """``write_script(path, *items)``: a scripted-model JSONL file; returns its model spec."""
-    return _write_script
-
-
-@pytest.fixture
-def chat_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for a ``ponder chat`` subprocess: everything it writes stays under tmp_path, offline."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PONDER_")}
-    home = tmp_path / "home"
-    home.mkdir()
-    env.update({
-        "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
-        "XDG_CONFIG_HOME": str(home / "config"), "PONDER_CONFIG": str(tmp_path / "no-ponder.toml"),
-        "PONDER_OUT_DIR": str(tmp_path / "runs"), "PONDER_MEMORY_PATH": str(tmp_path / "memory"),
-        "PONDER_FORBID_REAL_MODEL": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "50",
-    })
-    return env
+def chat_env(offline_env: dict[str, str]) -> dict[str, str]:
+    """Environment for a ``ponder chat`` subprocess: ``offline_env`` plus a fixed-size terminal."""
+    return {**offline_env, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "50"}
 
 
 class Terminal:

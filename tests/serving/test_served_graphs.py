@@ -129,12 +129,12 @@ def test_served_graph_runs_the_compiled_agent_graph_with_the_request_context(age
 
 
 @pytest.fixture
-def server(tmp_path: Path, chat_env: dict[str, str], write_script):
+def server(tmp_path: Path, offline_env: dict[str, str], write_script):
     spec = write_script(tmp_path / "served.jsonl",
                         "Thought: I add.\nAction: calculator\nAction Input: 20+22", "Final Answer: 42",
                         "Thought: again.\nAction: calculator\nAction Input: 6*7", "Final Answer: 42",
                         "Final Answer: 42", "Final Answer: 42.0", "Final Answer: 41")
-    with _langgraph_dev({**chat_env, "PONDER_MODEL": spec}, tmp_path, tmp_path / "server.log") as url:
+    with _langgraph_dev({**offline_env, "PONDER_MODEL": spec}, tmp_path, tmp_path / "server.log") as url:
         yield url
 
 
