@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
+from testkit import CONTROL, EVIL, render
 
 from ponder.cli import main
 from ponder.cli.sandbox import print_exec_result
@@ -96,20 +95,12 @@ def test_console_script(tmp_path):
     assert json.loads(out.stdout)["value"] == "45"
 
 
-EVIL = "\x1b]52;c;cm0gLXJmIH4K\x07\x1b[1A\x1b[2K\x9b2J[bold red]markup[/] fake\rreal"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def render(fn) -> str:
-    buf = io.StringIO()
-    fn(Console(file=buf, width=300, highlight=False))
-    return buf.getvalue()
 
 
 def test_exec_result_output_value_and_error_are_inert():
     result = ExecResult(stdout=EVIL, stderr=EVIL, value=EVIL, error_type="ValueError", error_message=EVIL,
                         traceback=EVIL, duration=0.012)
     out = render(lambda c: print_exec_result(c, result, "bwrap"))
-    assert not _CONTROL.search(out), repr(out)
+    assert not CONTROL.search(out), repr(out)
     assert out.count("[bold red]markup[/]") >= 3 and "fakereal" in out  # markup shown as text, not applied
     assert out.splitlines()[-1] == "12 ms · isolation bwrap"

@@ -1,21 +1,10 @@
 """The step printer strips control characters and escapes markup in untrusted text."""
 
-import io
-import re
-
 from rich.console import Console
+from testkit import CONTROL, EVIL, render
 
 from ponder.core.console import StepPrinter
 from ponder.core.records import Step, Trajectory
-
-EVIL = "\x1b]52;c;cm0gLXJmIH4K\x07\x1b[1A\x1b[2K\x9b2J[bold red]markup[/] fake\rreal"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def render(fn) -> str:
-    buf = io.StringIO()
-    fn(Console(file=buf, width=300, highlight=False))
-    return buf.getvalue()
 
 
 def test_steps_and_final_answer_are_inert():
@@ -31,5 +20,5 @@ def test_steps_and_final_answer_are_inert():
         printer.final(traj)
 
     out = render(show)
-    assert not _CONTROL.search(out), repr(out)
+    assert not CONTROL.search(out), repr(out)
     assert "Final Answer" in out and "]52;c;cm0gLXJmIH4K" in out

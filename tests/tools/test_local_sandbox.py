@@ -6,9 +6,9 @@ import os
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
+from testkit import processes_with
 
 from ponder.core.errors import ConfigError, SandboxError
 from ponder.core.settings import load_settings
@@ -38,15 +38,6 @@ def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 def wait_gone(marker: str, seconds: float = 30.0) -> list[int]:

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from testkit import processes_with
 
 from ponder.core.errors import SandboxError
 from ponder.core.settings import PACKAGE_DIR
@@ -30,15 +31,6 @@ def make(isolation: str = "auto", **kwargs) -> LocalSandbox:
         pytest.skip(f"isolation {isolation} unavailable here: {exc}")
 
 
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 def test_printed_json_is_output_not_the_result() -> None:
