@@ -88,6 +88,10 @@ class ModelError(PonderError):
     """A model backend failed (load failure, server unreachable after retries, ...)."""
 
 
+class GenerationCancelled(ModelError):
+    """A model call was cancelled before it finished (Ctrl-C, or a self-consistency sample no longer needed)."""
+
+
 class RealModelCallError(ModelError):
     """A real model was called where only scripted models are allowed (unit tests)."""
 

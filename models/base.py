@@ -34,6 +34,9 @@ class GenerationParams(BaseModel):
     seed: int | None = None
     n: int = Field(1, ge=1, le=128)
     logprobs: bool = False
+    #: A GBNF grammar the completion must follow (``None``: free text). Backends whose
+    #: ``capabilities.grammar`` is false ignore it; callers check the capability before relying on it.
+    grammar: str | None = None
 
 
 class Completion(BaseModel):
@@ -63,6 +66,11 @@ class ModelCapabilities(BaseModel):
         streaming: ``stream`` yields pieces as they are decoded (not the whole text at once).
         logprobs: Completions can carry log-probability sums (``GenerationParams.logprobs``).
         context_window: Tokens of prompt plus completion the backend holds; ``None``: unknown or unbounded.
+        continuous_batching: Concurrent ``generate``/``stream`` calls from many threads are decoded together by
+            the backend itself (a continuous-batching engine, or a server with N requests in flight): callers
+            just call it from their threads, no batcher in between.
+        grammar: ``GenerationParams.grammar`` is honoured (llama.cpp's grammar sampler, or a server's grammar /
+            structured-output option).
 
     Frozen: a backend's capabilities are set when it is made (e.g. ``ScriptedModel(..., context_window=64)``).
     """
@@ -73,6 +81,8 @@ class ModelCapabilities(BaseModel):
     streaming: bool = False
     logprobs: bool = False
     context_window: int | None = Field(None, ge=1)
+    continuous_batching: bool = False
+    grammar: bool = False
 
 
 @runtime_checkable
