@@ -75,7 +75,7 @@ class LlamaCppBackend(BaseBackend):
         self.prompt_cache: Any = None
         self._vocab = self._llama_cpp.llama_model_get_vocab(self.llama.model)
         self.capabilities = ModelCapabilities(batched_decoding=True, streaming=True, logprobs=True,
-                                              context_window=self.llama.n_ctx())
+                                              context_window=self.llama.n_ctx(), grammar=True)
         template = self.llama.metadata.get("tokenizer.chat_template")
         self._formatter = None
         if template:
@@ -319,12 +319,20 @@ class LlamaCppBackend(BaseBackend):
         text_bytes = bytearray()
         logprobs: list[float] = []
         hit_end = False
+        grammar = None
+        if params.grammar:
+            from ponder.models.llamacpp_grammar import GrammarSampler
+
+            grammar = GrammarSampler(lc, self._vocab, params.grammar)
         decoder.prefill(prompt, cache=self.prompt_cache)
         while True:
-            token, logprob = pick_token(decoder.logits(), params, rng)
+            logits = decoder.logits()
+            token, logprob = grammar.pick(logits, params, rng) if grammar else pick_token(logits, params, rng)
             if lc.llama_vocab_is_eog(self._vocab, token):
                 hit_end = True
                 break
+            if grammar is not None:
+                grammar.accept(token)
             logprobs.append(logprob)
             piece = self._piece(token)
             pieces.append(piece)
