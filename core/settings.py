@@ -117,6 +117,11 @@ class LlamaCppSettings(ModelSettings):
     llamacpp_probe_command: list[str] | None = Field(
         None, min_length=1, description="The crash guard's child command (the GGUF path is appended); default: "
         "python -m ponder.models.llamacpp_probe. Tests inject a child that crashes.")
+    llamacpp_slots: int = Field(8, ge=1, le=64, description="Sequence slots of the llamacpp continuous-batching "
+                                "engine: requests decoded together (concurrent calls, self-consistency samples).")
+    llamacpp_kv_cells: int | None = Field(
+        None, ge=256, le=4_194_304, description="KV cells shared by the llamacpp engine's slots (default: "
+        "max(2 x llamacpp_n_ctx, 1024 x llamacpp_slots)); one request needs its prompt plus max_tokens.")
 
 
 class AgentSettings(_Group):
