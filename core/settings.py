@@ -21,7 +21,16 @@ from pydantic_settings import (
 
 from ponder.core.errors import ConfigError
 from ponder.core.model_spec import parse_spec
-from ponder.core.types import AgentName, IsolationMode, MemoryMode, SandboxKind, SearchMode, ToolName, choices
+from ponder.core.types import (
+    AgentName,
+    ConstrainMode,
+    IsolationMode,
+    MemoryMode,
+    SandboxKind,
+    SearchMode,
+    ToolName,
+    choices,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -133,6 +142,9 @@ class AgentSettings(_Group):
     pal_retries: int = Field(2, ge=0, le=20, description="Extra PAL attempts after a failed program.")
     tools: list[ToolName] = Field(default_factory=lambda: ["calculator", "python"],
                                   description=f"ReAct tools: {', '.join(choices(ToolName))}.")
+    constrained_steps: ConstrainMode = Field(
+        "auto", description="Grammar-constrained agent steps (ReAct, PAL, env agent): on, off, or auto (on when "
+        "the backend supports grammars).")
 
 
 class SandboxSettings(_Group):

@@ -41,6 +41,9 @@ IsolationMode = Literal["auto", "bwrap", "unshare", "none"]
 #: Retrieval of the search tools.
 SearchMode = Literal["bm25", "dense", "hybrid"]
 
+#: Whether agent steps are grammar-constrained (``auto``: when the backend supports grammars).
+ConstrainMode = Literal["auto", "on", "off"]
+
 
 def choices(literal: Any) -> tuple[str, ...]:
     """The values of a ``Literal`` type, in order (``choices(VoteMethod) == ("majority", "weighted", "judge")``)."""
