@@ -24,6 +24,7 @@ from ponder.core.model_spec import parse_spec
 from ponder.core.types import (
     AgentName,
     ConstrainMode,
+    GgufFormat,
     IsolationMode,
     MemoryMode,
     SandboxKind,
@@ -126,6 +127,9 @@ class LlamaCppSettings(ModelSettings):
     llamacpp_probe_command: list[str] | None = Field(
         None, min_length=1, description="The crash guard's child command (the GGUF path is appended); default: "
         "python -m ponder.models.llamacpp_probe. Tests inject a child that crashes.")
+    llamacpp_format: GgufFormat = Field(
+        "auto", description="The GGUF format llama.cpp runs: auto (the embedded model converted once to the "
+        "format measured fastest; your own GGUF as it is), original, or q4_0 / q8_0 (a converted copy, cached).")
     llamacpp_slots: int = Field(8, ge=1, le=64, description="Sequence slots of the llamacpp continuous-batching "
                                 "engine: requests decoded together (concurrent calls, self-consistency samples).")
     llamacpp_kv_cells: int | None = Field(

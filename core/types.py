@@ -44,6 +44,9 @@ SearchMode = Literal["bm25", "dense", "hybrid"]
 #: Whether agent steps are grammar-constrained (``auto``: when the backend supports grammars).
 ConstrainMode = Literal["auto", "on", "off"]
 
+#: The GGUF format the llama.cpp backend runs (``auto``: the measured fastest for the embedded model).
+GgufFormat = Literal["auto", "original", "q4_0", "q8_0"]
+
 
 def choices(literal: Any) -> tuple[str, ...]:
     """The values of a ``Literal`` type, in order (``choices(VoteMethod) == ("majority", "weighted", "judge")``)."""
