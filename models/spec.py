@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ponder.core.model_spec import ModelSpec, parse_spec
@@ -11,6 +13,7 @@ from ponder.core.model_spec import ModelSpec, parse_spec
 if TYPE_CHECKING:
     from ponder.core.settings import LlamaCppSettings, Settings
     from ponder.models.base import ModelBackend
+    from ponder.models.llamacpp_formats import RuntimeFormat
 
 log = logging.getLogger("ponder.models")
 
@@ -30,7 +33,7 @@ def load_model(spec: str, settings: Settings | None = None) -> ModelBackend:
     settings = settings or load_settings()
     parsed = parse_spec(spec)
     key = (str(parsed), settings.device, settings.dtype, str(settings.cache_dir), settings.llamacpp_threads,
-           settings.llamacpp_n_ctx)
+           settings.llamacpp_n_ctx, settings.llamacpp_format)
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = _build(parsed, settings)
@@ -61,19 +64,49 @@ def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
         return OpenAIBackend.from_settings(parsed, settings)
     kind = resolve_embedded(settings) if parsed.kind == "embedded" else parsed.kind
     if kind == "llamacpp":
-        from ponder.models.llamacpp import LlamaCppBackend, _import_llama_cpp, resolve_gguf
-        from ponder.models.llamacpp_probe import require_llamacpp
-
-        if parsed.kind == "llamacpp":  # explicit: a llama.cpp that crashes here is a ConfigError (exit 2)
-            _import_llama_cpp()
-            require_llamacpp(resolve_gguf(parsed), settings)
-        backend = LlamaCppBackend.from_settings(parsed, settings)
+        backend = _build_llamacpp(parsed, settings)
     else:
         from ponder.models.transformers_backend import TransformersBackend
 
         backend = TransformersBackend.from_settings(parsed, settings)
     log.info("model %s runs on the %s backend", parsed, kind)
     return backend
+
+
+def _build_llamacpp(parsed: ModelSpec, settings: Settings) -> ModelBackend:
+    """The llama.cpp backend, running the GGUF in the format ``settings.llamacpp_format`` picks.
+
+    ``load_info["format"]`` says which format runs (:meth:`RuntimeFormat.info`); the backend keeps the spec asked
+    for (``embedded``, ``llamacpp:<file>``), not the converted copy's path.
+    """
+    from ponder.models.llamacpp import LlamaCppBackend, _import_llama_cpp
+    from ponder.models.llamacpp_probe import require_llamacpp
+
+    _import_llama_cpp()
+    runtime = runtime_format(parsed, settings)
+    if parsed.kind == "llamacpp":  # explicit: a llama.cpp that crashes here is a ConfigError (exit 2)
+        require_llamacpp(runtime.path, settings)
+    backend = LlamaCppBackend.from_settings(replace(parsed, kind="llamacpp", path=str(runtime.path)), settings)
+    backend.spec = str(parsed)
+    backend.load_info["format"] = runtime.info()
+    return backend
+
+
+def runtime_format(parsed: ModelSpec, settings: LlamaCppSettings) -> RuntimeFormat:
+    """The GGUF file a ``llamacpp`` or ``embedded`` spec runs, per ``settings.llamacpp_format``.
+
+    ``auto`` converts the embedded model (once, cached) to the format measured fastest; a GGUF the user names stays
+    as it is unless a format is named.
+
+    Raises:
+        ConfigError: for a missing or non-GGUF file or an unknown format.
+    """
+    from ponder.models.llamacpp import resolve_gguf
+    from ponder.models.llamacpp_formats import resolve_format, runtime_gguf
+
+    source = resolve_gguf(replace(parsed, kind="llamacpp"))
+    fmt = resolve_format(settings.llamacpp_format, embedded=not parsed.path)
+    return runtime_gguf(source, fmt, Path(settings.cache_dir).expanduser())
 
 
 def resolve_embedded(settings: LlamaCppSettings | None = None) -> str:
@@ -87,10 +120,11 @@ def resolve_embedded(settings: LlamaCppSettings | None = None) -> str:
 
     if importlib.util.find_spec("llama_cpp") is None:
         return "transformers"
-    from ponder.models.gguf_cache import find_embedded_gguf
+    from ponder.core.settings import load_settings
     from ponder.models.llamacpp_probe import FIX, check_llamacpp
 
-    result = check_llamacpp(find_embedded_gguf(), settings)
+    runtime = runtime_format(ModelSpec(kind="embedded"), settings or load_settings())
+    result = check_llamacpp(runtime.path, settings)  # the file that will really be loaded
     if result.ok:
         return "llamacpp"
     log.warning("%s; the embedded model runs on transformers instead. Fix: %s", result.problem(), FIX)
