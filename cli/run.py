@@ -79,12 +79,15 @@ def tool_list(tools: str | None) -> list[str] | None:
 
 def load_backend(settings: Settings, out: Console, verbose: bool) -> ModelBackend:
     """Load the settings' model behind a spinner (with ``verbose``, say which backend and how it loaded)."""
+    from ponder.models.llamacpp_formats import describe_format
     from ponder.models.spec import load_model
 
     with out.status(f"Loading model {settings.model} ..."):
         backend = load_model(settings.model, settings)
     if verbose:
         out.print(f"[dim]model {backend.spec} via {backend.backend_name} {dict(backend.load_info)}[/]")
+        if fmt := describe_format(backend.load_info):
+            out.print(f"[dim]format: {fmt}[/]")
     return backend
 
 

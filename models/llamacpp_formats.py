@@ -27,7 +27,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,21 @@ class RuntimeFormat:
         """The ``load_info["format"]`` entry: format, source_format, converted, cached and path."""
         return {"format": self.format, "source_format": self.source_format, "converted": self.converted,
                 "cached": self.cached, "path": str(self.path)}
+
+
+def describe_format(load_info: Mapping[str, Any]) -> str | None:
+    """One line for ``--verbose``: the format that runs and how to get the other (``None``: not a llama.cpp model).
+
+    >>> describe_format({"format": {"format": "q4_0", "source_format": "q4_1", "converted": True}})
+    'runs q4_0 (converted once from the shipped q4_1; the original: PONDER_LLAMACPP_FORMAT=original)'
+    """
+    info = load_info.get("format")
+    if not isinstance(info, Mapping):
+        return None
+    if info.get("converted"):
+        return (f"runs {info.get('format')} (converted once from the shipped {info.get('source_format')}; "
+                "the original: PONDER_LLAMACPP_FORMAT=original)")
+    return f"runs the GGUF as shipped ({info.get('format')}; a converted copy: PONDER_LLAMACPP_FORMAT=q4_0 or q8_0)"
 
 
 def resolve_format(fmt: GgufFormat | str, *, embedded: bool) -> str:
