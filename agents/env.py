@@ -57,6 +57,7 @@ from ponder.core.records import Trajectory, Usage
 from ponder.core.settings import Settings
 from ponder.memory.context import MemoryContext
 from ponder.models.base import GenerationParams, Message, ModelBackend
+from ponder.models.llamacpp_formats import format_metadata
 
 #: The model must never write the environment's answer; one line per turn is enough.
 ENV_STOP = ("\nObservation", "Observation:", "\n>")  # not "\n\n": a reply may start with blank lines
@@ -237,7 +238,7 @@ def run_env_agent(env: Env, task: str, *, model: ModelBackend, settings: Setting
     """
     steps_cap = max_steps or settings.max_steps
     traj = Trajectory(task=task, agent=AGENT_NAME, model=model.spec, backend=model.backend_name,
-                      metadata={**(metadata or {}), "env": env.name})
+                      metadata={**format_metadata(model.load_info), **(metadata or {}), "env": env.name})
     final: dict[str, Any] = {}
     error: str | None = None
     start = time.perf_counter()

@@ -96,6 +96,7 @@ def run_agent(
         PonderError: for configuration problems or a failing backend; the record (status ``error``)
         is written before the exception propagates.
     """
+    from ponder.models.llamacpp_formats import format_metadata
     from ponder.models.spec import load_model
 
     settings = settings or load_settings()
@@ -103,7 +104,7 @@ def run_agent(
     graph = agent_graph(agent)
     model = model or load_model(settings.model, settings)
     traj = Trajectory(task=task, agent=agent, model=model.spec, backend=model.backend_name,
-                      metadata=dict(metadata or {}))
+                      metadata={**format_metadata(model.load_info), **(metadata or {})})
     ctx = make_context(settings, model, tools, executor, agent,
                        memory=memory.for_run(memory.run_id or traj.id) if memory is not None else None)
     path = Path(out_dir or settings.out_dir) / TRAJECTORY_FILE
