@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ponder.agents.grammar import StepGrammar
 from ponder.core.environment import Env
 from ponder.core.records import Step
 from ponder.core.types import StepKind
@@ -46,6 +47,8 @@ class AgentContext:
         memory: Reflexion / ExpeL memory for this run; ``None`` (the default) makes ``recall`` and ``remember``
             no-ops.
         limits: Step, parse-failure and retry caps.
+        grammar: The grammar every step's reply must follow (``None``: free text); set only for a backend that
+            honours grammars (:func:`~ponder.agents.grammar.wants_grammar` decides).
     """
 
     model: ModelBackend
@@ -54,14 +57,25 @@ class AgentContext:
     executor: CodeExecutor | None = None
     memory: MemoryContext | None = None
     limits: Limits = field(default_factory=Limits)
-    _step_params: dict[tuple[str, ...], GenerationParams] = field(default_factory=dict, init=False, repr=False)
+    grammar: StepGrammar | None = None
+    _step_params: dict[tuple[tuple[str, ...], str | None], GenerationParams] = field(
+        default_factory=dict, init=False, repr=False)
 
-    def step_params(self, stop: tuple[str, ...]) -> GenerationParams:
-        """The parameters of the graph's model calls: one completion, ``stop`` added (computed once per run)."""
-        params = self._step_params.get(stop)
+    def step_params(self, stop: tuple[str, ...], grammar: str | None = None) -> GenerationParams:
+        """The parameters of the graph's model calls: one completion, ``stop`` added (computed once per run).
+
+        With a grammar (the run's, or ``grammar`` for this step only: the env agent's admissible actions) the reply
+        ends where the grammar does, so the graph's stop sequences are left out: they could only cut a reply the
+        grammar allows (an answer line that mentions "Observation:") into one the parser refuses.
+        """
+        if grammar is not None:
+            return self.params.model_copy(update={"n": 1, "grammar": grammar})
+        text = self.grammar.text if self.grammar is not None else None
+        key = ((), text) if text is not None else (stop, None)
+        params = self._step_params.get(key)
         if params is None:
-            params = self.params.model_copy(update={"n": 1, "stop": [*self.params.stop, *stop]})
-            self._step_params[stop] = params
+            params = self.params.model_copy(update={"n": 1, "stop": [*self.params.stop, *key[0]], "grammar": text})
+            self._step_params[key] = params
         return params
 
 

@@ -47,6 +47,7 @@ from pydantic import BaseModel, Field
 
 from ponder.agents.context import EnvAgentContext, Limits, model_step
 from ponder.agents.driver import TRAJECTORY_FILE, describe_error, drive
+from ponder.agents.grammar import StepGrammar, env_grammar, wants_grammar
 from ponder.agents.kernel import AgentParts, ModelCall, agent_skeleton, call_model
 from ponder.agents.state import EnvAgentState
 from ponder.agents.state import initial_state as base_state
@@ -139,8 +140,9 @@ def env_prefix(ctx: EnvAgentContext) -> tuple[str, list[Message]]:
 def step(state: EnvAgentState, runtime: Runtime[EnvAgentContext]) -> dict[str, Any]:
     """One turn: a model call parsed into an action (sent to the environment here), a thought or a format reminder."""
     ctx = runtime.context
-    call = call_model(state, ctx, with_actions(state["messages"], state.get("admissible"), ctx.show_actions),
-                      ENV_STOP)
+    admissible = state.get("admissible")
+    grammar = env_grammar(admissible, ctx.limits.max_action_chars) if ctx.grammar is not None and admissible else None
+    call = call_model(state, ctx, with_actions(state["messages"], admissible, ctx.show_actions), ENV_STOP, grammar)
     completion, seconds, index = call.completion, call.seconds, len(state["steps"])
     turn = parse_turn(completion.text, ctx.limits.max_action_chars)
     if turn.kind == "action":
@@ -208,9 +210,11 @@ def env_context(env: Env, reset: EnvReset, model: ModelBackend, settings: Settin
     """The runtime context of an episode in ``env`` (action format and few-shot set from the env or its reset)."""
     params = GenerationParams(temperature=settings.temperature, top_p=settings.top_p,
                               max_tokens=settings.max_tokens, seed=settings.seed)
+    limits = Limits(max_steps=max_steps, max_parse_failures=settings.max_parse_failures)
+    grammar = (StepGrammar(AGENT_NAME, env_grammar(None, limits.max_action_chars))
+               if wants_grammar(settings.constrained_steps, model) else None)
     return EnvAgentContext(
-        model=model, params=params, memory=memory, env=env, show_actions=show_actions,
-        limits=Limits(max_steps=max_steps, max_parse_failures=settings.max_parse_failures),
+        model=model, params=params, memory=memory, env=env, show_actions=show_actions, limits=limits, grammar=grammar,
         instructions=reset.info.get("instructions") or env.instructions,
         examples=env_examples(reset.info.get("examples") or env.examples))
 
@@ -246,6 +250,8 @@ def run_env_agent(env: Env, task: str, *, model: ModelBackend, settings: Setting
         reset = env.reset()
         run_memory = memory.for_run(traj.id) if memory is not None else None
         ctx = env_context(env, reset, model, settings, steps_cap, run_memory, show_actions)
+        if ctx.grammar is not None:
+            traj.metadata["grammar"] = ctx.grammar.name
         drive(build_env_agent_graph(), dict(initial_state(task, reset)), ctx, traj, started=start, values=final)
     except Exception as exc:  # the environment (or a bug) failed: a result, recorded with the error
         error = describe_error(exc)

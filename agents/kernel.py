@@ -165,10 +165,16 @@ class ModelCall:
         return {"elided_observations": self.elided} if self.elided else {}
 
 
-def call_model(state: AgentState, ctx: AgentContext, history: list[Message], stop: tuple[str, ...]) -> ModelCall:
-    """Call the model on the prompt prefix and ``history``, fitted into its context window (one completion)."""
+def call_model(state: AgentState, ctx: AgentContext, history: list[Message], stop: tuple[str, ...],
+               grammar: str | None = None) -> ModelCall:
+    """Call the model on the prompt prefix and ``history``, fitted into its context window (one completion).
+
+    ``grammar`` constrains this call only (default: the run's grammar, if any; see
+    :meth:`~ponder.agents.context.AgentContext.step_params`).
+    """
     memory = state["memory"]
-    fitted = fit_prompt(ctx.model, memory["prefix"], history, memory.get("lessons"), ctx.step_params(stop))
+    params = ctx.step_params(stop, grammar)
+    fitted = fit_prompt(ctx.model, memory["prefix"], history, memory.get("lessons"), params)
     start = time.perf_counter()
     completion = ctx.model.generate(fitted.messages, fitted.params)[0]
     return ModelCall(completion, time.perf_counter() - start, fitted.elided)

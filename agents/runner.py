@@ -10,6 +10,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from ponder.agents.context import AgentContext, Limits
 from ponder.agents.driver import TRAJECTORY_FILE, drive
+from ponder.agents.grammar import StepGrammar, pal_grammar, react_grammar_for, wants_grammar
 from ponder.agents.state import initial_state as base_state
 from ponder.core.errors import ConfigError
 from ponder.core.io import append_jsonl
@@ -58,8 +59,15 @@ def make_context(settings: Settings, model: ModelBackend, tools: list[Tool] | No
                               max_tokens=settings.max_tokens, seed=settings.seed, logprobs=settings.logprobs)
     limits = Limits(max_steps=settings.max_steps, max_parse_failures=settings.max_parse_failures,
                     pal_retries=settings.pal_retries)
-    return AgentContext(model=model, params=params, tools=ToolBox(tools), executor=executor, memory=memory,
-                        limits=limits)
+    toolbox = ToolBox(tools)
+    grammar = step_grammar(agent, toolbox) if wants_grammar(settings.constrained_steps, model) else None
+    return AgentContext(model=model, params=params, tools=toolbox, executor=executor, memory=memory,
+                        limits=limits, grammar=grammar)
+
+
+def step_grammar(agent: str, tools: ToolBox) -> StepGrammar:
+    """The grammar of ``agent``'s steps (``react``: with these tools; ``pal``: the program block)."""
+    return react_grammar_for(tools) if agent == "react" else StepGrammar("pal", pal_grammar())
 
 
 def run_agent(
@@ -107,6 +115,8 @@ def run_agent(
                       metadata={**format_metadata(model.load_info), **(metadata or {})})
     ctx = make_context(settings, model, tools, executor, agent,
                        memory=memory.for_run(memory.run_id or traj.id) if memory is not None else None)
+    if ctx.grammar is not None:
+        traj.metadata["grammar"] = ctx.grammar.name
     path = Path(out_dir or settings.out_dir) / TRAJECTORY_FILE
     if write:
         traj.metadata["trajectory_path"] = str(path)

@@ -1,0 +1,142 @@
+"""Grammars of the agents' steps, and the one place that decides whether a run's steps are constrained.
+
+The grammars are GBNF files in ``prompts/`` (``react_step``, ``tool_inputs``, ``pal_program``, ``env_step``) with
+``${placeholders}`` this module fills: the run's tool names and the input rule of each tool, the calculator's
+functions, the environment's admissible actions. A backend whose ``capabilities.grammar`` is true
+(llama.cpp's grammar sampler, a server with grammar / structured outputs) then only produces replies the agent's
+parser reads:
+
+* ReAct: ``Thought: <one line>`` then ``Action: <a tool>`` + ``Action Input: <input for that tool>`` or
+  ``Final Answer: <one line>``, then the reply ends.
+* PAL: one fenced Python block that starts with ``def solution():``.
+* Env agent: ``think: <one line>`` or one action (one of the admissible actions when the environment lists them).
+
+:func:`wants_grammar` is the only decision whether a run uses them (``constrained_steps``: ``auto`` | ``on`` |
+``off``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from string import Template
+
+from ponder.core.prompts import PROMPT_DIR
+from ponder.core.types import ConstrainMode
+from ponder.models.base import ModelBackend
+from ponder.tools.base import ToolBox
+
+log = logging.getLogger(__name__)
+
+#: Input rules (in ``prompts/tool_inputs.gbnf``) of the tools whose input has a syntax of its own.
+TOOL_INPUT_RULES = {"calculator": "calc-input", "python": "python-input"}
+#: The rule of any other one-field tool, and of tools with several fields (a JSON object).
+LINE_INPUT, JSON_INPUT = "line-input", "json-input"
+
+_warned: set[str] = set()
+
+
+@dataclass(frozen=True)
+class StepGrammar:
+    """A grammar that constrains an agent's steps.
+
+    Attributes:
+        name: What it constrains (``react``, ``pal`` or ``env``): recorded as the trajectory's
+            ``metadata["grammar"]``.
+        text: The GBNF text (root rule ``root``).
+    """
+
+    name: str
+    text: str
+
+
+def wants_grammar(mode: ConstrainMode, model: ModelBackend) -> bool:
+    """Whether a run's steps are grammar-constrained: the one place this is decided.
+
+    ``off``: never. ``auto``: when the backend honours grammars (``model.capabilities.grammar``). ``on``: the
+    same, and a backend without grammar support is warned about (once per backend spec) and runs free.
+    """
+    if mode == "off":
+        return False
+    supported = model.capabilities.grammar
+    if mode == "on" and not supported and model.spec not in _warned:
+        _warned.add(model.spec)
+        log.warning("constrained steps are on, but %s (%s) does not support grammars: its steps run unconstrained",
+                    model.spec, model.backend_name)
+    return supported
+
+
+@functools.cache
+def _load(name: str) -> Template:
+    return Template((PROMPT_DIR / f"{name}.gbnf").read_text(encoding="utf-8"))
+
+
+def gbnf_literal(text: str) -> str:
+    """``text`` as a GBNF string literal (quotes, backslashes and control characters escaped)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+@functools.cache
+def _tool_inputs() -> str:
+    from ponder.tools.calculator_math import FUNCTIONS
+
+    # longest first, so that "log10" is tried before "log" (either order is correct; this keeps the tries short)
+    names = sorted(FUNCTIONS, key=lambda name: (-len(name), name))
+    return _load("tool_inputs").substitute(functions=" | ".join(gbnf_literal(n) for n in names))
+
+
+@functools.lru_cache(maxsize=64)
+def react_grammar(tool_names: Sequence[str], json_tools: Sequence[str] = ()) -> str:
+    """The GBNF of one ReAct step with these tools.
+
+    Args:
+        tool_names: The run's tools, as the model writes them on the ``Action:`` line.
+        json_tools: Tools that take several arguments (their input is a JSON object on one line).
+
+    The ``calculator`` gets an arithmetic expression in its syntax, ``python`` a line or a fenced block of code,
+    any other tool one non-empty line. Pass tuples (the result is cached).
+    """
+    actions = []
+    for name in tool_names:
+        rule = JSON_INPUT if name in json_tools else TOOL_INPUT_RULES.get(name, LINE_INPUT)
+        actions.append(f"{gbnf_literal(f'Action: {name}' + chr(10) + 'Action Input: ')} {rule} | ")
+    return _load("react_step").substitute(actions="".join(actions)) + "\n" + _tool_inputs()
+
+
+def react_grammar_for(tools: ToolBox) -> StepGrammar:
+    """The ReAct step grammar of a run's :class:`~ponder.tools.base.ToolBox`."""
+    names = tuple(tools.names())
+    several = tuple(n for n in names if len(tools.tools[n].args_schema.model_fields) != 1)
+    return StepGrammar("react", react_grammar(names, several))
+
+
+@functools.cache
+def pal_grammar() -> str:
+    """The GBNF of a PAL reply: one fenced Python block defining ``solution()``."""
+    return _load("pal_program").substitute()
+
+
+def env_grammar(admissible: Sequence[str] | None = None, max_action_chars: int = 200) -> str:
+    """The GBNF of one env-agent turn: a thought, or an action.
+
+    Args:
+        admissible: The actions the environment accepts now; when given (non-empty), the action is one of them.
+        max_action_chars: The longest free action (without ``admissible``); the parser refuses longer lines.
+    """
+    if admissible:
+        action = " | ".join(gbnf_literal(a) for a in dict.fromkeys(admissible) if a.strip())
+    else:
+        action = "free-action"
+    return _load("env_step").substitute(action=action or "free-action", free_chars=max(max_action_chars - 1, 1))
