@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ponder.cli.run import tool_list
+from ponder.cli.run import ConstrainedOpt, tool_list
 from ponder.cli.spec_options import spec_options
 
 
@@ -19,6 +19,7 @@ def chat_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only the answers.")] = False,
     tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Max model calls per turn.")] = None,
+    constrained: ConstrainedOpt = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (0 = greedy).")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Max new tokens per model call.")] = None,
     db: Annotated[Path | None, typer.Option(help="The threads database (default: "
@@ -46,7 +47,7 @@ def chat_command(
     spec = parse_spec(spec_values)
     settings = load_settings(agent=spec.agent, model=model, max_steps=max_steps, temperature=temperature,
                              max_tokens=max_tokens, memory=spec.memory,
-                             tools=tool_list(tools))
+                             tools=tool_list(tools), constrained_steps=constrained)
     renderer = ChatRenderer(console, quiet=quiet, verbose=verbose)
     db_path = db or default_db_path()
     session = ChatSession.open(settings, renderer, db_path=db_path, thread_id=thread, spec=spec)
@@ -57,6 +58,12 @@ def chat_command(
             renderer.info(f"ponder chat · thread {session.thread_id}"
                           f"{f' ({len(turns)} earlier turns)' if turns else ''} · agent {session.agent} · "
                           f"model {settings.model} on {backend.backend_name} · /help for commands")
+        if verbose:
+            from ponder.agents.grammar import wants_grammar
+
+            constrained = wants_grammar(settings.constrained_steps, backend)
+            renderer.info(f"agent steps: {'grammar-constrained' if constrained else 'unconstrained'} "
+                          f"(--constrained {settings.constrained_steps})")
         history = db_path.parent / "input_history"
         code = run_repl(session, make_reader(history))
     finally:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ponder.cli.run import ConstrainedOpt
 from ponder.cli.spec_options import spec_options
 from ponder.core.errors import ConfigError
 from ponder.core.textsafe import setup_logging, terminal_safe
@@ -40,6 +41,7 @@ def eval_command(
     timeout: Annotated[float, typer.Option(min=0.001, help="Seconds per episode; a timed-out episode fails "
                                                            "as 'timeout'.")] = 600.0,
     max_steps: Annotated[int | None, typer.Option(help="Max agent steps per episode.")] = None,
+    constrained: ConstrainedOpt = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: "
                                                                  "<out_dir>/eval/<suite>-<time>).")] = None,
@@ -62,7 +64,8 @@ def eval_command(
     spec = parse_spec(spec_values)
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR (the run to continue)")
-    settings = load_settings(agent=spec.agent, model=model, seed=seed, max_steps=max_steps, temperature=temperature)
+    settings = load_settings(agent=spec.agent, model=model, seed=seed, max_steps=max_steps, temperature=temperature,
+                             constrained_steps=constrained)
     chosen = get_suite(suite)
     out_dir = out or default_out_dir(settings, suite)
     strategy = {**spec.model_dump(exclude_unset=True), "agent": settings.agent,

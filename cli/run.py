@@ -15,7 +15,7 @@ import typer
 
 from ponder.cli.spec_options import spec_options
 from ponder.core.textsafe import setup_logging
-from ponder.core.types import SandboxKind
+from ponder.core.types import ConstrainMode, SandboxKind
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model spec, e.g. embedded, "
                                                                    "openai:<model>@<url>, scripted:<file>.")]
+#: ``--constrained`` (run, eval, chat): the ``constrained_steps`` setting.
+ConstrainedOpt = Annotated[ConstrainMode | None, typer.Option(
+    "--constrained", help="Grammar-constrained agent steps: auto (when the backend supports grammars), on, off.")]
 
 
 @spec_options(short={"agent": "-a"})
@@ -42,6 +45,7 @@ def run(
     tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools: calculator, python, search, "
                                                    "lookup, retrieve.")] = None,
     sandbox: Annotated[SandboxKind | None, typer.Option(help="Where code runs: local or e2b.")] = None,
+    constrained: ConstrainedOpt = None,
     namespace: Annotated[str | None, typer.Option(help="Memory namespace (default: settings).")] = None,
     label: Annotated[str | None, typer.Option(help="The gold answer: a wrong answer then counts as a failure.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for trajectories.jsonl.")] = None,
@@ -58,7 +62,8 @@ def run(
     setup_logging(logging.INFO if verbose else logging.WARNING)
     settings = load_settings(agent=spec.agent, model=model, max_steps=max_steps, temperature=temperature,
                              max_tokens=max_tokens, seed=seed, device=device, out_dir=out, sandbox=sandbox,
-                             memory=spec.memory, memory_namespace=namespace, tools=tool_list(tools))
+                             memory=spec.memory, memory_namespace=namespace, tools=tool_list(tools),
+                             constrained_steps=constrained)
     status_console = err_console if as_json else console
     backend = load_backend(settings, status_console, verbose)
     if spec.voting:

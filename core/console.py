@@ -56,6 +56,9 @@ class StepPrinter:
                 f"{u.prompt_tokens}+{u.completion_tokens} tokens · {u.wall_seconds:.1f}s")
         if traj.error:
             line += f" · {safe(traj.error)}"
+        if self.verbose:
+            grammar = traj.metadata.get("grammar")
+            line += f" · steps constrained by the {grammar} grammar" if grammar else " · unconstrained steps"
         self.out.print(line)
         if traj.metadata.get("trajectory_path"):
             self.out.print(f"[dim]trajectory {traj.id} → {safe(str(traj.metadata['trajectory_path']))}[/]")
