@@ -7,6 +7,11 @@ Each ``sample`` branch runs one inner strategy (a whole ReAct or PAL trajectory,
 own settings, tools, sandbox sessions and held-back memory writes (see
 :mod:`ponder.graphs.strategies.self_consistency`): no branch sees another's steps. The branches' results
 are merged with ``operator.add`` and voted on in ``tally``.
+
+With early stopping the vote is also re-checked as each sample ends (:mod:`.inflight`): once it is settled,
+the samples still running are cancelled (their records are marked ``discarded`` and never vote) and the run
+stops with ``settled``. On a backend with continuous batching the default wave is every sample at once (see
+:meth:`SCConfig.wave_size`).
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 
 from ponder.core.types import StopRule, VoteMethod
+from ponder.graphs.self_consistency.inflight import InFlight
 from ponder.graphs.self_consistency.normalize import NormalizeContext
 from ponder.graphs.self_consistency.records import JudgeRecord, SampleRecord
 from ponder.graphs.self_consistency.stopping import Budget, settled
 from ponder.graphs.self_consistency.voting import Ballot, VoteTable, tally
+from ponder.models.cancel import cancel_scope, current_token
 
 if TYPE_CHECKING:
     from ponder.graphs.strategies.spec import RunSpec
@@ -39,16 +46,19 @@ class SCConfig(BaseModel):
         samples: Most samples (trajectories) to run.
         vote: ``majority``, ``weighted`` (log-prob or verifier weights) or ``judge`` (an LLM picks).
         answer_kind: Normalizer for the vote (``auto``, ``number``, ``text``, ``choice``, ``code``, or registered).
-        early_stop: Stop between waves once ``stop_rule`` says the vote is settled.
+        early_stop: Stop once ``stop_rule`` says the vote is settled (checked as each sample ends; samples still
+            running then are cancelled and discarded).
         stop_rule: ``certain`` (never changes the answer), ``beta`` or ``esc`` (see ``stopping.py``).
         threshold: Confidence for ``beta``.
-        window: Agreeing samples that settle the vote for ``esc`` (default: the wave size, at least 4).
-        wave: Samples per wave; default all at once, or half of them with early stopping.
+        window: Agreeing samples that settle the vote for ``esc`` (default: the wave size without continuous
+            batching, at least 4).
+        wave: Samples per wave (see :meth:`wave_size` for the default).
         budget: A cap in samples or tokens.
         temperature: Sampling temperature of every sample (default: the settings' when above 0, else 0.7).
         top_p: Nucleus sampling of every sample (default: the settings').
         seed: Sample ``i`` uses ``seed + i`` (default: the settings' seed, else 0).
-        batch: Gather the branches' model calls into batches when the backend decodes batches natively.
+        batch: Gather the branches' model calls into batches when the backend decodes batches natively but has
+            no continuous-batching engine (a continuous backend takes the branches' calls directly).
         batch_window: Longest wait for a batch to fill (seconds).
         normalize: Options of the normalizer (choices, code tests, a sandbox factory).
         verifier: ``(task, trajectory) -> score`` for weighted votes instead of log-probabilities.
@@ -83,11 +93,20 @@ class SCConfig(BaseModel):
                    seed=spec.sample_seed, batch=spec.batch, batch_window=spec.batch_window,
                    normalize=normalize or NormalizeContext(), verifier=verifier)
 
-    def wave_size(self) -> int:
-        """Samples per wave."""
+    def wave_size(self, continuous: bool = False) -> int:
+        """Samples per wave: ``wave`` when set, else all of them, or half of them with early stopping.
+
+        With ``continuous`` (the backend decodes concurrent calls together and can cancel them) early stopping
+        launches every sample at once too and cancels what the vote no longer needs: no wave waits for its
+        slowest sample before the next starts, the vote settles as soon as enough samples agree, and the wall
+        time is never more than that of running every sample. Half-waves would save the tokens of the samples
+        the vote never needs, but cost a barrier and half the batch when it does need them.
+        """
         if self.wave:
             return max(1, min(self.wave, self.samples))
-        return max(1, math.ceil(self.samples / 2)) if self.early_stop else self.samples
+        if self.early_stop and not continuous:
+            return max(1, math.ceil(self.samples / 2))
+        return self.samples
 
 
 class SCState(TypedDict, total=False):
@@ -117,18 +136,27 @@ class SampleTask(TypedDict):
 class SCDeps:
     """What the graph needs: the config, a function running one sample, the judge (for ``judge``).
 
-    ``on_wave`` is called with each wave's sample indices before its branches start (the micro-batcher's cue).
+    ``run_sample`` runs inside the sample's :func:`~ponder.models.cancel.cancel_scope`; it returns a record
+    with ``discarded`` set when the scope's token was cancelled. ``on_wave`` is called with each wave's sample
+    indices before its branches start (the micro-batcher's cue). ``continuous``: the backend decodes concurrent
+    calls together (the default wave is then every sample, see :meth:`SCConfig.wave_size`).
     """
 
     config: SCConfig
     run_sample: Callable[[str, int, int], SampleRecord]
     judge: Callable[[str, VoteTable, list[SampleRecord]], JudgeRecord] | None = None
     on_wave: Callable[[list[int]], None] | None = None
+    continuous: bool = False
 
 
 def ballots(samples: list[SampleRecord]) -> list[Ballot]:
     """The vote's view of the samples."""
     return [Ballot(index=s.index, answer=s.trajectory.final_answer, key=s.key, weight=s.weight) for s in samples]
+
+
+def voters(samples: list[SampleRecord]) -> list[SampleRecord]:
+    """The samples that vote: every one but those discarded by early stopping."""
+    return [s for s in samples if not s.discarded]
 
 
 def spent_tokens(samples: list[SampleRecord]) -> int:
@@ -142,11 +170,13 @@ class _Nodes:
     def __init__(self, deps: SCDeps) -> None:
         self.deps = deps
         self.config = deps.config
+        self.wave = deps.config.wave_size(deps.continuous)
+        self.inflight = InFlight(deps.config.samples, self.settles)
 
     def plan(self, state: SCState) -> dict[str, Any]:
         config = self.config
         launched = state.get("launched", 0)
-        size = min(config.wave_size(), config.samples - launched)
+        size = min(self.wave, config.samples - launched)
         if config.budget is not None:
             allowed = config.budget.allows(launched, spent_tokens(state.get("samples", [])))
             if allowed is not None:
@@ -166,26 +196,38 @@ class _Nodes:
         return [Send("sample", SampleTask(task=state["task"], index=i, wave=wave)) for i in launch]
 
     def sample(self, task: SampleTask) -> dict[str, Any]:
-        return {"samples": [self.deps.run_sample(task["task"], task["index"], task["wave"])]}
+        token = self.inflight.start(task["index"], current_token())
+        with cancel_scope(token):
+            record = self.deps.run_sample(task["task"], task["index"], task["wave"])
+        self.inflight.finish(record)
+        return {"samples": [record]}
 
     def _table(self, samples: list[SampleRecord]) -> VoteTable:
         return tally(ballots(samples), "majority" if self.config.vote == "judge" else self.config.vote)
 
-    def tally(self, state: SCState) -> dict[str, Any]:
+    def settles(self, counted: list[SampleRecord], remaining: int, first_pending: int) -> bool:
+        """The stop rule over the ``counted`` samples with ``remaining`` ones (the lowest ``first_pending``) to come."""
         config = self.config
-        samples = state.get("samples", [])
-        table = self._table(samples)
-        remaining = config.samples - state.get("launched", 0)
-        if remaining <= 0:
-            return {"table": table, "stop_reason": "all_samples"}
+        if not config.early_stop:
+            return False
         window = config.window or max(config.wave_size(), 4)
-        if config.early_stop and settled(config.stop_rule, table, ballots(samples), remaining,
-                                         threshold=config.threshold, window=window):
+        return settled(config.stop_rule, self._table(counted), ballots(counted), remaining,
+                       threshold=config.threshold, window=window, first_pending=first_pending)
+
+    def tally(self, state: SCState) -> dict[str, Any]:
+        counted = voters(state.get("samples", []))
+        table = self._table(counted)
+        if self.inflight.stopped is not None:
+            return {"table": table, "stop_reason": self.inflight.stopped}
+        launched = state.get("launched", 0)
+        if launched >= self.config.samples:
+            return {"table": table, "stop_reason": "all_samples"}
+        if self.settles(counted, self.config.samples - len(counted), launched):
             return {"table": table, "stop_reason": "settled"}
         return {"table": table}
 
     def decide(self, state: SCState) -> dict[str, Any]:
-        samples = state.get("samples", [])
+        samples = voters(state.get("samples", []))
         table = state.get("table") or self._table(samples)
         judge: JudgeRecord | None = None
         row = table.rows[0] if table.rows else None

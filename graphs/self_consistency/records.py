@@ -25,6 +25,10 @@ class SampleRecord(BaseModel):
     trajectory: Trajectory = Field(description="The trajectory that gave the sample's answer.")
     earlier: list[Trajectory] = Field(default_factory=list, description="The sample's other trajectories, in "
                                       "order (earlier trials when each sample is a trials run).")
+    discarded: bool = Field(False, description="Cancelled by early stopping before it finished (the vote had "
+                            "settled): it never votes; the steps it finished count in the usage.")
+    start_s: float | None = Field(None, description="When the sample started, seconds after the vote began.")
+    end_s: float | None = Field(None, description="When the sample ended, seconds after the vote began.")
 
     @property
     def usage(self) -> Usage:
@@ -48,10 +52,13 @@ class SelfConsistencyResult(RunRecord):
     answer_kind: str = "auto"
     vote: VoteMethod = "majority"
     samples_planned: int
-    samples_run: int
+    samples_run: int = Field(description="Samples that ran to the end and voted (discarded ones excluded).")
+    samples_discarded: int = Field(0, description="Samples cancelled in flight (or before they started) once the "
+                                   "vote settled; recorded in ``samples`` with ``discarded`` set.")
     waves: int = 0
     stop_rule: StopRule | None = None
-    stop_reason: str = Field("all_samples", description="all_samples, settled, budget or error.")
+    stop_reason: str = Field("all_samples", description="all_samples, settled, budget, cancelled (the caller's "
+                             "cancel scope was cancelled) or error.")
     budget: str | None = None
     final_answer: str | None = None
     winner_key: str | None = None
@@ -63,10 +70,15 @@ class SelfConsistencyResult(RunRecord):
     samples: list[SampleRecord] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage, description="All samples (and the judge) together.")
     samples_saved: int = 0
-    tokens_saved_estimate: int = Field(0, description="Saved samples × mean tokens per sample run.")
+    tokens_saved_estimate: int = Field(0, description="Saved samples × mean tokens per sample run, less the "
+                                       "tokens the discarded samples spent.")
     batch_sizes: list[int] = Field(default_factory=list, description="Sizes of the batched model calls.")
     memory: dict[str, object] = Field(default_factory=dict)
     metadata: dict[str, object] = Field(default_factory=dict)
+
+    def voters(self) -> list[SampleRecord]:
+        """The samples that voted (every sample but the discarded ones)."""
+        return [s for s in self.samples if not s.discarded]
 
     def chosen(self) -> Trajectory | None:
         """The chosen sample's trajectory."""

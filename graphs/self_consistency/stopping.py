@@ -67,12 +67,15 @@ def beta_confidence(leader: int, runner_up: int) -> float:
     return 1.0 - below / 2**n
 
 
-def leader_is_certain(table: VoteTable, remaining: int, max_weight: float = 1.0) -> bool:
+def leader_is_certain(table: VoteTable, remaining: int, max_weight: float = 1.0,
+                      first_pending: float = math.inf) -> bool:
     """Whether no votes of the ``remaining`` samples can change the winner.
 
-    Majority votes keep the tie-break (an equal count goes to the answer voted first; a new answer's
-    first vote would come later than the leader's). Weighted votes need a strict lead of more than
-    ``remaining * max_weight``.
+    Majority votes keep the tie-break (an equal count goes to the answer voted first, i.e. with the lowest
+    sample index). ``first_pending`` is the lowest index among the samples not counted yet: when samples finish
+    out of order (all launched at once), an unfinished sample with a lower index than the leader's first vote
+    could give a challenger the tie-break; by default every pending sample comes after the counted ones.
+    Weighted votes need a strict lead of more than ``remaining * max_weight``.
     """
     if not table.rows:
         return remaining == 0
@@ -82,7 +85,7 @@ def leader_is_certain(table: VoteTable, remaining: int, max_weight: float = 1.0)
         return leader.weight - runner_weight > remaining * max_weight
     for challenger in [*table.rows[1:], None]:
         votes = challenger.votes if challenger else 0
-        first = challenger.samples[0] if challenger else math.inf
+        first = min(challenger.samples[0] if challenger else math.inf, first_pending)
         lead = leader.votes - votes
         if lead < remaining or (lead == remaining and first < leader.samples[0]):
             return False
@@ -90,15 +93,17 @@ def leader_is_certain(table: VoteTable, remaining: int, max_weight: float = 1.0)
 
 
 def settled(rule: StopRule, table: VoteTable, ballots: Sequence[Ballot], remaining: int, *, threshold: float = 0.95,
-            window: int = 4) -> bool:
-    """Whether sampling may stop under ``rule`` with ``remaining`` samples not yet run.
+            window: int = 4, first_pending: float = math.inf) -> bool:
+    """Whether sampling may stop under ``rule`` with ``remaining`` samples not yet counted.
+
+    ``first_pending``: the lowest index among the samples not counted (see :func:`leader_is_certain`).
 
     Raises:
         ConfigError: for an unknown rule.
     """
     if rule not in choices(StopRule):
         raise ConfigError(f"unknown stop rule {rule!r}; choose one of: {', '.join(choices(StopRule))}")
-    if remaining <= 0 or leader_is_certain(table, remaining):
+    if remaining <= 0 or leader_is_certain(table, remaining, first_pending=first_pending):
         return True
     if rule == "beta" and table.rows:
         runner_up = table.rows[1].votes if len(table.rows) > 1 else 0

@@ -4,20 +4,36 @@ Each sample is one run of the inner strategy (one agent run, or a whole trials l
 parameters (seed ``seed + i``), its own tools and sandbox sessions (made and closed per run) and its own
 queue of memory writes (:meth:`~ponder.memory.context.MemoryContext.held`): after the vote, only the chosen
 sample's writes reach the store. The waves, the vote and the stop rules are the graph of
-:mod:`ponder.graphs.self_consistency.graph`. When every sample is one agent run and the backend decodes
-batches natively (``capabilities.batched_decoding``), the samples' model calls are gathered into batches by
-:class:`~ponder.models.batching.MicroBatcher` (the fast path).
+:mod:`ponder.graphs.self_consistency.graph`.
+
+How the samples reach the model:
+
+- A backend with continuous batching (``capabilities.continuous_batching``: the llama.cpp engine, an
+  ``openai:`` server with N requests in flight) decodes concurrent calls together by itself: every branch
+  calls it directly from its thread, with its own seed, and no wave waits for a batch to fill.
+- A backend that only decodes explicit batches (``capabilities.batched_decoding``: transformers) gets the
+  branches' calls gathered into batches by :class:`~ponder.models.batching.MicroBatcher` when every sample is
+  one agent run (a batch runs with its lowest seed: see the batcher).
+- Anything else is called by the branches in parallel threads.
+
+Each sample runs inside its own :func:`~ponder.models.cancel.cancel_scope`. When early stopping settles the
+vote while samples are running (:mod:`ponder.graphs.self_consistency.inflight`), their tokens are cancelled: a
+backend that honours the token ends the model call at once (:class:`~ponder.core.errors.GenerationCancelled`),
+any other stops the sample after its current step. The sample is recorded as ``discarded`` with the steps it
+finished (their tokens count in the usage); it never votes.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ponder.core.errors import GenerationCancelled
 from ponder.core.io import append_jsonl
-from ponder.core.records import Trajectory, Usage
+from ponder.core.records import Step, Trajectory, Usage
 from ponder.core.settings import Settings
 from ponder.graphs.self_consistency.graph import SCConfig, SCDeps, build_sc_graph
 from ponder.graphs.self_consistency.judge import make_judge
@@ -28,6 +44,8 @@ from ponder.graphs.strategies.base import Candidate, Outcome, Strategy, Strategy
 from ponder.graphs.strategies.single import Single
 from ponder.memory.context import MemoryContext
 from ponder.models.base import ModelBackend
+from ponder.models.batching import MicroBatcher
+from ponder.models.cancel import CancelToken, current_token
 
 #: Sampling temperature used when the settings ask for greedy decoding (identical samples would be useless).
 DEFAULT_SC_TEMPERATURE = 0.7
@@ -76,22 +94,21 @@ class SelfConsistency:
 
         Raises:
             ConfigError: for an unknown answer kind (before any sample runs).
+            GenerationCancelled: when the caller's cancel scope was cancelled (every sample is cancelled too).
         """
-        from ponder.models.batching import MicroBatcher
-
         config = self.config
         answer_key(None, config.answer_kind)  # unknown kinds fail before any sample runs
-        batcher = None
-        if (config.batch and config.wave_size() > 1 and isinstance(self.inner, Single)
-                and ctx.model.capabilities.batched_decoding):
-            batcher = MicroBatcher(ctx.model, window=config.batch_window, max_batch=config.wave_size())
-        sampler = _Sampler(self, task, ctx, label, batcher, {} if outcomes is None else outcomes)
+        continuous = ctx.model.capabilities.continuous_batching
+        wave = config.wave_size(continuous)
+        batcher = self._batcher(ctx.model, wave)
+        start = time.perf_counter()
+        sampler = _Sampler(self, task, ctx, label, batcher, {} if outcomes is None else outcomes, start)
         judge = make_judge(ctx.model, ctx.settings) if config.vote == "judge" else None
         on_wave = (lambda indices: batcher.enter(len(indices))) if batcher is not None else None
-        graph = build_sc_graph(SCDeps(config=config, run_sample=sampler, judge=judge, on_wave=on_wave))
-        start = time.perf_counter()
+        graph = build_sc_graph(SCDeps(config=config, run_sample=sampler, judge=judge, on_wave=on_wave,
+                                      continuous=continuous))
         state = graph.invoke({"task": task, "samples": [], "launched": 0, "waves": 0},
-                             {"max_concurrency": config.wave_size(), "recursion_limit": 4 * config.samples + 10})
+                             {"max_concurrency": wave, "recursion_limit": 4 * config.samples + 10})
         result = _result(task, ctx, config, state, time.perf_counter() - start)
         result.batch_sizes = list(batcher.batches) if batcher is not None else []
         for sample in result.samples:
@@ -101,40 +118,79 @@ class SelfConsistency:
             result.memory = _apply_memory(sampler.held, result.chosen_sample)
         if ctx.write:
             append_jsonl(Path(ctx.out_dir or ctx.settings.out_dir) / SC_FILE, result)
+        if result.stop_reason == "cancelled":
+            raise GenerationCancelled("self-consistency cancelled by the caller (its record was written)")
         return result
+
+    def _batcher(self, model: ModelBackend, wave: int) -> MicroBatcher | None:
+        """The micro-batcher for a backend that decodes explicit batches only (``None``: call the model directly)."""
+        caps = model.capabilities
+        if (self.config.batch and wave > 1 and isinstance(self.inner, Single) and caps.batched_decoding
+                and not caps.continuous_batching):
+            return MicroBatcher(model, window=self.config.batch_window, max_batch=wave)
+        return None
 
 
 class _Sampler:
-    """Runs sample ``index`` of one vote: its settings, its held memory, its inner run, its record."""
+    """Runs sample ``index`` of one vote: its settings, its held memory, its inner run, its record.
+
+    It runs inside the sample's cancel scope (set by the graph's ``sample`` node): once the scope's token is
+    cancelled the sample ends after its current step (at once with a backend that honours the token) and its
+    record is ``discarded``.
+    """
 
     def __init__(self, owner: SelfConsistency, task: str, ctx: StrategyContext, label: str | None,
-                 batcher: Any, outcomes: dict[int, Outcome]) -> None:
+                 batcher: MicroBatcher | None, outcomes: dict[int, Outcome], started: float) -> None:
         self.owner, self.task, self.ctx, self.label = owner, task, ctx, label
         self.batcher = batcher
         self.outcomes = outcomes
+        self.started = started
         self.held: dict[int, MemoryContext] = {}
 
     def __call__(self, question: str, index: int, wave: int) -> SampleRecord:
         config, ctx = self.owner.config, self.ctx
         own = sample_settings(ctx.settings, config, index)
+        token = current_token()
+        begin = time.perf_counter()
+        steps: list[Step] = []
+        if token is not None and token.cancelled:  # the vote settled before this sample started
+            if self.batcher is not None:
+                self.batcher.leave()
+            return self._discarded(question, index, wave, own, steps, begin)
         memory = None
         if ctx.memory is not None:
             memory = self.held[index] = ctx.memory.held()
         sample_ctx = ctx.derive(settings=own, model=self.batcher or ctx.model, memory=memory, write=False,
-                                on_step=None, on_attempt=None, on_sample=None)
+                                on_step=_collect(steps, token), on_attempt=None, on_sample=None)
         try:
             outcome = self._run(question, sample_ctx)
         finally:
             if self.batcher is not None:
                 self.batcher.leave()
+        if token is not None and token.cancelled:
+            return self._discarded(question, index, wave, own, steps, begin)
         self.outcomes[index] = outcome
         traj = outcome.trajectory or outcome.trajectories[-1]
         record = SampleRecord(index=index, wave=wave, seed=own.seed, temperature=own.temperature, top_p=own.top_p,
                               key=_key(config, outcome), weight=_weight(config, self.task, traj), trajectory=traj,
-                              earlier=[t for t in outcome.trajectories if t is not traj])
+                              earlier=[t for t in outcome.trajectories if t is not traj],
+                              start_s=round(begin - self.started, 4),
+                              end_s=round(time.perf_counter() - self.started, 4))
         if ctx.on_sample is not None:
             ctx.on_sample(record)
         return record
+
+    def _discarded(self, question: str, index: int, wave: int, own: Settings, steps: list[Step],
+                   begin: float) -> SampleRecord:
+        """The record of a sample cancelled by early stopping: the steps it finished, no vote."""
+        end = time.perf_counter()
+        traj = Trajectory(task=question, agent=self.ctx.agent, model=self.ctx.model.spec,
+                          backend=self.ctx.model.backend_name, steps=list(steps), status="error",
+                          error="discarded: the vote settled before this sample finished",
+                          usage=Usage.from_steps(steps, end - begin), metadata={"discarded": True})
+        return SampleRecord(index=index, wave=wave, seed=own.seed, temperature=own.temperature, top_p=own.top_p,
+                            key=None, trajectory=traj, discarded=True, start_s=round(begin - self.started, 4),
+                            end_s=round(end - self.started, 4))
 
     def _run(self, question: str, ctx: StrategyContext) -> Outcome:
         try:
@@ -148,6 +204,19 @@ class _Sampler:
                               error="the sample ran no trajectory")
             outcome.trajectories.append(traj)
         return outcome
+
+
+def _collect(steps: list[Step], token: CancelToken | None) -> Callable[[Step], None]:
+    """The sample's ``on_step``: keeps its steps (a discarded sample's usage) and ends it once its token is cancelled.
+
+    Raising here stops the agent after the step it just finished, for backends that do not watch the token.
+    """
+    def on_step(step: Step) -> None:
+        steps.append(step)
+        if token is not None and token.cancelled:
+            raise GenerationCancelled("self-consistency: the vote settled without this sample")
+
+    return on_step
 
 
 def _key(config: SCConfig, outcome: Outcome) -> str | None:
@@ -175,18 +244,22 @@ def _result(task: str, ctx: StrategyContext, config: SCConfig, state: dict[str, 
     judged = Usage(prompt_tokens=judge.prompt_tokens, completion_tokens=judge.completion_tokens,
                    model_calls=1) if judge else Usage()
     usage = sum((s.usage for s in samples), judged).model_copy(update={"wall_seconds": round(wall, 4)})
-    saved = config.samples - len(samples)
-    per_sample = (sum(s.usage.total_tokens for s in samples) / len(samples)) if samples else 0
+    voted = [s for s in samples if not s.discarded]
+    saved = config.samples - len(voted)
+    per_sample = (sum(s.usage.total_tokens for s in voted) / len(voted)) if voted else 0
+    discarded_tokens = sum(s.usage.total_tokens for s in samples if s.discarded)
     backend: ModelBackend = ctx.model
     return SelfConsistencyResult(
         task=task, agent=ctx.agent, model=backend.spec, backend=backend.backend_name,
-        answer_kind=config.answer_kind, vote=config.vote, samples_planned=config.samples, samples_run=len(samples),
+        answer_kind=config.answer_kind, vote=config.vote, samples_planned=config.samples, samples_run=len(voted),
+        samples_discarded=len(samples) - len(voted),
         waves=state.get("waves", 0), stop_rule=config.stop_rule if config.early_stop else None,
         stop_reason=state.get("stop_reason") or "all_samples", budget=str(config.budget) if config.budget else None,
         final_answer=state.get("final_answer"), winner_key=table.winner if table else None,
         chosen_sample=state.get("chosen_sample"), agreement=round(table.agreement, 4) if table else 0.0,
         votes=table.rows if table else [], abstained=table.abstained if table else [], judge=judge,
-        samples=samples, usage=usage, samples_saved=saved, tokens_saved_estimate=round(saved * per_sample),
+        samples=samples, usage=usage, samples_saved=saved,
+        tokens_saved_estimate=max(0, round(saved * per_sample) - discarded_tokens),
         metadata=dict(ctx.metadata),
     )
 
@@ -199,10 +272,13 @@ def _apply_memory(held: dict[int, MemoryContext], chosen: int | None) -> dict[st
 
 
 def _outcome(result: SelfConsistencyResult, attempts: list[Outcome]) -> Outcome:
-    """The strategy outcome of a vote: every sample's trajectories in sample order, the vote rows as candidates."""
+    """The strategy outcome of a vote: the voting samples' trajectories in sample order, the vote rows as candidates.
+
+    Discarded samples stay in the record only (their tokens are in the usage).
+    """
     trajectories: list[Trajectory] = []
     position: dict[int, int] = {}
-    for sample in result.samples:
+    for sample in result.voters():
         trajectories.extend(sample.earlier)
         position[sample.index] = len(trajectories)
         trajectories.append(sample.trajectory)
