@@ -6,8 +6,17 @@ Self-consistency runs N agent trajectories as parallel LangGraph branches (threa
 backend's ``generate_batch`` as one padded batch. A backend that decodes a batch in about the time of one
 sequence (transformers on CPU or GPU) then makes N samples cost far less than N runs.
 
-Per-call seeds cannot all be honoured inside one batch: the batch runs with the lowest seed among its
-calls. Greedy decoding (temperature 0) gives the same texts batched and unbatched.
+It is for backends that decode explicit batches only (``capabilities.batched_decoding`` without
+``continuous_batching``: transformers). A backend with continuous batching (the llama.cpp engine, an ``openai:``
+server) decodes concurrent calls together by itself: the batcher passes every call straight through to it.
+
+Limitation (batched backends only): per-call seeds cannot all be honoured inside one batch: the batch runs
+with the lowest seed among its calls, so a sample's text may differ from the same sample run alone. Greedy
+decoding (temperature 0) gives the same texts batched and unbatched. A continuous-batching backend honours each
+call's own seed.
+
+A call made inside a cancelled :func:`~ponder.models.cancel.cancel_scope` raises
+:class:`~ponder.core.errors.GenerationCancelled` before it is queued (a batch already running is not stopped).
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from ponder.core.errors import GenerationCancelled
 from ponder.models.base import Completion, GenerationParams, Message, ModelBackend, ModelCapabilities
+from ponder.models.cancel import current_token
 
 
 @dataclass
@@ -102,13 +113,19 @@ class MicroBatcher:
         return self.backend.load_info
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
-        """Queue one call and wait for its batch; a call with ``n > 1`` goes straight to the backend.
+        """Queue one call and wait for its batch (straight to a continuous backend, or for ``n > 1``).
 
         Whichever waiting caller finds no batch running becomes the leader: it gathers the queue (until
         every live branch waits or the window passes), runs one batch, and hands leadership back.
+
+        Raises:
+            GenerationCancelled: when the current cancel scope is already cancelled (the call is not queued).
         """
-        if params.n > 1:
+        if params.n > 1 or self.backend.capabilities.continuous_batching:
             return self.backend.generate(messages, params)
+        token = current_token()
+        if token is not None and token.cancelled:
+            raise GenerationCancelled("the model call was cancelled before it was queued")
         request = _Request(list(messages), params)
         with self._cond:
             self._queue.append(request)

@@ -42,6 +42,8 @@ class ScriptedModel(BaseBackend):
         delays: Per-reply stream delays (``None`` items use ``stream_delay``), as read from a JSONL script.
         context_window: The context size the model claims (``capabilities.context_window``), so tests can give
             an agent a tiny context; ``None`` (default): unbounded. :meth:`count_tokens` counts words.
+        continuous: Claim ``capabilities.continuous_batching`` (concurrent calls need no batcher; a response
+            function is called concurrently from the callers' threads), so tests can drive that path.
 
     Attributes:
         calls: Every conversation the model was asked about, in order (for assertions in tests).
@@ -59,9 +61,11 @@ class ScriptedModel(BaseBackend):
         stream_delay: float = 0.0,
         delays: list[float | None] | None = None,
         context_window: int | None = None,
+        continuous: bool = False,
     ) -> None:
         self.spec = spec
-        self.capabilities = ModelCapabilities(streaming=True, context_window=context_window)
+        self.capabilities = ModelCapabilities(streaming=True, context_window=context_window,
+                                              continuous_batching=continuous)
         self.stream_delay = stream_delay
         self._delays: list[float | None] = list(delays or [])
         self._last_delay: float | None = None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
+from ponder.core.errors import GenerationCancelled
 from ponder.core.settings import load_settings
 from ponder.graphs.self_consistency import SCConfig, run_self_consistency
 from ponder.models.base import BaseBackend, Completion, GenerationParams, ModelCapabilities
 from ponder.models.batching import MicroBatcher
+from ponder.models.cancel import CancelToken, cancel_scope
 
 
 class EchoBatchBackend(BaseBackend):
@@ -123,6 +126,56 @@ def test_self_consistency_batches_its_samples_and_gets_the_unbatched_answers(tmp
     assert [s.trajectory.final_answer for s in batched.samples] == [s.trajectory.final_answer for s in plain.samples]
     assert batched.batch_sizes == [6] and batched_backend.batches == [6]
     assert plain.batch_sizes == [] and plain_backend.batches == [1] * 6
+
+
+class ContinuousBackend(EchoBatchBackend):
+    """Decodes concurrent calls together by itself (like the llama.cpp engine): the batcher must not gather them."""
+
+    capabilities = ModelCapabilities(batched_decoding=True, continuous_batching=True)
+
+
+def test_calls_to_a_continuous_backend_pass_straight_through_with_their_own_seeds():
+    backend = ContinuousBackend()
+    batcher = MicroBatcher(backend, window=2.0, max_batch=8)
+    batcher.enter(3)
+    seeds = {}
+
+    def worker(seed):
+        try:
+            seeds[seed] = batcher.generate([{"role": "user", "content": "x" * seed}], GenerationParams(seed=seed))
+        finally:
+            batcher.leave()
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in (3, 5, 7)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert time.perf_counter() - start < 1.5  # nobody waited for the 2 s window
+    assert batcher.batches == [] and backend.batches == [1, 1, 1]
+    assert sorted(backend.seeds) == [3, 5, 7]  # every call kept its seed (a batch would run with the lowest)
+    assert {s: c[0].text for s, c in seeds.items()} == {3: "Final Answer: 3", 5: "Final Answer: 5",
+                                                        7: "Final Answer: 7"}
+
+
+def test_a_call_in_a_cancelled_scope_is_not_queued():
+    backend = EchoBatchBackend()
+    batcher = MicroBatcher(backend, window=0.01)
+    token = CancelToken()
+    token.cancel()
+    with cancel_scope(token), pytest.raises(GenerationCancelled):
+        batcher.generate([{"role": "user", "content": "abc"}], GenerationParams())
+    assert backend.batches == [] and batcher.batches == []
+
+
+def test_self_consistency_does_not_batch_for_a_continuous_backend(tmp_path):
+    settings = load_settings(out_dir=tmp_path, tools=["calculator"])
+    backend = ContinuousBackend()
+    result = run_self_consistency("How much?", config=SCConfig(samples=6, batch_window=2.0), settings=settings,
+                                  model=backend, write=False)
+    assert result.samples_run == 6 and result.batch_sizes == [] and backend.batches == [1] * 6
+    assert sorted(backend.seeds) == list(range(6))
 
 
 @pytest.mark.integration

@@ -106,3 +106,31 @@ def test_random_sequences_certain_rule_with_uneven_waves():
             part = seq[:cut]
             if settled("certain", table_of(part), [Ballot(index=i, key=k) for i, k in enumerate(part)], n - cut):
                 assert table_of(part).winner == table_of(seq).winner
+
+
+def test_certain_with_samples_finishing_out_of_order():
+    """Samples 1-4 agree, sample 0 and 5-7 are still running: a 4-4 tie could go to sample 0's answer."""
+    table = tally([Ballot(index=i, answer="7", key="7") for i in (1, 2, 3, 4)])
+    assert not leader_is_certain(table, 4, first_pending=0)
+    assert leader_is_certain(table, 4, first_pending=5)
+    assert not settled("certain", table, [], 4, first_pending=0)
+
+
+def test_certain_never_changes_the_winner_whatever_subset_has_finished():
+    """Every answer sequence of length 5 over 2 answers (+ abstain) and every finished subset: when ``certain``
+    settles, the finished samples and every larger set of them (samples that finished before they could be
+    cancelled) give the full run's winner."""
+    n = 5
+    for seq in itertools.product(["a", "b", None], repeat=n):
+        full = table_of(list(seq)).winner
+        for mask in range(1 << n):
+            done = [i for i in range(n) if mask >> i & 1]
+            if len(done) == n:
+                continue
+            ballots = [Ballot(index=i, answer=seq[i], key=seq[i]) for i in done]
+            pending = min(i for i in range(n) if i not in done)
+            if not settled("certain", tally(ballots), ballots, n - len(done), first_pending=pending):
+                continue
+            for extra in range(1 << n):
+                more = [Ballot(index=i, answer=seq[i], key=seq[i]) for i in range(n) if (mask | extra) >> i & 1]
+                assert tally(more).winner == full, (seq, done, extra)
