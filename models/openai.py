@@ -7,6 +7,11 @@ The official ``openai`` client does the retrying: 408, 409, 429 and 5xx answers,
 are retried up to ``max_retries`` times with the SDK's exponential backoff (honouring ``Retry-After`` up to two
 minutes). What fails after the retries surfaces as one clear :class:`~ponder.core.errors.ModelError` that says
 how many attempts were made.
+
+Grammars (``GenerationParams.grammar``, GBNF) go to servers that take them -- llama.cpp's server (``grammar``),
+vLLM (``structured_outputs`` / ``guided_grammar``) -- in the request body; which option a server takes is asked once
+per backend, on the first read of :attr:`OpenAIBackend.capabilities` (:mod:`ponder.models.openai_grammar`).
+A server without one gets no grammar (logged once) and ``capabilities.grammar`` is ``False``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ponder.models.base import (
     StopFilter,
     truncate_at_stop,
 )
+from ponder.models.openai_grammar import ServerGrammar
 
 if TYPE_CHECKING:
     from openai import APIError
@@ -103,7 +109,10 @@ class OpenAIBackend(BaseBackend):
         self.timeout = timeout
         self.max_retries = max_retries
         self.concurrency = concurrency
-        self.capabilities = ModelCapabilities(streaming=True, logprobs=True, context_window=context_window)
+        self._capabilities = ModelCapabilities(streaming=True, logprobs=True, context_window=context_window,
+                                               continuous_batching=True)
+        #: How the server takes a grammar, asked on first use.
+        self._grammar = ServerGrammar(self.base_url, api_key)
         self._slots = threading.BoundedSemaphore(concurrency)
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout,
                                      max_retries=max_retries)
@@ -131,6 +140,16 @@ class OpenAIBackend(BaseBackend):
     def close(self) -> None:
         """Close the HTTP connections of the client (a later call opens new ones)."""
         self._client.close()
+
+    @property
+    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+        """Streaming, logprobs, N requests in flight; ``grammar`` when the server takes grammars.
+
+        Whether it does is asked once, on the first read (:class:`ServerGrammar`), and never changes afterwards.
+        """
+        if self._capabilities.grammar != self._grammar.supported:
+            self._capabilities = self._capabilities.model_copy(update={"grammar": self._grammar.supported})
+        return self._capabilities
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -186,6 +205,7 @@ class OpenAIBackend(BaseBackend):
             kwargs["stop"] = stops[:MAX_SERVER_STOPS]
         if params.seed is not None:
             kwargs["seed"] = params.seed
+        kwargs.update(self._grammar.request_kwargs(params.grammar))
         shown = StopFilter(stops)
         chunks, finish, usage = 0, "stop", None
         response = self._create(kwargs)
@@ -237,6 +257,7 @@ class OpenAIBackend(BaseBackend):
             # top_logprobs=0 is valid for OpenAI/vLLM and needed by llama-cpp-python to return any logprobs.
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = 0
+        kwargs.update(self._grammar.request_kwargs(params.grammar))
         response = self._create(kwargs)
         return self._convert(response, stops, params.logprobs)
 

@@ -8,6 +8,7 @@ tests talk to a real llama.cpp server (``llama_server`` fixture in ``conftest.py
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -50,9 +51,10 @@ def error_reply(status: int, message: str, headers: dict[str, str] | None = None
 class FakeServer:
     """A real HTTP server on 127.0.0.1 answering ``/v1/chat/completions`` from a handler function."""
 
-    def __init__(self, handler: Handler, delay: float = 0.0) -> None:
-        self.handler, self.delay = handler, delay
+    def __init__(self, handler: Handler, delay: float = 0.0, gets: dict[str, Any] | None = None) -> None:
+        self.handler, self.delay, self.gets = handler, delay, gets or {}
         self.requests: list[dict[str, Any]] = []
+        self.get_paths: list[str] = []
         self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
         outer = self
@@ -82,6 +84,16 @@ class FakeServer:
                 except OSError:  # the client gave up (timeout test)
                     pass
 
+            def do_GET(self) -> None:  # noqa: N802 - the JSON of ``gets`` by path, else 404
+                outer.get_paths.append(self.path)
+                found = self.path in outer.gets
+                data = json.dumps(outer.gets.get(self.path, {"detail": "Not Found"})).encode()
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -104,8 +116,8 @@ class FakeServer:
 def fake() -> Iterator[Callable[..., FakeServer]]:
     servers: list[FakeServer] = []
 
-    def start(handler: Handler, delay: float = 0.0) -> FakeServer:
-        servers.append(FakeServer(handler, delay))
+    def start(handler: Handler, delay: float = 0.0, gets: dict[str, Any] | None = None) -> FakeServer:
+        servers.append(FakeServer(handler, delay, gets))
         return servers[-1]
 
     yield start
@@ -363,6 +375,87 @@ def test_openai_stream_against_a_fake_sse_server() -> None:
     assert completion.finish_reason == "stop" and completion.prompt_tokens == 11
 
 
+# -- grammars: detected once per server, passed through or dropped ------------------------------------
+
+YES_NO = 'root ::= "yes" | "no"'
+
+
+def openapi(*fields: str) -> dict[str, Any]:
+    """A FastAPI-style OpenAPI document whose chat-completion request takes ``fields``."""
+    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}}}
+    return {"openapi": "3.1.0", "paths": {"/v1/chat/completions": {"post": {"requestBody": body}}},
+            "components": {"schemas": {"ChatRequest": {"properties": {f: {} for f in ("messages", *fields)}}}}}
+
+
+@pytest.mark.parametrize(("gets", "sent"), [
+    ({"/openapi.json": openapi("grammar")}, {"grammar": YES_NO}),  # llama-cpp-python's server
+    ({"/openapi.json": openapi("guided_grammar", "structured_outputs")}, {"structured_outputs": {"grammar": YES_NO}}),
+    ({"/openapi.json": openapi("guided_grammar")}, {"guided_grammar": YES_NO}),  # vLLM before 0.10.2
+    ({"/props": {"default_generation_settings": {}, "total_slots": 4}}, {"grammar": YES_NO}),  # llama-server
+    ({"/version": {"version": "0.9.2"}}, {"guided_grammar": YES_NO}),  # vLLM without its OpenAPI page
+    ({"/version": {"version": "0.11.0rc1"}}, {"structured_outputs": {"grammar": YES_NO}}),
+])
+def test_a_grammar_goes_where_the_server_takes_it(fake, gets, sent):
+    server = fake(lambda body, i: chat_reply("yes"), gets=gets)
+    backend = server.backend()
+    assert backend.capabilities.grammar is True
+    backend.generate(USER, GenerationParams(grammar=YES_NO))
+    backend.generate(USER, GenerationParams(grammar=YES_NO, n=2, temperature=0.5, seed=1))
+    asked = list(server.get_paths)
+    assert asked and len(asked) == len(set(asked))  # detected once: no path asked twice
+    keys = {"grammar", "guided_grammar", "structured_outputs"}
+    for body in server.requests:
+        assert {k: v for k, v in body.items() if k in keys} == sent
+
+
+def test_a_server_without_a_grammar_option_gets_none_and_one_warning(fake, caplog):
+    server = fake(lambda body, i: chat_reply("Once upon a time"))  # answers 404 to every GET
+    backend = server.backend()
+    with caplog.at_level(logging.WARNING, logger="ponder.models"):
+        for _ in range(3):
+            backend.generate(USER, GenerationParams(grammar=YES_NO))
+    assert backend.capabilities.grammar is False
+    assert server.get_paths == ["/openapi.json", "/props", "/version"]
+    assert all("grammar" not in json.dumps(body) for body in server.requests) and len(server.requests) == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "takes no grammar" in warnings[0] and server.base_url in warnings[0]
+
+
+def test_an_openapi_schema_without_grammar_fields_decides_alone(fake):
+    server = fake(lambda body, i: chat_reply("x"), gets={"/openapi.json": openapi("temperature"),
+                                                         "/props": {"default_generation_settings": {}}})
+    assert server.backend().capabilities.grammar is False
+    assert server.get_paths == ["/openapi.json"]
+
+
+def test_no_grammar_asks_nothing_and_sends_nothing(fake):
+    server = fake(lambda body, i: chat_reply("x"), gets={"/openapi.json": openapi("grammar")})
+    server.backend().generate(USER, GenerationParams())
+    assert server.get_paths == [] and "grammar" not in server.requests[0]
+
+
+def test_the_official_api_is_not_asked(monkeypatch):
+    import httpx
+
+    from ponder.models.openai_grammar import detect_grammar_option
+
+    monkeypatch.setattr(httpx, "Client", lambda *a, **k: pytest.fail("no detection request to the OpenAI API"))
+    assert detect_grammar_option("https://api.openai.com/v1", "sk-x") is None
+
+
+def test_a_streamed_request_carries_the_grammar(fake):
+    seen: list[dict] = []
+
+    def handler(body, i):
+        seen.append(body)
+        return error_reply(400, "no streams here")
+
+    server = fake(handler, gets={"/openapi.json": openapi("grammar")})
+    with pytest.raises(ModelError):
+        list(server.backend(max_retries=0).stream(USER, GenerationParams(grammar=YES_NO)))
+    assert seen[0]["stream"] is True and seen[0]["grammar"] == YES_NO
+
+
 # -- integration tests (real llama.cpp server) ---------------------------------------------------------
 
 ASK: list[Message] = [{"role": "user", "content": "What is the capital of France?"}]
@@ -417,3 +510,14 @@ def test_llama_logprobs(llama):
     assert c.logprob is not None and c.logprob <= 0.0
     [plain] = llama.generate(ASK, GenerationParams(max_tokens=8))
     assert plain.logprob is None and plain.text == c.text
+
+
+@pytest.mark.integration
+def test_llama_server_grammar_constrains_the_output(llama):
+    story: list[Message] = [{"role": "user", "content": "Tell me a short story about a cat."}]
+    assert llama.capabilities.grammar is True
+    [free] = llama.generate(story, GenerationParams(max_tokens=16))
+    assert free.text.strip() not in ("yes", "no")
+    for seed in range(3):
+        [c] = llama.generate(story, GenerationParams(max_tokens=16, temperature=1.0, seed=seed, grammar=YES_NO))
+        assert c.text in ("yes", "no")
