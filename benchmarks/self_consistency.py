@@ -1,21 +1,27 @@
-"""Self-consistency cost: SC×N (batched) vs one trajectory vs N sequential trajectories, and early-stopping savings.
+"""Self-consistency cost: SC×N vs the same N samples one after another vs one sample, and early-stopping savings.
 
-Part 1 (real model, one run, the same GSM8K questions for every configuration, interleaved per question):
+Part 1 (real model, ``--agents react,pal``, the same GSM8K questions for every configuration; per question the
+configurations run back to back, in an order rotated from one question to the next so drift spreads evenly):
 
-* ``single``      -- one ReAct trajectory (``run_agent``), temperature 0.7, seed 0;
-* ``sc_batched``  -- ``run_self_consistency`` with N samples in one wave; with a backend that decodes batches
-  natively (``transformers``) the branches' model calls are gathered by the micro-batcher;
-* ``sequential``  -- the same N samples one after another (``batch=False``, one branch at a time).
+* ``sc``          -- ``run_self_consistency`` with N samples (temperature 0.7, sample ``i`` seed ``i``), as
+  ``ponder run --samples N`` runs it: a continuous-batching backend (the llama.cpp engine) takes the N branches'
+  calls concurrently; a backend that only decodes explicit batches (transformers) gets them gathered by the
+  micro-batcher;
+* ``sequential``  -- the same N samples (same seeds, same settings) one after another (``wave=1``);
+* ``single``      -- one sample at the same temperature (seed 0: sample 0).
 
-Reported: wall seconds per question and the ratios ``sc_batched / single`` (goal <= 2.5) and
-``sequential / single`` (about N), plus tokens and the batch sizes the micro-batcher formed.
+Reported per question: wall seconds, tokens, the answers of every sample in both runs (``same_samples``: the
+per-sample answers agree, as they must with per-request seeds), the most samples in flight at once (from the
+record's sample start/end times) and the ratios ``sc / sequential`` (goal <= 0.6) and ``sc / single``. The summary
+per agent: means and the ratio of the summed walls.
 
 Part 2 (scripted answer distributions, no model): tokens and samples saved by ``--early-stop`` per stop rule at
 equal final answers (``certain`` never changes the answer; ``beta`` and ``esc`` may, the count is reported).
 
 Usage::
 
-    python benchmarks/self_consistency.py [--model transformers] [--questions 5] [--samples 8] [--max-tokens 64]
+    python benchmarks/self_consistency.py --part real [--model embedded] [--agents react,pal] [--questions 10]
+        [--samples 8] [--max-tokens 256] [--max-steps 6]
     python benchmarks/self_consistency.py --part early-stop
 """
 
@@ -29,9 +35,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+CONFIGS = ("sc", "sequential", "single")
 
 
 def emit(obj: dict) -> None:
@@ -43,10 +52,71 @@ def gsm8k_questions(data_dir: Path, n: int) -> list[dict]:
     return rows[:n]
 
 
+def max_in_flight(samples: list[Any]) -> int:
+    """The most samples running at the same moment, from their start and end offsets."""
+    events = sorted([(s.start_s, 1) for s in samples if s.start_s is not None]
+                    + [(s.end_s, -1) for s in samples if s.end_s is not None], key=lambda e: (e[0], e[1]))
+    peak = now = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def run_config(name: str, question: str, agent: str, args: argparse.Namespace, settings: Any,
+               backend: Any) -> dict[str, Any]:
+    """One configuration on one question: its wall time, tokens and answers."""
+    from ponder.agents.runner import run_agent
+    from ponder.graphs.self_consistency import SCConfig, run_self_consistency
+
+    start = time.perf_counter()
+    if name == "single":
+        traj = run_agent(question, agent=agent, settings=settings, model=backend, write=False)
+        return {"wall": round(time.perf_counter() - start, 2), "tokens": traj.usage.total_tokens,
+                "answer": traj.final_answer, "status": traj.status}
+    config = SCConfig(samples=args.samples, temperature=0.7, seed=0, **({"wave": 1} if name == "sequential" else {}))
+    result = run_self_consistency(question, config=config, agent=agent, settings=settings, model=backend,
+                                  write=False)
+    return {"wall": round(time.perf_counter() - start, 2), "tokens": result.usage.total_tokens,
+            "answer": result.final_answer, "agreement": result.agreement,
+            "samples": [s.trajectory.final_answer for s in result.samples],
+            "in_flight": max_in_flight(result.samples), "batches": result.batch_sizes[:12]}
+
+
+def question_row(q: dict, index: int, agent: str, args: argparse.Namespace, settings: Any,
+                 backend: Any) -> dict[str, Any]:
+    """Every configuration on question ``q``, in an order rotated by ``index``."""
+    row: dict[str, Any] = {"event": "question", "agent": agent, "id": q["id"], "gold": q["answer"]}
+    order = CONFIGS[index % len(CONFIGS):] + CONFIGS[:index % len(CONFIGS)]
+    row["order"] = list(order)
+    for name in order:
+        row[name] = run_config(name, q["question"], agent, args, settings, backend)
+    row["same_samples"] = row["sc"]["samples"] == row["sequential"]["samples"]
+    row["ratio_sc_vs_sequential"] = round(row["sc"]["wall"] / max(row["sequential"]["wall"], 1e-9), 3)
+    row["ratio_sc_vs_single"] = round(row["sc"]["wall"] / max(row["single"]["wall"], 1e-9), 3)
+    return row
+
+
+def summary(agent: str, rows: list[dict], args: argparse.Namespace, backend: Any) -> dict[str, Any]:
+    """Means over the questions and the ratios of the summed walls."""
+    walls = {name: [r[name]["wall"] for r in rows] for name in CONFIGS}
+    out: dict[str, Any] = {"event": "summary", "agent": agent, "model": args.model, "backend": backend.backend_name,
+                           "questions": len(rows), "samples": args.samples, "max_tokens": args.max_tokens,
+                           "max_steps": args.max_steps}
+    out.update({f"{name}_s": round(statistics.mean(w), 2) for name, w in walls.items()})
+    out["ratio_sc_vs_sequential"] = round(sum(walls["sc"]) / sum(walls["sequential"]), 3)
+    out["ratio_sc_vs_single"] = round(sum(walls["sc"]) / sum(walls["single"]), 3)
+    out["mean_ratio_sc_vs_sequential"] = round(statistics.mean(r["ratio_sc_vs_sequential"] for r in rows), 3)
+    out["mean_ratio_sc_vs_single"] = round(statistics.mean(r["ratio_sc_vs_single"] for r in rows), 3)
+    out["same_samples"] = sum(r["same_samples"] for r in rows)
+    out["mean_in_flight"] = round(statistics.mean(r["sc"]["in_flight"] for r in rows), 2)
+    out["goal_met"] = out["ratio_sc_vs_sequential"] <= 0.6
+    return out
+
+
 def part_real(args: argparse.Namespace) -> None:
     from ponder.agents.runner import run_agent
     from ponder.core.settings import load_settings
-    from ponder.graphs.self_consistency import SCConfig, run_self_consistency
     from ponder.models.spec import load_model
 
     settings = load_settings(model=args.model, max_tokens=args.max_tokens, max_steps=args.max_steps,
@@ -54,35 +124,18 @@ def part_real(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     backend = load_model(args.model, settings)
     emit({"event": "load", "model": args.model, "backend": backend.backend_name,
-          "seconds": round(time.perf_counter() - start, 2)})
-    run_agent("What is 1 + 1?", settings=settings, model=backend, write=False)  # warm-up
-    walls: dict[str, list[float]] = {"single": [], "sc_batched": [], "sequential": []}
-    for q in gsm8k_questions(Path(settings.data_dir), args.questions):
-        row: dict = {"event": "question", "id": q["id"], "gold": q["answer"]}
-        t = time.perf_counter()
-        traj = run_agent(q["question"], settings=settings, model=backend, write=False)
-        walls["single"].append(time.perf_counter() - t)
-        row["single"] = {"wall": round(walls["single"][-1], 2), "tokens": traj.usage.total_tokens,
-                         "answer": traj.final_answer}
-        for name, config in (("sc_batched", SCConfig(samples=args.samples, batch_window=0.5)),
-                             ("sequential", SCConfig(samples=args.samples, wave=1, batch=False))):
-            t = time.perf_counter()
-            result = run_self_consistency(q["question"], config=config, settings=settings, model=backend, write=False)
-            walls[name].append(time.perf_counter() - t)
-            row[name] = {"wall": round(walls[name][-1], 2), "tokens": result.usage.total_tokens,
-                         "answer": result.final_answer, "agreement": result.agreement,
-                         "batches": result.batch_sizes[:12]}
-        emit(row)
-    single = statistics.mean(walls["single"])
-    summary = {"event": "summary", "model": args.model, "backend": backend.backend_name,
-               "questions": args.questions, "samples": args.samples, "max_tokens": args.max_tokens,
-               "single_s": round(single, 2),
-               "sc_batched_s": round(statistics.mean(walls["sc_batched"]), 2),
-               "sequential_s": round(statistics.mean(walls["sequential"]), 2),
-               "ratio_sc_vs_single": round(sum(walls["sc_batched"]) / sum(walls["single"]), 2),
-               "ratio_sequential_vs_single": round(sum(walls["sequential"]) / sum(walls["single"]), 2)}
-    summary["goal_met"] = summary["ratio_sc_vs_single"] <= 2.5
-    emit(summary)
+          "seconds": round(time.perf_counter() - start, 2), "capabilities": backend.capabilities.model_dump(),
+          "load_info": {k: v for k, v in backend.load_info.items() if isinstance(v, str | int | float | bool)}})
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    for agent in agents:
+        run_agent("What is 1 + 1?", agent=agent, settings=settings, model=backend, write=False)  # warm-up
+    rows: dict[str, list[dict]] = {agent: [] for agent in agents}
+    for index, q in enumerate(gsm8k_questions(Path(settings.data_dir), args.questions)):
+        for agent in agents:
+            rows[agent].append(question_row(q, index, agent, args, settings, backend))
+            emit(rows[agent][-1])
+    for agent in agents:
+        emit(summary(agent, rows[agent], args, backend))
 
 
 def part_early_stop(args: argparse.Namespace) -> None:
@@ -123,11 +176,12 @@ def part_early_stop(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["all", "real", "early-stop"], default="all")
-    parser.add_argument("--model", default="transformers")
-    parser.add_argument("--questions", type=int, default=5)
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--agents", default="react,pal", help="comma-separated agents for the real part")
+    parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--max-steps", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--max-steps", type=int, default=6)
     parser.add_argument("--tasks", type=int, default=100, help="scripted tasks per distribution (early stopping)")
     parser.add_argument("--wave", type=int, default=2, help="wave size for the early-stopping part")
     args = parser.parse_args()
