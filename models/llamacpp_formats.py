@@ -91,6 +91,14 @@ def describe_format(load_info: Mapping[str, Any]) -> str | None:
     return f"runs the GGUF as shipped ({info.get('format')}; a converted copy: PONDER_LLAMACPP_FORMAT=q4_0 or q8_0)"
 
 
+def format_metadata(load_info: Mapping[str, Any]) -> dict[str, object]:
+    """The record's ``metadata`` entry for the GGUF format that ran: ``{"model_format": {...}}``, or ``{}``."""
+    info = load_info.get("format")
+    if not isinstance(info, Mapping):
+        return {}
+    return {"model_format": {k: info.get(k) for k in ("format", "source_format", "converted")}}
+
+
 def resolve_format(fmt: GgufFormat | str, *, embedded: bool) -> str:
     """The concrete format for a setting value: ``auto`` is :data:`AUTO_FORMAT` for the embedded model only.
 
