@@ -12,8 +12,10 @@ configurations run back to back, in an order rotated from one question to the ne
 
 Reported per question: wall seconds, tokens, the answers of every sample in both runs (``same_samples``: the
 per-sample answers agree, as they must with per-request seeds), the most samples in flight at once (from the
-record's sample start/end times) and the ratios ``sc / sequential`` (goal <= 0.6) and ``sc / single``. The summary
-per agent: means and the ratio of the summed walls.
+record's sample start/end times), tokens per second (prompt + completion: when the samples' texts differ between
+the two runs, the walls compare different amounts of work, the throughput does not) and the ratios
+``sc / sequential`` (goal <= 0.6) and ``sc / single``. The summary per agent: means, the ratio of the summed walls
+and ``throughput_sc_vs_sequential``.
 
 Part 2 (scripted answer distributions, no model): tokens and samples saved by ``--early-stop`` per stop rule at
 equal final answers (``certain`` never changes the answer; ``beta`` and ``esc`` may, the count is reported).
@@ -94,6 +96,8 @@ def question_row(q: dict, index: int, agent: str, args: argparse.Namespace, sett
     row["same_samples"] = row["sc"]["samples"] == row["sequential"]["samples"]
     row["ratio_sc_vs_sequential"] = round(row["sc"]["wall"] / max(row["sequential"]["wall"], 1e-9), 3)
     row["ratio_sc_vs_single"] = round(row["sc"]["wall"] / max(row["single"]["wall"], 1e-9), 3)
+    for name in CONFIGS:
+        row[name]["tokens_per_s"] = round(row[name]["tokens"] / max(row[name]["wall"], 1e-9), 1)
     return row
 
 
@@ -108,6 +112,9 @@ def summary(agent: str, rows: list[dict], args: argparse.Namespace, backend: Any
     out["ratio_sc_vs_single"] = round(sum(walls["sc"]) / sum(walls["single"]), 3)
     out["mean_ratio_sc_vs_sequential"] = round(statistics.mean(r["ratio_sc_vs_sequential"] for r in rows), 3)
     out["mean_ratio_sc_vs_single"] = round(statistics.mean(r["ratio_sc_vs_single"] for r in rows), 3)
+    tokens = {name: sum(r[name]["tokens"] for r in rows) for name in CONFIGS}
+    out["tokens_per_s"] = {name: round(tokens[name] / sum(walls[name]), 1) for name in CONFIGS}
+    out["throughput_sc_vs_sequential"] = round(out["tokens_per_s"]["sc"] / out["tokens_per_s"]["sequential"], 3)
     out["same_samples"] = sum(r["same_samples"] for r in rows)
     out["mean_in_flight"] = round(statistics.mean(r["sc"]["in_flight"] for r in rows), 2)
     out["goal_met"] = out["ratio_sc_vs_sequential"] <= 0.6
