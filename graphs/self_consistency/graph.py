@@ -100,9 +100,10 @@ class SCConfig(BaseModel):
         launches every sample at once too and cancels what the vote no longer needs. The answer is the same
         either way for ``certain``; the wall time decides: launching all is never slower than running every
         sample (cancelling only ends it sooner) and has no barrier where a wave waits for its slowest sample,
-        while half-waves only win when the first half settles the vote, by the batch's per-sequence slowdown
-        (on this 2-core CPU about 1.6× from 4 to 8 sequences; about none on a GPU), and lose a barrier plus
-        the bigger batch's throughput whenever it does not. Samples the vote never needed still spend tokens
+        while half-waves only win when the first half settles the vote, by the bigger batch's per-sequence
+        slowdown (large on a small CPU, where 8 sequences decode about 2× the tokens per second of one, so each
+        at about a quarter of the speed; small on a GPU), and lose a barrier plus the bigger batch's throughput
+        whenever it does not. Samples the vote never needed still spend tokens
         until they are cancelled (counted in the usage); set ``wave`` to trade wall time for tokens.
         """
         if self.wave:
