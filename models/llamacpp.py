@@ -4,20 +4,19 @@ Without a path it runs SmolLM2-135M-Instruct, the GGUF file shipped by the ``llm
 GGUF file works too (Qwen, Llama, ...). The prompt is rendered with the chat template stored in the GGUF.
 
 A ``Llama`` object is loaded once per process for each ``(path, n_ctx, n_threads)`` and shared by every
-backend naming it; a lock per ``Llama`` object serializes calls (llama.cpp contexts are not thread-safe).
-Log-probabilities are read from the last position's logits after each step, so the model is loaded with
-``logits_all=False`` (``logits_all=True`` would allocate an ``n_ctx x n_vocab`` float array).
+backend naming it (its context serves tokenization and metadata). Every generation goes through the model's
+continuous-batching :class:`~ponder.models.llamacpp_engine.Engine`: one decode thread, ``llamacpp_slots`` sequence
+slots, requests from any thread decoded together and admitted as soon as a slot is free.
 
-Loading (thread defaults, GGUF checks, the per-process cache) lives in ``llamacpp_loader.py``, batched
-multi-sequence decoding in ``llamacpp_batch.py``. ``import llama_cpp`` happens inside functions, so importing this
-module is cheap.
+Loading (thread defaults, GGUF checks, the per-process cache) lives in ``llamacpp_loader.py``, the engine in
+``llamacpp_engine.py``. ``import llama_cpp`` happens inside functions, so importing this module is cheap.
 """
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import logging
+import queue
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,10 +28,8 @@ from ponder.models.base import (
     GenerationParams,
     Message,
     ModelCapabilities,
-    StopFilter,
-    completion_from_pieces,
-    stop_in_tail,
 )
+from ponder.models.cancel import current_token
 from ponder.models.llamacpp_loader import (  # noqa: F401 - re-exported: the backend's public helpers
     DEFAULT_N_CTX,
     GGUF_MAGIC,
@@ -48,8 +45,23 @@ from ponder.models.llamacpp_loader import (  # noqa: F401 - re-exported: the bac
 if TYPE_CHECKING:
     from ponder.core.model_spec import ModelSpec
     from ponder.core.settings import LlamaCppSettings
+    from ponder.models.llamacpp_engine import Engine, EngineRequest
 
 logger = logging.getLogger("ponder.models")
+
+#: Sequence slots of the engine unless ``llamacpp_slots`` says otherwise.
+DEFAULT_SLOTS = 8
+#: Most bytes of KV cache the engine takes by default (each slot has its own stream of ``n_ctx`` cells, less when
+#: that would exceed this: ~0.75 GB for SmolLM2-135M's 8 x 4,096 cells, a 7B model's slots get shorter streams).
+KV_BUDGET = 2 << 30
+
+
+def default_kv_cells(llama_cpp: Any, model: Any, slots: int, n_ctx: int) -> int:
+    """``slots * n_ctx`` KV cells, or fewer when their f16 keys and values would take more than :data:`KV_BUDGET`."""
+    layers, heads = llama_cpp.llama_model_n_layer(model), max(1, llama_cpp.llama_model_n_head(model))
+    head_dim = llama_cpp.llama_model_n_embd(model) // heads
+    per_token = 2 * 2 * layers * llama_cpp.llama_model_n_head_kv(model) * head_dim
+    return int(max(slots * 256, min(slots * n_ctx, KV_BUDGET // max(per_token, 1))))
 
 
 class LlamaCppBackend(BaseBackend):
@@ -58,24 +70,35 @@ class LlamaCppBackend(BaseBackend):
     Args:
         loaded: The shared model returned by :func:`load_llama`.
         spec: The spec string recorded in trajectories.
-        load_info: How the model was loaded (path, n_ctx, n_threads, load_seconds, reused, backend).
+        load_info: How the model was loaded (path, n_ctx, n_threads, load_seconds, reused, backend, slots,
+            kv_cells).
+        slots: Sequence slots of the engine (used when this backend creates the model's engine).
+        kv_cells: KV cells of the engine, split evenly between the slots; ``None``: ``slots * n_ctx``, capped at
+            :data:`KV_BUDGET` bytes (:func:`default_kv_cells`).
     """
 
     backend_name = "llamacpp"
 
-    def __init__(self, loaded: _Loaded, *, spec: str = "llamacpp", load_info: dict[str, Any] | None = None):
+    def __init__(self, loaded: _Loaded, *, spec: str = "llamacpp", load_info: dict[str, Any] | None = None,
+                 slots: int = DEFAULT_SLOTS, kv_cells: int | None = None):
         self._llama_cpp = _import_llama_cpp()
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.spec = spec
         self._loaded = loaded
         self.llama = loaded.llama
-        self.load_info: dict[str, Any] = dict(load_info or {})
+        self.slots = slots
+        self.kv_cells = kv_cells or default_kv_cells(self._llama_cpp, self.llama.model, slots, self.llama.n_ctx())
+        self.load_info: dict[str, Any] = {**(load_info or {}), "slots": self.slots, "kv_cells": self.kv_cells}
         #: Long prompt prefixes saved for (and restored from) other processes; ``None``: not used.
         self.prompt_cache: Any = None
+        from ponder.models.llamacpp_engine import cells_per_slot
+
         self._vocab = self._llama_cpp.llama_model_get_vocab(self.llama.model)
+        window = min(self.llama.n_ctx(), cells_per_slot(slots, self.kv_cells))
         self.capabilities = ModelCapabilities(batched_decoding=True, streaming=True, logprobs=True,
-                                              context_window=self.llama.n_ctx(), grammar=True)
+                                              context_window=window, grammar=True,
+                                              continuous_batching=True)
         template = self.llama.metadata.get("tokenizer.chat_template")
         self._formatter = None
         if template:
@@ -86,7 +109,8 @@ class LlamaCppBackend(BaseBackend):
 
     @classmethod
     def load(cls, path: Path | str, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
-             seed: int | None = None, spec: str = "", prompt_cache_dir: Path | None = None) -> LlamaCppBackend:
+             seed: int | None = None, spec: str = "", prompt_cache_dir: Path | None = None,
+             slots: int = DEFAULT_SLOTS, kv_cells: int | None = None) -> LlamaCppBackend:
         """Load (or reuse) a GGUF file and wrap it in a backend.
 
         Args:
@@ -97,6 +121,8 @@ class LlamaCppBackend(BaseBackend):
             spec: The spec string; defaults to ``llamacpp:<path>``.
             prompt_cache_dir: The cache directory under which long prompt prefixes are saved for later
                 processes (``llamacpp/prompts/``); ``None`` saves nothing.
+            slots: Sequences the engine decodes together.
+            kv_cells: KV cells of the engine, split evenly between its slots (``None``: :func:`default_kv_cells`).
 
         Raises:
             ConfigError: for a missing or non-GGUF file, or a missing ``llama-cpp-python``.
@@ -109,13 +135,15 @@ class LlamaCppBackend(BaseBackend):
         loaded, reused = load_llama(source, n_ctx=n_ctx, n_threads=threads, seed=seed)
         info = {"path": str(source), "n_ctx": loaded.llama.n_ctx(), "n_threads": threads,
                 "load_seconds": round(loaded.load_seconds, 3), "reused": reused, "backend": cls.backend_name}
-        backend = cls(loaded, spec=spec or f"llamacpp:{source}", load_info=info)
+        backend = cls(loaded, spec=spec or f"llamacpp:{source}", load_info=info, slots=slots, kv_cells=kv_cells)
         if prompt_cache_dir is not None:
+            from ponder.models.llamacpp_engine import engine_context_params
             from ponder.models.llamacpp_prompts import PromptCache
 
+            layout = engine_context_params(backend._llama_cpp, loaded.llama.context_params, backend.slots,
+                                           backend.kv_cells, threads)
             try:
-                backend.prompt_cache = PromptCache.for_model(prompt_cache_dir, source, backend._llama_cpp,
-                                                             loaded.llama.context_params)
+                backend.prompt_cache = PromptCache.for_model(prompt_cache_dir, source, backend._llama_cpp, layout)
             except OSError as exc:
                 logger.debug("no prompt cache for %s: %s", source, exc)
         return backend
@@ -125,8 +153,8 @@ class LlamaCppBackend(BaseBackend):
         """Build the backend for a parsed ``llamacpp`` spec.
 
         Reads ``settings.llamacpp_n_ctx`` (default 4096), ``settings.llamacpp_threads`` (default: the physical
-        cores), ``settings.llamacpp_prompt_cache`` (save long prompt prefixes under ``settings.cache_dir``) and
-        ``settings.seed``.
+        cores), ``settings.llamacpp_prompt_cache`` (save long prompt prefixes under ``settings.cache_dir``),
+        ``settings.llamacpp_slots`` / ``llamacpp_kv_cells`` (the engine) and ``settings.seed``.
 
         Raises:
             ConfigError: for a missing or non-GGUF file, or a missing ``llama-cpp-python``.
@@ -136,76 +164,54 @@ class LlamaCppBackend(BaseBackend):
         source = resolve_gguf(parsed)
         cache_dir = settings.cache_dir if settings.llamacpp_prompt_cache else None
         return cls.load(source, n_ctx=settings.llamacpp_n_ctx, n_threads=settings.llamacpp_threads,
-                        seed=settings.seed, spec=str(parsed), prompt_cache_dir=cache_dir)
+                        seed=settings.seed, spec=str(parsed), prompt_cache_dir=cache_dir,
+                        slots=settings.llamacpp_slots, kv_cells=settings.llamacpp_kv_cells)
 
     # -- public API ---------------------------------------------------------------------------------
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """Return ``params.n`` completions for one conversation.
 
-        The ``n`` samples run one after another on one sequence (the prompt's KV cells are reused), sample
-        ``i`` with seed ``seed + i``. Greedy decoding (``temperature == 0``)
-        runs once and repeats the result ``n`` times.
+        The ``n`` samples are submitted to the engine together (decoded side by side, sharing the prompt's KV
+        cells), sample ``i`` with seed ``seed + i``. Greedy decoding (``temperature == 0``) runs once and repeats
+        the result ``n`` times. A cancelled :func:`~ponder.models.cancel.cancel_scope` around the call cancels it.
 
         Raises:
             RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            GenerationCancelled: when the current cancel token was cancelled.
             ModelError: when the prompt does not fit the context or llama.cpp fails.
         """
-        self.check_allowed()
-        greedy = params.temperature == 0
-        prompt = self._prompt_ids(messages)
-        n_ctx = self.llama.n_ctx()
-        if len(prompt) >= n_ctx:
-            raise ModelError(f"the prompt has {len(prompt)} tokens but the llamacpp context holds {n_ctx}; "
-                             "raise the llamacpp_n_ctx setting or shorten the conversation")
-        out: list[Completion] = []
-        with self._loaded.lock:
-            for i in range(1 if greedy else params.n):
-                seed = None if params.seed is None else (params.seed + i) % RANDOM_SEED
-                try:
-                    out.append(self._sample(prompt, params, seed, n_ctx - len(prompt)))
-                except (RuntimeError, ValueError, OSError) as exc:
-                    message = f"generation failed on {self.spec}: {type(exc).__name__}: {exc}"
-                    raise ModelError(message) from exc
-        if greedy:
-            return [out[0].model_copy() for _ in range(params.n)]
-        return out
+        return self.generate_batch([messages], params)[0]
 
     def generate_batch(
         self, conversations: list[list[Message]], params: GenerationParams
     ) -> list[list[Completion]]:
-        """Return ``params.n`` completions per conversation, in order.
+        """Return ``params.n`` completions per conversation, in order, all submitted to the engine at once.
 
-        Several conversations with ``n == 1`` (self-consistency branches) are decoded together, up to 8
-        sequences per pass, sharing their common prompt prefix (see ``models/llamacpp_batch.py``); conversation
-        ``i`` samples with seed ``seed + i``. Anything else runs one conversation after another.
+        With ``n == 1`` conversation ``i`` samples with seed ``seed + i``; with ``n > 1`` sample ``j`` of every
+        conversation uses ``seed + j`` (as :meth:`generate`). Greedy decoding runs each conversation once.
 
         Raises:
             RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            GenerationCancelled: when the current cancel token was cancelled.
             ModelError: when a prompt does not fit or llama.cpp fails.
         """
         self.check_allowed()
-        if len(conversations) < 2 or params.n != 1:
-            return [self.generate(messages, params) for messages in conversations]
-        from ponder.models.llamacpp_batch import MAX_SEQS
-
-        prompts = [self._prompt_ids(messages) for messages in conversations]
-        n_ctx = self.llama.n_ctx()
-        longest = max(len(p) for p in prompts)
-        if longest >= n_ctx:
-            raise ModelError(f"a prompt has {longest} tokens but the llamacpp context holds {n_ctx}; "
-                             "raise the llamacpp_n_ctx setting or shorten the conversation")
-        base = 0 if params.seed is None else params.seed
+        prompts = [self._checked_prompt(messages) for messages in conversations]
+        runs = 1 if params.temperature == 0 else params.n
+        base = params.seed
+        jobs: list[tuple[list[int], int | None]] = []
+        for i, prompt in enumerate(prompts):
+            for j in range(runs):
+                offset = j if params.n > 1 else i
+                jobs.append((prompt, None if base is None else (base + offset) % RANDOM_SEED))
+        engine = self._engine()
+        requests = [engine.submit(prompt, params, seed, prompt_cache=self.prompt_cache) for prompt, seed in jobs]
+        done = self._collect(requests)
         out: list[list[Completion]] = []
-        with self._loaded.lock:
-            for start in range(0, len(prompts), MAX_SEQS):
-                chunk = prompts[start:start + MAX_SEQS]
-                seeds = [(base + start + i) % RANDOM_SEED for i in range(len(chunk))]
-                try:
-                    completions = self._batch_decoder().generate(chunk, params, seeds)
-                except (RuntimeError, ValueError, OSError) as exc:
-                    raise ModelError(f"batched generation failed on {self.spec}: {type(exc).__name__}: {exc}") from exc
-                out.extend([c] for c in completions)
+        for i in range(len(prompts)):
+            mine = done[i * runs:(i + 1) * runs]
+            out.append(mine if runs == params.n else [mine[0].model_copy() for _ in range(params.n)])
         return out
 
     def count_tokens(self, messages: list[Message]) -> int:
@@ -216,18 +222,45 @@ class LlamaCppBackend(BaseBackend):
         """
         return len(self._prompt_ids(messages))
 
-    def _batch_decoder(self) -> Any:
-        """The shared multi-sequence context (caller holds the lock)."""
-        if self._loaded.batch_decoder is None:
-            from ponder.models.llamacpp_batch import MAX_SEQS, BatchDecoder
+    def _engine(self) -> Engine:
+        """The continuous-batching engine shared by every backend on this model (created at the first call)."""
+        loaded = self._loaded
+        with loaded.lock:
+            if loaded.engine is None:
+                from ponder.models.llamacpp_engine import Engine
 
-            lc = self._llama_cpp
-            self._loaded.batch_decoder = BatchDecoder(
-                lc, self.llama.model, self._vocab, n_ctx=max(2 * self.llama.n_ctx(), 1024 * MAX_SEQS),
-                n_threads=int(self.load_info.get("n_threads") or default_threads()), piece=self._piece,
-                is_eog=lambda token: bool(lc.llama_vocab_is_eog(self._vocab, token)),
-                base_params=self.llama.context_params)
-        return self._loaded.batch_decoder
+                lc, vocab = self._llama_cpp, self._vocab
+                loaded.engine = Engine(
+                    lc, self.llama.model, vocab, slots=self.slots, kv_cells=self.kv_cells,
+                    n_threads=int(self.load_info.get("n_threads") or default_threads()),
+                    base_params=self.llama.context_params, piece=self._piece,
+                    is_eog=lambda token: bool(lc.llama_vocab_is_eog(vocab, token)),
+                    n_ctx_seq=self.llama.n_ctx())
+            return loaded.engine  # type: ignore[no-any-return]
+
+    def _checked_prompt(self, messages: list[Message]) -> list[int]:
+        """The prompt's tokens; a prompt that leaves no room in the context is a :class:`ModelError`."""
+        prompt = self._prompt_ids(messages)
+        n_ctx = self.llama.n_ctx()
+        if len(prompt) >= n_ctx:
+            raise ModelError(f"the prompt has {len(prompt)} tokens but the llamacpp context holds {n_ctx}; "
+                             "raise the llamacpp_n_ctx setting or shorten the conversation")
+        return prompt
+
+    @staticmethod
+    def _collect(requests: list[EngineRequest]) -> list[Completion]:
+        """Wait for ``requests``; the current cancel token, Ctrl-C or a failed request cancels the rest."""
+        token = current_token()
+        unregister = token.on_cancel(lambda: [r.cancel() for r in requests]) if token is not None else None
+        try:
+            return [r.result() for r in requests]
+        except BaseException:
+            for r in requests:
+                r.cancel()
+            raise
+        finally:
+            if unregister is not None:
+                unregister()
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -258,93 +291,34 @@ class LlamaCppBackend(BaseBackend):
         return buf.raw[: max(n, 0)]
 
     def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
-        """Yield the text of one completion token by token as llama.cpp samples it; return the completion.
+        """Yield the text of one completion as the engine samples it; return the completion.
 
-        Text that could be the start of a stop sequence is held back until it is known not to be one.
-        Closing the generator early (e.g. Ctrl-C in the consumer) stops sampling and releases the model.
+        Text that could be the start of a stop sequence is held back until it is known not to be one. Closing
+        the generator early (e.g. Ctrl-C in the consumer) or cancelling the current cancel token stops the
+        request and frees its slot.
 
         Raises:
             RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            GenerationCancelled: when the current cancel token was cancelled.
             ModelError: when the prompt does not fit the context or llama.cpp fails.
         """
         self.check_allowed()
-        prompt = self._prompt_ids(messages)
-        n_ctx = self.llama.n_ctx()
-        if len(prompt) >= n_ctx:
-            raise ModelError(f"the prompt has {len(prompt)} tokens but the llamacpp context holds {n_ctx}; "
-                             "raise the llamacpp_n_ctx setting or shorten the conversation")
+        prompt = self._checked_prompt(messages)
         seed = None if params.seed is None else params.seed % RANDOM_SEED
-        with self._loaded.lock:
-            try:
-                return (yield from self._sample_stream(prompt, params, seed, n_ctx - len(prompt)))
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise ModelError(f"generation failed on {self.spec}: {type(exc).__name__}: {exc}") from exc
-
-    def _decoder(self) -> Any:
-        """The shared single-sequence decoder (caller holds the lock)."""
-        if self._loaded.seq_decoder is None:
-            from ponder.models.llamacpp_decode import SeqDecoder
-
-            self._loaded.seq_decoder = SeqDecoder(self._llama_cpp, self.llama)
-        return self._loaded.seq_decoder
-
-    def _sample(self, prompt: list[int], params: GenerationParams, seed: int | None, room: int) -> Completion:
-        """Generate one completion (caller holds the lock)."""
-        stream = self._sample_stream(prompt, params, seed, room)
-        while True:
-            try:
-                next(stream)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-
-    def _sample_stream(
-        self, prompt: list[int], params: GenerationParams, seed: int | None, room: int
-    ) -> Generator[str, None, Completion]:
-        """Generate one completion, yielding its text as it grows (caller holds the lock).
-
-        Plain temperature / nucleus sampling (no top-k, min-p or penalties) by
-        :func:`~ponder.models.llamacpp_decode.pick_token`, seeded with ``seed`` (``None``: fresh entropy).
-        """
-        import numpy as np
-
-        from ponder.models.llamacpp_decode import pick_token
-
-        lc, decoder = self._llama_cpp, self._decoder()
-        text = codecs.getincrementaldecoder("utf-8")(errors="ignore")
-        shown = StopFilter(params.stop)
-        stops = [s for s in params.stop if s]
-        budget = min(params.max_tokens, room)
-        rng = np.random.default_rng(seed)
-        pieces: list[bytes] = []
-        text_bytes = bytearray()
-        logprobs: list[float] = []
-        hit_end = False
-        grammar = None
-        if params.grammar:
-            from ponder.models.llamacpp_grammar import GrammarSampler
-
-            grammar = GrammarSampler(lc, self._vocab, params.grammar)
-        decoder.prefill(prompt, cache=self.prompt_cache)
-        while True:
-            logits = decoder.logits()
-            token, logprob = grammar.pick(logits, params, rng) if grammar else pick_token(logits, params, rng)
-            if lc.llama_vocab_is_eog(self._vocab, token):
-                hit_end = True
-                break
-            if grammar is not None:
-                grammar.accept(token)
-            logprobs.append(logprob)
-            piece = self._piece(token)
-            pieces.append(piece)
-            text_bytes += piece
-            delta = shown.feed(text.decode(piece))
-            if delta:
-                yield delta
-            if (stops and stop_in_tail(text_bytes, len(piece), stops)) or len(pieces) >= budget:
-                break
-            decoder.step(token)
-        rest = "" if shown.stopped else shown.feed(text.decode(b"", final=True)) + shown.finish()
-        if rest:
-            yield rest
-        return completion_from_pieces(pieces, stops, hit_end=hit_end, prompt_tokens=len(prompt),
-                                      logprobs=logprobs if params.logprobs else None)
+        pieces: queue.SimpleQueue[str] = queue.SimpleQueue()
+        request = self._engine().submit(prompt, params, seed, on_text=pieces.put, prompt_cache=self.prompt_cache)
+        token = current_token()
+        unregister = token.on_cancel(request.cancel) if token is not None else None
+        try:
+            while True:
+                try:
+                    yield pieces.get(timeout=0.05)
+                except queue.Empty:
+                    if request.done() and pieces.empty():
+                        return request.result()
+        except BaseException:  # GeneratorExit (closed early), KeyboardInterrupt, ...
+            request.cancel()
+            raise
+        finally:
+            if unregister is not None:
+                unregister()

@@ -38,8 +38,7 @@ class _Loaded:
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     piece_buf: Any = None
-    batch_decoder: Any = None  # a BatchDecoder, created at the first batched call
-    seq_decoder: Any = None  # a SeqDecoder driving the Llama object's own context
+    engine: Any = None  # the continuous-batching Engine, created at the first generation
 
 
 _MODELS: dict[tuple[str, int, int], _Loaded] = {}
@@ -48,19 +47,18 @@ _MODELS_LOCK = threading.Lock()
 
 @atexit.register
 def close_all() -> None:
-    """Free every cached model and its decoders (at exit, while llama_cpp's C functions still exist).
+    """Free every cached model and its engine (at exit, while llama_cpp's C functions still exist).
 
     Left to ``Llama.__del__`` at interpreter shutdown, llama-cpp-python's free functions may already be torn
     down, and each model prints ``TypeError: 'NoneType' object is not callable`` on the way out.
     """
     with _MODELS_LOCK:
         for loaded in _MODELS.values():
-            if not loaded.lock.acquire(timeout=1.0):  # a daemon thread is still decoding: leave it alone
+            if not loaded.lock.acquire(timeout=1.0):  # another thread is creating the engine: leave it alone
                 continue
-            for decoder in (loaded.batch_decoder, loaded.seq_decoder):
-                if decoder is not None:
-                    with contextlib.suppress(Exception):
-                        decoder.close()
+            if loaded.engine is not None:
+                with contextlib.suppress(Exception):
+                    loaded.engine.close()
             with contextlib.suppress(Exception):
                 loaded.llama.close()
         _MODELS.clear()

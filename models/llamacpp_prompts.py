@@ -128,8 +128,8 @@ class PromptCache:
 
     # -- restore and save -----------------------------------------------------------------------------
 
-    def restore(self, llama_cpp: Any, ctx: Any, entry: PromptEntry) -> bool:
-        """Load ``entry`` into sequence 0 of ``ctx`` (which must hold nothing for it); False when it is unusable."""
+    def restore(self, llama_cpp: Any, ctx: Any, entry: PromptEntry, *, seq_id: int = 0) -> bool:
+        """Load ``entry`` into sequence ``seq_id`` of ``ctx`` (which must hold nothing there); False when unusable."""
         try:
             data = bytearray(entry.state.read_bytes())
         except OSError as exc:
@@ -139,7 +139,7 @@ class PromptCache:
             self._reject(entry, "its bytes do not match the recorded size and CRC-32")
             return False
         buffer = (ctypes.c_uint8 * len(data)).from_buffer(data)
-        if llama_cpp.llama_state_seq_set_data(ctx, buffer, len(data), 0) == 0:
+        if llama_cpp.llama_state_seq_set_data(ctx, buffer, len(data), seq_id) == 0:
             self._reject(entry, "llama.cpp refused the state")
             return False
         try:
@@ -150,8 +150,8 @@ class PromptCache:
         logger.info("prompt cache: restored the KV state of %d tokens from %s", len(entry.tokens), entry.state)
         return True
 
-    def save(self, llama_cpp: Any, ctx: Any, tokens: list[int]) -> Path | None:
-        """Save sequence 0 of ``ctx`` (which holds exactly ``tokens``); return the state file, None on failure.
+    def save(self, llama_cpp: Any, ctx: Any, tokens: list[int], *, seq_id: int = 0) -> Path | None:
+        """Save sequence ``seq_id`` of ``ctx`` (which holds exactly ``tokens``); return the state file, None on failure.
 
         Failures (disk full, read-only cache) are logged and otherwise ignored: the cache only saves time.
         """
@@ -159,9 +159,9 @@ class PromptCache:
         state, meta = self.directory / f"{name}.kv", self.directory / f"{name}.json"
         if meta.exists():
             return state
-        size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
+        size = int(llama_cpp.llama_state_seq_get_size(ctx, seq_id))
         buffer = (ctypes.c_uint8 * size)()
-        written = int(llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0))
+        written = int(llama_cpp.llama_state_seq_get_data(ctx, buffer, size, seq_id))
         if written <= 0:
             return None
         data = memoryview(buffer)[:written]

@@ -1,4 +1,4 @@
-"""Batched multi-sequence decoding of the llama.cpp backend (self-consistency samples in one pass).
+"""generate_batch on the llama.cpp backend: every conversation submitted to the engine at once.
 
 Real model (the bundled SmolLM2 GGUF), so every test here is an integration test.
 """
@@ -24,16 +24,6 @@ def backend(llamacpp_backend: LlamaCppBackend) -> LlamaCppBackend:
     return llamacpp_backend
 
 
-def test_one_prompt_through_the_batched_context_matches_generate(backend):
-    params = GenerationParams(temperature=0, max_tokens=24)
-    prompt = backend._prompt_ids(COUNT)
-    with backend._loaded.lock:
-        batched = backend._batch_decoder().generate([prompt], params, [0])[0]
-    single = backend.generate(COUNT, params)[0]
-    assert batched.text == single.text
-    assert batched.completion_tokens == single.completion_tokens and batched.prompt_tokens == single.prompt_tokens
-
-
 def test_generate_batch_decodes_together_with_stops_seeds_and_logprobs(backend):
     params = GenerationParams(temperature=0.8, max_tokens=20, seed=11, stop=["\n"], logprobs=True)
     first = backend.generate_batch(CONVS, params)
@@ -50,9 +40,8 @@ def test_generate_batch_decodes_together_with_stops_seeds_and_logprobs(backend):
 def test_greedy_batch_is_deterministic_and_starts_like_single_decoding(backend):
     """Batched kernels may flip a near-tie later on (thread counts differ between machines), so the texts are
     compared for determinism, and with single-sequence decoding only on their first token."""
-    def fresh_batch(params):  # without KV cells kept from earlier batches, so both runs take the same path
-        with backend._loaded.lock:
-            backend._batch_decoder()._clear()
+    def fresh_batch(params):  # without KV cells kept from earlier calls, so both runs take the same path
+        backend._engine().forget()
         return [c[0].text for c in backend.generate_batch(CONVS, params)]
 
     params = GenerationParams(temperature=0, max_tokens=16)
@@ -70,10 +59,7 @@ def test_more_conversations_than_sequences_and_n_above_one(backend):
     assert [len(c) for c in multi] == [2, 2]
 
 
-def test_prompts_too_long_or_too_many_are_model_errors(backend):
+def test_prompt_too_long_is_a_model_error(backend):
     huge = [{"role": "user", "content": "word " * 3000}]
     with pytest.raises(ModelError, match="context holds"):
         backend.generate_batch([huge, COUNT], GenerationParams(max_tokens=8))
-    big = [{"role": "user", "content": "word " * 1500}]  # fits the context alone, not 8 of them in the shared cache
-    with pytest.raises(ModelError, match="batched generation failed"):
-        backend.generate_batch([big] * 8, GenerationParams(max_tokens=8))

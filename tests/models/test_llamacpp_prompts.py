@@ -20,7 +20,7 @@ import pytest
 from ponder.models import llamacpp_loader
 from ponder.models.base import GenerationParams, Message
 from ponder.models.llamacpp import LlamaCppBackend
-from ponder.models.llamacpp_decode import SeqDecoder, common_prefix, pick_token
+from ponder.models.llamacpp_decode import common_prefix, pick_token
 from ponder.models.llamacpp_prompts import PromptCache, model_fingerprint
 
 SYSTEM = "You are a careful assistant. " + " ".join(f"Rule {i}: answer briefly and check your work." for i in range(12))
@@ -49,11 +49,21 @@ def cache_with_one_entry(backend: LlamaCppBackend, tmp_path: Path) -> Iterator[P
         backend.prompt_cache = None
 
 
-def _fresh_decoder(backend: LlamaCppBackend) -> SeqDecoder:
-    """What a new process has: a decoder whose sequence holds nothing."""
-    decoder = SeqDecoder(backend._llama_cpp, backend.llama)
-    backend._loaded.seq_decoder = decoder
-    return decoder
+class _Prefill:
+    """The engine's ``last_prefill`` record, read after each call."""
+
+    def __init__(self, backend: LlamaCppBackend) -> None:
+        self._engine = backend._engine()
+
+    @property
+    def last_prefill(self) -> dict[str, int]:
+        return self._engine.stats["last_prefill"]
+
+
+def _fresh_decoder(backend: LlamaCppBackend) -> _Prefill:
+    """What a new process has: an engine whose slots hold nothing."""
+    backend._engine().forget()
+    return _Prefill(backend)
 
 
 # ---------------------------------------------------------------- no model
@@ -117,7 +127,7 @@ def test_next_prompt_evaluates_only_its_new_tokens(backend: LlamaCppBackend) -> 
     decoder = _fresh_decoder(backend)
     first = backend.generate(_conversation("What is 2+2?"), params)[0]
     full = len(backend._prompt_ids(_conversation("What is 2+2?")))
-    assert decoder.last_prefill == {"reused": 0, "restored": 0, "evaluated": full}
+    assert decoder.last_prefill == {"reused": 0, "copied": 0, "restored": 0, "evaluated": full}
     follow_up = _conversation("What is 2+2?") + [{"role": "assistant", "content": first.text},
                                                   {"role": "user", "content": "And 3+3?"}]
     backend.generate(follow_up, params)
@@ -129,7 +139,7 @@ def test_next_prompt_evaluates_only_its_new_tokens(backend: LlamaCppBackend) -> 
 def test_saved_prefix_is_restored_by_a_new_process(backend: LlamaCppBackend,
                                                    cache_with_one_entry: PromptCache) -> None:
     cache = cache_with_one_entry
-    params = GenerationParams(temperature=0, max_tokens=12)
+    params = GenerationParams(temperature=0, max_tokens=12, logprobs=True)
     try:
         question = _conversation("What is the capital of France?")
         prompt = backend._prompt_ids(question)
@@ -141,19 +151,15 @@ def test_saved_prefix_is_restored_by_a_new_process(backend: LlamaCppBackend,
         assert decoder.last_prefill["restored"] == shared
         assert decoder.last_prefill["evaluated"] == len(prompt) - shared
         assert cache.stats["restored"] == 1
-        decoder.prefill(prompt, cache=None)  # in memory already: nothing to evaluate but the last token
-        restored_logits = decoder.logits().copy()
 
         backend.prompt_cache = None
         decoder = _fresh_decoder(backend)
         without = backend.generate(question, params)[0]
-        assert decoder.last_prefill == {"reused": 0, "restored": 0, "evaluated": len(prompt)}
-        decoder.prefill(prompt)
-        evaluated_logits = decoder.logits().copy()
+        assert decoder.last_prefill == {"reused": 0, "copied": 0, "restored": 0, "evaluated": len(prompt)}
     finally:
         backend.prompt_cache = None
-    assert np.argmax(restored_logits) == np.argmax(evaluated_logits)
-    assert np.abs(restored_logits - evaluated_logits).max() < 0.05
+    assert with_cache.logprob is not None and without.logprob is not None
+    assert abs(with_cache.logprob - without.logprob) < 0.05
     assert with_cache.text == without.text
 
 

@@ -1,0 +1,119 @@
+"""Sequence slots of the llama.cpp engine, and one request's decoding state.
+
+A :class:`Slot` is one llama.cpp sequence id of the engine's context, with its own KV stream (``kv_unified`` is
+off, see :mod:`ponder.models.llamacpp_engine`). It remembers the tokens whose KV cells it holds (``tokens``), so
+the next request with the same prefix evaluates only the rest.
+
+:class:`Live` is one admitted request while it decodes: its random generator (seeded by the request alone, so its
+text never depends on what else runs), optional grammar state, stop handling and streamed text.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ponder.models.base import Completion, GenerationParams, StopFilter, completion_from_pieces, stop_in_tail
+from ponder.models.llamacpp_decode import pick_token
+
+
+@dataclass
+class Slot:
+    """One sequence id of the engine's context and the cells it holds.
+
+    Attributes:
+        seq_id: The llama.cpp sequence id (and KV stream).
+        tokens: The tokens whose KV cells the slot holds, in position order.
+        busy: Whether a request is decoding on it.
+        last_used: Engine turn at which it was last released (the least recently used idle slot is reused first).
+    """
+
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)
+    busy: bool = False
+    last_used: int = 0
+
+
+@dataclass
+class Live:
+    """One admitted request while it is evaluated and decoded.
+
+    Attributes:
+        prompt: The prompt tokens.
+        params: Sampling parameters (temperature, top-p, stops, grammar, ...).
+        budget: Most tokens to generate (``max_tokens``, capped by the context room).
+        rng: The request's own generator (``numpy.random.default_rng(seed)``).
+        grammar: The request's grammar state, or ``None``.
+        todo: Tokens still to evaluate (the prompt's unevaluated suffix, then each sampled token).
+        pos: Position of ``todo[0]``.
+        on_text: Receives the text that became safe to show (streaming), or ``None``.
+    """
+
+    prompt: list[int]
+    params: GenerationParams
+    budget: int
+    rng: np.random.Generator
+    grammar: Any = None
+    todo: list[int] = field(default_factory=list)
+    pos: int = 0
+    on_text: Callable[[str], None] | None = None
+    pieces: list[bytes] = field(default_factory=list)
+    text: bytearray = field(default_factory=bytearray)
+    logprobs: list[float] = field(default_factory=list)
+    hit_end: bool = False
+    generating: bool = False
+    stops: list[str] = field(default_factory=list)
+    shown: StopFilter | None = None
+    decoder: Any = None
+
+    def __post_init__(self) -> None:
+        self.stops = [s for s in self.params.stop if s]
+        if self.on_text is not None:
+            self.shown = StopFilter(self.params.stop)
+            self.decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+
+    def pick(self, logits: np.ndarray) -> tuple[int, float]:
+        """Draw the next token from ``logits`` (grammar-constrained when the request has a grammar)."""
+        if self.grammar is not None:
+            return self.grammar.pick(logits, self.params, self.rng)  # type: ignore[no-any-return]
+        return pick_token(logits, self.params, self.rng)
+
+    def take(self, token: int, logprob: float, piece: bytes, end: bool) -> bool:
+        """Record a sampled token; return whether the request is finished (it is then not to be evaluated)."""
+        if end:
+            self.hit_end = True
+            return True
+        if self.grammar is not None:
+            self.grammar.accept(token)
+        self.logprobs.append(logprob)
+        self.pieces.append(piece)
+        self.text += piece
+        if self.shown is not None:
+            self._show(self.shown.feed(self.decoder.decode(piece)))
+        if (self.stops and stop_in_tail(self.text, len(piece), self.stops)) or len(self.pieces) >= self.budget:
+            return True
+        self.todo = [token]
+        self.generating = True
+        return False
+
+    def _show(self, delta: str) -> None:
+        if delta and self.on_text is not None:
+            self.on_text(delta)
+
+    def completion(self) -> Completion:
+        """The finished completion (flushes the text held back from the stream)."""
+        if self.shown is not None and not self.shown.stopped:
+            self._show(self.shown.feed(self.decoder.decode(b"", final=True)) + self.shown.finish())
+        return completion_from_pieces(self.pieces, self.params.stop, hit_end=self.hit_end,
+                                      prompt_tokens=len(self.prompt),
+                                      logprobs=self.logprobs if self.params.logprobs else None)
+
+    def close(self) -> None:
+        """Free the grammar state."""
+        if self.grammar is not None:
+            self.grammar.close()
+            self.grammar = None
