@@ -73,7 +73,8 @@ def vote_json(result: SelfConsistencyResult, label: str | None, path: Path) -> d
     out = {"id": result.id, "answer": result.final_answer, "agreement": result.agreement,
            "votes": [r.model_dump() for r in result.votes], "abstained": result.abstained,
            "samples_planned": result.samples_planned, "samples_run": result.samples_run,
-           "stop_reason": result.stop_reason, "samples_saved": result.samples_saved,
+           "samples_discarded": result.samples_discarded, "stop_reason": result.stop_reason,
+           "samples_saved": result.samples_saved,
            "tokens_saved_estimate": result.tokens_saved_estimate, "usage": result.usage.model_dump(),
            "chosen_sample": result.chosen_sample, "record_path": str(path), "model": result.model,
            "backend": result.backend, "batch_sizes": result.batch_sizes}
@@ -100,6 +101,8 @@ def print_vote(result: SelfConsistencyResult, console: Console, *, label: str | 
             f"{u.prompt_tokens}+{u.completion_tokens} tokens · {u.tool_calls} tool calls · {u.wall_seconds:.1f}s")
     if result.samples_saved:
         line += f" · saved {result.samples_saved} samples (~{result.tokens_saved_estimate} tokens)"
+    if result.samples_discarded:
+        line += f" · {result.samples_discarded} cancelled in flight"
     console.print(line)
     if label is not None:
         console.print("correct" if is_correct(result.final_answer, label) else f"[red]wrong[/] (label {safe(label)})")
