@@ -133,8 +133,9 @@ class LlamaCppSettings(ModelSettings):
     llamacpp_slots: int = Field(8, ge=1, le=64, description="Sequence slots of the llamacpp continuous-batching "
                                 "engine: requests decoded together (concurrent calls, self-consistency samples).")
     llamacpp_kv_cells: int | None = Field(
-        None, ge=256, le=4_194_304, description="KV cells shared by the llamacpp engine's slots (default: "
-        "max(2 x llamacpp_n_ctx, 1024 x llamacpp_slots)); one request needs its prompt plus max_tokens.")
+        None, ge=256, le=4_194_304, description="KV cells of the llamacpp engine, split evenly between its slots "
+        "(a slot holds one request's prompt plus completion; default: llamacpp_slots x llamacpp_n_ctx, capped at "
+        "2 GiB of KV cache).")
 
 
 class AgentSettings(_Group):
