@@ -19,8 +19,11 @@ once into the safetensors cache under ``<cache_dir>/models/``; float32 on CPU). 
   ``backend.generate``, median of ``--reps``. ``decode_tok_s`` excludes the time to first token (median of
   ``max_tokens=1`` calls). ``full_length`` says whether every run produced all ``--max-tokens`` tokens.
 * ``n8_tok_s`` -- ``GenerationParams(n=8, temperature=0.8, seed=...)`` on the same prompt: total completion
-  tokens / wall, median of ``--n-reps`` (llama.cpp runs the 8 samples one after another; transformers
-  batches them).
+  tokens / wall, median of ``--n-reps`` (both backends decode the 8 samples together).
+* ``engine_concurrency`` (llamacpp, default threads) -- ``k`` sampled sequences submitted together to the
+  continuous-batching engine for each ``k`` of ``--concurrency`` (default 1, 2, 4, 8): aggregate completion
+  tokens / wall, the ratio to ``k = 1``, and the Python time per sampled token around ``llama_decode``.
+  ``--only-concurrency`` runs just this.
 * ``limit`` -- single-stream decoding reads every weight once per token, so
   ``limit_tok_s = bandwidth / weight bytes``. Bandwidth: the best of ``ndarray.max()`` over a float32 array
   (``--bw-mib`` MiB, default 1 GiB, larger than the L3 cache) on 1 thread and split over all CPUs, best of
@@ -267,7 +270,7 @@ def throughput(kind: str, backend: Any, max_tokens: int, reps: int, n_reps: int,
                                   stop=NEVER_STOP)
         return sum(c.completion_tokens for c in backend.generate(messages, params))
 
-    estimate = 8 * max_tokens / statistics.median(rates)  # the samples run one after another on llama.cpp
+    estimate = 8 * max_tokens / statistics.median(rates)  # pessimistic: as if one after another
     if kind == "llamacpp" and estimate > 2 * REP_BUDGET_S:
         n_walls, n_toks, n_rates = [], [], []
     else:
@@ -282,6 +285,39 @@ def throughput(kind: str, backend: Any, max_tokens: int, reps: int, n_reps: int,
         "n8_skipped": None if n_walls else f"estimated {estimate:.0f} s (> {2 * REP_BUDGET_S:.0f} s)",
         "n8_completion_tokens": n_toks, "n8_wall_s": [r3(w) for w in n_walls],
     }
+
+
+def engine_concurrency(backend: Any, max_tokens: int, seed: int, counts: list[int]) -> dict[int, dict[str, Any]]:
+    """Aggregate decode speed of the llama.cpp engine with ``k`` sequences at once, against one stream.
+
+    ``k`` story samples (T=0.8, seeds ``seed + i``, a stop list that never fires) are submitted together
+    (``generate_batch``); ``tok_s`` is their completion tokens / wall time (the shared prompt is evaluated once and
+    copied, so this is nearly all decoding). The engine's own clocks split each turn into ``llama_decode`` time and
+    the Python around it (batch filling, sampling, stop checks): ``python_ms_per_token``.
+    """
+    from ponder.models.base import GenerationParams
+
+    engine = backend._engine()
+    messages = [{"role": "user", "content": PROMPT}]
+    params = GenerationParams(max_tokens=max_tokens, temperature=0.8, stop=NEVER_STOP)
+    backend.generate(messages, params.model_copy(update={"max_tokens": 8, "seed": seed}))  # warm-up
+    out: dict[int, dict[str, Any]] = {}
+    for k in counts:
+        before = dict(engine.stats)
+        start = time.perf_counter()
+        done = backend.generate_batch([messages] * k, params.model_copy(update={"seed": seed + 100 * k}))
+        wall = time.perf_counter() - start
+        tokens = sum(c[0].completion_tokens for c in done)
+        delta = {key: engine.stats[key] - before[key] for key in ("sampled", "decode_s", "python_s", "decode_calls")}
+        out[k] = {"seqs": k, "tok_s": round(tokens / wall, 2), "completion_tokens": tokens, "wall_s": r3(wall),
+                  "most_running": engine.stats["most_running"],
+                  "decode_ms_per_call": r3(1000 * delta["decode_s"] / max(delta["decode_calls"], 1)),
+                  "python_ms_per_token": r3(1000 * delta["python_s"] / max(delta["sampled"], 1)),
+                  "python_share": r3(delta["python_s"] / max(delta["python_s"] + delta["decode_s"], 1e-9))}
+        out[k]["ratio_vs_1"] = round(out[k]["tok_s"] / out[counts[0]]["tok_s"], 3) if counts[0] == 1 else None
+        emit(metric="engine_concurrency", threads=backend.load_info["n_threads"],
+             slots=backend.load_info["slots"], **out[k])
+    return out
 
 
 # -- ponder vs raw transformers (the comparison of the embedded-backend issue) -----------------------
@@ -382,11 +418,23 @@ def main() -> None:
     parser.add_argument("--bw-mib", type=int, default=1024, help="array size for the bandwidth measurement")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cache-dir", default=None, help="converted-model cache (default: settings)")
+    parser.add_argument("--concurrency", default="1,2,4,8", help="llamacpp engine: sequences decoded at once")
+    parser.add_argument("--only-concurrency", action="store_true", help="measure only the llamacpp engine's "
+                        "aggregate tok/s at --concurrency sequences (default threads), then stop")
     parser.add_argument("--child-first-token", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     requested = [int(t) for t in args.threads.split(",") if t.strip()]
+    concurrency = [int(k) for k in args.concurrency.split(",") if k.strip()]
     if args.child_first_token:
         child_first_token(args.child_first_token, requested[0] if requested else 0)
+        return
+    if args.only_concurrency:
+        from ponder.core.settings import load_settings
+        from ponder.models.spec import load_model
+
+        settings = load_settings(cache_dir=args.cache_dir, llamacpp_threads=requested[0] if requested else None)
+        emit(metric="machine", cpus=os.cpu_count(), loadavg=[round(x, 2) for x in os.getloadavg()])
+        engine_concurrency(load_model("llamacpp", settings), args.max_tokens, args.seed, concurrency)
         return
 
     from ponder.core.settings import load_settings
@@ -453,6 +501,9 @@ def main() -> None:
                  fraction_ws=round(res["single_tok_s"] / limit_ws, 3), **sizes)
             if is_default(kind, threads):
                 row["default_threads"] = used
+                if kind == "llamacpp" and concurrency:
+                    engine = engine_concurrency(backend, args.max_tokens, args.seed, concurrency)
+                    row["engine_tok_s"] = {k: v["tok_s"] for k, v in engine.items()}
             row["single_tok_s"][used] = res["single_tok_s"]
             row["n8_tok_s"][used] = res["n8_tok_s"]
             row["full_length"] = row.get("full_length", True) and res["full_length"]

@@ -1,21 +1,26 @@
 """The continuous-batching llama.cpp engine: one decode loop, many sequence slots, requests admitted at any time.
 
-Like the llama.cpp server's slots: one thread owns a multi-sequence llama.cpp context (a unified KV cache shared by
-``slots`` sequences) and loops. Each turn builds ONE ``llama_batch``: first the last sampled token of every
-generating request, then chunks of admitted requests' unevaluated prompt suffixes fill the rest (chunked prefill
-inside the same ``llama_decode``). After the decode every request whose logits are ready samples its next token;
-a request that ends (end of generation, a stop sequence, ``max_tokens``) gets its completion at once and its slot
-serves the next queued request at the next turn: no waves, no waiting for the slowest sequence.
+Like the llama.cpp server's slots: one thread owns a multi-sequence llama.cpp context and loops. Each turn builds
+ONE ``llama_batch``: first the last sampled token of every generating request, then chunks of admitted requests'
+unevaluated prompt suffixes fill the rest (chunked prefill inside the same ``llama_decode``). After the decode every
+request whose logits are ready samples its next token; a request that ends (end of generation, a stop sequence,
+``max_tokens``, its slot's room) gets its completion at once, and its slot serves the next queued request (FIFO) at
+the next turn: no waves, no waiting for the slowest sequence.
+
+Each slot has its own KV stream (``kv_unified`` off, ``kv_cells / slots`` cells each). Measured on SmolLM2: with
+one unified cache, a sequence whose cells interleave with another's gets different logits (total variation up to
+~3 % per token: the attention sums run over differently placed cells), so a seed's text changed with what else ran;
+with a stream per slot the logits are bit-identical alone and batched (the batch's matrix products are
+row-independent), and each token attends over its own cells only instead of every slot's.
 
 Prefix reuse: a request goes to the free slot whose cells share the longest prefix with its prompt; when another
-slot (running or idle) holds a longer one, its cells are shared (``llama_memory_seq_cp``: no recompute), and a
-request whose prompt shares a long prefix with a prompt still being evaluated waits for it instead of evaluating it
-again (self-consistency samples share the agent's system prompt). The on-disk
+slot holds a clearly longer one, that slot's stream is copied (``llama_memory_seq_cp``, one memcpy) and cut back;
+a request whose prompt shares a long prefix with a prompt still being evaluated waits for it instead of evaluating
+it again (self-consistency samples share the agent's system prompt). The on-disk
 :class:`~ponder.models.llamacpp_prompts.PromptCache` restores a long prefix into a slot in a new process.
 
 Sampling is per request (:class:`~ponder.models.llamacpp_slots.Live`): its own ``numpy`` generator seeded by the
-request's seed and its own grammar state, so its text depends on its prompt, params and seed only (up to rare
-float near-ties: a batch's kernels may round differently than a single sequence's).
+request's seed and its own grammar state, so its text depends on its prompt, params and seed only.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -160,17 +166,18 @@ class Engine(TurnMixin):
         self._forget = False
         self._turn = 0
         #: Counters: admitted, finished, cancelled, failed, decode_calls, tokens_decoded, prompt_evaluated,
-        #: reused, copied, restored, most_running; ``last_prefill`` is the latest request's prefill.
+        #: reused, copied, restored, most_running, sampled (tokens), decode_s (inside ``llama_decode``), python_s
+        #: (batch filling and sampling around it); ``last_prefill`` is the latest request's prefill.
         self.stats: dict[str, Any] = dict.fromkeys(
             ("admitted", "finished", "cancelled", "failed", "decode_calls", "tokens_decoded", "prompt_evaluated",
-             "reused", "copied", "restored", "most_running"), 0)
+             "reused", "copied", "restored", "most_running", "sampled", "decode_s", "python_s"), 0)
         self.stats["last_prefill"] = {}
 
     # -- public API --------------------------------------------------------------------------------------
 
     def submit(self, prompt: list[int], params: GenerationParams, seed: int | None, *,
                on_text: Callable[[str], None] | None = None, prompt_cache: Any = None) -> EngineRequest:
-        """Queue one generation; it is admitted as soon as a slot and KV cells are free (FIFO).
+        """Queue one generation; it is admitted as soon as a slot is free (FIFO).
 
         Args:
             prompt: The prompt tokens (at least one).
@@ -218,6 +225,8 @@ class Engine(TurnMixin):
                 logger.warning("the llama.cpp engine thread did not stop; its context is left allocated")
                 return
         for request in [*self._queue, *self._running]:
+            if request.live is not None:
+                request.live.close()
             request._finish(None, ModelError("the llama.cpp engine was closed"))
         self._queue.clear()
         self._running.clear()
@@ -251,14 +260,18 @@ class Engine(TurnMixin):
         self._admit()
         self._attach_waiting()
         self.stats["most_running"] = max(self.stats["most_running"], len(self._running))
+        started = time.perf_counter()
         plan = self._fill_batch()
         if not plan:
             if self._running and all(r.donor is not None for r in self._running):
                 for r in self._running:  # cannot happen (donors always run); never spin
                     r.donor = None
             return
+        before = time.perf_counter()
         code = self._lc.llama_decode(self.ctx, self._batch)
+        after = time.perf_counter()
         self.stats["decode_calls"] += 1
+        self.stats["decode_s"] += after - before
         if code == 1:
             self._no_room()
             return
@@ -267,6 +280,7 @@ class Engine(TurnMixin):
             return
         self.stats["tokens_decoded"] += int(self._batch.n_tokens)
         self._after_decode(plan)
+        self.stats["python_s"] += before - started + time.perf_counter() - after
 
     def _reap(self) -> None:
         """Finish cancelled requests (queued or running)."""

@@ -2,19 +2,19 @@
 
 Every ``ponder run`` starts with the same few hundred tokens (system prompt, tool descriptions, few-shot
 examples) and, on a CPU, llama.cpp evaluates them at only a few hundred tokens per second: ~1.5 s of a cold start
-for the ReAct prompt on 2 cores. After a prompt had to be evaluated, :class:`PromptCache` saves sequence 0's KV
+for the ReAct prompt on 2 cores. After a prompt had to be evaluated, :class:`PromptCache` saves the engine slot's KV
 cells (``llama_state_seq_get_data``, ~23 KB per token for SmolLM2-135M) with the token list; a later process
 restores the entry sharing the longest prefix with its prompt, cuts it back to that prefix and evaluates only the
 rest.
 
 Layout: ``<cache_dir>/llamacpp/prompts/<fingerprint>/<name>.kv`` (the state bytes) and ``<name>.json`` (tokens,
 byte count, CRC-32 of the state; written last, so an entry without it does not exist). The fingerprint covers the
-GGUF (size, mtime, first and last MiB), the llama.cpp build and the context settings that shape the KV cells
-(attention kernel, K/V types): a different model or build never sees these states. A state that fails its CRC or
-that llama.cpp refuses is deleted and the prompt is evaluated instead. Only the :data:`MAX_ENTRIES` most recently
-used entries, and at most :data:`MAX_BYTES` of states, are kept. Restored cells hold the same values the
-evaluation produced; the tokens evaluated after them run in a different batch split, which can move greedy
-decoding in rare near-ties (as reusing a prefix within one process already can).
+GGUF (size, mtime, first and last MiB), the llama.cpp build and the engine context's settings that shape the KV
+cells (attention kernel, K/V types, unified or per-slot streams): a different model or build never sees these
+states. A state that fails its CRC or that llama.cpp refuses is deleted and the prompt is evaluated instead.
+Only the :data:`MAX_ENTRIES` most recently used entries, and at most :data:`MAX_BYTES` of states, are kept.
+Restored cells hold the same values the evaluation produced; the tokens evaluated after them run in a different
+batch split, which can move greedy decoding in rare near-ties (as reusing a prefix within one process already can).
 """
 
 from __future__ import annotations

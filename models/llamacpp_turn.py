@@ -138,6 +138,7 @@ class TurnMixin:
                 continue
             if prefilled:
                 self._save_prompt(r)
+            self.stats["sampled"] += 1
             try:
                 logits = np.ctypeslib.as_array(self._lc.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
                 token, logprob = live.pick(logits)
