@@ -185,7 +185,7 @@ def main() -> None:
         parser.error(f"unknown format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     seqs = sorted({int(n) for n in args.seqs.split(",")} | {1})
     bandwidth = {**copy_bandwidth(args.bw_mib << 20), "read_gb_s": read_bandwidth(args.bw_mib << 20)}
-    emit(kind="bandwidth", **bandwidth)
+    emit(kind="bandwidth", **bandwidth, loadavg_start=os.getloadavg(), cpus=os.cpu_count())
     backends = load_formats(formats, args)
     rates = measure(backends, seqs, args)
     lines = {fmt: format_line(fmt, backends[fmt], rates[fmt], bandwidth, args.max_tokens) for fmt in formats}
@@ -200,7 +200,7 @@ def main() -> None:
          fraction=best["fraction"], auto_format=AUTO_FORMAT, auto_is_chosen=chosen == AUTO_FORMAT,
          by_format={f: {"tok_s_1": lines[f]["tok_s"][1], f"tok_s_{top}": lines[f]["tok_s"][top],
                         "ratio": lines[f]["ratio_8_1"], "fraction": lines[f]["fraction"]} for f in formats},
-         threads=args.threads, max_tokens=args.max_tokens, reps=args.reps)
+         threads=args.threads, max_tokens=args.max_tokens, reps=args.reps, loadavg_end=os.getloadavg())
 
 
 if __name__ == "__main__":
