@@ -119,7 +119,7 @@ class SelfConsistency:
         if ctx.write:
             append_jsonl(Path(ctx.out_dir or ctx.settings.out_dir) / SC_FILE, result)
         if result.stop_reason == "cancelled":
-            raise GenerationCancelled("self-consistency cancelled by the caller (its record was written)")
+            raise GenerationCancelled("self-consistency cancelled by the caller")
         return result
 
     def _batcher(self, model: ModelBackend, wave: int) -> MicroBatcher | None:
