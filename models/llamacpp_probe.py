@@ -4,7 +4,7 @@ A llama.cpp built for another CPU (``-march=native`` with AMX kernels on a virtu
 dies with SIGSEGV / SIGILL inside the first matrix multiplication, and a native crash cannot be
 caught in-process. So before the first in-process use, :func:`check_llamacpp` runs
 ``python -m ponder.models.llamacpp_probe <file.gguf>``: it loads the model through ponder's own backend and
-decodes a few tokens on one sequence and on a 2-sequence batch (the batched ``decode_entries`` path).
+decodes a few tokens on one sequence and on a 2-sequence batch (the engine's multi-sequence context).
 
 * The child exits 0: llama.cpp works here (``ok``).
 * The child dies by a crash signal (SIGSEGV, SIGILL, SIGBUS, SIGFPE, SIGABRT, ...): llama.cpp crashes here
