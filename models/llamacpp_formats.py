@@ -49,6 +49,8 @@ _MANIFEST_VERSION = 1
 #: (source, format, cache dir) whose conversion failed in this process: warned once, not tried again.
 _FAILED: set[tuple[str, str, str]] = set()
 _LOCK = threading.Lock()
+#: Copies this process converted.
+_MADE_HERE: set[Path] = set()
 _FILE_TYPES: dict[tuple[str, int, int, int], str] = {}
 
 
@@ -185,11 +187,12 @@ def runtime_gguf(source: Path, fmt: str, cache_dir: Path, *,
         return RuntimeFormat(source, source_format, source_format, converted=False, cached=False)
     try:
         target = cached_path(source, source_format, fmt, Path(cache_dir).expanduser())
-        if _valid(target):
-            return RuntimeFormat(target, fmt, source_format, converted=True, cached=True)
+        if _valid(target):  # converted earlier (by this process: cached is False, as for its first load)
+            return RuntimeFormat(target, fmt, source_format, converted=True, cached=target not in _MADE_HERE)
         (progress or logger.info)(f"converting {source.name} from {source_format} to {fmt} once "
                                   f"(cached as {target})")
         _convert(source, target, TARGETS[fmt])
+        _MADE_HERE.add(target)
     except (OSError, RuntimeError) as exc:
         with _LOCK:
             _FAILED.add(failed)

@@ -88,6 +88,13 @@ def quantize_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return calls
 
 
+def _new_process() -> None:
+    """Forget which copies this process converted (as a later process would not know)."""
+    from ponder.models import llamacpp_formats
+
+    llamacpp_formats._MADE_HERE.clear()
+
+
 def _model_desc(path: Path) -> str:
     """llama.cpp's description of a fully loaded model, e.g. ``llama ?B Q4_0``."""
     import llama_cpp
@@ -114,6 +121,9 @@ def test_conversion_gives_a_loadable_gguf_of_that_type(tmp_path: Path, source: P
     assert fmt.upper() in _model_desc(first.path)
     assert len(quantize_calls) == 1
     mtime = first.path.stat().st_mtime_ns
+    again = runtime_gguf(source, fmt, tmp_path / "cache")  # this process made it: not "cached" yet
+    assert (again.path, again.converted, again.cached) == (first.path, True, False)
+    _new_process()
     second = runtime_gguf(source, fmt, tmp_path / "cache")
     assert (second.path, second.cached) == (first.path, True)
     assert len(quantize_calls) == 1 and first.path.stat().st_mtime_ns == mtime
@@ -130,6 +140,7 @@ def test_a_corrupt_copy_is_rebuilt(tmp_path: Path, source: Path, quantize_calls:
         again = runtime_gguf(source, "q4_0", tmp_path / "cache")
     assert (again.path, again.cached, len(quantize_calls)) == (path, False, 2)
     assert any("checksum mismatch" in r.getMessage() for r in caplog.records)
+    _new_process()
     assert runtime_gguf(source, "q4_0", tmp_path / "cache").cached is True
 
 
