@@ -164,6 +164,7 @@ class Engine(TurnMixin):
         self._thread: threading.Thread | None = None
         self._closed = False
         self._forget = False
+        self._copy_pending = False  # a stream copy (seq_cp) waits for the next llama_decode
         self._turn = 0
         #: Counters: admitted, finished, cancelled, failed, decode_calls, tokens_decoded, prompt_evaluated,
         #: reused, copied, restored, most_running, sampled (tokens), decode_s (inside ``llama_decode``), python_s
@@ -278,6 +279,7 @@ class Engine(TurnMixin):
         if code != 0:
             self._reset(ModelError(f"llama_decode returned {code} on the llama.cpp engine's context"))
             return
+        self._copy_pending = False
         self.stats["tokens_decoded"] += int(self._batch.n_tokens)
         self._after_decode(plan)
         self.stats["python_s"] += before - started + time.perf_counter() - after

@@ -62,7 +62,8 @@ class TurnMixin:
             own = copied = 0
         elif donor is not None and copied >= own + MIN_SHARE:
             lc.llama_memory_seq_rm(memory, slot.seq_id, 0, -1)
-            lc.llama_memory_seq_cp(memory, donor.seq_id, slot.seq_id, -1, -1)
+            lc.llama_memory_seq_cp(memory, donor.seq_id, slot.seq_id, -1, -1)  # copied at the next decode
+            self._copy_pending = True
             lc.llama_memory_seq_rm(memory, slot.seq_id, copied, -1)
             slot.tokens = list(prompt[:copied])
             own = 0
@@ -82,7 +83,7 @@ class TurnMixin:
     def _restore(self: Engine, request: EngineRequest, available: int) -> int:
         """Restore a saved prefix into the request's slot when it beats ``available`` by enough; its length."""
         cache, slot, prompt = request.cache, request.slot, request.prompt
-        if cache is None or slot is None:
+        if cache is None or slot is None or self._copy_pending:  # a restore must not race a pending stream copy
             return 0
         found = cache.best(prompt, at_least=available + cache.min_gain)
         if found is None or len(found[0].tokens) > self.n_ctx_seq:
