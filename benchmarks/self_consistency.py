@@ -20,11 +20,17 @@ and ``throughput_sc_vs_sequential``.
 Part 2 (scripted answer distributions, no model): tokens and samples saved by ``--early-stop`` per stop rule at
 equal final answers (``certain`` never changes the answer; ``beta`` and ``esc`` may, the count is reported).
 
+Part ``waves`` (real model, only when asked for): early stopping (``certain``) with every sample launched at once
+(the default on a continuous-batching backend: what the vote no longer needs is cancelled) vs waves of half the
+samples, per question and agent: wall, tokens, samples run and discarded, answers; ``ratio_all_vs_half`` < 1 means
+launching everything saves wall time.
+
 Usage::
 
     python benchmarks/self_consistency.py --part real [--model embedded] [--agents react,pal] [--questions 10]
         [--samples 8] [--max-tokens 256] [--max-steps 6]
     python benchmarks/self_consistency.py --part early-stop
+    python benchmarks/self_consistency.py --part waves [--agents react] [--questions 10]
 """
 
 from __future__ import annotations
@@ -121,7 +127,8 @@ def summary(agent: str, rows: list[dict], args: argparse.Namespace, backend: Any
     return out
 
 
-def part_real(args: argparse.Namespace) -> None:
+def load(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
+    """Settings, the loaded backend (warmed up per agent) and the agents of a real-model part."""
     from ponder.agents.runner import run_agent
     from ponder.core.settings import load_settings
     from ponder.models.spec import load_model
@@ -136,6 +143,11 @@ def part_real(args: argparse.Namespace) -> None:
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     for agent in agents:
         run_agent("What is 1 + 1?", agent=agent, settings=settings, model=backend, write=False)  # warm-up
+    return settings, backend, agents
+
+
+def part_real(args: argparse.Namespace) -> None:
+    settings, backend, agents = load(args)
     rows: dict[str, list[dict]] = {agent: [] for agent in agents}
     for index, q in enumerate(gsm8k_questions(Path(settings.data_dir), args.questions)):
         for agent in agents:
@@ -143,6 +155,38 @@ def part_real(args: argparse.Namespace) -> None:
             emit(rows[agent][-1])
     for agent in agents:
         emit(summary(agent, rows[agent], args, backend))
+
+
+def part_waves(args: argparse.Namespace) -> None:
+    """Early stopping (``certain``) with every sample launched at once vs waves of half: wall, tokens, answers."""
+    from ponder.graphs.self_consistency import SCConfig, run_self_consistency
+
+    settings, backend, agents = load(args)
+    waves = {"all": args.samples, "half": max(1, (args.samples + 1) // 2)}
+    rows: list[dict] = []
+    for index, q in enumerate(gsm8k_questions(Path(settings.data_dir), args.questions)):
+        for agent in agents:
+            row: dict[str, Any] = {"event": "waves", "agent": agent, "id": q["id"]}
+            for name in (("all", "half") if index % 2 == 0 else ("half", "all")):
+                config = SCConfig(samples=args.samples, temperature=0.7, seed=0, early_stop=True, wave=waves[name])
+                start = time.perf_counter()
+                result = run_self_consistency(q["question"], config=config, agent=agent, settings=settings,
+                                              model=backend, write=False)
+                row[name] = {"wall": round(time.perf_counter() - start, 2), "tokens": result.usage.total_tokens,
+                             "answer": result.final_answer, "samples_run": result.samples_run,
+                             "discarded": result.samples_discarded, "stop": result.stop_reason}
+            row["same_answer"] = row["all"]["answer"] == row["half"]["answer"]
+            rows.append(row)
+            emit(row)
+    for agent in agents:
+        mine = [r for r in rows if r["agent"] == agent]
+        walls = {name: sum(r[name]["wall"] for r in mine) for name in waves}
+        emit({"event": "waves_summary", "agent": agent, "questions": len(mine), "samples": args.samples,
+              "all_s": round(walls["all"] / len(mine), 2), "half_s": round(walls["half"] / len(mine), 2),
+              "ratio_all_vs_half": round(walls["all"] / walls["half"], 3),
+              "tokens_all": sum(r["all"]["tokens"] for r in mine),
+              "tokens_half": sum(r["half"]["tokens"] for r in mine),
+              "same_answer": sum(r["same_answer"] for r in mine)})
 
 
 def part_early_stop(args: argparse.Namespace) -> None:
@@ -182,7 +226,7 @@ def part_early_stop(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["all", "real", "early-stop"], default="all")
+    parser.add_argument("--part", choices=["all", "real", "early-stop", "waves"], default="all")
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--agents", default="react,pal", help="comma-separated agents for the real part")
     parser.add_argument("--questions", type=int, default=10)
@@ -196,6 +240,8 @@ def main() -> None:
         part_early_stop(args)
     if args.part in ("all", "real"):
         part_real(args)
+    if args.part == "waves":
+        part_waves(args)
 
 
 if __name__ == "__main__":
