@@ -34,10 +34,13 @@ from grammar import Config, compare, load_run, markdown, run_configs, summarize_
 MARGIN = 0.05
 
 
-def format_configs(formats: list[str], constrained: str, limit: int) -> list[Config]:
-    """One GSM8K ReAct configuration per format."""
-    return [Config(f"gsm8k-react-{constrained}-{fmt}", "gsm8k", "react", constrained=constrained, fmt=fmt,
-                   limit=limit) for fmt in formats]
+def format_configs(formats: list[str], constrained: str, limit: int, default: str | None) -> list[Config]:
+    """One GSM8K ReAct configuration per format; ``default`` (the format ``auto`` runs) shares the grammar
+    table's run of the same agent settings (``gsm8k-react-<mode>``) instead of running it twice."""
+    return [Config(f"gsm8k-react-{constrained}", "gsm8k", "react", constrained=constrained, limit=limit)
+            if fmt == default else
+            Config(f"gsm8k-react-{constrained}-{fmt}", "gsm8k", "react", constrained=constrained, fmt=fmt, limit=limit)
+            for fmt in formats]
 
 
 def format_comparison(fmt: Config, original: Config, out: Path) -> dict[str, Any] | None:
@@ -60,11 +63,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--formats", default="original,q4_0,q8_0", help="Comma-separated; the first is the baseline.")
     parser.add_argument("--constrained", choices=("on", "off"), default="on")
+    parser.add_argument("--default-format", help="The format llamacpp_format=auto runs: its row is the grammar "
+                        "table's gsm8k-react-<mode> run (checked in that row's load_info).")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds per format.")
     parser.add_argument("--report", action="store_true", help="Only print the tables of what is in --out.")
     args = parser.parse_args()
-    configs = format_configs(args.formats.split(","), args.constrained, args.limit)
+    configs = format_configs(args.formats.split(","), args.constrained, args.limit, args.default_format)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.report:
         rows = [summarize_run(c, args.out / "runs" / c.name) for c in configs

@@ -129,9 +129,11 @@ def play(cfg: Config, run_dir: Path, workers: int) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     run = run_eval(suite, options, settings, quiet=True, report=False, model=model)
+    import ponder
+
     info = {"config": asdict(cfg), "workers": workers, "new": run.new, "wall_s": round(time.perf_counter() - start, 2),
-            "backend": model.backend_name if model else None,
-            "load_info": {k: str(v) for k, v in model.load_info.items()} if model else None,
+            "source": str(Path(ponder.__file__).parent), "backend": model.backend_name if model else None,
+            "load_info": json.loads(json.dumps(dict(model.load_info), default=str)) if model else None,
             "settings": {"constrained_steps": settings.constrained_steps, "llamacpp_format": settings.llamacpp_format,
                          "agent": settings.agent, "temperature": settings.temperature, "model": settings.model}}
     with open(run_dir / "bench_starts.jsonl", "a", encoding="utf-8") as fh:
@@ -171,13 +173,17 @@ def summarize_run(cfg: Config, run_dir: Path) -> dict[str, Any]:
         if (run_dir / "bench_starts.jsonl").is_file() else []
     manifest = json.loads((run_dir / "run.json").read_text())
     lo, hi = wilson(ok, n)
+    load_info = next((s["load_info"] for s in reversed(starts) if s.get("load_info")), None)
+    fmt = (load_info or {}).get("format")
+    new = sum(s["new"] for s in starts)
 
     def mean(values: list[float]) -> float:
         return round(sum(values) / len(values), 3) if values else 0.0
 
     return {
         "bench": "grammar" if cfg.fmt is None else "format", "suite": cfg.suite, "configuration": cfg.name,
-        "agent": cfg.agent, "constrained": cfg.constrained, "format": cfg.fmt or "default", "n": n,
+        "agent": cfg.agent, "constrained": cfg.constrained,
+        "format": fmt.get("format") if isinstance(fmt, dict) else (cfg.fmt or "default"), "n": n,
         "successes": ok, "accuracy": round(ok / n, 4) if n else None, "ci95": [round(lo, 4), round(hi, 4)],
         "mean_score": mean([r["score"] for r in results]),
         "parse_error_steps": sum(per_ep_parse), "parse_error_steps_per_episode": mean(per_ep_parse),
@@ -190,12 +196,11 @@ def summarize_run(cfg: Config, run_dir: Path) -> dict[str, Any]:
         "model_calls_per_episode": mean([r["usage"]["model_calls"] for r in results]),
         "completion_tokens_per_episode": mean([r["usage"]["completion_tokens"] for r in results]),
         "wall_s_per_item": mean([r["usage"]["wall_seconds"] for r in results]),
+        "run_wall_s_per_item": round(sum(s["wall_s"] for s in starts) / new, 3) if new else None,
         "steps": len(steps), "grammar_seen": sorted({str(g) for g in grammar}),
         "grammar_check": _grammar_ok(cfg, grammar),
-        "load_info": next((s["load_info"] for s in reversed(starts) if s.get("load_info")), None),
-        "workers": starts[-1]["workers"] if starts else None,
-        "git_commit": manifest.get("git_commit"), "restarts": [s.get("git_commit") for s in manifest.get("starts", [])],
-        "commits": sorted({s["git_commit"] for s in starts if s.get("git_commit")}),
+        "load_info": load_info, "workers": sorted({s["workers"] for s in starts}),
+        "git_commit": manifest.get("git_commit"), "sources": sorted({s.get("source", "") for s in starts}),
     }
 
 
@@ -216,6 +221,8 @@ def ok_by_id(run_dir: Path) -> dict[str, bool]:
 
 def compare(a: Config, b: Config, root: Path, what: str) -> dict[str, Any] | None:
     """A paired ``a − b`` accuracy comparison on the items both runs finished (``None`` when none)."""
+    if not all((root / "runs" / c.name / "results.jsonl").is_file() for c in (a, b)):
+        return None
     ra, rb = ok_by_id(root / "runs" / a.name), ok_by_id(root / "runs" / b.name)
     common = [k for k in ra if k in rb]
     if not common:
@@ -263,12 +270,13 @@ def grammar_comparisons(configs: list[Config], out: Path) -> list[dict[str, Any]
 def markdown(rows: list[dict[str, Any]], comps: list[dict[str, Any]]) -> str:
     """The rows and comparisons as markdown tables."""
     head = ("| configuration | n | accuracy [95 % CI] | parse-error steps (eps with one) | runs ending parse_error / "
-            "max_steps | tool calls / ep | model calls / ep | wall s / item | grammar ok |\n"
-            "|---|---|---|---|---|---|---|---|---|\n")
+            "max_steps | tool calls / ep | model calls / ep | s/item (episode; wall÷n) | format | grammar ok |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
     lines = [f"| {r['configuration']} | {r['n']} | {100 * r['accuracy']:.1f} % [{100 * r['ci95'][0]:.1f}, "
              f"{100 * r['ci95'][1]:.1f}] | {r['parse_error_steps']} ({r['episodes_with_parse_error']}) | "
              f"{r['runs_parse_error']} / {r['runs_max_steps']} | {r['tool_calls_per_episode']} | "
-             f"{r['model_calls_per_episode']} | {r['wall_s_per_item']} | {r['grammar_check']} |" for r in rows]
+             f"{r['model_calls_per_episode']} | {r['wall_s_per_item']}; {r['run_wall_s_per_item']} | {r['format']} | "
+             f"{r['grammar_check']} |" for r in rows]
     chead = ("\n| A − B | n | diff [95 % CI] | A only / B only | McNemar p | p(A worse) |\n"
              "|---|---|---|---|---|---|\n")
     clines = [f"| {c['a']} − {c['b']} | {c['n']} | {100 * c['diff']:+.1f} pp [{100 * c['diff_ci95'][0]:+.1f}, "
