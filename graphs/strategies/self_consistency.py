@@ -46,6 +46,7 @@ from ponder.memory.context import MemoryContext
 from ponder.models.base import ModelBackend
 from ponder.models.batching import MicroBatcher
 from ponder.models.cancel import CancelToken, current_token
+from ponder.models.llamacpp_formats import format_metadata
 
 #: Sampling temperature used when the settings ask for greedy decoding (identical samples would be useless).
 DEFAULT_SC_TEMPERATURE = 0.7
@@ -260,7 +261,7 @@ def _result(task: str, ctx: StrategyContext, config: SCConfig, state: dict[str, 
         votes=table.rows if table else [], abstained=table.abstained if table else [], judge=judge,
         samples=samples, usage=usage, samples_saved=saved,
         tokens_saved_estimate=max(0, round(saved * per_sample) - discarded_tokens),
-        metadata=dict(ctx.metadata),
+        metadata={**format_metadata(backend.load_info), **ctx.metadata},
     )
 
 
