@@ -211,3 +211,14 @@ def test_the_embedded_backend_says_which_format_runs(tmp_path: Path) -> None:
     assert original.load_info["format"]["converted"] is False
     assert format_metadata(backend.load_info)["model_format"] == {
         "format": AUTO_FORMAT, "source_format": "q4_1", "converted": True}
+
+
+def test_the_trajectory_records_the_format_that_ran(tmp_path: Path) -> None:
+    from ponder.agents.runner import run_agent
+    from ponder.models.scripted import ScriptedModel
+
+    model = ScriptedModel(["Final Answer: 5"])
+    model.load_info = {"format": CONVERTED}
+    traj = run_agent("What is 2+3?", settings=load_settings(out_dir=tmp_path), model=model, tools=[], write=False)
+    assert traj.final_answer == "5"
+    assert traj.metadata["model_format"] == {"format": "q4_0", "source_format": "q4_1", "converted": True}
