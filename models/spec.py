@@ -33,7 +33,7 @@ def load_model(spec: str, settings: Settings | None = None) -> ModelBackend:
     settings = settings or load_settings()
     parsed = parse_spec(spec)
     key = (str(parsed), settings.device, settings.dtype, str(settings.cache_dir), settings.llamacpp_threads,
-           settings.llamacpp_n_ctx, settings.llamacpp_format)
+           settings.llamacpp_n_ctx, settings.llamacpp_format, settings.llamacpp_slots, settings.llamacpp_kv_cells)
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = _build(parsed, settings)
