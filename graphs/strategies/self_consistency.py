@@ -292,5 +292,6 @@ def _outcome(result: SelfConsistencyResult, attempts: list[Outcome]) -> Outcome:
                    trajectories=trajectories, chosen=chosen, usage=result.usage, candidates=candidates,
                    attempts=attempts, records=[result],
                    metadata={"self_consistency_id": result.id, "samples_run": result.samples_run,
+                             "samples_discarded": result.samples_discarded,
                              "stop_reason": result.stop_reason, "agreement": result.agreement,
                              "chosen_sample": result.chosen_sample})

@@ -63,14 +63,16 @@ def test_report_command(tmp_path, capsys, data_dir):
 
 
 def test_eval_passes_the_whole_run_spec_to_the_suite(tmp_path, capsys, data_dir):
-    """--wave (an option the suites once never saw) reaches the vote: 3 agreeing samples of 4 settle it."""
+    """--wave (an option the suites once never saw) reaches the vote: a first wave of 3 samples, of which 2 agreeing
+    ones settle it (a 2-2 tie would go to the answer voted first); the third is discarded if it was still running."""
     spec = script(tmp_path, *["Final Answer: 18"] * 3)
     out = tmp_path / "run"
     argv = ["eval", "gsm8k", "--limit", "1", "--model", spec, "--out", str(out), "--samples", "4", "--early-stop",
             "--wave", "3", "-q"]
     assert main(argv) == 0, capsys.readouterr().err
     (result,) = results(out)
-    assert result.success and result.samples == 3 and result.metadata["stop_reason"] != "all_samples"
+    assert result.success and result.metadata["stop_reason"] == "settled"
+    assert result.samples + result.metadata["samples_discarded"] == 3  # the wave of 3 (default: 2) was launched
     options = json.loads((out / "run.json").read_text())["options"]
     assert (options["samples"], options["wave"], options["early_stop"]) == (4, 3, True)
 
