@@ -54,6 +54,9 @@ def test_run_max_steps_flag(tmp_path, capsys):
         (["run", "q", "--bogus"], "No such option: --bogus"),
         (["run"], "Missing argument"),
         (["graph", "tot"], "'tot' is not one of 'react', 'pal', 'self_consistency'"),
+        (["run", "q", "--constrained", "maybe"], "'maybe' is not one of 'auto', 'on', 'off'"),
+        (["eval", "gsm8k", "--constrained", "yes"], "'yes' is not one of 'auto', 'on', 'off'"),
+        (["chat", "--constrained", "1"], "'1' is not one of 'auto', 'on', 'off'"),
         (["nosuchcommand"], "No such command"),
         (["run", "q", "--model", "scripted:/no/such/file.jsonl"], "scripted model file not found"),
     ],
@@ -63,6 +66,15 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ponder: error:") and message in err
     assert len(err.splitlines()) == 1
+
+
+def test_constrained_on_with_a_backend_without_grammars_says_so_and_runs_free(tmp_path, capsys, caplog):
+    spec = script(tmp_path, "Thought: done\nFinal Answer: 2")
+    assert main(["run", "q", "--model", spec, "--constrained", "on", "--json", "--out", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["answer"] == "2"
+    assert [r.levelname for r in caplog.records if "does not support grammars" in r.getMessage()] == ["WARNING"]
+    record = json.loads((tmp_path / "trajectories.jsonl").read_text())
+    assert "grammar" not in record["metadata"]
 
 
 def test_console_script_bad_flag_no_traceback(tmp_path):
