@@ -75,12 +75,14 @@ class LlamaCppBackend(BaseBackend):
         slots: Sequence slots of the engine (used when this backend creates the model's engine).
         kv_cells: KV cells of the engine, split evenly between the slots; ``None``: ``slots * n_ctx``, capped at
             :data:`KV_BUDGET` bytes (:func:`default_kv_cells`).
+        kv_unified: One KV stream shared by the slots (faster with shared prompts, but a seed's text may then
+            depend on what else runs; see :class:`~ponder.models.llamacpp_engine.Engine`).
     """
 
     backend_name = "llamacpp"
 
     def __init__(self, loaded: _Loaded, *, spec: str = "llamacpp", load_info: dict[str, Any] | None = None,
-                 slots: int = DEFAULT_SLOTS, kv_cells: int | None = None):
+                 slots: int = DEFAULT_SLOTS, kv_cells: int | None = None, kv_unified: bool = False):
         self._llama_cpp = _import_llama_cpp()
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -89,7 +91,9 @@ class LlamaCppBackend(BaseBackend):
         self.llama = loaded.llama
         self.slots = slots
         self.kv_cells = kv_cells or default_kv_cells(self._llama_cpp, self.llama.model, slots, self.llama.n_ctx())
-        self.load_info: dict[str, Any] = {**(load_info or {}), "slots": self.slots, "kv_cells": self.kv_cells}
+        self.kv_unified = kv_unified
+        self.load_info: dict[str, Any] = {**(load_info or {}), "slots": self.slots, "kv_cells": self.kv_cells,
+                                          "kv_unified": kv_unified}
         #: Long prompt prefixes saved for (and restored from) other processes; ``None``: not used.
         self.prompt_cache: Any = None
         from ponder.models.llamacpp_engine import cells_per_slot
@@ -110,7 +114,7 @@ class LlamaCppBackend(BaseBackend):
     @classmethod
     def load(cls, path: Path | str, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
              seed: int | None = None, spec: str = "", prompt_cache_dir: Path | None = None,
-             slots: int = DEFAULT_SLOTS, kv_cells: int | None = None) -> LlamaCppBackend:
+             slots: int = DEFAULT_SLOTS, kv_cells: int | None = None, kv_unified: bool = False) -> LlamaCppBackend:
         """Load (or reuse) a GGUF file and wrap it in a backend.
 
         Args:
@@ -123,6 +127,7 @@ class LlamaCppBackend(BaseBackend):
                 processes (``llamacpp/prompts/``); ``None`` saves nothing.
             slots: Sequences the engine decodes together.
             kv_cells: KV cells of the engine, split evenly between its slots (``None``: :func:`default_kv_cells`).
+            kv_unified: One KV stream shared by the engine's slots instead of one each (see the class).
 
         Raises:
             ConfigError: for a missing or non-GGUF file, or a missing ``llama-cpp-python``.
@@ -135,13 +140,14 @@ class LlamaCppBackend(BaseBackend):
         loaded, reused = load_llama(source, n_ctx=n_ctx, n_threads=threads, seed=seed)
         info = {"path": str(source), "n_ctx": loaded.llama.n_ctx(), "n_threads": threads,
                 "load_seconds": round(loaded.load_seconds, 3), "reused": reused, "backend": cls.backend_name}
-        backend = cls(loaded, spec=spec or f"llamacpp:{source}", load_info=info, slots=slots, kv_cells=kv_cells)
+        backend = cls(loaded, spec=spec or f"llamacpp:{source}", load_info=info, slots=slots, kv_cells=kv_cells,
+                      kv_unified=kv_unified)
         if prompt_cache_dir is not None:
             from ponder.models.llamacpp_engine import engine_context_params
             from ponder.models.llamacpp_prompts import PromptCache
 
             layout = engine_context_params(backend._llama_cpp, loaded.llama.context_params, backend.slots,
-                                           backend.kv_cells, threads)
+                                           backend.kv_cells, threads, unified=kv_unified)
             try:
                 backend.prompt_cache = PromptCache.for_model(prompt_cache_dir, source, backend._llama_cpp, layout)
             except OSError as exc:
@@ -235,7 +241,7 @@ class LlamaCppBackend(BaseBackend):
                     n_threads=int(self.load_info.get("n_threads") or default_threads()),
                     base_params=self.llama.context_params, piece=self._piece,
                     is_eog=lambda token: bool(lc.llama_vocab_is_eog(vocab, token)),
-                    n_ctx_seq=self.llama.n_ctx())
+                    n_ctx_seq=self.llama.n_ctx(), unified=self.kv_unified)
             return loaded.engine  # type: ignore[no-any-return]
 
     def _checked_prompt(self, messages: list[Message]) -> list[int]:

@@ -245,3 +245,50 @@ def test_small_slots_queue_and_fail_clearly(backend: Any) -> None:
         small.close()
     with pytest.raises(ModelError, match="closed"):
         small.submit(prompt, GenerationParams(max_tokens=2), None)
+
+
+@integration
+def test_unified_kv_mode_shares_the_prompt(backend: Any) -> None:
+    from ponder.models.llamacpp_engine import Engine
+
+    lc, vocab = backend._llama_cpp, backend._vocab
+    shared = Engine(lc, backend.llama.model, vocab, slots=4, kv_cells=4096, n_threads=1, unified=True,
+                    base_params=backend.llama.context_params, piece=backend._piece,
+                    is_eog=lambda t: bool(lc.llama_vocab_is_eog(vocab, t)))
+    try:
+        assert shared.context_params.kv_unified and shared.n_ctx_seq == 1024
+        prompt = backend._prompt_ids(OTHERS[3])
+        four = [shared.submit(prompt, GenerationParams(temperature=0.8, max_tokens=6), i) for i in range(4)]
+        assert all(r.result(timeout=120).completion_tokens > 0 for r in four)
+        assert shared.stats["prompt_evaluated"] <= len(prompt) + 4 and shared.stats["copied"] >= 3 * (len(prompt) - 1)
+    finally:
+        shared.close()
+
+
+class _FakeRequest:
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error, self.cancelled = error, False
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return "done"
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def test_interrupt_or_failure_while_waiting_cancels_every_request() -> None:
+    from ponder.models.llamacpp import LlamaCppBackend
+
+    for error in (KeyboardInterrupt(), ModelError("boom")):
+        requests = [_FakeRequest(), _FakeRequest(error), _FakeRequest()]
+        with pytest.raises(type(error)):
+            LlamaCppBackend._collect(requests)  # type: ignore[arg-type]
+        assert all(r.cancelled for r in requests)
+    token = CancelToken()
+    waiting = [_FakeRequest(), _FakeRequest()]
+    token.cancel()
+    with cancel_scope(token):
+        assert LlamaCppBackend._collect(waiting) == ["done", "done"]  # type: ignore[arg-type]
+    assert all(r.cancelled for r in waiting)  # a cancelled scope cancels the call's requests
