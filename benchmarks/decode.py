@@ -23,7 +23,7 @@ once into the safetensors cache under ``<cache_dir>/models/``; float32 on CPU). 
 * ``engine_concurrency`` (llamacpp, default threads) -- ``k`` sampled sequences submitted together to the
   continuous-batching engine for each ``k`` of ``--concurrency`` (default 1, 2, 4, 8): aggregate completion
   tokens / wall, the ratio to ``k = 1``, and the Python time per sampled token around ``llama_decode``.
-  ``--only-concurrency`` runs just this.
+  ``--only-concurrency`` runs just this (``--kv-unified``: the slots share one KV stream).
 * ``limit`` -- single-stream decoding reads every weight once per token, so
   ``limit_tok_s = bandwidth / weight bytes``. Bandwidth: the best of ``ndarray.max()`` over a float32 array
   (``--bw-mib`` MiB, default 1 GiB, larger than the L3 cache) on 1 thread and split over all CPUs, best of
@@ -315,8 +315,8 @@ def engine_concurrency(backend: Any, max_tokens: int, seed: int, counts: list[in
                   "python_ms_per_token": r3(1000 * delta["python_s"] / max(delta["sampled"], 1)),
                   "python_share": r3(delta["python_s"] / max(delta["python_s"] + delta["decode_s"], 1e-9))}
         out[k]["ratio_vs_1"] = round(out[k]["tok_s"] / out[counts[0]]["tok_s"], 3) if counts[0] == 1 else None
-        emit(metric="engine_concurrency", threads=backend.load_info["n_threads"],
-             slots=backend.load_info["slots"], **out[k])
+        emit(metric="engine_concurrency", threads=backend.load_info["n_threads"], slots=backend.load_info["slots"],
+             kv_unified=backend.load_info["kv_unified"], **out[k])
     return out
 
 
@@ -421,6 +421,8 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,2,4,8", help="llamacpp engine: sequences decoded at once")
     parser.add_argument("--only-concurrency", action="store_true", help="measure only the llamacpp engine's "
                         "aggregate tok/s at --concurrency sequences (default threads), then stop")
+    parser.add_argument("--kv-unified", action="store_true", help="with --only-concurrency: the engine's slots "
+                        "share one KV stream (faster with shared prompts, not reproducible across batches)")
     parser.add_argument("--child-first-token", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     requested = [int(t) for t in args.threads.split(",") if t.strip()]
@@ -429,12 +431,13 @@ def main() -> None:
         child_first_token(args.child_first_token, requested[0] if requested else 0)
         return
     if args.only_concurrency:
-        from ponder.core.settings import load_settings
-        from ponder.models.spec import load_model
+        from ponder.models.gguf_cache import find_embedded_gguf
+        from ponder.models.llamacpp import LlamaCppBackend
 
-        settings = load_settings(cache_dir=args.cache_dir, llamacpp_threads=requested[0] if requested else None)
         emit(metric="machine", cpus=os.cpu_count(), loadavg=[round(x, 2) for x in os.getloadavg()])
-        engine_concurrency(load_model("llamacpp", settings), args.max_tokens, args.seed, concurrency)
+        backend = LlamaCppBackend.load(find_embedded_gguf(), n_threads=requested[0] if requested else None,
+                                       kv_unified=args.kv_unified)
+        engine_concurrency(backend, args.max_tokens, args.seed, concurrency)
         return
 
     from ponder.core.settings import load_settings
