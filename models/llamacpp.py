@@ -318,7 +318,7 @@ class LlamaCppBackend(BaseBackend):
         try:
             while True:
                 try:
-                    yield pieces.get(timeout=0.05)
+                    yield pieces.get(timeout=0.01)
                 except queue.Empty:
                     if request.done() and pieces.empty():
                         return request.result()
