@@ -88,13 +88,51 @@ def gbnf_literal(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+#: The calculator input's bounds: numbers or constants in all, and open brackets at once.
+CALC_MAX_TERMS, CALC_MAX_DEPTH = 16, 3
+
+
 @functools.cache
 def _tool_inputs() -> str:
     from ponder.tools.calculator_math import FUNCTIONS
 
     # longest first, so that "log10" is tried before "log" (either order is correct; this keeps the tries short)
     names = sorted(FUNCTIONS, key=lambda name: (-len(name), name))
-    return _load("tool_inputs").substitute(functions=" | ".join(gbnf_literal(n) for n in names))
+    return _load("tool_inputs").substitute(functions=" | ".join(gbnf_literal(n) for n in names),
+                                           calc_rules=calc_rules(CALC_MAX_TERMS, CALC_MAX_DEPTH),
+                                           max_terms=CALC_MAX_TERMS, max_depth=CALC_MAX_DEPTH)
+
+
+def calc_rules(max_terms: int, max_depth: int) -> str:
+    """GBNF rules ``calc-input`` (and its states) for an expression with a bounded size.
+
+    A bracketed grammar has no length bound (every level multiplies the terms), so the expression is written as a
+    finite automaton: ``calc-s-<open>-<n>`` expects an operand and ``calc-a-<open>-<n>`` follows one, where
+    ``<open>`` is ``o`` and the kinds of the open brackets (``p`` plain, ``f`` a function call: only there may a
+    comma follow) and ``<n>`` the operands so far.
+    """
+    def state(kind: str, st: str, n: int) -> str:
+        return f"calc-{kind}-o{st}-{n}"
+
+    stacks = [""]
+    for depth in range(max_depth):
+        stacks += [st + kind for st in stacks if len(st) == depth for kind in "pf"]
+    rules = [f"calc-input ::= {state('s', '', 0)}"]
+    for st in stacks:
+        for n in range(max_terms):
+            operand = [f"calc-atom {state('a', st, n + 1)}"]
+            if len(st) < max_depth:
+                operand += [f'"(" {state("s", st + "p", n)}', f'calc-func "(" {state("s", st + "f", n)}']
+            rules.append(f"{state('s', st, n)} ::= [-+]? ( {' | '.join(operand)} )")
+        for n in range(1, max_terms + 1):
+            after = [f'" "? calc-op " "? {state("s", st, n)}'] if n < max_terms else []
+            if st:
+                after.append(f'")" {state("a", st[:-1], n)}')
+            if st.endswith("f") and n < max_terms:
+                after.append(f'"," " "? {state("s", st, n)}')
+            body = f"( {' | '.join(after)} )" if after else '""'
+            rules.append(f"{state('a', st, n)} ::= {body}{'?' if after and not st else ''}")
+    return "\n".join(rules)
 
 
 @functools.lru_cache(maxsize=64)

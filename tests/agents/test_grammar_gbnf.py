@@ -119,7 +119,8 @@ REACT_GOOD = [
     "Thought: I now know the final answer\nFinal Answer: 89",
     "Thought: powers and roots\nAction: calculator\nAction Input: sqrt(16) + 2^10 - max(3, 4) // 2 % 5 * -pi",
     "Thought: nested\nAction: calculator\nAction Input: ((1.5 + 2) * (3 - 0.25)) / log10(100)",
-    "Thought: deep\nAction: calculator\nAction Input: (((1 + 2) * 3) - 4) + " + " + ".join(["1"] * 11),
+    "Thought: deep\nAction: calculator\nAction Input: (((1 + 2) * 3) - 4) + " + " + ".join(["1"] * 12),
+    "Thought: calls\nAction: calculator\nAction Input: max(1, min(2, 3), round(2.5)) * comb(5,2)",
     "Thought: use python\nAction: python\nAction Input: print(12 * 7 + 5)",
     "Thought: a program\nAction: python\nAction Input: ```python\nx = 12 * 7\n\nprint(x + 5)\n```",
     "Thought: look it up\nAction: search\nAction Input: capital of France",
@@ -132,7 +133,9 @@ REACT_BAD = [
     "Thought: x\nAction: calculator\nAction Input: 2(3 + 4)",  # implicit multiplication
     "Thought: x\nAction: calculator\nAction Input: 007",  # Python refuses leading zeros
     "Thought: x\nAction: calculator\nAction Input: (1 + 2",
-    "Thought: x\nAction: calculator\nAction Input: " + " + ".join(["24"] * 13),  # a repeating model is stopped
+    "Thought: x\nAction: calculator\nAction Input: " + " * ".join(["24"] * 17),  # a repeating model is stopped
+    "Thought: x\nAction: calculator\nAction Input: 24 * (24 * 24) * (" + " * ".join(["24"] * 14) + ")",
+    "Thought: x\nAction: calculator\nAction Input: (1, 2)",  # commas only between a function's arguments
     "Thought: x\nAction: calculator\nAction Input: ((((1))))",  # brackets four deep
     "Thought: x\nAction: browser\nAction Input: y",  # not one of the run's tools
     "Thought: the final answer: 89\nFinal Answer: 89",  # a keyword inside the thought
