@@ -292,3 +292,28 @@ def test_interrupt_or_failure_while_waiting_cancels_every_request() -> None:
     with cancel_scope(token):
         assert LlamaCppBackend._collect(waiting) == ["done", "done"]  # type: ignore[arg-type]
     assert all(r.cancelled for r in waiting)  # a cancelled scope cancels the call's requests
+
+
+@integration
+def test_a_failing_stream_consumer_and_random_cancels_leave_the_engine_healthy(backend: Any, engine: Any) -> None:
+    def broken(_: str) -> None:
+        raise RuntimeError("consumer bug")
+
+    params = GenerationParams(temperature=0.8, max_tokens=24, stop=NEVER)
+    bad = engine.submit(backend._prompt_ids(OTHERS[5]), params, 1, on_text=broken)
+    storm = [engine.submit(backend._prompt_ids(OTHERS[i % 7]), params, i) for i in range(12)]
+    for i, r in enumerate(storm):
+        if i % 3 == 0:
+            time.sleep(0.05 * i / 3)
+            r.cancel()
+    with pytest.raises(ModelError, match="consumer bug"):
+        bad.result(timeout=120)
+    for i, r in enumerate(storm):
+        try:
+            done = r.result(timeout=120)
+            assert done.completion_tokens == 24 or done.finish_reason == "stop"
+        except GenerationCancelled:
+            assert i % 3 == 0
+    _wait_idle(engine)
+    assert not any(slot.busy for slot in engine.slots)
+    assert backend.generate(OTHERS[6], GenerationParams(max_tokens=3))[0].completion_tokens == 3
