@@ -12,23 +12,42 @@ line per converted format against the original: the paired difference (format �
 ``no_significant_loss`` (``p_a_worse`` ≥ 0.05), ``non_inferior_5pp`` (the interval's lower end above −5 pp)
 and ``same_prediction`` (items answered identically).
 
+``--fidelity`` measures instead what the accuracy of a weak model cannot show (near 0 % on GSM8K, a test of
+"no loss" is then empty): each format scores the gold GSM8K solutions teacher-forced (prompt ``Question: ...``
+and ``Answer:``, the solution's tokens scored), and against the original it gives per item the mean
+KL(original || format) of the next-token distributions, the top-1 agreement and the NLL difference; lines
+``fidelity`` (per format: NLL per token, perplexity) and ``fidelity_compare`` (mean KL, top-1 agreement, NLL
+difference with a 95 % interval over items; ``no_significant_loss``: the interval's upper end ≤ 0.01 nats/token
+or contains 0).
+
 Usage::
 
     python benchmarks/format_accuracy.py --out /work/notes/measure17 --constrained on
     python benchmarks/format_accuracy.py --out DIR --formats original,q4_0 --limit 3
+    python benchmarks/format_accuracy.py --out DIR --fidelity      # teacher-forced KL / NLL, ~1 min per format
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from grammar import Config, compare, load_run, markdown, run_configs, summarize_run, write_rows  # noqa: E402
+from grammar import (  # noqa: E402
+    Z95,
+    Config,
+    compare,
+    load_run,
+    markdown,
+    run_configs,
+    summarize_run,
+    write_rows,
+)
 
 #: The non-inferiority margin (accuracy points) the interval's lower end must stay above.
 MARGIN = 0.05
@@ -56,6 +75,69 @@ def format_comparison(fmt: Config, original: Config, out: Path) -> dict[str, Any
             "same_prediction": round(sum(pa[k] == pb[k] for k in common) / len(common), 4)}
 
 
+def format_paths(formats: list[str]) -> dict[str, Path]:
+    """The GGUF file of each format (converted copies come from the runtime-format cache, converted if missing)."""
+    from ponder.core.settings import load_settings
+    from ponder.models.gguf_cache import find_embedded_gguf
+    from ponder.models.llamacpp_formats import runtime_gguf
+
+    source, cache = find_embedded_gguf(), load_settings().cache_dir
+    return {fmt: runtime_gguf(source, fmt, cache).path for fmt in formats}
+
+
+def item_logprobs(llm: Any, prompt: list[int], answer: list[int]) -> Any:
+    """Log-softmax rows predicting each answer token (teacher-forced), shape (len(answer), vocab)."""
+    import numpy as np
+
+    llm.reset()
+    llm.eval(prompt + answer)
+    logits = np.asarray(llm.scores[len(prompt) - 1: len(prompt) + len(answer) - 1], dtype=np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+
+def fidelity(formats: list[str], limit: int, threads: int) -> list[dict[str, Any]]:
+    """Teacher-forced NLL of the gold GSM8K solutions per format, KL and top-1 agreement against ``formats[0]``."""
+    import numpy as np
+    from llama_cpp import Llama
+
+    from ponder.core.settings import load_settings
+
+    paths = format_paths(formats)
+    models = {f: Llama(model_path=str(p), n_ctx=1024, n_batch=512, n_threads=threads, logits_all=True,
+                       verbose=False) for f, p in paths.items()}
+    rows = [json.loads(x) for x in (load_settings().data_dir / "gsm8k" / "test_dev.jsonl").read_text().splitlines()]
+    base, per = formats[0], {f: {"nll": [], "tokens": [], "kl": [], "top1": []} for f in formats}
+    for row in rows[:limit]:
+        tok = models[base].tokenize
+        prompt = tok(f"Question: {row['question']}\nAnswer:".encode(), add_bos=True)
+        answer = tok((" " + row["solution"]).encode(), add_bos=False)
+        ref = item_logprobs(models[base], prompt, answer)
+        for f in formats:
+            lp = ref if f == base else item_logprobs(models[f], prompt, answer)
+            per[f]["nll"].append(float(-lp[np.arange(len(answer)), answer].mean()))
+            per[f]["tokens"].append(len(answer))
+            per[f]["kl"].append(float((np.exp(ref) * (ref - lp)).sum(axis=1).mean()))
+            per[f]["top1"].append(float((ref.argmax(axis=1) == lp.argmax(axis=1)).mean()))
+    out = []
+    for f in formats:
+        d = per[f]
+        nll = float(np.average(d["nll"], weights=d["tokens"]))
+        out.append({"bench": "fidelity", "format": f, "path": str(paths[f]), "n": len(d["nll"]),
+                    "tokens": int(sum(d["tokens"])), "nll_per_token": round(nll, 5),
+                    "perplexity": round(math.exp(nll), 4)})
+    for f in formats[1:]:
+        diff = np.array(per[f]["nll"]) - np.array(per[base]["nll"])
+        half = Z95 * diff.std(ddof=1) / math.sqrt(len(diff))
+        lo, hi = float(diff.mean() - half), float(diff.mean() + half)
+        out.append({"bench": "fidelity_compare", "a": f, "b": base, "n": len(diff),
+                    "mean_kl": round(float(np.mean(per[f]["kl"])), 5),
+                    "top1_agreement": round(float(np.mean(per[f]["top1"])), 4),
+                    "nll_diff": round(float(diff.mean()), 5), "nll_diff_ci95": [round(lo, 5), round(hi, 5)],
+                    "no_significant_loss": hi <= 0.01 or lo <= 0.0})
+    return out
+
+
 def main() -> None:
     """Parse flags, run (or report) the formats, print the lines and the markdown table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,7 +150,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds per format.")
     parser.add_argument("--report", action="store_true", help="Only print the tables of what is in --out.")
+    parser.add_argument("--fidelity", action="store_true", help="Teacher-forced KL / NLL per format instead.")
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads for --fidelity.")
     args = parser.parse_args()
+    if args.fidelity:
+        rows = fidelity(args.formats.split(","), args.limit, args.threads)
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_rows(args.out / "fidelity.jsonl", rows)
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        return
     configs = format_configs(args.formats.split(","), args.constrained, args.limit, args.default_format)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.report:
