@@ -13,7 +13,9 @@ a leading ``>``, ``Action:`` or backticks are dropped, ``Thought:`` counts as ``
 ``env.step`` verbatim, except that an action matching an admissible action up to case, spacing and a final
 period is sent in the admissible spelling. Whatever the environment answers, invalid actions included, is the
 next observation. Empty replies and over-long lines are malformed: they are answered with a format reminder
-and end the run (``parse_error``) after ``max_parse_failures`` in a row.
+and end the run (``parse_error``) after ``max_parse_failures`` in a row. Under a grammar (``constrained_steps``,
+:mod:`ponder.agents.grammar`) a turn can only be a thought or an action: one of the admissible actions when the
+environment lists them, else a short command.
 
 What the agent takes from an environment (besides the :class:`Env` protocol's ``reset`` / ``step``):
 
