@@ -54,7 +54,7 @@ def close_all() -> None:
     """
     with _MODELS_LOCK:
         for loaded in _MODELS.values():
-            if not loaded.lock.acquire(timeout=1.0):  # another thread is creating the engine: leave it alone
+            if not loaded.lock.acquire(timeout=5.0):  # another thread is still creating the engine: leave it
                 continue
             if loaded.engine is not None:
                 with contextlib.suppress(Exception):
