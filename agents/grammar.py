@@ -117,7 +117,8 @@ def calc_rules(max_terms: int, max_depth: int) -> str:
     stacks = [""]
     for depth in range(max_depth):
         stacks += [st + kind for st in stacks if len(st) == depth for kind in "pf"]
-    rules = [f"calc-input ::= {state('s', '', 0)}"]
+    # a trailing "=" (which the calculator drops) lets a model that wants to write "= <result>" end there
+    rules = [f'calc-input ::= {state("s", "", 0)} ( " "? "=" )?']
     for st in stacks:
         for n in range(max_terms):
             operand = [f"calc-atom {state('a', st, n + 1)}"]

@@ -116,6 +116,7 @@ def ids(vocab: Vocab) -> np.ndarray:
 
 REACT_GOOD = [
     "Thought: 12 times 7 is 84, plus 5\nAction: calculator\nAction Input: 12 * 7 + 5",
+    "Thought: 12 times 7 is 84, plus 5\nAction: calculator\nAction Input: 12 * 7 + 5 =",  # ends where "= 89" would
     "Thought: I now know the final answer\nFinal Answer: 89",
     "Thought: powers and roots\nAction: calculator\nAction Input: sqrt(16) + 2^10 - max(3, 4) // 2 % 5 * -pi",
     "Thought: nested\nAction: calculator\nAction Input: ((1.5 + 2) * (3 - 0.25)) / log10(100)",
@@ -136,6 +137,7 @@ REACT_BAD = [
     "Thought: x\nAction: calculator\nAction Input: " + " * ".join(["24"] * 17),  # a repeating model is stopped
     "Thought: x\nAction: calculator\nAction Input: 24 * (24 * 24) * (" + " * ".join(["24"] * 14) + ")",
     "Thought: x\nAction: calculator\nAction Input: (1, 2)",  # commas only between a function's arguments
+    "Thought: x\nAction: calculator\nAction Input: 12 * 7 = 84",
     "Thought: x\nAction: calculator\nAction Input: ((((1))))",  # brackets four deep
     "Thought: x\nAction: browser\nAction Input: y",  # not one of the run's tools
     "Thought: the final answer: 89\nFinal Answer: 89",  # a keyword inside the thought
@@ -263,3 +265,9 @@ def test_every_drawn_env_turn_parses(vocab: Vocab, ids: np.ndarray, admissible: 
         if turn.kind == "action" and admissible:
             assert match_admissible(turn.text, admissible) in admissible, text
     assert ended >= 30
+
+
+def test_the_calculator_takes_an_expression_that_ends_with_an_equals_sign(vocab: Vocab) -> None:
+    text = "Thought: x\nAction: calculator\nAction Input: 12 * 7 + 5 ="
+    assert vocab.accepts(react_grammar(TOOLS, ()), text)
+    assert calculate(parse_react(text, list(TOOLS)).action_input or "") == "89"
