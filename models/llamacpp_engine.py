@@ -40,7 +40,7 @@ import numpy as np
 from ponder.core.errors import GenerationCancelled, ModelError
 from ponder.models.base import Completion, GenerationParams
 from ponder.models.llamacpp_decode import common_prefix
-from ponder.models.llamacpp_slots import Live, Slot
+from ponder.models.llamacpp_slots import EngineRequest, Live, Slot
 from ponder.models.llamacpp_turn import BATCH_TOKENS, MIN_SHARE, TurnMixin
 
 logger = logging.getLogger("ponder.models")
@@ -70,61 +70,6 @@ def engine_context_params(llama_cpp: Any, base: Any, slots: int, kv_cells: int, 
     params.n_threads = params.n_threads_batch = n_threads
     params.kv_unified = unified
     return params
-
-
-class EngineRequest:
-    """One submitted generation: wait for it with :meth:`result`, give up with :meth:`cancel`."""
-
-    def __init__(self, engine: Engine, prompt: list[int], params: GenerationParams, seed: int | None,
-                 on_text: Callable[[str], None] | None, cache: Any) -> None:
-        self.prompt = prompt
-        self.cache = cache
-        self.params = params
-        self.seed = seed
-        self.on_text = on_text
-        #: What evaluating the prompt took: tokens reused in the slot, copied from another slot, restored from
-        #: the prompt cache, evaluated (set when the prompt is in the slot).
-        self.prefill: dict[str, int] = {}
-        self._engine = engine
-        self._done = threading.Event()
-        self._completion: Completion | None = None
-        self._error: BaseException | None = None
-        self.cancelled = False
-        # engine-thread state
-        self.live: Live | None = None
-        self.slot: Slot | None = None
-        self.donor: EngineRequest | None = None
-        self.expect = 0
-        self.attached = False
-
-    def result(self, timeout: float | None = None) -> Completion:
-        """Wait for the completion.
-
-        Raises:
-            TimeoutError: when it is not done after ``timeout`` seconds.
-            GenerationCancelled: when the request was cancelled.
-            ModelError: when the request failed (its prompt cannot fit, a bad grammar, llama.cpp failed).
-        """
-        if not self._done.wait(timeout):
-            raise TimeoutError(f"the generation is not done after {timeout} s")
-        if self._error is not None:
-            raise self._error
-        assert self._completion is not None
-        return self._completion
-
-    def cancel(self) -> None:
-        """Stop decoding it (its slot is free at the engine's next turn); :meth:`result` then raises."""
-        if not self._done.is_set():
-            self.cancelled = True
-            self._engine.wake()
-
-    def done(self) -> bool:
-        """Whether the request finished (completed, failed or cancelled)."""
-        return self._done.is_set()
-
-    def _finish(self, completion: Completion | None, error: BaseException | None) -> None:
-        self._completion, self._error = completion, error
-        self._done.set()
 
 
 class Engine(TurnMixin):

@@ -4,21 +4,26 @@ A :class:`Slot` is one llama.cpp sequence id of the engine's context, with its o
 off, see :mod:`ponder.models.llamacpp_engine`). It remembers the tokens whose KV cells it holds (``tokens``), so
 the next request with the same prefix evaluates only the rest.
 
-:class:`Live` is one admitted request while it decodes: its random generator (seeded by the request alone, so its
+:class:`EngineRequest` is a submitted request as its caller sees it, :class:`Live` one admitted request while it
+decodes: its random generator (seeded by the request alone, so its
 text never depends on what else runs), optional grammar state, stop handling and streamed text.
 """
 
 from __future__ import annotations
 
 import codecs
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ponder.models.base import Completion, GenerationParams, StopFilter, completion_from_pieces, stop_in_tail
 from ponder.models.llamacpp_decode import pick_token
+
+if TYPE_CHECKING:
+    from ponder.models.llamacpp_engine import Engine
 
 
 @dataclass
@@ -117,3 +122,58 @@ class Live:
         if self.grammar is not None:
             self.grammar.close()
             self.grammar = None
+
+
+class EngineRequest:
+    """One submitted generation: wait for it with :meth:`result`, give up with :meth:`cancel`."""
+
+    def __init__(self, engine: Engine, prompt: list[int], params: GenerationParams, seed: int | None,
+                 on_text: Callable[[str], None] | None, cache: Any) -> None:
+        self.prompt = prompt
+        self.cache = cache
+        self.params = params
+        self.seed = seed
+        self.on_text = on_text
+        #: What evaluating the prompt took: tokens reused in the slot, copied from another slot, restored from
+        #: the prompt cache, evaluated (set when the prompt is in the slot).
+        self.prefill: dict[str, int] = {}
+        self._engine = engine
+        self._done = threading.Event()
+        self._completion: Completion | None = None
+        self._error: BaseException | None = None
+        self.cancelled = False
+        # engine-thread state
+        self.live: Live | None = None
+        self.slot: Slot | None = None
+        self.donor: EngineRequest | None = None
+        self.expect = 0
+        self.attached = False
+
+    def result(self, timeout: float | None = None) -> Completion:
+        """Wait for the completion.
+
+        Raises:
+            TimeoutError: when it is not done after ``timeout`` seconds.
+            GenerationCancelled: when the request was cancelled.
+            ModelError: when the request failed (its prompt cannot fit, a bad grammar, llama.cpp failed).
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the generation is not done after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._completion is not None
+        return self._completion
+
+    def cancel(self) -> None:
+        """Stop decoding it (its slot is free at the engine's next turn); :meth:`result` then raises."""
+        if not self._done.is_set():
+            self.cancelled = True
+            self._engine.wake()
+
+    def done(self) -> bool:
+        """Whether the request finished (completed, failed or cancelled)."""
+        return self._done.is_set()
+
+    def _finish(self, completion: Completion | None, error: BaseException | None) -> None:
+        self._completion, self._error = completion, error
+        self._done.set()
