@@ -11,10 +11,17 @@ Each slot has its own KV stream (``kv_unified`` off, ``kv_cells / slots`` cells 
 one unified cache, a sequence whose cells interleave with another's gets different logits (total variation up to
 ~3 % per token: the attention sums run over differently placed cells), so a seed's text changed with what else ran;
 with a stream per slot the logits are bit-identical alone and batched (the batch's matrix products are
-row-independent), whatever else runs and whenever it was admitted. The price: a prompt prefix shared by several
-slots is stored (and read at every step) once per slot; ``unified=True`` (one stream shared by all slots, the
-prefix's cells shared) decoded ~25-30 % more tokens per second at 8 sequences here (SmolLM2, 1 thread, a
-741-token shared prompt: ~70 against ~53 tok/s) and takes less memory, but gives up that reproducibility.
+row-independent; other sequences' tokens in the same batch change nothing), whatever else runs and whenever it was
+admitted. What does change a token's logits (max |diff| ~0.5 measured) is how its OWN prompt was evaluated: the last
+prompt token evaluated in one ubatch with its predecessors (a fresh prompt) or alone on top of reused, copied or
+restored cells (llama.cpp's attention takes another kernel path for a many-token ubatch of one sequence). So a seed
+gives the same text for the same prompt whenever the prefix reuse is the same (self-consistency samples all copy the
+shared prompt: sequential and concurrent runs agree), but a fresh evaluation and a reused prefix may differ.
+
+The price of a stream per slot: a prompt prefix shared by several slots is stored (and read at every step) once
+per slot; ``unified=True`` (one stream shared by all slots, the prefix's cells shared) decoded ~25-30 % more tokens
+per second at 8 sequences here (SmolLM2, 1 thread, a 741-token shared prompt: ~70 against ~53 tok/s) and takes less
+memory, but a request's logits then depend on where other requests' cells lie.
 
 Prefix reuse: a request goes to the free slot whose cells share the longest prefix with its prompt; when another
 slot holds a clearly longer one, that slot's stream is copied (``llama_memory_seq_cp``, one memcpy) and cut back;
