@@ -12,11 +12,12 @@ one unified cache, a sequence whose cells interleave with another's gets differe
 ~3 % per token: the attention sums run over differently placed cells), so a seed's text changed with what else ran;
 with a stream per slot the logits are bit-identical alone and batched (the batch's matrix products are
 row-independent; other sequences' tokens in the same batch change nothing), whatever else runs and whenever it was
-admitted. What does change a token's logits (max |diff| ~0.5 measured) is how its OWN prompt was evaluated: the last
-prompt token evaluated in one ubatch with its predecessors (a fresh prompt) or alone on top of reused, copied or
-restored cells (llama.cpp's attention takes another kernel path for a many-token ubatch of one sequence). So a seed
-gives the same text for the same prompt whenever the prefix reuse is the same (self-consistency samples all copy the
-shared prompt: sequential and concurrent runs agree), but a fresh evaluation and a reused prefix may differ.
+admitted. What did change a token's logits (max |diff| ~0.5 measured) is how its OWN sequence was batched:
+llama.cpp's attention takes another kernel path when a batch holds one token of a sequence than when it holds
+several, so a fresh prompt (last token evaluated with its predecessors) and a reused or copied prefix (last token
+alone) gave different texts for one seed. The engine therefore always evaluates a prompt's last token alone, like
+every generated token, and the rest in chunks of at least two (:func:`~ponder.models.llamacpp_turn.prompt_chunk`):
+a seed gives the same text whatever else runs and whatever prefix was reused (tested).
 
 The price of a stream per slot: a prompt prefix shared by several slots is stored (and read at every step) once
 per slot; ``unified=True`` (one stream shared by all slots, the prefix's cells shared) decoded ~25-30 % more tokens

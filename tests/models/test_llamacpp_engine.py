@@ -19,6 +19,7 @@ from ponder.models.base import GenerationParams, Message
 from ponder.models.cancel import CancelToken, cancel_scope
 from ponder.models.llamacpp_decode import pick_token
 from ponder.models.llamacpp_engine import cells_per_slot
+from ponder.models.llamacpp_turn import prompt_chunk
 
 SYSTEM = "You are a careful assistant. " + " ".join(f"Rule {i}: answer briefly and check your work." for i in range(8))
 STORY: list[Message] = [{"role": "user", "content": "Write a long story about a dragon and a knight."}]
@@ -40,6 +41,14 @@ def test_each_slot_gets_a_padded_share_of_the_cells() -> None:
     assert cells_per_slot(8, 8 * 4096) == 4096
     assert cells_per_slot(3, 2000) == 512  # 666 rounded down to llama.cpp's 256-cell padding
     assert cells_per_slot(8, 100) == 256  # never below one padding unit
+
+
+def test_prompt_chunks_leave_the_last_token_alone_and_no_single_body_token() -> None:
+    assert prompt_chunk(1, 512) == 1 and prompt_chunk(1, 0) == 0
+    assert prompt_chunk(600, 512) == 512 and prompt_chunk(600, 598) == 597  # never one body token left over
+    assert prompt_chunk(100, 512) == 99  # the body; the last token gets its own turn
+    assert prompt_chunk(5, 3) == 2 and prompt_chunk(5, 1) == 0
+    assert prompt_chunk(2, 512) == 1  # a two-token prompt cannot pair its first token
 
 
 def test_inverse_cdf_draws_follow_the_softmax() -> None:
@@ -317,3 +326,19 @@ def test_a_failing_stream_consumer_and_random_cancels_leave_the_engine_healthy(b
     _wait_idle(engine)
     assert not any(slot.busy for slot in engine.slots)
     assert backend.generate(OTHERS[6], GenerationParams(max_tokens=3))[0].completion_tokens == 3
+
+
+@integration
+def test_same_seed_same_text_whether_the_prompt_was_evaluated_reused_or_copied(backend: Any, engine: Any) -> None:
+    prompt = backend._prompt_ids(_conversation("Sara has 4 boxes of 12 pencils. How many pencils?"))
+    params = GenerationParams(temperature=0.8, max_tokens=24, stop=NEVER)
+    fresh = []
+    for seed in range(4):
+        engine.forget()
+        fresh.append(engine.submit(prompt, params, seed).result(timeout=120).text)
+    engine.forget()
+    together = [engine.submit(prompt, params, seed) for seed in range(4)]  # one evaluates, three copy its cells
+    assert [r.result(timeout=120).text for r in together] == fresh
+    assert sum(r.prefill["copied"] > 0 for r in together) == 3
+    again = [engine.submit(prompt, params, seed).result(timeout=120).text for seed in range(4)]  # reused slots
+    assert again == fresh
