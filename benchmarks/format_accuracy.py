@@ -96,43 +96,56 @@ def item_logprobs(llm: Any, prompt: list[int], answer: list[int]) -> Any:
     return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
 
-def fidelity(formats: list[str], limit: int, threads: int) -> list[dict[str, Any]]:
-    """Teacher-forced NLL of the gold GSM8K solutions per format, KL and top-1 agreement against ``formats[0]``."""
+def fidelity_items(formats: list[str], limit: int, threads: int, items_path: Path) -> None:
+    """Score the first ``limit`` gold solutions in each format, appending one line per item to ``items_path``
+    (items already there are skipped: a cut run resumes)."""
     import numpy as np
     from llama_cpp import Llama
 
     from ponder.core.settings import load_settings
 
+    done = {json.loads(x)["id"] for x in items_path.read_text().splitlines()} if items_path.is_file() else set()
+    rows = [json.loads(x) for x in (load_settings().data_dir / "gsm8k" / "test_dev.jsonl").read_text().splitlines()]
+    rows = [r for r in rows[:limit] if r["id"] not in done]
+    if not rows:
+        return
     paths = format_paths(formats)
     models = {f: Llama(model_path=str(p), n_ctx=1024, n_batch=512, n_threads=threads, logits_all=True,
                        verbose=False) for f, p in paths.items()}
-    rows = [json.loads(x) for x in (load_settings().data_dir / "gsm8k" / "test_dev.jsonl").read_text().splitlines()]
-    base, per = formats[0], {f: {"nll": [], "tokens": [], "kl": [], "top1": []} for f in formats}
-    for row in rows[:limit]:
+    base = formats[0]
+    for row in rows:
         tok = models[base].tokenize
         prompt = tok(f"Question: {row['question']}\nAnswer:".encode(), add_bos=True)
         answer = tok((" " + row["solution"]).encode(), add_bos=False)
         ref = item_logprobs(models[base], prompt, answer)
+        item: dict[str, Any] = {"id": row["id"], "tokens": len(answer)}
         for f in formats:
             lp = ref if f == base else item_logprobs(models[f], prompt, answer)
-            per[f]["nll"].append(float(-lp[np.arange(len(answer)), answer].mean()))
-            per[f]["tokens"].append(len(answer))
-            per[f]["kl"].append(float((np.exp(ref) * (ref - lp)).sum(axis=1).mean()))
-            per[f]["top1"].append(float((ref.argmax(axis=1) == lp.argmax(axis=1)).mean()))
-    out = []
+            item[f] = {"nll": float(-lp[np.arange(len(answer)), answer].mean()),
+                       "kl": float((np.exp(ref) * (ref - lp)).sum(axis=1).mean()),
+                       "top1": float((ref.argmax(axis=1) == lp.argmax(axis=1)).mean()), "path": str(paths[f])}
+        with open(items_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(item) + "\n")
+
+
+def fidelity(formats: list[str], items_path: Path) -> list[dict[str, Any]]:
+    """Per-format NLL and, against ``formats[0]``, mean KL, top-1 agreement and the paired NLL difference."""
+    import numpy as np
+
+    items = [json.loads(x) for x in items_path.read_text().splitlines() if x.strip()]
+    base, tokens = formats[0], np.array([i["tokens"] for i in items])
+    out: list[dict[str, Any]] = []
     for f in formats:
-        d = per[f]
-        nll = float(np.average(d["nll"], weights=d["tokens"]))
-        out.append({"bench": "fidelity", "format": f, "path": str(paths[f]), "n": len(d["nll"]),
-                    "tokens": int(sum(d["tokens"])), "nll_per_token": round(nll, 5),
-                    "perplexity": round(math.exp(nll), 4)})
+        nll = float(np.average([i[f]["nll"] for i in items], weights=tokens))
+        out.append({"bench": "fidelity", "format": f, "path": items[0][f]["path"], "n": len(items),
+                    "tokens": int(tokens.sum()), "nll_per_token": round(nll, 5), "perplexity": round(math.exp(nll), 4)})
     for f in formats[1:]:
-        diff = np.array(per[f]["nll"]) - np.array(per[base]["nll"])
+        diff = np.array([i[f]["nll"] - i[base]["nll"] for i in items])
         half = Z95 * diff.std(ddof=1) / math.sqrt(len(diff))
         lo, hi = float(diff.mean() - half), float(diff.mean() + half)
         out.append({"bench": "fidelity_compare", "a": f, "b": base, "n": len(diff),
-                    "mean_kl": round(float(np.mean(per[f]["kl"])), 5),
-                    "top1_agreement": round(float(np.mean(per[f]["top1"])), 4),
+                    "mean_kl": round(float(np.mean([i[f]["kl"] for i in items])), 5),
+                    "top1_agreement": round(float(np.mean([i[f]["top1"] for i in items])), 4),
                     "nll_diff": round(float(diff.mean()), 5), "nll_diff_ci95": [round(lo, 5), round(hi, 5)],
                     "no_significant_loss": hi <= 0.01 or lo <= 0.0})
     return out
@@ -154,8 +167,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads for --fidelity.")
     args = parser.parse_args()
     if args.fidelity:
-        rows = fidelity(args.formats.split(","), args.limit, args.threads)
         args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            fidelity_items(args.formats.split(","), args.limit, args.threads, args.out / "fidelity_items.jsonl")
+        except KeyboardInterrupt:
+            print("interrupted: reporting the items scored so far", file=sys.stderr)
+        rows = fidelity(args.formats.split(","), args.out / "fidelity_items.jsonl")
         write_rows(args.out / "fidelity.jsonl", rows)
         for row in rows:
             print(json.dumps(row), flush=True)
