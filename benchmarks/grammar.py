@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -240,14 +241,28 @@ def run_configs(configs: list[Config], out: Path, workers: int, timeout: float, 
         cmd = [sys.executable, __file__, "--child", json.dumps(asdict(cfg)), "--run-dir", str(run_dir),
                "--workers", str(workers)]
         print(f"[{time.strftime('%H:%M:%S')}] {cfg.name}", file=sys.stderr, flush=True)
-        try:
-            subprocess.run(cmd, check=True, timeout=timeout)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            print(f"{cfg.name}: {exc} (keeping what finished)", file=sys.stderr, flush=True)
+        rc = run_child(cmd, timeout)
+        if rc:
+            print(f"{cfg.name}: exit {rc} (keeping what finished)", file=sys.stderr, flush=True)
         if (run_dir / "results.jsonl").is_file():
             rows.append(summarize_run(cfg, run_dir))
             write_rows(out / f"{bench}.jsonl", rows)
     return rows
+
+
+def run_child(cmd: list[str], timeout: float) -> int:
+    """Run a configuration's child; past ``timeout`` (or on Ctrl-C) interrupt it like Ctrl-C, so the eval runner
+    stops its workers and keeps every finished episode, and kill it only if it does not stop in 60 s."""
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait(timeout=timeout)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
