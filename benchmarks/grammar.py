@@ -256,13 +256,22 @@ def run_child(cmd: list[str], timeout: float) -> int:
     proc = subprocess.Popen(cmd)
     try:
         return proc.wait(timeout=timeout)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+    except subprocess.TimeoutExpired:
+        return _interrupt(proc)
+    except KeyboardInterrupt:
+        _interrupt(proc)
+        raise
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> int:
+    """Ctrl-C ``proc`` (unless it already got one with us), kill it if it is still there after 60 s."""
+    if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
