@@ -258,14 +258,14 @@ def run_child(cmd: list[str], timeout: float) -> int:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         return _interrupt(proc)
-    except KeyboardInterrupt:
-        _interrupt(proc)
+    except KeyboardInterrupt:  # the child got the same Ctrl-C (same process group): wait for it, then stop
+        _interrupt(proc, send=False)
         raise
 
 
-def _interrupt(proc: subprocess.Popen[bytes]) -> int:
-    """Ctrl-C ``proc`` (unless it already got one with us), kill it if it is still there after 60 s."""
-    if proc.poll() is None:
+def _interrupt(proc: subprocess.Popen[bytes], *, send: bool = True) -> int:
+    """Ctrl-C ``proc`` (``send``) and wait for it; kill it if it is still there after 60 s."""
+    if send and proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     try:
         return proc.wait(timeout=60)
