@@ -214,7 +214,7 @@ def env_context(env: Env, reset: EnvReset, model: ModelBackend, settings: Settin
                               max_tokens=settings.max_tokens, seed=settings.seed)
     limits = Limits(max_steps=max_steps, max_parse_failures=settings.max_parse_failures)
     grammar = (StepGrammar(AGENT_NAME, env_grammar(None, limits.max_action_chars))
-               if wants_grammar(settings.constrained_steps, model) else None)
+               if wants_grammar(settings.constrained_steps, model, AGENT_NAME) else None)
     return EnvAgentContext(
         model=model, params=params, memory=memory, env=env, show_actions=show_actions, limits=limits, grammar=grammar,
         instructions=reset.info.get("instructions") or env.instructions,

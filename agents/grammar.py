@@ -52,11 +52,19 @@ class StepGrammar:
     text: str
 
 
-def wants_grammar(mode: ConstrainMode, model: ModelBackend) -> bool:
+#: The agents ``auto`` constrains (measured on the embedded model, issue 17): ReAct's free steps were mostly
+#: parse errors and constrained ones are all well-formed; PAL programs and env-agent turns got worse under their
+#: grammars (PAL programs cut at the token limit, env turns that only ``think``), so ``auto`` leaves them free and
+#: ``on`` still constrains them.
+AUTO_AGENTS = frozenset({"react"})
+
+
+def wants_grammar(mode: ConstrainMode, model: ModelBackend, agent: str = "react") -> bool:
     """Whether a run's steps are grammar-constrained: the one place this is decided.
 
-    ``off``: never. ``auto``: when the backend honours grammars (``model.capabilities.grammar``). ``on``: the
-    same, and a backend without grammar support is warned about (once per backend spec) and runs free.
+    ``off``: never. ``auto``: when the backend honours grammars (``model.capabilities.grammar``) and ``agent`` is
+    one of :data:`AUTO_AGENTS`. ``on``: whenever the backend honours grammars; a backend without grammar support
+    is warned about (once per backend spec) and runs free.
     """
     if mode == "off":
         return False
@@ -65,7 +73,7 @@ def wants_grammar(mode: ConstrainMode, model: ModelBackend) -> bool:
         _warned.add(model.spec)
         log.warning("constrained steps are on, but %s (%s) does not support grammars: its steps run unconstrained",
                     model.spec, model.backend_name)
-    return supported
+    return supported and (mode == "on" or agent in AUTO_AGENTS)
 
 
 @functools.cache

@@ -60,7 +60,7 @@ def make_context(settings: Settings, model: ModelBackend, tools: list[Tool] | No
     limits = Limits(max_steps=settings.max_steps, max_parse_failures=settings.max_parse_failures,
                     pal_retries=settings.pal_retries)
     toolbox = ToolBox(tools)
-    grammar = step_grammar(agent, toolbox) if wants_grammar(settings.constrained_steps, model) else None
+    grammar = step_grammar(agent, toolbox) if wants_grammar(settings.constrained_steps, model, agent) else None
     return AgentContext(model=model, params=params, tools=toolbox, executor=executor, memory=memory,
                         limits=limits, grammar=grammar)
 

@@ -61,7 +61,7 @@ def chat_command(
         if verbose:
             from ponder.agents.grammar import wants_grammar
 
-            constrained = wants_grammar(settings.constrained_steps, backend)
+            constrained = wants_grammar(settings.constrained_steps, backend, session.agent)
             renderer.info(f"agent steps: {'grammar-constrained' if constrained else 'unconstrained'} "
                           f"(--constrained {settings.constrained_steps})")
         history = db_path.parent / "input_history"

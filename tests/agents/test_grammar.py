@@ -92,6 +92,12 @@ def test_wants_grammar_is_the_capability_unless_off() -> None:
     assert [wants_grammar(m, without) for m in ("auto", "off")] == [False, False]
 
 
+def test_auto_constrains_react_only_and_on_constrains_every_agent() -> None:
+    with_grammar, _ = scripted([], grammar=True)
+    assert [wants_grammar("auto", with_grammar, a) for a in ("react", "pal", "env")] == [True, False, False]
+    assert [wants_grammar("on", with_grammar, a) for a in ("react", "pal", "env")] == [True, True, True]
+
+
 def test_the_react_grammar_lists_exactly_the_run_tools() -> None:
     text = react_grammar(("calculator", "search"), ())
     assert '"Action: calculator\\nAction Input: " calc-input' in text
@@ -105,7 +111,7 @@ def test_the_react_grammar_lists_exactly_the_run_tools() -> None:
 def test_pal_runs_get_the_program_grammar(tmp_path: Path) -> None:
     program = "```python\ndef solution():\n    return 12 * 7 + 5\n```"
     model, recorder = scripted([program], grammar=True)
-    settings = load_settings(out_dir=tmp_path, exec_timeout=5.0)
+    settings = load_settings(out_dir=tmp_path, exec_timeout=5.0, constrained_steps="on")
     traj = run_agent("What is 12 times 7 plus 5?", agent="pal", settings=settings, model=model)
     assert traj.status == "solved" and traj.final_answer == "89"
     assert [p.grammar for p in recorder.params] == [pal_grammar()] and traj.metadata["grammar"] == "pal"
@@ -133,7 +139,7 @@ class DoorEnv:
 def test_env_turns_are_constrained_to_the_admissible_actions_when_listed(tmp_path: Path) -> None:
     model, recorder = scripted(["think: the door is closed", "look", "think: try it", "open door"], grammar=True)
     model_steps = run_env_agent(DoorEnv(), "open the door", model=model,  # type: ignore[arg-type]
-                                settings=load_settings(out_dir=tmp_path), max_steps=6)
+                                settings=load_settings(out_dir=tmp_path, constrained_steps="on"), max_steps=6)
     assert model_steps.success and model_steps.trajectory.metadata["grammar"] == "env"
     listed = env_grammar(["open door", "look"], 200)
     # think, look (both with the actions listed), then no list after "look": the free-action grammar
