@@ -43,9 +43,8 @@ from grammar import (  # noqa: E402
     Config,
     compare,
     load_run,
-    markdown,
-    run_configs,
-    summarize_run,
+    publish,
+    run_or_report,
     write_rows,
 )
 
@@ -178,17 +177,9 @@ def main() -> None:
             print(json.dumps(row), flush=True)
         return
     configs = format_configs(args.formats.split(","), args.constrained, args.limit, args.default_format)
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.report:
-        rows = [summarize_run(c, args.out / "runs" / c.name) for c in configs
-                if (args.out / "runs" / c.name / "results.jsonl").is_file()]
-    else:
-        rows = run_configs(configs, args.out, args.workers, args.timeout, "format")
+    rows = run_or_report(configs, args, "format")
     comps = [c for c in (format_comparison(cfg, configs[0], args.out) for cfg in configs[1:]) if c]
-    write_rows(args.out / "format.jsonl", rows + comps)
-    for row in rows + comps:
-        print(json.dumps(row), flush=True)
-    print(markdown(rows, comps))
+    publish(args.out / "format.jsonl", rows, comps)
 
 
 if __name__ == "__main__":

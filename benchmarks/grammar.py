@@ -328,14 +328,22 @@ def main() -> None:
     if args.only:
         wanted = args.only.split(",")
         configs = [c for c in configs if c.name in wanted]
+    rows = run_or_report(configs, args, "grammar")
+    publish(args.out / "grammar.jsonl", rows, grammar_comparisons(configs, args.out))
+
+
+def run_or_report(configs: list[Config], args: argparse.Namespace, label: str) -> list[dict[str, Any]]:
+    """Run the configurations (resuming), or with ``--report`` only summarize the runs already on disk."""
     args.out.mkdir(parents=True, exist_ok=True)
     if args.report:
-        rows = [summarize_run(c, args.out / "runs" / c.name) for c in configs
+        return [summarize_run(c, args.out / "runs" / c.name) for c in configs
                 if (args.out / "runs" / c.name / "results.jsonl").is_file()]
-    else:
-        rows = run_configs(configs, args.out, args.workers, args.timeout, "grammar")
-    comps = grammar_comparisons(configs, args.out)
-    write_rows(args.out / "grammar.jsonl", rows + comps)
+    return run_configs(configs, args.out, args.workers, args.timeout, label)
+
+
+def publish(path: Path, rows: list[dict[str, Any]], comps: list[dict[str, Any]]) -> None:
+    """Write the rows and comparisons to ``path``, print them as JSON lines, then as Markdown tables."""
+    write_rows(path, rows + comps)
     for row in rows + comps:
         print(json.dumps(row), flush=True)
     print(markdown(rows, comps))
