@@ -5,6 +5,7 @@ Environments live in :mod:`ponder.envs`; the env agent (:mod:`ponder.agents.env`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -53,3 +54,56 @@ class Env(Protocol):
     def close(self) -> None:
         """Release the game process or browser."""
         ...
+
+
+@runtime_checkable
+class ForkableEnv(Env, Protocol):
+    """An environment that can branch: ``fork()`` gives an independent copy in the same state.
+
+    Tree search (``lats``, ``beam``) expands one state into several children; each child acts in its own fork.
+    A fork answers the same actions with the same observations as the original would (tested per environment).
+    """
+
+    def fork(self) -> Env:
+        """A new, independent environment in this one's current state (the caller closes it)."""
+        ...
+
+
+def replay(env: Env, actions: Sequence[str]) -> tuple[EnvReset, list[EnvStep]]:
+    """Reset ``env`` and send ``actions`` in order: the reset and every step's answer.
+
+    This is how every ponder environment forks (a deterministic game replays to the same state) and how a
+    search reaches a node from its action prefix.
+    """
+    first = env.reset()
+    return first, [env.step(action) for action in actions]
+
+
+class ReplayFork:
+    """Mixin: ``fork()`` by replaying the actions taken since the last ``reset`` on a fresh instance.
+
+    A subclass implements :meth:`fresh` (a new, unstarted environment with the same constructor arguments) and
+    calls :meth:`_forget` in ``reset`` and :meth:`_remember` in ``step``.
+    """
+
+    _actions: list[str]
+
+    def fresh(self) -> Env:
+        """A new, unstarted environment like this one."""
+        raise NotImplementedError
+
+    def _forget(self) -> None:
+        self._actions = []
+
+    def _remember(self, action: str) -> None:
+        vars(self).setdefault("_actions", []).append(action)
+
+    def actions(self) -> list[str]:
+        """The actions sent since the last ``reset``."""
+        return list(vars(self).get("_actions", []))
+
+    def fork(self) -> Env:
+        """A fresh environment, reset and replayed to this one's state."""
+        other = self.fresh()
+        replay(other, self.actions())
+        return other

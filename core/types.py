@@ -23,6 +23,12 @@ ToolName = Literal["calculator", "python", "search", "lookup", "retrieve"]
 #: How self-consistency picks its answer.
 VoteMethod = Literal["majority", "weighted", "judge"]
 
+#: How a task is attempted (``single`` one run; ``sc`` self-consistency; the rest are test-time search).
+StrategyName = Literal["single", "sc", "best_of_n", "beam", "lats", "refine", "adaptive"]
+
+#: Verifiers a search strategy can score with (combined as ``self:0.5,env``).
+VerifierName = Literal["env", "execution", "self", "prm", "agreement"]
+
 #: Self-consistency's early-stop rules.
 StopRule = Literal["certain", "beta", "esc"]
 

@@ -44,13 +44,15 @@ from ponder.core.types import AgentName, Status
 from ponder.models.base import ModelBackend
 
 if TYPE_CHECKING:
+    from ponder.core.environment import Env
     from ponder.memory.context import MemoryContext
     from ponder.memory.schema import MemoryStore
     from ponder.tools.base import Tool
     from ponder.tools.executor import CodeExecutor
 
 #: What produced an outcome.
-OutcomeKind = Literal["single", "trials", "self_consistency", "memory"]
+OutcomeKind = Literal["single", "trials", "self_consistency", "memory", "best_of_n", "beam", "lats", "refine",
+                      "adaptive"]
 
 
 class Candidate(BaseModel):
@@ -134,6 +136,10 @@ class StrategyContext:
         on_attempt: Called with the number (from 1) and outcome of each trial (not inside samples).
         on_sample: Called with each finished self-consistency sample (from the sample's thread).
         metadata: Stored with every trajectory.
+        env: Makes a fresh, unreset environment (an env episode: ``Single`` plays it with the env agent; searches
+            fork it); ``None``: a question for ``agent``.
+        max_steps: The step cap of each run (default: ``settings.max_steps``; env suites pass the tier's).
+        max_reward: The most reward the environment gives (``env`` verifier normalization), if known.
     """
 
     settings: Settings
@@ -151,6 +157,9 @@ class StrategyContext:
     on_attempt: Callable[[int, Outcome], None] | None = None
     on_sample: Callable[[Any], None] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    env: Callable[[], Env] | None = None
+    max_steps: int | None = None
+    max_reward: float | None = None
 
     def derive(self, *, metadata: dict[str, Any] | None = None, **changes: Any) -> StrategyContext:
         """A copy with ``changes``; ``metadata`` is merged into the current metadata."""

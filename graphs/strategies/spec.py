@@ -27,7 +27,7 @@ from annotated_types import Ge
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ponder.core.errors import ConfigError
-from ponder.core.types import AgentName, MemoryMode, StopRule, VoteMethod, choices
+from ponder.core.types import AgentName, MemoryMode, StopRule, StrategyName, VerifierName, VoteMethod, choices
 
 #: How trials and self-consistency nest when both are asked for.
 Compose = Literal["trials_of_samples", "samples_of_trials"]
@@ -39,6 +39,22 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     agent: AgentName | None = Field(None, description="The agent: react or pal (default: the settings').")
+    strategy: StrategyName | None = Field(None, description="How the task is attempted: single, sc, best_of_n, "
+                                                            "beam, lats, refine or adaptive (default: sc with "
+                                                            "--samples N > 1, else single).")
+    verifier: str | None = Field(None, description="Verifiers that score attempts, weighted: e.g. 'self,env' or "
+                                                   "'execution:0.7,self:0.3' (env, execution, self, prm, agreement; "
+                                                   "default: env in environments, execution for pal, else self).")
+    prm: str | None = Field(None, description="Model spec of the process reward model for --verifier prm "
+                                              "(default: the run's model).")
+    beam_width: int = Field(3, ge=1, description="Beam search: beams kept after each step.")
+    expansions: int = Field(3, ge=1, description="Beam: candidates sampled per beam per step; LATS: children "
+                                                 "sampled per expansion.")
+    exploration: float = Field(1.0, ge=0.0, description="LATS: the UCT exploration constant.")
+    iterations: int | None = Field(None, ge=1, description="LATS: select-expand-evaluate iterations (default: "
+                                                           "until the budget or a win).")
+    rounds: int = Field(3, ge=1, description="Refine: revisions after the first attempt.")
+    accept: float = Field(0.8, gt=0.0, le=1.0, description="A verifier score that ends refine and search early.")
     samples: int = Field(1, ge=1, description="Self-consistency: run N independent trajectories and vote.")
     vote: VoteMethod = Field("majority", description="How samples are aggregated: majority, weighted or judge.")
     answer_kind: str = Field("auto", description="Vote normalizer: auto, number, text, choice or code "
@@ -51,7 +67,8 @@ class RunSpec(BaseModel):
     window: int | None = Field(None, ge=1, description="Agreeing samples that settle the vote for --stop-rule esc "
                                                        "(default: the wave size, at least 4).")
     wave: int | None = Field(None, ge=1, description="Samples per wave (default: all; half with --early-stop).")
-    budget: str | None = Field(None, description="Self-consistency cap: tokens ('4000t') or samples ('6s').")
+    budget: str | None = Field(None, description="Cap of self-consistency or a search: tokens ('20000t') or "
+                                                 "samples ('6s').")
     batch: bool = Field(True, description="Gather the samples' model calls into batches when the backend decodes "
                                           "batches natively.")
     batch_window: float = Field(0.05, ge=0.0, description="Longest wait for a batch to fill (seconds).",
@@ -81,6 +98,21 @@ class RunSpec(BaseModel):
             raise ValueError(f"must be one of: {', '.join(NORMALIZERS)} (got {value!r})")
         return value
 
+    @field_validator("verifier")
+    @classmethod
+    def _verifiers(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parse_verifiers(value)
+        return value.replace(" ", "")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_samples(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("strategy") in ("sc", "best_of_n") and data.get("samples") is None:
+            return {**data, "samples": DEFAULT_SAMPLES}
+        return data
+
     @field_validator("budget")
     @classmethod
     def _parses(cls, value: str | None) -> str | None:
@@ -96,7 +128,14 @@ class RunSpec(BaseModel):
 
     @model_validator(mode="after")
     def _samples_options(self) -> RunSpec:
-        if self.samples == 1:
+        if self.strategy == "single" and self.samples > 1:
+            raise ValueError("--strategy single runs one sample: drop --samples or use --strategy sc")
+        if self.strategy == "sc" and self.samples == 1:
+            raise ValueError("--strategy sc needs --samples N (N > 1)")
+        searching = self.strategy not in (None, "single", "sc")
+        if self.samples == 1 and searching and (self.early_stop or self.wave):
+            raise ValueError("--early-stop and --wave apply to self-consistency: add --samples N (N > 1)")
+        if self.samples == 1 and not searching:
             values = {"early_stop": self.early_stop, "budget": self.budget, "wave": self.wave}
             given = [flag(name) for name, value in values.items() if value not in (None, False)]
             if given:
@@ -106,8 +145,15 @@ class RunSpec(BaseModel):
 
     @property
     def voting(self) -> bool:
-        """Whether this spec runs self-consistency (more than one sample)."""
-        return self.samples > 1
+        """Whether this spec runs self-consistency (more than one sample voted; best-of-N picks, never votes)."""
+        return self.samples > 1 and self.strategy not in ("best_of_n", "adaptive")
+
+    @property
+    def strategy_name(self) -> StrategyName:
+        """The strategy this spec runs (``strategy``, else ``sc`` with several samples, else ``single``)."""
+        if self.strategy is not None:
+            return self.strategy
+        return "sc" if self.samples > 1 else "single"
 
     def with_updates(self, **changes: Any) -> RunSpec:
         """A copy with ``changes`` applied and validated again.
@@ -116,6 +162,41 @@ class RunSpec(BaseModel):
             ConfigError: naming the bad option.
         """
         return parse_spec({**self.model_dump(exclude_unset=True), **changes})
+
+
+#: Samples of ``--strategy sc`` / ``best_of_n`` when ``--samples`` is not given.
+DEFAULT_SAMPLES = 5
+
+
+def parse_verifiers(text: str) -> list[tuple[VerifierName, float]]:
+    """``"self:0.5,env"`` -> ``[("self", 0.5), ("env", 1.0)]`` (weights default to 1, need not sum to 1).
+
+    Raises:
+        ValueError: for an unknown name, a bad or negative weight, a repeated name, or an empty list.
+    """
+    known = choices(VerifierName)
+    out: list[tuple[VerifierName, float]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, weight = item.partition(":")
+        name = name.strip()
+        if name not in known:
+            raise ValueError(f"unknown verifier {name!r} (choose from: {', '.join(known)})")
+        try:
+            value = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            raise ValueError(f"the weight of {name} must be a number (got {weight!r})") from None
+        if value < 0:
+            raise ValueError(f"the weight of {name} must be at least 0 (got {value})")
+        if any(n == name for n, _ in out):
+            raise ValueError(f"verifier {name} is given twice")
+        out.append((name, value))  # type: ignore[arg-type]
+    if not out:
+        raise ValueError("name at least one verifier (e.g. self or env)")
+    if sum(w for _, w in out) <= 0:
+        raise ValueError("at least one verifier weight must be above 0")
+    return out
 
 
 @dataclass(frozen=True)
