@@ -182,11 +182,14 @@ def act(state: EnvAgentState, ctx: EnvAgentContext, index: int, action: str, cal
     return update
 
 
+#: What the env agent adds to the kernel (the search stepper runs these parts one step at a time).
+ENV_PARTS = AgentParts(name=AGENT_NAME, state=EnvAgentState, context=EnvAgentContext, prefix=env_prefix, step=step)
+
+
 @functools.cache
 def build_env_agent_graph() -> CompiledStateGraph:
     """The env-agent graph, compiled once per process (each episode passes its :class:`EnvAgentContext`)."""
-    return agent_skeleton(AgentParts(name=AGENT_NAME, state=EnvAgentState, context=EnvAgentContext,
-                                     prefix=env_prefix, step=step))
+    return agent_skeleton(ENV_PARTS)
 
 
 class EnvRun(BaseModel):

@@ -74,8 +74,12 @@ def after_step(state: PALState, runtime: Runtime[AgentContext]) -> str:
     return GIVE_UP if state["steps"][-1].kind == "parse_error" else MAX_STEPS
 
 
+#: What PAL adds to the kernel (the search stepper runs these parts one step at a time).
+PAL_PARTS = AgentParts(name="pal", state=PALState, context=AgentContext, prefix=pal_prefix, step=step,
+                       route=after_step)
+
+
 @functools.cache
 def build_pal_graph() -> CompiledStateGraph:
     """The PAL graph, compiled once per process (each run passes its :class:`AgentContext`)."""
-    return agent_skeleton(AgentParts(name="pal", state=PALState, context=AgentContext, prefix=pal_prefix, step=step,
-                                     route=after_step))
+    return agent_skeleton(PAL_PARTS)

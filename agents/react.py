@@ -87,8 +87,11 @@ def step(state: ReActState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             "parse_failures": state.get("parse_failures", 0) + 1, **call.update()}
 
 
+#: What ReAct adds to the kernel (the search stepper runs these parts one step at a time).
+REACT_PARTS = AgentParts(name="react", state=ReActState, context=AgentContext, prefix=react_prefix, step=step)
+
+
 @functools.cache
 def build_react_graph() -> CompiledStateGraph:
     """The ReAct graph, compiled once per process (each run passes its :class:`AgentContext`)."""
-    return agent_skeleton(AgentParts(name="react", state=ReActState, context=AgentContext, prefix=react_prefix,
-                                     step=step))
+    return agent_skeleton(REACT_PARTS)
