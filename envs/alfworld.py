@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ponder.core.datafiles import read_json_file
-from ponder.core.environment import EnvReset, EnvStep
+from ponder.core.environment import Env, EnvReset, EnvStep, ReplayFork
 from ponder.core.errors import ConfigError, DataError
 from ponder.envs.base import Episode, EpisodeResult, EvalContext
 
@@ -115,11 +115,14 @@ def build_game(trial: Path, logic: Path) -> dict[str, Any]:
             "pddl_problem": single_agent_problem(game["pddl_problem"]), "solvable": True}
 
 
-class AlfWorldEnv:
+class AlfWorldEnv(ReplayFork):
     """One ALFWorld game through TextWorld's PDDL env with alfworld's name demangler.
 
     Args:
         game_file: A ``game.tw-pddl`` (single agent; see :func:`single_agent_game`).
+
+    ``fork()`` (:class:`~ponder.core.environment.ReplayFork`) loads the game again and replays the actions sent
+    since the last ``reset`` (the PDDL game is deterministic).
     """
 
     examples = "alfworld"
@@ -132,6 +135,10 @@ class AlfWorldEnv:
         self._env: Any = None
         self._done = False
 
+    def fresh(self) -> Env:
+        """The same game in a new, unstarted environment."""
+        return AlfWorldEnv(self.game_file, name=self.name)
+
     def reset(self) -> EnvReset:
         """Start the game."""
         if self._env is None:
@@ -143,11 +150,13 @@ class AlfWorldEnv:
                                         wrappers=[AlfredDemangler(), AlfredInfos])
         state = self._env.reset()
         self._done = False
+        self._forget()
         return EnvReset(observation=_clean(state.feedback), admissible_actions=_admissible(state),
                         info={"policy_commands": list(state.get("policy_commands") or [])})
 
     def step(self, action: str) -> EnvStep:
         """One command; invalid ones get the game's "Nothing happens."."""
+        self._remember(action)
         if self._done:
             return EnvStep(observation="The episode is over.", done=True)
         state, _, done = self._env.step(" ".join(action.split()))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ponder.core.environment import EnvReset, EnvStep
+from ponder.core.environment import Env, EnvReset, EnvStep, ReplayFork
 from ponder.envs.miniwob.actions import INSTRUCTIONS, ParsedAction, normalize_key, parse_action
 from ponder.envs.miniwob.browser import BrowserError, BrowserPaths, open_environment, require_browser, shutdown
 from ponder.envs.miniwob.render import SELECT_INFO_JS, clickable_refs, render_elements
@@ -34,7 +34,7 @@ if ((el instanceof HTMLInputElement && keep.indexOf(el.type) < 0) || el instance
 _ELEMENT_JS = "return core.previousDOMInfo[arguments[0]];"
 
 
-class MiniWoBEnv:
+class MiniWoBEnv(ReplayFork):
     """One MiniWoB++ task in a headless Chromium (one browser per instance, reused across resets).
 
     Args:
@@ -42,6 +42,9 @@ class MiniWoBEnv:
         seed: The seed of the next :meth:`reset` when it is called without one.
         time_limit: Seconds an episode may take in the browser; ``None`` keeps MiniWoB's own limit.
         paths: Chromium and chromedriver (default: :func:`~ponder.envs.miniwob.browser.require_browser`).
+
+    ``fork()`` (:class:`~ponder.core.environment.ReplayFork`) starts a second browser on the same task, resets
+    it with the seed of this episode and replays the actions sent since (a seeded MiniWoB page is deterministic).
 
     Raises:
         ConfigError: when Chromium, chromedriver or the ``miniwob`` / ``selenium`` packages are missing.
@@ -66,6 +69,7 @@ class MiniWoBEnv:
         self._done = True
         self._utterance = ""
         self._loaded_task = ""
+        self._episode_seed: int | None = seed
 
     # -- browser ----------------------------------------------------------------------------------
 
@@ -93,6 +97,10 @@ class MiniWoBEnv:
             self._gym.switch_task(self.task)
             self._loaded_task = self.task
         return self._gym
+
+    def fresh(self) -> Env:
+        """A new environment (its own browser, started on its first reset) on this episode's task and seed."""
+        return MiniWoBEnv(self.task, seed=self._episode_seed, time_limit=self.time_limit, paths=self.paths)
 
     def set_task(self, task: str) -> None:
         """Play ``task`` from the next :meth:`reset` on, in the same browser."""
@@ -131,6 +139,8 @@ class MiniWoBEnv:
         except Exception as exc:
             raise BrowserError(f"MiniWoB reset failed on {self.task}: {type(exc).__name__}: {exc}") from exc
         self._done = False
+        self._episode_seed = seed
+        self._forget()
         self._utterance = str(obs["utterance"])
         page = self._observe(obs)
         observation = f"Task: {self._utterance}\nPage:\n{page}"
@@ -140,6 +150,7 @@ class MiniWoBEnv:
 
     def step(self, action: str) -> EnvStep:
         """Run one action; bad actions are answered with an observation (no browser step)."""
+        self._remember(action)
         if self._done:
             return EnvStep(observation="The episode is over.", done=True, info={"invalid": True})
         parsed = parse_action(action)

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ponder.core.environment import EnvReset, EnvStep
+from ponder.core.environment import Env, EnvReset, EnvStep, ReplayFork
 from ponder.core.errors import DataError
 from ponder.core.prompts import load_prompt
 
@@ -34,7 +34,7 @@ def clean_feedback(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-class TextWorldEnv:
+class TextWorldEnv(ReplayFork):
     """One TextWorld game (``.z8``) as an :class:`Env`.
 
     Args:
@@ -45,6 +45,9 @@ class TextWorldEnv:
     Attributes:
         instructions: The action format for the agent's system prompt.
         examples: The few-shot set (``prompts/env_examples.json``) for the agent.
+
+    ``fork()`` (:class:`~ponder.core.environment.ReplayFork`) starts the same game in a new interpreter and
+    replays the actions sent since the last ``reset`` (the games are deterministic).
     """
 
     examples = "textworld"
@@ -71,9 +74,14 @@ class TextWorldEnv:
                 self._env = textworld.start(str(self.game_file), request_infos=infos)
         return self._env
 
+    def fresh(self) -> Env:
+        """The same game in a new, unstarted environment."""
+        return TextWorldEnv(self.game_file, name=self.name, objective=self.objective)
+
     def reset(self) -> EnvReset:
         """Start the game from the beginning."""
         state = self._start().reset()
+        self._forget()
         self._score, self._done = float(state["score"] or 0), False
         text = clean_feedback(state.feedback)
         if self.objective and self.objective not in text:
@@ -84,6 +92,7 @@ class TextWorldEnv:
         """Send one command; the game answers invalid ones itself."""
         if self._env is None:
             raise RuntimeError("step() before reset()")
+        self._remember(action)
         if self._done:
             return EnvStep(observation=GAME_OVER, done=True, admissible_actions=[])
         command = " ".join(action.split())  # one command: a newline would send several

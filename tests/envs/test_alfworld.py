@@ -71,3 +71,31 @@ def test_agent_plays_the_real_trial_with_the_scripted_model(data_dir: Path, tmp_
     first = model.calls[0]
     assert "move spraybottle 2 to toilet 1" in [m["content"] for m in first]  # the ALFWorld ReAct example
     assert first[-1]["content"].startswith("You are in the middle of a room.")
+
+
+@pytest.mark.skipif(unavailable() is not None, reason=f"ALFWorld engine unavailable: {unavailable()}")
+def test_fork_of_the_real_trial_answers_like_the_original(data_dir: Path, tmp_path: Path) -> None:
+    """Play a prefix, fork, send the same next commands to both: identical answers (and the game is won)."""
+    from ponder.envs.alfworld import AlfWorldEnv, build_game
+
+    trial = data_dir / "alfworld" / "trials" / "enh_multi-agent_poc-debug"
+    game_file = tmp_path / "game.tw-pddl"
+    game_file.write_text(json.dumps(build_game(trial, data_dir / "alfworld" / "logic")), encoding="utf-8")
+    env = AlfWorldEnv(game_file)
+    try:
+        prefix = ["dance", "go to countertop 2", "take potato 2 from countertop 2"]
+        rest = ["go to microwave 1", "heat potato 2 with microwave 1", "go to sinkbasin 1",
+                "move potato 2 to sinkbasin 1"]
+        env.reset()
+        for action in prefix:
+            env.step(action)
+        fork = env.fork()
+        try:
+            assert fork.actions() == prefix  # type: ignore[attr-defined]
+            theirs = [fork.step(a) for a in rest]
+        finally:
+            fork.close()
+        ours = [env.step(a) for a in rest]
+        assert ours == theirs and ours[-1].done and ours[-1].info["won"]
+    finally:
+        env.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from ponder.core.records import Trajectory
 from ponder.core.settings import load_settings
 from ponder.envs.base import EvalContext
 from ponder.envs.registry import get_suite
-from ponder.envs.textworld.cache import GAME_FILE, definition_hash, ensure_games, games_root, read_manifest
+from ponder.envs.textworld.cache import GAME_FILE, definition_hash, games_root, read_manifest
 from ponder.envs.textworld.env import GAME_OVER, TextWorldEnv, clean_feedback
 from ponder.envs.textworld.spec import GameSpec, SuiteSpec, load_suite_spec
 from ponder.envs.textworld.suite import TextWorldSuite, agent_max_steps
@@ -30,16 +29,6 @@ SMALL_DEFINITIONS: dict[str, str | None] = {
     "t2-puttwo-s1": "c95ccef422943d1c86da01eb5116092b207c27ab1668baa0a681ecf7fce7db7d",
     "t3-tw-cooking-s1": "5f9c9f5651d5f2de9cd8467d967c6fb5a620e7c7f754c76222929153e975e407",
 }
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The small suite generated once per session into a temporary cache."""
-    cache = tmp_path_factory.mktemp("ponder-cache")
-    start = time.perf_counter()
-    ensure_games(load_suite_spec("small").games(), cache / "textworld" / "games", workers=2)
-    print(f"generated the small suite in {time.perf_counter() - start:.1f} s")
-    return cache
 
 
 @pytest.fixture
