@@ -143,6 +143,27 @@ class RunSpec(BaseModel):
                 raise ValueError(f"{' and '.join(given)} {verb} to self-consistency: add --samples N (N > 1)")
         return self
 
+    @model_validator(mode="after")
+    def _strategy_options(self) -> RunSpec:
+        name = self.strategy_name
+        values = self.model_dump(include={*STRATEGY_OPTIONS, *VOTE_OPTIONS})
+        for option, (strategies, default) in STRATEGY_OPTIONS.items():
+            if values[option] != default and name not in strategies:
+                raise ValueError(f"{flag(option)} applies to {_strategy_list(strategies)}")
+        if name in ("best_of_n", "adaptive"):
+            given = [flag(option) for option, default in VOTE_OPTIONS.items() if values[option] != default]
+            if given:
+                raise ValueError(f"{given[0]} applies to self-consistency (--strategy sc), not {name}")
+        if self.budget is not None and not self.voting and name in ("best_of_n", "refine"):
+            bound = "--samples" if name == "best_of_n" else "--rounds"
+            raise ValueError(f"--budget applies to --strategy sc, beam, lats or adaptive ({name}: {bound} bounds it)")
+        if self.prm is not None and self.verifier is not None and "prm" not in dict(parse_verifiers(self.verifier)):
+            raise ValueError("--prm applies to --verifier prm (add prm to --verifier)")
+        if name == "best_of_n" and self.vote == "judge":
+            raise ValueError("--vote judge applies to --strategy sc (best_of_n: majority picks by score, weighted "
+                             "votes weighted by score)")
+        return self
+
     @property
     def voting(self) -> bool:
         """Whether this spec runs self-consistency (more than one sample voted; best-of-N picks, never votes)."""
@@ -166,6 +187,29 @@ class RunSpec(BaseModel):
 
 #: Samples of ``--strategy sc`` / ``best_of_n`` when ``--samples`` is not given.
 DEFAULT_SAMPLES = 5
+
+#: Options that only some strategies read: ``option -> (those strategies, the default)``; a value other than the
+#: default with another strategy is refused (``--beam-width applies to --strategy beam``).
+STRATEGY_OPTIONS: dict[str, tuple[tuple[StrategyName, ...], Any]] = {
+    "beam_width": (("beam",), 3),
+    "expansions": (("beam", "lats"), 3),
+    "exploration": (("lats",), 1.0),
+    "iterations": (("lats",), None),
+    "rounds": (("refine",), 3),
+    "accept": (("refine", "beam", "lats", "adaptive"), 0.8),
+    "verifier": (("best_of_n", "refine", "beam", "lats", "adaptive"), None),
+    "prm": (("best_of_n", "refine", "beam", "lats", "adaptive"), None),
+}
+
+#: Options of self-consistency's vote and stopping, with their defaults (no use to best_of_n and adaptive).
+VOTE_OPTIONS: dict[str, Any] = {"early_stop": False, "stop_rule": "certain", "threshold": 0.95, "window": None,
+                                "wave": None}
+
+
+def _strategy_list(strategies: tuple[str, ...]) -> str:
+    """``--strategy beam`` / ``--strategy beam or lats`` / ``--strategy a, b or c``."""
+    names = list(strategies)
+    return "--strategy " + (names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}")
 
 
 def parse_verifiers(text: str) -> list[tuple[VerifierName, float]]:
