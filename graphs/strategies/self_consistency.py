@@ -116,7 +116,7 @@ class SelfConsistency:
             for traj in (*sample.earlier, sample.trajectory):
                 traj.metadata.update(sample=sample.index, self_consistency_id=result.id)
         if ctx.memory is not None:
-            result.memory = _apply_memory(sampler.held, result.chosen_sample)
+            result.memory = apply_held_memory(sampler.held, result.chosen_sample)
         if ctx.write:
             append_jsonl(Path(ctx.out_dir or ctx.settings.out_dir) / SC_FILE, result)
         if result.stop_reason == "cancelled":
@@ -265,8 +265,8 @@ def _result(task: str, ctx: StrategyContext, config: SCConfig, state: dict[str, 
     )
 
 
-def _apply_memory(held: dict[int, MemoryContext], chosen: int | None) -> dict[str, object]:
-    """Apply the chosen sample's held writes; drop every other sample's."""
+def apply_held_memory(held: dict[int, MemoryContext], chosen: int | None) -> dict[str, object]:
+    """Apply the chosen sample's held writes; drop every other sample's (also used by best-of-N)."""
     applied = [r.model_dump() for r in held[chosen].flush()] if chosen is not None and chosen in held else []
     dropped = sum(ctx.discard() for i, ctx in held.items() if i != chosen)
     return {"applied": applied, "discarded": dropped, "from_sample": chosen}
