@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
-from ponder.models.base import Completion, GenerationParams, Message, ModelBackend, ModelCapabilities
+from ponder.models.base import (
+    Completion,
+    GenerationParams,
+    Message,
+    ModelBackend,
+    ModelCapabilities,
+    OptionLogprobs,
+)
 
 
 class StreamingModel:
@@ -73,6 +80,10 @@ class StreamingModel:
     def count_tokens(self, messages: list[Message]) -> int:
         """The backend's prompt-token count for ``messages``."""
         return self.model.count_tokens(messages)
+
+    def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
+        """The wrapped backend's next-token scores of ``options`` (one prompt evaluation, nothing batched here)."""
+        return self.model.option_logprobs(messages, options)
 
     def close(self) -> None:
         """Nothing to release: the wrapped backend belongs to whoever made it (close it there)."""

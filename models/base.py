@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ponder.core.errors import RealModelCallError
+from ponder.core.errors import ModelError, RealModelCallError
 
 FinishReason = Literal["stop", "length", "error"]
 
 #: Environment flag set by the unit-test suite: any real backend call then raises.
 FORBID_REAL_MODEL_ENV = "PONDER_FORBID_REAL_MODEL"
+#: The log-probability given to an option the backend puts (practically) no mass on: finite, so it serializes.
+LOGPROB_FLOOR = -1e4
 
 
 class Message(TypedDict):
@@ -57,6 +59,19 @@ class Completion(BaseModel):
     logprob: float | None = None
 
 
+class OptionLogprobs(BaseModel):
+    """How likely each option is as the first token of the reply (see :meth:`ModelBackend.option_logprobs`).
+
+    Attributes:
+        logprobs: One per option, in order: log P(first token of the option | the prompt rendered with the chat
+            template + the start of the assistant turn), at least :data:`LOGPROB_FLOOR` (never ``-inf``).
+        prompt_tokens: Tokens of the prompt that was scored (what the call cost; nothing is generated).
+    """
+
+    logprobs: list[float]
+    prompt_tokens: int = Field(0, ge=0)
+
+
 class ModelCapabilities(BaseModel):
     """What a backend can do, stated by the backend itself (callers read it instead of probing attributes).
 
@@ -71,6 +86,8 @@ class ModelCapabilities(BaseModel):
             just call it from their threads, no batcher in between.
         grammar: ``GenerationParams.grammar`` is honoured (llama.cpp's grammar sampler, or a server's grammar /
             structured-output option).
+        option_logprobs: :meth:`ModelBackend.option_logprobs` works (next-token scores of given options); where it
+            is false the call raises :class:`~ponder.core.errors.ModelError`.
 
     Frozen: a backend's capabilities are set when it is made (e.g. ``ScriptedModel(..., context_window=64)``).
     """
@@ -83,6 +100,7 @@ class ModelCapabilities(BaseModel):
     context_window: int | None = Field(None, ge=1)
     continuous_batching: bool = False
     grammar: bool = False
+    option_logprobs: bool = False
 
 
 @runtime_checkable
@@ -123,6 +141,20 @@ class ModelBackend(Protocol):
 
     def count_tokens(self, messages: list[Message]) -> int:
         """Return the prompt tokens of these chat messages as they would be sent (chat template included)."""
+        ...
+
+    def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
+        """Score ``options`` as the next token of the reply, without generating (see :class:`OptionLogprobs`).
+
+        The prompt is rendered as for :meth:`generate` (chat template + the start of the assistant turn) and the
+        model's next-token distribution is read at its last position. The FIRST TOKEN of each option decides:
+        options must begin with distinct tokens (``"yes"``/``"no"``, digits, ``"+"``/``"-"``); what follows
+        the first token is ignored.
+
+        Raises:
+            ModelError: when the backend cannot score options (``capabilities.option_logprobs`` is false), or
+                two options share their first token.
+        """
         ...
 
     def close(self) -> None:
@@ -175,6 +207,15 @@ class BaseBackend:
         """Return the prompt tokens of ``messages``; the default is :func:`estimate_tokens` (no tokenizer)."""
         return estimate_tokens(messages)
 
+    def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
+        """Score ``options`` as the reply's first token (see :meth:`ModelBackend.option_logprobs`).
+
+        Raises:
+            ModelError: always here: this backend cannot score options (``capabilities.option_logprobs``).
+        """
+        raise ModelError(f"the {self.backend_name} backend ({self.spec}) cannot score options "
+                         "(capabilities.option_logprobs is false); sample a reply instead")
+
     def close(self) -> None:
         """Release what the backend holds; the default holds nothing."""
 
@@ -185,6 +226,32 @@ class BaseBackend:
                 f"real model '{self.spec}' called while {FORBID_REAL_MODEL_ENV} is set: unit tests must "
                 "use the scripted model (mark the test 'integration' to allow real models)"
             )
+
+
+def first_token_ids(options: Sequence[str], tokenize: Callable[[str], list[int]]) -> list[int]:
+    """The first token id of each option, as ``tokenize`` (no special tokens, no BOS) splits it.
+
+    Raises:
+        ModelError: for no options, an option with no token, or two options sharing their first token.
+    """
+    if not options:
+        raise ModelError("option_logprobs needs at least one option")
+    ids: list[int] = []
+    for option in options:
+        tokens = tokenize(option)
+        if not tokens:
+            raise ModelError(f"the option {option!r} has no tokens")
+        if tokens[0] in ids:
+            other = options[ids.index(tokens[0])]
+            raise ModelError(f"the options {other!r} and {option!r} begin with the same token; the first token "
+                             "decides, so options must begin with distinct tokens")
+        ids.append(tokens[0])
+    return ids
+
+
+def floored(logprobs: Sequence[float]) -> list[float]:
+    """Log-probabilities with ``-inf``/NaN and anything below :data:`LOGPROB_FLOOR` raised to the floor."""
+    return [v if v == v and v > LOGPROB_FLOOR else LOGPROB_FLOOR for v in (float(x) for x in logprobs)]
 
 
 def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:

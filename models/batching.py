@@ -23,13 +23,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.errors import GenerationCancelled
-from ponder.models.base import Completion, GenerationParams, Message, ModelBackend, ModelCapabilities
+from ponder.models.base import (
+    Completion,
+    GenerationParams,
+    Message,
+    ModelBackend,
+    ModelCapabilities,
+    OptionLogprobs,
+)
 from ponder.models.cancel import current_token
 
 
@@ -156,6 +163,10 @@ class MicroBatcher:
     def count_tokens(self, messages: list[Message]) -> int:
         """The backend's prompt-token count for ``messages``."""
         return self.backend.count_tokens(messages)
+
+    def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
+        """The wrapped backend's next-token scores of ``options`` (one prompt evaluation, nothing batched here)."""
+        return self.backend.option_logprobs(messages, options)
 
     def close(self) -> None:
         """Nothing to release: the wrapped backend belongs to whoever made it (close it there)."""

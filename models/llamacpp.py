@@ -18,7 +18,7 @@ import ctypes
 import logging
 import queue
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,9 @@ from ponder.models.base import (
     GenerationParams,
     Message,
     ModelCapabilities,
+    OptionLogprobs,
+    first_token_ids,
+    floored,
 )
 from ponder.models.cancel import current_token
 from ponder.models.llamacpp_loader import (  # noqa: F401 - re-exported: the backend's public helpers
@@ -103,7 +106,7 @@ class LlamaCppBackend(BaseBackend):
         window = min(self.llama.n_ctx(), cells_per_slot(slots, self.kv_cells))
         self.capabilities = ModelCapabilities(batched_decoding=True, streaming=True, logprobs=True,
                                               context_window=window, grammar=True,
-                                              continuous_batching=True)
+                                              continuous_batching=True, option_logprobs=True)
         template = self.llama.metadata.get("tokenizer.chat_template")
         self._formatter = None
         if template:
@@ -237,6 +240,28 @@ class LlamaCppBackend(BaseBackend):
             mine = done[i * runs:(i + 1) * runs]
             out.append(mine if runs == params.n else [mine[0].model_copy() for _ in range(params.n)])
         return out
+
+    def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
+        """Score ``options`` as the reply's first token (one engine request; nothing is sampled).
+
+        The request evaluates the prompt and returns the log-softmax of its last position at the options' first
+        tokens. It shares the engine with generations (prefix reuse, any other requests running) and is as reproducible
+        as they are: the same prompt gives the same numbers whatever else runs. Options are tokenized alone
+        (as the start of the assistant's text); the first token decides.
+
+        Raises:
+            RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            ModelError: when two options share their first token, the prompt does not fit or llama.cpp fails.
+        """
+        self.check_allowed()
+        ids = first_token_ids(options, lambda o: self.llama.tokenize(o.encode("utf-8"), add_bos=False,
+                                                                       special=False))
+        prompt = self._checked_prompt(messages)
+        request = self._engine().submit(prompt, GenerationParams(max_tokens=1), None, prompt_cache=self.prompt_cache,
+                                        score_ids=ids)
+        self._collect([request])
+        assert request.scores is not None
+        return OptionLogprobs(logprobs=floored(request.scores), prompt_tokens=len(prompt))
 
     def count_tokens(self, messages: list[Message]) -> int:
         """Return the prompt tokens of ``messages`` with the GGUF's chat template, as :meth:`generate` sends them.

@@ -143,7 +143,8 @@ class Engine(TurnMixin):
     # -- public API --------------------------------------------------------------------------------------
 
     def submit(self, prompt: list[int], params: GenerationParams, seed: int | None, *,
-               on_text: Callable[[str], None] | None = None, prompt_cache: Any = None) -> EngineRequest:
+               on_text: Callable[[str], None] | None = None, prompt_cache: Any = None,
+               score_ids: list[int] | None = None) -> EngineRequest:
         """Queue one generation; it is admitted as soon as a slot is free (FIFO).
 
         Args:
@@ -152,6 +153,10 @@ class Engine(TurnMixin):
             seed: The request's seed (``None``: fresh entropy).
             on_text: Called from the engine thread with text that became safe to show (streaming).
             prompt_cache: The ``PromptCache`` this request restores from and saves to (default: the engine's).
+            score_ids: Score instead of sampling: the request ends after its prompt is evaluated, with
+                ``request.scores`` the log-softmax of the last position's logits at these token ids (its completion
+                is empty). The prompt is evaluated exactly as for a generation (last token alone, prefix reuse),
+                so the scores are the logits a generation from that prompt would sample from.
 
         Raises:
             ModelError: when the engine is closed or the prompt is empty.
@@ -159,6 +164,7 @@ class Engine(TurnMixin):
         if not prompt:
             raise ModelError("cannot generate from an empty prompt")
         request = EngineRequest(self, list(prompt), params, seed, on_text, prompt_cache or self.prompt_cache)
+        request.score_ids = list(score_ids) if score_ids is not None else None
         with self._cond:
             if self._closed:
                 raise ModelError("the llama.cpp engine is closed")
@@ -329,7 +335,7 @@ class Engine(TurnMixin):
         request.donor = self._promised_donor(prompt, available)
         request.expect = min(common_prefix(request.donor.prompt, prompt), limit) if request.donor else available
         request.live = Live(prompt=prompt, params=params, budget=budget, rng=np.random.default_rng(request.seed),
-                            grammar=grammar, on_text=request.on_text)
+                            grammar=grammar, on_text=request.on_text, score_ids=request.score_ids)
         request.slot = slot
         slot.busy = True
         self._running.append(request)

@@ -56,6 +56,7 @@ class Live:
         todo: Tokens still to evaluate (the prompt's unevaluated suffix, then each sampled token).
         pos: Position of ``todo[0]``.
         on_text: Receives the text that became safe to show (streaming), or ``None``.
+        score_ids: Token ids to score at the prompt's last position instead of sampling (``None``: generate).
     """
 
     prompt: list[int]
@@ -74,6 +75,7 @@ class Live:
     stops: list[str] = field(default_factory=list)
     shown: StopFilter | None = None
     decoder: Any = None
+    score_ids: list[int] | None = None
 
     def __post_init__(self) -> None:
         self.stops = [s for s in self.params.stop if s]
@@ -86,6 +88,13 @@ class Live:
         if self.grammar is not None:
             return self.grammar.pick(logits, self.params, self.rng)  # type: ignore[no-any-return]
         return pick_token(logits, self.params, self.rng)
+
+    def score(self, logits: np.ndarray) -> list[float]:
+        """The log-softmax of ``logits`` (float64) at :attr:`score_ids`."""
+        assert self.score_ids is not None
+        top = float(logits.max())
+        logsum = top + float(np.log(np.exp(logits - top, dtype=np.float64).sum()))
+        return [float(logits[i]) - logsum for i in self.score_ids]
 
     def take(self, token: int, logprob: float, piece: bytes, end: bool) -> bool:
         """Record a sampled token; return whether the request is finished (it is then not to be evaluated)."""
@@ -137,6 +146,9 @@ class EngineRequest:
         #: What evaluating the prompt took: tokens reused in the slot, copied from another slot, restored from
         #: the prompt cache, evaluated (set when the prompt is in the slot).
         self.prefill: dict[str, int] = {}
+        #: Token ids to score instead of sampling, and their log-probabilities once done (see ``Engine.submit``).
+        self.score_ids: list[int] | None = None
+        self.scores: list[float] | None = None
         self._engine = engine
         self._done = threading.Event()
         self._completion: Completion | None = None

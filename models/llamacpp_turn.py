@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ponder.core.errors import ModelError
+from ponder.models.base import Completion
 from ponder.models.llamacpp_decode import common_prefix
 
 if TYPE_CHECKING:
@@ -164,9 +165,14 @@ class TurnMixin:
                 continue
             if prefilled:
                 self._save_prompt(r)
-            self.stats["sampled"] += 1
             try:
                 logits = np.ctypeslib.as_array(self._lc.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
+                if live.score_ids is not None:  # a scoring request: no token is sampled
+                    r.scores = live.score(logits)
+                    self.stats["finished"] += 1
+                    self._release(r, Completion(text="", prompt_tokens=len(live.prompt)), None)
+                    continue
+                self.stats["sampled"] += 1
                 token, logprob = live.pick(logits)
                 end = bool(self._is_eog(token))
                 finished = live.take(token, logprob, b"" if end else self._piece(token), end)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +30,12 @@ from ponder.models.base import (
     GenerationParams,
     Message,
     ModelCapabilities,
+    OptionLogprobs,
     StopFilter,
     truncate_at_stop,
 )
 from ponder.models.openai_grammar import ServerGrammar
+from ponder.models.openai_options import first_top_logprobs, match_options, option_request
 
 if TYPE_CHECKING:
     from openai import APIError
@@ -110,7 +112,9 @@ class OpenAIBackend(BaseBackend):
         self.max_retries = max_retries
         self.concurrency = concurrency
         self._capabilities = ModelCapabilities(streaming=True, logprobs=True, context_window=context_window,
-                                               continuous_batching=True)
+                                               continuous_batching=True, option_logprobs=True)
+        #: Whether the server gives log-probabilities for option scoring: ``None`` until the first scoring call.
+        self._options_supported: bool | None = None
         #: How the server takes a grammar, asked on first use.
         self._grammar = ServerGrammar(self.base_url, api_key)
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -137,6 +141,27 @@ class OpenAIBackend(BaseBackend):
             context_window=settings.openai_context_window,
         )
 
+    def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
+        """Score ``options`` as the reply's first token (:mod:`ponder.models.openai_options`: ``top_logprobs=20``).
+
+        A server that answers without log-probabilities is asked once: ``capabilities.option_logprobs`` is then
+        false and every call raises :class:`ModelError` (as do rejected requests and bad options).
+        """
+        self.check_allowed()
+        match_options([], options)  # checks the options before any request
+        if self._options_supported is False:
+            return super().option_logprobs(messages, options)
+        response = self._create(option_request(self.model, messages))
+        top = first_top_logprobs(response)
+        if top is None:
+            self._options_supported = False
+            raise ModelError(f"{self.base_url} returned no log-probabilities for {self.model!r}: it cannot score "
+                             "options (capabilities.option_logprobs is now false)")
+        self._options_supported = True
+        usage = response.usage
+        return OptionLogprobs(logprobs=match_options(top, options),
+                              prompt_tokens=(usage.prompt_tokens or 0) if usage else 0)
+
     def close(self) -> None:
         """Close the HTTP connections of the client (a later call opens new ones)."""
         self._client.close()
@@ -149,6 +174,8 @@ class OpenAIBackend(BaseBackend):
         """
         if self._capabilities.grammar != self._grammar.supported:
             self._capabilities = self._capabilities.model_copy(update={"grammar": self._grammar.supported})
+        if self._capabilities.option_logprobs != (self._options_supported is not False):
+            self._capabilities = self._capabilities.model_copy(update={"option_logprobs": False})
         return self._capabilities
 
     # -- public API ---------------------------------------------------------------------------------

@@ -6,24 +6,29 @@ Stop sequences are honoured exactly as a real backend would, so agent code sees 
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 
 from ponder.core.datafiles import read_jsonl_file
-from ponder.core.errors import ConfigError, DataError
+from ponder.core.errors import ConfigError, DataError, ModelError
 from ponder.models.base import (
     BaseBackend,
     Completion,
     GenerationParams,
     Message,
     ModelCapabilities,
+    OptionLogprobs,
+    floored,
     truncate_at_stop,
 )
 
 ResponseFn = Callable[[list[Message], GenerationParams], str]
+#: Scripted option scores: a function ``(messages, options) -> logprobs``.
+OptionFn = Callable[[list[Message], Sequence[str]], list[float]]
 
 
 class ScriptExhaustedError(DataError):
@@ -44,6 +49,10 @@ class ScriptedModel(BaseBackend):
             an agent a tiny context; ``None`` (default): unbounded. :meth:`count_tokens` counts words.
         continuous: Claim ``capabilities.continuous_batching`` (concurrent calls need no batcher; a response
             function is called concurrently from the callers' threads), so tests can drive that path.
+        option_logprobs: What :meth:`option_logprobs` answers: a list of log-probability lists consumed in order
+            (one list per call, one value per option), a function ``(messages, options) -> logprobs``, ``None``
+            (default: uniform, ``log(1 / len(options))`` each) or ``False`` (the capability is off and the call
+            raises, as on a backend that cannot score options).
 
     Attributes:
         calls: Every conversation the model was asked about, in order (for assertions in tests).
@@ -62,10 +71,19 @@ class ScriptedModel(BaseBackend):
         delays: list[float | None] | None = None,
         context_window: int | None = None,
         continuous: bool = False,
+        option_logprobs: Iterable[Sequence[float]] | OptionFn | bool | None = None,
     ) -> None:
         self.spec = spec
         self.capabilities = ModelCapabilities(streaming=True, context_window=context_window,
-                                              continuous_batching=continuous)
+                                              continuous_batching=continuous,
+                                              option_logprobs=option_logprobs is not False)
+        self._option_fn: OptionFn | None = option_logprobs if callable(option_logprobs) else None
+        scripted = option_logprobs is not None and not isinstance(option_logprobs, bool) and not callable(
+            option_logprobs)
+        self._option_items: list[list[float]] | None = (
+            [list(x) for x in option_logprobs] if scripted else None)  # type: ignore[union-attr]
+        #: Every ``(messages, options)`` :meth:`option_logprobs` was asked about, in order.
+        self.option_calls: list[tuple[list[Message], list[str]]] = []
         self.stream_delay = stream_delay
         self._delays: list[float | None] = list(delays or [])
         self._last_delay: float | None = None
@@ -119,6 +137,32 @@ class ScriptedModel(BaseBackend):
     def count_tokens(self, messages: list[Message]) -> int:
         """Deterministic prompt size: the whitespace-separated words of every message plus 4 per message."""
         return sum(len(m["content"].split()) + 4 for m in messages)
+
+    def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
+        """The scripted scores of ``options`` (see the ``option_logprobs`` argument); prompt tokens as counted.
+
+        Raises:
+            ModelError: when the capability is off or two options are equal.
+            ScriptExhaustedError: when the scripted lists are used up.
+            DataError: when a scripted list does not have one value per option.
+        """
+        if not self.capabilities.option_logprobs:
+            return super().option_logprobs(messages, options)
+        if not options or len(set(options)) != len(options):
+            raise ModelError(f"option_logprobs needs distinct options, got {list(options)}")
+        with self._lock:
+            self.option_calls.append(([dict(m) for m in messages], list(options)))  # type: ignore[misc]
+            if self._option_items is not None:
+                if not self._option_items:
+                    raise ScriptExhaustedError("scripted model ran out of option log-probabilities")
+                values = self._option_items.pop(0)
+        if self._option_fn is not None:
+            values = self._option_fn(messages, options)
+        elif self._option_items is None:
+            values = [math.log(1 / len(options))] * len(options)
+        if len(values) != len(options):
+            raise DataError(f"scripted option log-probabilities {values} do not match the options {list(options)}")
+        return OptionLogprobs(logprobs=floored(values), prompt_tokens=self.count_tokens(messages))
 
     @staticmethod
     def _complete(raw: str, messages: list[Message], params: GenerationParams) -> Completion:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,10 @@ from ponder.models.base import (
     GenerationParams,
     Message,
     ModelCapabilities,
+    OptionLogprobs,
     StopFilter,
+    first_token_ids,
+    floored,
     truncate_at_stop,
 )
 from ponder.models.gguf_cache import find_embedded_gguf, load_gguf, load_model_dir
@@ -183,7 +186,7 @@ class TransformersBackend(BaseBackend):
         self._eos_ids: list[int] = self._collect_eos_ids()
         #: A padded batch of conversations decodes in one pass (self-consistency batches its samples).
         self.capabilities = ModelCapabilities(batched_decoding=True, streaming=True, logprobs=True,
-                                              context_window=_context_window(model))
+                                              context_window=_context_window(model), option_logprobs=True)
 
     @classmethod
     def from_settings(cls, parsed: ModelSpec, settings: ModelSettings) -> TransformersBackend:
@@ -229,6 +232,28 @@ class TransformersBackend(BaseBackend):
         """Return the prompt tokens of ``messages`` rendered with the tokenizer's chat template, as sent."""
         with self._lock:  # the tokenizer is not shared across threads
             return len(self._prompt_ids(messages))
+
+    def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
+        """Score ``options`` as the reply's first token: one forward pass, log-softmax at the last position.
+
+        Options are tokenized alone (no special tokens); the first token decides.
+
+        Raises:
+            RealModelCallError: in unit tests (``PONDER_FORBID_REAL_MODEL`` set).
+            ModelError: when two options share their first token or the forward pass fails.
+        """
+        self.check_allowed()
+        import torch
+
+        with self._lock, torch.inference_mode():
+            ids = first_token_ids(options, lambda o: list(self.tokenizer(o, add_special_tokens=False)["input_ids"]))
+            prompt = self._prompt_ids(messages)
+            try:
+                logits = self.model(input_ids=torch.tensor([prompt], device=self.model.device)).logits[0, -1]
+            except (RuntimeError, ValueError, IndexError) as exc:
+                raise ModelError(f"scoring failed on {self.spec}: {type(exc).__name__}: {exc}") from exc
+            scores = torch.log_softmax(logits.float(), dim=-1)[ids].cpu().tolist()
+        return OptionLogprobs(logprobs=floored(scores), prompt_tokens=len(prompt))
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
         tok = self.tokenizer

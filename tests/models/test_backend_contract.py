@@ -167,3 +167,16 @@ def test_greedy_is_deterministic(backend: BaseBackend) -> None:
     first = backend.generate(QUESTION, params)
     second = backend.generate(QUESTION, params)
     assert len({c.text for c in first + second}) == 1
+
+
+def test_option_logprobs_are_next_token_probabilities(backend: BaseBackend) -> None:
+    assert backend.capabilities.option_logprobs
+    options = ["4", "5", "The"]
+    scored = backend.option_logprobs(QUESTION, options)
+    assert len(scored.logprobs) == 3 and all(-1e4 <= v <= 0 for v in scored.logprobs)
+    assert sum(2.718281828459045 ** v for v in scored.logprobs) <= 1 + 1e-6
+    assert scored.prompt_tokens == backend.count_tokens(QUESTION)
+    if _is_real(backend):  # the greedy first token is the likeliest option when it is one of them
+        [c] = backend.generate(QUESTION, GenerationParams(max_tokens=1, temperature=0, logprobs=True))
+        mine = backend.option_logprobs(QUESTION, [c.text, "zebra"]).logprobs
+        assert mine[0] == pytest.approx(c.logprob, abs=1e-3) and mine[0] > mine[1]

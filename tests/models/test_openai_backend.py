@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -521,3 +522,47 @@ def test_llama_server_grammar_constrains_the_output(llama):
     for seed in range(3):
         [c] = llama.generate(story, GenerationParams(max_tokens=16, temperature=1.0, seed=seed, grammar=YES_NO))
         assert c.text in ("yes", "no")
+
+
+# -- option scoring (logprobs + top_logprobs) -----------------------------------------------------------
+
+
+def _top_reply(top: list[tuple[str, float]]) -> Reply:
+    entries = [{"token": t, "logprob": lp, "bytes": None} for t, lp in top]
+    first = {**entries[0], "top_logprobs": entries}
+    return chat_reply(top[0][0], completion_tokens=1, logprobs={"content": [first]})
+
+
+def test_option_logprobs_asks_for_one_token_and_matches_the_top_list(fake):
+    server = fake(lambda body, i: _top_reply([("no", -0.3), ("yes", -1.5), (" Yes", -4.0)]))
+    backend = server.backend()
+    scored = backend.option_logprobs(USER, ["yes", "no", "Yes", "maybe"])
+    assert scored.logprobs == [-1.5, -0.3, -4.0, -1e4] and scored.prompt_tokens == 11
+    body = server.requests[0]
+    assert (body["max_tokens"], body["logprobs"], body["top_logprobs"], body["temperature"]) == (1, True, 20, 0.0)
+    assert backend.capabilities.option_logprobs
+
+
+def test_option_logprobs_without_server_logprobs_turns_the_capability_off(fake):
+    server = fake(lambda body, i: chat_reply("yes", completion_tokens=1))
+    backend = server.backend()
+    assert backend.capabilities.option_logprobs
+    with pytest.raises(ModelError, match="no log-probabilities"):
+        backend.option_logprobs(USER, ["yes", "no"])
+    assert not backend.capabilities.option_logprobs
+    with pytest.raises(ModelError, match="cannot score options"):
+        backend.option_logprobs(USER, ["yes", "no"])
+    assert len(server.requests) == 1  # asked once
+    with pytest.raises(ModelError, match="distinct"):
+        backend.option_logprobs(USER, ["yes", "yes"])
+
+
+@pytest.mark.integration
+def test_llama_server_option_logprobs(llama):
+    ask: list[Message] = [{"role": "user", "content": "Is Paris the capital of France? Answer yes or no."}]
+    scored = llama.option_logprobs(ask, ["Yes", "No", "yes", "no"])
+    assert llama.capabilities.option_logprobs and scored.prompt_tokens > 0
+    assert all(-1e4 <= v <= 0 for v in scored.logprobs) and max(scored.logprobs) > -1e4  # some option in the top 20
+    assert sum(math.exp(v) for v in scored.logprobs) <= 1 + 1e-6
+    [greedy] = llama.generate(ask, GenerationParams(max_tokens=1, logprobs=True))
+    assert llama.option_logprobs(ask, [greedy.text, "zebra"]).logprobs[0] == pytest.approx(greedy.logprob, abs=1e-4)

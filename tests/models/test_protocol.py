@@ -30,7 +30,7 @@ CHAT: list[Message] = [
     {"role": "user", "content": "What is two plus two, please?"},
 ]
 MEMBERS = ("spec", "backend_name", "real", "capabilities", "load_info", "generate", "generate_batch", "stream",
-           "count_tokens", "close")
+           "count_tokens", "option_logprobs", "close")
 
 
 def drain(stream):
@@ -46,7 +46,8 @@ def test_scripted_model_states_what_it_is() -> None:
     model = ScriptedModel(["Final Answer: 4"])
     assert isinstance(model, ModelBackend) and all(hasattr(model, m) for m in MEMBERS)
     assert (model.backend_name, model.real, dict(model.load_info)) == ("scripted", False, {})
-    assert model.capabilities == ModelCapabilities(streaming=True)  # no batching, no logprobs, unbounded context
+    # no batching, no logprobs, unbounded context; scripted option scores (uniform unless given)
+    assert model.capabilities == ModelCapabilities(streaming=True, option_logprobs=True)
     model.close()
     model.close()  # closing twice is fine
 
@@ -89,6 +90,7 @@ def test_openai_backend_states_what_it_is() -> None:
     assert isinstance(backend, ModelBackend) and backend.backend_name == "openai"
     caps = backend.capabilities
     assert caps.streaming and caps.logprobs and not caps.batched_decoding and caps.context_window is None
+    assert caps.option_logprobs  # until a server answers without log-probabilities (test_openai_backend.py)
     assert backend.count_tokens(CHAT) == estimate_tokens(CHAT)  # no tokenizer at hand: the estimate
     sized = OpenAIBackend("m", "http://127.0.0.1:9/v1", real=False, context_window=32768)
     assert sized.capabilities.context_window == 32768 and backend.capabilities.context_window is None
@@ -100,6 +102,7 @@ def test_transformers_backend_states_what_it_is() -> None:
     bare = TransformersBackend(None, None, spec="transformers")
     assert isinstance(bare, ModelBackend) and bare.backend_name == "transformers"
     assert bare.capabilities.batched_decoding and bare.capabilities.streaming and bare.capabilities.logprobs
+    assert bare.capabilities.option_logprobs
     assert bare.capabilities.context_window is None  # no model: unknown
     fake_model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192), generation_config=None)
     assert TransformersBackend(fake_model, None).capabilities.context_window == 8192
