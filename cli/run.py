@@ -1,4 +1,4 @@
-"""``ponder run QUESTION``: one agent run, trials with memory, a self-consistency vote, or both composed.
+"""``ponder run QUESTION``: one agent run, trials with memory, a self-consistency vote, a search, or composed.
 
 The strategy options (agent, samples, vote, trials, memory, ...) are generated from
 :class:`~ponder.graphs.strategies.spec.RunSpec` (:mod:`ponder.cli.spec_options`); the rest are settings.
@@ -66,8 +66,13 @@ def run(
                              constrained_steps=constrained)
     status_console = err_console if as_json else console
     backend = load_backend(settings, status_console, verbose)
-    if spec.voting:
+    if spec.strategy_name == "sc":
         _run_voted(question, spec, settings, backend, status_console, as_json=as_json, label=label, verbose=verbose)
+        return
+    if spec.strategy_name != "single":
+        from ponder.cli.composed import run_composed
+
+        run_composed(question, spec, settings, backend, status_console, as_json=as_json, label=label)
         return
     printer = None if as_json else _printer(verbose)
     runs = _run_attempts(question, spec, settings, backend, printer, label)
