@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from ponder.agents.parsing import answer_from_value
 from ponder.core.answers import is_numeric
 from ponder.core.errors import ConfigError
-from ponder.graphs.self_consistency.normalize import extract_code
 from ponder.graphs.verifiers.base import Score, Trace, VerifyContext
 from ponder.graphs.verifiers.examples import SAME_SOURCE, entry_point_of, example_tests
 from ponder.tools.executor import CodeExecutor, ExecResult
 from ponder.tools.grading import GradeReport, SourceError, grade, keep_definitions
+
+_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
 #: Scores of a PAL program that ran but returned the wrong kind of value, or nothing.
 WRONG_KIND, NOTHING = 0.5, 0.25
@@ -55,7 +56,8 @@ def candidate_program(prompt: str, answer: str, entry_point: str) -> str:
     A complete function (``def <entry_point>(``) redefines the prompt's stub; anything else is taken as the
     stub's body (indented when it is not), the way HumanEval completions are.
     """
-    code = extract_code(answer)
+    blocks = _FENCE.findall(answer)
+    code = (blocks[-1] if blocks else answer).strip("\n").rstrip()
     defines = re.compile(rf"^[ \t]*def\s+{re.escape(entry_point)}\s*\(", re.MULTILINE)
     if defines.search(code):
         whole = f"{prompt.rstrip()}\n\n\n{textwrap.dedent(code).strip()}\n"

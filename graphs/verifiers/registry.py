@@ -71,6 +71,14 @@ def build_verifier(text: str | None, *, agent: str, env: bool, prm: str | None =
     return Combined([(make_verifier(name, prm=prm), weight) for name, weight in parts])
 
 
+def resolve_verifier(verifier: str | Verifier | None, *, agent: str, env: bool,
+                     prm: str | None = None) -> Verifier:
+    """A verifier object as it is, else :func:`build_verifier` of the text (``None``: the default)."""
+    if verifier is None or isinstance(verifier, str):
+        return build_verifier(verifier, agent=agent, env=env, prm=prm)
+    return verifier
+
+
 def sandbox_factory(ctx: StrategyContext) -> Callable[[], CodeExecutor]:
     """The context's executor factory, else a fresh sandbox session of the settings per call (as runs use)."""
     if ctx.executor is not None:
