@@ -1,0 +1,300 @@
+"""``LATS``: Monte-Carlo tree search over agent steps, with the verifier's values and Reflexion inside the tree.
+
+    START → select ─┬─ Send("expand") × n ─► expand ─► gather ─┬─ Send("evaluate") × new ─► evaluate ─► simulate ─┐
+                    │                                          └─ no new child ──────────────────────► simulate ─┤
+                    └─ stop (won / accepted / iterations / budget / exhausted) ─► END      ◄─────────── select ◄──┘
+
+One iteration (Zhou et al., 2023, "Language Agent Tree Search"):
+
+- **select**: from the root, the child with the highest UCT value ``value + c * sqrt(ln(N_parent + 1) / N_child)``
+  (``c`` = ``spec.exploration``) among children whose subtree still has an open leaf, down to a node not yet
+  expanded (a leaf of the tree, or a node a rollout passed through);
+- **expand**: ``n`` = ``spec.expansions`` sampled steps from it, one ``Send`` branch each (its own seed and
+  session: an env fork replayed to the node, fresh tools, a fresh executor), decoded together by a
+  continuous-batching backend; children repeating a sibling's action are dropped (``duplicates``). A node
+  counts as expanded (selection goes below it) once it has ``n`` distinct children or an expansion found
+  nothing new; until then it is expanded again (progressive widening: a low-temperature model that samples
+  the same action three times does not close the node after one expansion);
+- **evaluate**: each new child scored by the verifier (default for env episodes: ``env``, the reward and
+  outcome; ``self`` adds the model's value), one ``Send`` branch each;
+- **simulate**: from the best new child, a sampled rollout of the agent to a terminal state (at most the step
+  cap), its nodes added to the tree (each expandable later);
+- **backpropagate**: the terminal reward (won: 1, else the verifier's score of the terminal state) is averaged
+  into ``value`` along the path, ``visits`` counted;
+- **reflect**: every failed terminal node gets a Reflexion lesson (one model call); the latest lessons are put
+  in front of the first turn of every later expansion and rollout.
+
+The search stops at the first win (env) or answer scored at least ``spec.accept``, after ``spec.iterations``
+iterations (default :data:`DEFAULT_ITERATIONS` when no budget is set either), when the budget is spent (tokens:
+every call counted, the verifier's and the reflections' included; samples: terminal runs explored) or when no
+open leaf is left. New children count one visit with their score as value.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from ponder.graphs.search.outcome import best_leaf, finish
+from ponder.graphs.search.reflect import lessons_block, reflect_on
+from ponder.graphs.search.run import SearchRun
+from ponder.graphs.search.stepper import Moved
+from ponder.graphs.strategies.base import Outcome, StrategyContext
+from ponder.graphs.verifiers.base import Score, Verifier
+
+if TYPE_CHECKING:
+    from ponder.graphs.strategies.spec import RunSpec
+
+#: Iterations when neither ``spec.iterations`` nor ``spec.budget`` is given.
+DEFAULT_ITERATIONS = 10
+
+
+class LATSRun(SearchRun):
+    """A LATS search: the shared search state plus the expanded nodes, the lessons and the iteration caps."""
+
+    def __init__(self, task: str, ctx: StrategyContext, spec: RunSpec, verifier: Verifier | None,
+                 rollout_steps: int | None) -> None:
+        iterations = spec.iterations or (None if spec.budget else DEFAULT_ITERATIONS)
+        super().__init__("lats", task, ctx, spec, {"expansions": spec.expansions, "exploration": spec.exploration,
+                                                   "iterations": iterations, "accept": spec.accept,
+                                                   "rollout_steps": rollout_steps}, verifier)
+        self.iterations = iterations
+        self.rollout_steps = rollout_steps
+        self.expanded: set[int] = set()
+        self.lessons: list[str] = []
+        self.batches: list[int] = []
+        self.won: int | None = None
+
+    def open(self, node_id: int) -> bool:
+        """Whether ``node_id``'s subtree still has a node to expand."""
+        node = self.tree.nodes[node_id]
+        if node.terminal:
+            return False
+        if node_id not in self.expanded:
+            return True
+        return any(self.open(child.id) for child in self.tree.children(node_id))
+
+    def uct(self, parent_visits: int, node_id: int) -> float:
+        """The UCT value of a child."""
+        node = self.tree.nodes[node_id]
+        return node.value + self.spec.exploration * math.sqrt(math.log(parent_visits + 1) / max(node.visits, 1))
+
+    def select(self) -> int | None:
+        """The node to expand: UCT down the expanded nodes to an unexpanded one (``None``: nothing is open)."""
+        if not self.open(0):
+            return None
+        node_id = 0
+        while node_id in self.expanded:
+            visits = self.tree.nodes[node_id].visits
+            kids = [child.id for child in self.tree.children(node_id) if self.open(child.id)]
+            node_id = max(kids, key=lambda k: self.uct(visits, k))
+        return node_id
+
+    def backpropagate(self, leaf: int, reward: float) -> None:
+        """Average ``reward`` into the values on the path to ``leaf``; count a visit on each."""
+        for node_id in self.tree.path(leaf):
+            node = self.tree.nodes[node_id]
+            node.visits += 1
+            node.value += (reward - node.value) / node.visits
+
+    def terminal_reward(self, node_id: int) -> float:
+        """A terminal (or last reached) node's reward: 1 for a win, else its score (the value estimate)."""
+        if self.partials[node_id].won:
+            return 1.0
+        score = self.tree.nodes[node_id].score
+        return score if score is not None else self.tree.nodes[node_id].value
+
+    def conclude(self, node_id: int) -> None:
+        """A terminal node: a success ends the search; a failure gets a reflection; the reward is backed up."""
+        if self.succeeded(node_id):
+            self.won = node_id if self.won is None else self.won
+        elif not self.over_budget():
+            self.lessons.append(reflect_on(self, node_id))
+        self.backpropagate(node_id, self.terminal_reward(node_id))
+
+    def stop_reason(self, iteration: int) -> str | None:
+        """Why the search stops before iteration ``iteration`` (``None``: it goes on)."""
+        if self.won is not None:
+            return "solved"
+        if self.iterations is not None and iteration >= self.iterations:
+            return "iterations"
+        if self.over_budget():
+            return "budget"
+        if self.budget is not None and self.budget.kind == "samples":
+            if sum(1 for n in self.tree.nodes if n.terminal) >= self.budget.value:
+                return "budget"
+        return None
+
+
+class LATSState(TypedDict, total=False):
+    """State of a LATS graph run (the tree itself lives in the :class:`LATSRun` context)."""
+
+    iteration: int
+    selected: int | None
+    seeds: list[int]
+    lessons: str | None
+    mark: int
+    moves: Annotated[list[Moved], operator.add]
+    fresh: list[int]
+    scores: Annotated[list[tuple[int, Score]], operator.add]
+    score_mark: int
+    stop_reason: str | None
+
+
+class ExpandTask(TypedDict):
+    """The input of one ``expand`` branch."""
+
+    node: int
+    seed: int
+    lessons: str | None
+
+
+class EvaluateTask(TypedDict):
+    """The input of one ``evaluate`` branch."""
+
+    node: int
+
+
+def select(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
+    """Check the stop rules, then pick the node to expand and the seeds of its children."""
+    run = runtime.context
+    iteration = state.get("iteration", 0)
+    reason = run.stop_reason(iteration)
+    node = None if reason else run.select()
+    if node is None:
+        return {"stop_reason": reason or "exhausted"}
+    return {"selected": node, "seeds": run.seeds(run.spec.expansions), "lessons": lessons_block(run.lessons),
+            "mark": len(state.get("moves", [])), "score_mark": len(state.get("scores", []))}
+
+
+def fan_expand(state: LATSState) -> list[Send] | str:
+    """One ``expand`` branch per sampled child, or the end."""
+    if state.get("stop_reason"):
+        return END
+    node, lessons = state["selected"], state.get("lessons")
+    return [Send("expand", ExpandTask(node=node, seed=seed, lessons=lessons)) for seed in state["seeds"]]
+
+
+def expand(task: ExpandTask, runtime: Runtime[LATSRun]) -> dict[str, Any]:
+    """One sampled step from the selected node, in a session of its own."""
+    run = runtime.context
+    return {"moves": [run.stepper.step(run.partials[task["node"]], task["seed"], task["lessons"])]}
+
+
+def gather(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
+    """Add the new children (duplicates of a sibling's action dropped); the selected node is expanded."""
+    run = runtime.context
+    node = state["selected"]
+    assert node is not None
+    moves = state.get("moves", [])[state.get("mark", 0):]
+    moves.sort(key=lambda m: m.seed)
+    kept = run.dedupe(node, moves)
+    if not kept or len(run.tree.children(node)) + len(kept) >= run.spec.expansions:
+        run.expanded.add(node)  # n distinct children, or sampling found nothing new: selection goes below it
+    run.batches.append(len(moves))
+    return {"fresh": [run.add(node, moved, batch=len(moves)) for moved in kept]}
+
+
+def fan_evaluate(state: LATSState) -> list[Send] | str:
+    """One ``evaluate`` branch per new child (none: straight to ``simulate``)."""
+    fresh = state.get("fresh") or []
+    return [Send("evaluate", EvaluateTask(node=i)) for i in fresh] if fresh else "simulate"
+
+
+def evaluate(task: EvaluateTask, runtime: Runtime[LATSRun]) -> dict[str, Any]:
+    """The verifier's score of one new child."""
+    run = runtime.context
+    return {"scores": [(task["node"], run.score(run.partials[task["node"]]))]}
+
+
+def simulate(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
+    """Record the scores, conclude terminal children, roll out from the best open one and back the reward up."""
+    run = runtime.context
+    for node_id, score in state.get("scores", [])[state.get("score_mark", 0):]:
+        run.apply_score(node_id, score)
+    fresh = state.get("fresh") or []
+    for node_id in fresh:
+        if run.tree.nodes[node_id].terminal:
+            run.conclude(node_id)
+    open_kids = [i for i in fresh if not run.tree.nodes[i].terminal]
+    if run.won is None and open_kids and not run.over_budget():
+        best = max(open_kids, key=lambda i: (run.tree.nodes[i].value, -i))
+        rollout(run, best, state.get("lessons"))
+    return {"iteration": state.get("iteration", 0) + 1, "fresh": []}
+
+
+def rollout(run: LATSRun, start: int, lessons: str | None) -> None:
+    """A sampled run from ``start`` to a terminal state (or the rollout cap, or the budget); its reward backed up."""
+    depth = run.tree.nodes[start].depth
+    room = max(run.stepper.max_steps - depth, 0)
+    if run.rollout_steps is not None:
+        room = min(room, run.rollout_steps)
+    budget_left = (run.budget.value - run.spent_tokens()) if run.budget and run.budget.kind == "tokens" else None
+
+    def spent(moves: list[Moved]) -> bool:
+        if budget_left is None:
+            return False
+        return sum(m.step.prompt_tokens + m.step.completion_tokens for m in moves if m.step) >= budget_left
+
+    last = start
+    for moved in run.stepper.rollout(run.partials[start], run.seeds(room), lessons, stop=spent):
+        last = run.add(last, moved)
+    if last == start:
+        return
+    run.apply_score(last, run.score(run.partials[last]))
+    if run.tree.nodes[last].terminal:
+        run.conclude(last)
+    else:
+        run.backpropagate(last, run.terminal_reward(last))
+
+
+@functools.cache
+def build_lats_graph() -> CompiledStateGraph:
+    """The LATS graph, compiled once per process (each search passes its :class:`LATSRun` as the context)."""
+    graph = StateGraph(LATSState, context_schema=LATSRun)
+    graph.add_node("select", select)
+    graph.add_node("expand", expand)
+    graph.add_node("gather", gather)
+    graph.add_node("evaluate", evaluate)
+    graph.add_node("simulate", simulate)
+    graph.add_edge(START, "select")
+    graph.add_conditional_edges("select", fan_expand, ["expand", END])
+    graph.add_edge("expand", "gather")
+    graph.add_conditional_edges("gather", fan_evaluate, ["evaluate", "simulate"])
+    graph.add_edge("evaluate", "simulate")
+    graph.add_edge("simulate", "select")
+    return graph.compile(name="lats")
+
+
+@dataclass
+class LATS:
+    """Language Agent Tree Search over the context's agent (env episodes when ``ctx.env`` is set).
+
+    Args:
+        spec: ``expansions`` (children per expansion), ``exploration`` (UCT ``c``), ``iterations``, ``budget``,
+            ``accept``, ``verifier`` / ``prm``, ``sample_temperature`` / ``sample_top_p`` / ``sample_seed``.
+        verifier: Use this verifier instead of ``spec.verifier`` (tests, callers with their own).
+        rollout_steps: Most steps of one rollout (default: up to the run's step cap).
+    """
+
+    spec: RunSpec
+    verifier: Verifier | None = None
+    rollout_steps: int | None = None
+
+    def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
+        """Search, then return the outcome (the best leaf chosen; the tree in ``records``)."""
+        run = LATSRun(task, ctx, self.spec, self.verifier, self.rollout_steps)
+        run.add_root(run.stepper.root())
+        final = build_lats_graph().invoke({"iteration": 0}, {"recursion_limit": 1_000_000}, context=run)
+        chosen = run.won if run.won is not None else best_leaf(run)
+        return finish(run, "lats", chosen, final.get("stop_reason") or "exhausted", label,
+                      {"iterations": final.get("iteration", 0), "batches": run.batches,
+                       "reflections": len(run.lessons)})
