@@ -2,9 +2,10 @@
 
 :func:`write_report` reads a run directory (``run.json``, ``results.jsonl``) and writes a summary
 table with 95% intervals, a per-tier table, failure categories, an accuracy-vs-compute plot and a
-per-episode table whose ids link to the trajectories. :func:`write_comparison` puts several runs side
-by side (``ponder report DIR DIR2 ...``). Runs played by a harness policy (walkthrough, solver, gold,
-canonical) are labelled "harness check — not an agent result" everywhere.
+per-episode table whose ids link to the trajectories, plus an adaptive run's allocation and the search trees
+of its episodes (:mod:`ponder.envs.report_search`). :func:`write_comparison` puts several runs side by side
+(``ponder report DIR DIR2 ...``) with accuracy against tokens, one point per strategy. Runs played by a
+harness policy (walkthrough, solver, gold, canonical) are labelled "harness check — not an agent result" everywhere.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ponder.core.errors import DataError
 from ponder.core.io import read_jsonl
 from ponder.envs.base import EpisodeResult
 from ponder.envs.metrics import Summary, summarize
+from ponder.envs.report_search import allocation_section, frontier_section, trees_html
 
 HARNESS_LABEL = "harness check — not an agent result"
 CSS = """
@@ -152,7 +154,7 @@ def render_markdown(run: RunData) -> str:
     tiers = tier_rows(run.results)
     if tiers:
         parts += ["## Per tier", "", _md_table(["tier", "n", "success", "mean score", "tokens / ep"], tiers), ""]
-    parts += ["## Failure categories", ""]
+    parts += [allocation_section(run, "md"), "## Failure categories", ""]
     parts += [_md_table(["failure", "episodes"], [[k, str(v)] for k, v in run.summary.failures.items()])
               if run.summary.failures else "No failures.", ""]
     parts += ["## Episodes", "", "Trajectories: `trajectories.jsonl` in this directory (by id).", ""]
@@ -210,6 +212,7 @@ def render_html(run: RunData) -> str:
                 _img(failure_bars(run.summary.failures), "failure categories")]
     else:
         out.append("<p>No failures.</p>")
+    out += [allocation_section(run, "html"), trees_html(run)]
     out += ["<h2>Episodes</h2>", "<p>Trajectory ids link to <a href='trajectories.jsonl'>trajectories.jsonl</a> "
             "(one JSON record per line, by id).</p>"]
     rows = episode_rows(run.results)
@@ -273,7 +276,8 @@ def head_to_head(a: RunData, b: RunData) -> dict[str, int]:
 
 def render_comparison_markdown(runs: list[RunData]) -> str:
     """Side-by-side Markdown of several runs."""
-    parts = ["# Comparison of evaluation runs", "", _md_table(COMPARISON_HEADER, comparison_rows(runs)), ""]
+    parts = ["# Comparison of evaluation runs", "", _md_table(COMPARISON_HEADER, comparison_rows(runs)), "",
+             frontier_section(runs, "md")]
     if any(r.harness for r in runs):
         parts += [f"Runs marked *harness check* are {HARNESS_LABEL}.", ""]
     for other in runs[1:]:
@@ -291,8 +295,6 @@ def write_comparison(paths: list[str | Path], out_dir: str | Path) -> tuple[Path
     Raises:
         DataError: when a path holds no readable run.
     """
-    from ponder.envs.report_plots import accuracy_vs_compute
-
     runs = [load_run(p) for p in paths]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -300,8 +302,7 @@ def write_comparison(paths: list[str | Path], out_dir: str | Path) -> tuple[Path
     body = ["<h1>Comparison of evaluation runs</h1>", _html_table(COMPARISON_HEADER, comparison_rows(runs))]
     if any(r.harness for r in runs):
         body.append(f"<div class='harness'>runs marked harness check are {html.escape(HARNESS_LABEL)}</div>")
-    body += ["<h2>Accuracy vs compute</h2>",
-             _img(accuracy_vs_compute([(r.name, r.results, r.summary) for r in runs]), "accuracy vs compute")]
+    body.append(frontier_section(runs, "html"))
     for other in runs[1:]:
         h2h = head_to_head(runs[0], other)
         body += [f"<h2>{html.escape(runs[0].name)} vs {html.escape(other.name)}</h2>",

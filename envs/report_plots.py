@@ -94,3 +94,35 @@ def failure_bars(failures: dict[str, int]) -> bytes | None:
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title("Failure categories")
     return _png(fig)
+
+
+def frontier(points: Sequence[dict]) -> bytes | None:
+    """Accuracy against tokens for several runs (:func:`ponder.envs.report_search.frontier_points`).
+
+    One point per run at its mean total tokens per episode and success rate, Wilson 95% error bars, labelled
+    by strategy; ``random`` runs (no tokens) are a dashed floor line. ``None`` without matplotlib or points.
+    """
+    plt = _pyplot()
+    if plt is None or not points:
+        return None
+    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    for p in points:
+        rate = p["rate"]
+        if p["random"]:
+            ax.axhline(rate.value, linestyle="--", color="#777", linewidth=1)
+            ax.axhspan(rate.low, rate.high, color="#777", alpha=0.08)
+            ax.annotate(f"{p['label']} floor ({p['env_steps']:.0f} env steps)", (0, rate.value),
+                        xycoords=("axes fraction", "data"), xytext=(4, 3), textcoords="offset points", fontsize=8)
+            continue
+        yerr = [[max(0.0, rate.value - rate.low)], [max(0.0, rate.high - rate.value)]]
+        ax.errorbar([p["tokens"]], [rate.value], yerr=yerr, fmt="o", capsize=4)
+        ax.annotate(p["label"], (p["tokens"], rate.value), xytext=(5, 4), textcoords="offset points", fontsize=8)
+    drawn = [p["tokens"] for p in points if not p["random"]]
+    if drawn and min(drawn) > 0 and max(drawn) / min(drawn) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel("mean total tokens per episode (verifier and search calls included)")
+    ax.set_ylabel("success rate (95% Wilson CI)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title("Accuracy vs tokens")
+    return _png(fig)

@@ -1,0 +1,138 @@
+"""Search trees (:class:`~ponder.graphs.search.tree.SearchTree`) drawn as inline SVG for the HTML report.
+
+Server-side SVG, no JavaScript: nodes are laid out by depth (rows) and by leaf order (columns, each parent
+centred over its children); a node's fill shows its value (red 0 -> green 1), its radius its visits, a
+double ring a terminal node; the chosen path's edges are thick and orange. Every node has a ``<title>``
+tooltip (action, input, observation, value, visits, score, reward, tokens, reflection). All text comes
+from trajectories, which are untrusted (model and environment output): it is escaped, and cut short.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from pathlib import Path
+
+from ponder.graphs.search.tree import SEARCH_FILE, SearchTree, TreeNode
+
+#: Nodes drawn per tree (a bigger tree is cut by depth-first order, and says so).
+MAX_NODES = 400
+_DX, _DY, _PAD = 46, 64, 24
+_TIP_CHARS = 300
+_LABEL_CHARS = 14
+
+
+def load_trees(run_dir: Path) -> list[SearchTree]:
+    """The search trees of a run directory's ``search.jsonl`` (other records in the file are skipped)."""
+    import json
+
+    path = Path(run_dir) / SEARCH_FILE
+    if not path.is_file():
+        return []
+    trees = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue  # a torn last line of a killed run
+        if isinstance(obj, dict) and obj.get("kind") == "search_tree":
+            trees.append(SearchTree.model_validate(obj))
+    return trees
+
+
+def _short(text: object, limit: int) -> str:
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _layout(tree: SearchTree, nodes: dict[int, TreeNode]) -> dict[int, tuple[float, float]]:
+    """``node id -> (x, y)``: leaves in depth-first order one column apart, parents centred over children."""
+    children: dict[int | None, list[int]] = {}
+    for node in nodes.values():
+        children.setdefault(node.parent, []).append(node.id)
+    pos: dict[int, tuple[float, float]] = {}
+    column = 0
+    roots = [n for n in nodes.values() if n.parent is None or n.parent not in nodes]
+    stack: list[tuple[int, bool]] = [(r.id, False) for r in reversed(roots)]
+    while stack:  # iterative post-order (trees can be deep)
+        node_id, done = stack.pop()
+        kids = children.get(node_id, [])
+        y = _PAD + nodes[node_id].depth * _DY
+        if done or not kids:
+            if kids:
+                xs = [pos[k][0] for k in kids]
+                pos[node_id] = ((min(xs) + max(xs)) / 2, y)
+            else:
+                pos[node_id] = (_PAD + column * _DX, y)
+                column += 1
+            continue
+        stack.append((node_id, True))
+        stack.extend((k, False) for k in reversed(kids))
+    return pos
+
+
+def _colour(value: float) -> str:
+    v = min(1.0, max(0.0, value))
+    return f"rgb({int(220 - 180 * v)},{int(60 + 140 * v)},{int(60 + 20 * v)})"
+
+
+def _tooltip(node: TreeNode) -> str:
+    parts = [f"node {node.id} (depth {node.depth})", f"action: {_short(node.action, 80)}"]
+    if node.action_input:
+        parts.append(f"input: {_short(node.action_input, 120)}")
+    if node.observation:
+        parts.append(f"observation: {_short(node.observation, _TIP_CHARS)}")
+    if node.answer is not None:
+        parts.append(f"answer: {_short(node.answer, 120)}")
+    parts.append(f"value {node.value:.3f}, visits {node.visits}, score "
+                 f"{'-' if node.score is None else f'{node.score:.3f}'}, reward {node.reward:g}")
+    parts.append(f"tokens {node.prompt_tokens}+{node.completion_tokens}, batch {node.batch}"
+                 + (f", status {node.status}" if node.status else ""))
+    if node.reflection:
+        parts.append(f"reflection: {_short(node.reflection, 200)}")
+    return html.escape("\n".join(parts))
+
+
+def tree_svg(tree: SearchTree, max_nodes: int = MAX_NODES) -> str:
+    """The tree as an ``<svg>`` element (escaped text; at most ``max_nodes`` nodes, the rest counted)."""
+    kept = {n.id: n for n in tree.nodes[:max_nodes]}
+    if not kept:
+        return "<p class='note'>(empty search tree)</p>"
+    pos = _layout(tree, kept)
+    chosen = set(zip(tree.chosen, tree.chosen[1:], strict=False))
+    width = max(x for x, _ in pos.values()) + _PAD + 60
+    height = max(y for _, y in pos.values()) + _PAD + 20
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width:.0f}' height='{height:.0f}' "
+             f"font-family='sans-serif' font-size='9' role='img'>"]
+    for node in kept.values():
+        if node.parent is not None and node.parent in kept:
+            (x1, y1), (x2, y2) = pos[node.parent], pos[node.id]
+            on_path = (node.parent, node.id) in chosen
+            style = "stroke='#e8710a' stroke-width='3.5'" if on_path else "stroke='#999' stroke-width='1'"
+            parts.append(f"<line x1='{x1:.1f}' y1='{y1:.1f}' x2='{x2:.1f}' y2='{y2:.1f}' {style}/>")
+    for node in kept.values():
+        x, y = pos[node.id]
+        radius = 6 + min(8.0, 2.0 * (node.visits ** 0.5))
+        ring = " stroke='#222' stroke-width='2.5'" if node.terminal else " stroke='#555' stroke-width='0.8'"
+        parts.append(f"<g><title>{_tooltip(node)}</title><circle cx='{x:.1f}' cy='{y:.1f}' r='{radius:.1f}' "
+                     f"fill='{_colour(node.value)}'{ring}/>")
+        label = html.escape(_short(node.action if node.parent is not None else "task", _LABEL_CHARS))
+        parts.append(f"<text x='{x:.1f}' y='{y + radius + 10:.1f}' text-anchor='middle'>{label}</text></g>")
+    parts.append("</svg>")
+    more = len(tree.nodes) - len(kept)
+    note = f"<p class='note'>{more} more nodes not drawn.</p>" if more > 0 else ""
+    return "".join(parts) + note
+
+
+def tree_caption(tree: SearchTree) -> str:
+    """One escaped line about a tree: strategy, nodes, stop reason, answer, success, tokens."""
+    success = {True: "solved", False: "not solved", None: "success unknown"}[tree.success]
+    return html.escape(f"{tree.strategy}: {len(tree.nodes)} nodes, stop {tree.stop_reason or '-'}, answer "
+                       f"{_short(tree.answer, 60)!r}, {success}, {tree.usage.total_tokens} tokens")
+
+
+def trees_by_id(trees: Iterable[SearchTree]) -> dict[str, SearchTree]:
+    """Trees keyed by id (the last record of an id wins)."""
+    return {t.id: t for t in trees}
