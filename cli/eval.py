@@ -33,8 +33,8 @@ def eval_command(
                                                   "shipped one) instead; textworld: a suite file or name.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N episodes.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec (default: settings).")] = None,
-    policy: Annotated[str, typer.Option(help="agent, or a harness check the suite offers: walkthrough, solver, "
-                                             "gold, canonical.")] = "agent",
+    policy: Annotated[str, typer.Option(help="agent; random (env suites: the no-model baseline); or a harness "
+                                             "check the suite offers: walkthrough, solver, gold, ...")] = "agent",
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256,
                                          help="Episodes in parallel (processes for game/browser suites).")] = 1,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
@@ -47,6 +47,9 @@ def eval_command(
                                                                  "<out_dir>/eval/<suite>-<time>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out, skipping finished "
                                                           "episodes.")] = False,
+    budget_total: Annotated[str | None, typer.Option(help="--strategy adaptive: the whole suite's budget, e.g. "
+                                                          "200000t (tokens) or 400s (samples), spent where it "
+                                                          "helps most.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log warnings and backend details.")] = False,
     **spec_values: Any,
@@ -71,8 +74,13 @@ def eval_command(
     strategy = {**spec.model_dump(exclude_unset=True), "agent": settings.agent,
                 "memory": spec.memory or settings.memory}
     options = EvalOptions(suite=suite, data=data, limit=limit, policy=policy, workers=workers, timeout=timeout,
-                          out_dir=out_dir, resume=resume, **strategy)
-    run = run_eval(chosen, options, settings, quiet=quiet)
+                          out_dir=out_dir, resume=resume, budget_total=budget_total, **strategy)
+    runner = run_eval
+    if options.budget_total is not None:  # one budget for the suite, allocated where it gains most
+        from ponder.envs.adaptive import run_adaptive_eval
+
+        runner = run_adaptive_eval
+    run = runner(chosen, options, settings, quiet=quiet)
     _print_summary(run.out_dir, run.new, len(run.results))
 
 

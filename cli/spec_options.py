@@ -29,20 +29,33 @@ def _option(field: SpecField, short: str | None) -> Any:
     bound: dict[str, Any] = {}
     if field.minimum is not None:
         bound["min"] = int(field.minimum) if field.minimum.is_integer() else field.minimum
-    return typer.Option(*decls, help=field.help, **bound)
+    return typer.Option(*decls, help=field.help, show_default=_shown_default(field), **bound)
+
+
+def _shown_default(field: SpecField) -> str | bool:
+    """The default the help shows: the spec's (the option itself defaults to ``None``, "not given")."""
+    if field.default is None:
+        return False
+    if isinstance(field.default, bool):
+        return field.flag[2:] if field.default else f"no-{field.flag[2:]}"
+    return str(field.default)
 
 
 def spec_parameters(names: Collection[str] | None = None,
                     short: Mapping[str, str] | None = None) -> list[inspect.Parameter]:
     """Keyword-only parameters, one per command-line field of the run spec.
 
+    Each defaults to ``None`` ("not given"): :func:`~ponder.graphs.strategies.spec.parse_spec` then applies the
+    spec's default, so the spec knows which options were given (``--strategy sc`` without ``--samples`` runs
+    ``DEFAULT_SAMPLES``; ``--strategy sc --samples 1`` is refused) and the help still shows the spec's default.
+
     Args:
         names: Only these fields (default: every field the CLI shows), in the spec's order.
         short: Short flags by field name (``{"agent": "-a"}``).
     """
     short = short or {}
-    return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                              annotation=Annotated[f.annotation, _option(f, short.get(f.name))])
+    return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                              annotation=Annotated[f.annotation | None, _option(f, short.get(f.name))])
             for f in spec_fields() if f.cli and (names is None or f.name in names)]
 
 

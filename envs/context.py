@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
+from ponder.core.errors import ConfigError
 from ponder.core.settings import Settings
-from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind
+from ponder.envs.base import Episode, EpisodeResult, EvalContext, FailureKind, policy_kind
 from ponder.graphs.strategies.spec import RunSpec, parse_spec
 
 if TYPE_CHECKING:
@@ -39,9 +40,13 @@ class EvalOptions(RunSpec):
     out_dir: Path = Path("runs/eval")
     resume: bool = False
     extra: dict[str, Any] = Field(default_factory=dict)
+    budget_total: str | None = Field(None, description="Tokens for the whole suite ('200000t'), spread by "
+                                                       "--strategy adaptive (ponder.envs.adaptive).")
 
     def __init__(self, **data: Any) -> None:
-        parse_spec({k: v for k, v in data.items() if k in RunSpec.model_fields})  # one line naming a bad option
+        spec = parse_spec({k: v for k, v in data.items() if k in RunSpec.model_fields})  # one line per bad option
+        if data.get("budget_total") is not None:
+            data["budget_total"] = check_budget_total(data["budget_total"], spec)
         super().__init__(**data)
 
     @model_validator(mode="before")
@@ -50,6 +55,23 @@ class EvalOptions(RunSpec):
         if isinstance(data, dict) and data.get("memory") is None:
             return {**data, "memory": "none"}
         return data
+
+
+def check_budget_total(text: str, spec: RunSpec) -> str:
+    """``--budget-total`` as given (stripped), checked: a budget ``Budget.parse`` reads, with ``--strategy adaptive``.
+
+    Raises:
+        ConfigError: one line naming ``--budget-total``.
+    """
+    from ponder.graphs.self_consistency.stopping import Budget
+
+    if spec.strategy_name != "adaptive":
+        raise ConfigError(f"--budget-total applies to --strategy adaptive (got --strategy {spec.strategy_name})")
+    try:
+        Budget.parse(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--budget-total: {exc}") from None
+    return str(text).strip()
 
 
 def build_context(options: EvalOptions, settings: Settings, model: ModelBackend | None = None) -> EvalContext:
@@ -105,6 +127,6 @@ def failed_result(episode: Episode, options: EvalOptions | EvalContext, failure:
     policy = options.policy
     spec = options if isinstance(options, RunSpec) else options.spec
     return EpisodeResult(episode_id=episode.id, suite=episode.suite, task=episode.task, tier=episode.tier,
-                         gold=episode.gold, policy=policy, policy_kind="agent" if policy == "agent" else "harness",
+                         gold=episode.gold, policy=policy, policy_kind=policy_kind(policy),
                          success=False, score=0.0, status=status, failure=failure, error=error,
                          samples=spec.samples, trials=spec.trials)

@@ -55,7 +55,9 @@ class RunSpec(BaseModel):
                                                            "until the budget or a win).")
     rounds: int = Field(3, ge=1, description="Refine: revisions after the first attempt.")
     accept: float = Field(0.8, gt=0.0, le=1.0, description="A verifier score that ends refine and search early.")
-    samples: int = Field(1, ge=1, description="Self-consistency: run N independent trajectories and vote.")
+    samples: int = Field(1, ge=1, description="Run N independent trajectories: voted (sc), scored by the verifier "
+                                              "(best_of_n), or a vote over N runs of beam, lats or refine (default: "
+                                              "5 for --strategy sc and best_of_n, else 1).")
     vote: VoteMethod = Field("majority", description="How samples are aggregated: majority, weighted or judge.")
     answer_kind: str = Field("auto", description="Vote normalizer: auto, number, text, choice or code "
                                                  "(or a registered one).")

@@ -118,7 +118,17 @@ def test_samples_vote_over_a_search(made, tmp_path, capsys):
     assert len(result["search_trees"]) == 3
 
 
+def test_sc_and_best_of_n_default_to_five_samples(made, tmp_path, capsys):
+    model = script(tmp_path, *["Final Answer: 5"] * 6)
+    assert main(["run", "q", "--model", model, "--out", str(tmp_path), "--strategy", "sc", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples_run"] == 5
+    assert main(["run", "q", "--model", model, "--out", str(tmp_path), "--strategy", "best_of_n", "--json"]) == 0
+    ((kind, (_, n, verifier)),) = made
+    assert (kind, n, verifier) == ("best_of_n", 5, None)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
+    (["--strategy", "sc", "--samples", "1"], "--strategy sc needs --samples N (N > 1)"),
     (["--strategy", "bogus"], "'bogus' is not one of 'single', 'sc', 'best_of_n', 'beam', 'lats', 'refine', "
                               "'adaptive'"),
     (["--strategy", "lats", "--verifier", "nope"], "--verifier: unknown verifier 'nope'"),

@@ -34,7 +34,11 @@ def test_the_spec_has_command_line_fields() -> None:
 @pytest.mark.parametrize("field", CLI_FIELDS, ids=lambda f: f.name)
 def test_run_option_is_the_spec_field(field: SpecField) -> None:
     option = options_of("run")[field.name]
-    assert field.flag in option.opts and option.help == field.help and option.default == field.default
+    assert field.flag in option.opts and option.help == field.help
+    assert option.default is None  # "not given": parse_spec applies the spec's default, and knows what was given
+    name = field.flag[2:]
+    default = (name if field.default else f"no-{name}") if isinstance(field.default, bool) else field.default
+    shown = "" if field.default is None else f"[default: ({default})"
     if field.annotation is bool:
         assert option.secondary_opts == [f"--no-{field.flag[2:]}"]
     if field.minimum is not None:
@@ -42,14 +46,14 @@ def test_run_option_is_the_spec_field(field: SpecField) -> None:
     flags, text = help_record("run", field.name)
     if field.choices:
         assert f"<{'|'.join(field.choices)}>" in flags
-    assert text.startswith(field.help)
+    assert text.startswith(field.help) and shown in text
 
 
 @pytest.mark.parametrize("name", EVAL_SPEC_FIELDS)
 def test_eval_option_is_the_spec_field(name: str) -> None:
     field = next(f for f in CLI_FIELDS if f.name == name)
     option = options_of("eval")[name]
-    assert field.flag in option.opts and option.help == field.help and option.default == field.default
+    assert field.flag in option.opts and option.help == field.help and option.default is None
     assert set(options_of("eval")) & {f.name for f in CLI_FIELDS} == set(EVAL_SPEC_FIELDS)
 
 
