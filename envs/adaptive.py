@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ponder.envs.base import Episode, EpisodeResult, Suite
     from ponder.envs.context import EvalOptions
     from ponder.envs.progress import Progress
+    from ponder.graphs.self_consistency.stopping import Budget
     from ponder.models.base import ModelBackend
 
 #: The allocation record in the run directory.
@@ -51,20 +52,24 @@ FIRST_PASS_DIR = "first_pass"
 MAX_EXTRA = 16
 
 
-def total_tokens(options: EvalOptions) -> int:
-    """The suite budget in tokens.
+def suite_budget(options: EvalOptions) -> Budget:
+    """The suite budget: tokens (``200000t``) or samples (``400s``).
 
     Raises:
-        ConfigError: when it is missing, not in tokens, or the strategy is not ``adaptive``.
+        ConfigError: when it is missing, or the strategy is not ``adaptive``.
     """
     from ponder.graphs.self_consistency.stopping import Budget
 
     if options.strategy_name != "adaptive":
         raise ConfigError("--budget-total applies to --strategy adaptive")
     budget = Budget.parse(options.budget_total)
-    if budget is None or budget.kind != "tokens":
-        raise ConfigError(f"--budget-total must be tokens, e.g. '200000t' (got {options.budget_total!r})")
-    return budget.value
+    if budget is None:
+        raise ConfigError("--strategy adaptive over a suite needs --budget-total, e.g. '200000t' or '400s'")
+    return budget
+
+
+def _spent(results: list[EpisodeResult], kind: str) -> int:
+    return sum(r.samples if kind == "samples" else r.usage.total_tokens for r in results)
 
 
 def run_adaptive_eval(suite: Suite, options: EvalOptions, settings: Settings, *, progress: Progress | None = None,
@@ -74,7 +79,7 @@ def run_adaptive_eval(suite: Suite, options: EvalOptions, settings: Settings, *,
 
     Args:
         suite: The suite.
-        options: ``strategy="adaptive"`` and ``budget_total`` (tokens); ``out_dir`` is the run directory.
+        options: ``strategy="adaptive"`` and ``budget_total`` (tokens or samples); ``out_dir`` is the run directory.
         settings: Effective settings.
         progress: A display for both phases (default: one per phase).
         episodes: Play these instead of the suite's (tests).
@@ -86,7 +91,7 @@ def run_adaptive_eval(suite: Suite, options: EvalOptions, settings: Settings, *,
     """
     from ponder.envs.report import write_report
 
-    budget = total_tokens(options)
+    budget = suite_budget(options)
     out = Path(options.out_dir)
     if (out / "results.jsonl").is_file() and not options.resume:
         raise ConfigError(f"{out / 'results.jsonl'} already exists; pass --resume to continue that run or choose "
@@ -96,8 +101,7 @@ def run_adaptive_eval(suite: Suite, options: EvalOptions, settings: Settings, *,
     write_atomic(first_dir / PLAN_FILE, plan_json(Plan(phase="first_pass")))
     first = run_eval(suite, options.model_copy(update={"out_dir": first_dir}), settings, progress=progress,
                      episodes=episodes, report=False, quiet=quiet, model=model)
-    spent = sum(r.usage.total_tokens for r in first.results)
-    plan = _plan(out, first_dir, first.results, budget - spent, options.accept)
+    plan = _plan(out, first_dir, first.results, budget, options.accept)
     final = run_eval(suite, options, settings, progress=progress, episodes=episodes, report=False, quiet=quiet,
                      model=model)
     write_atomic(out / ALLOCATION_FILE, json.dumps(allocation_record(budget, first, final, plan, options.accept),
@@ -106,23 +110,30 @@ def run_adaptive_eval(suite: Suite, options: EvalOptions, settings: Settings, *,
     return final
 
 
-def _plan(out: Path, first_dir: Path, first: list[EpisodeResult], left: int, accept: float) -> Plan:
-    """The phase-2 plan (reused as it is when resuming, so a resumed run keeps its allocation)."""
+def _plan(out: Path, first_dir: Path, first: list[EpisodeResult], budget: Budget, accept: float) -> Plan:
+    """The phase-2 plan (reused as it is when resuming, so a resumed run keeps its allocation).
+
+    A budget in samples plans with every sample costing 1 and caps no episode's tokens.
+    """
     path = out / PLAN_FILE
     if path.is_file():
         return Plan.model_validate_json(path.read_text(encoding="utf-8"))
     ledger = read_ledger(first_dir)
     tasks = {r.episode_id: ledger[r.episode_id].samples for r in first if r.episode_id in ledger}
-    extra = allocate(tasks, max(0, left), accept=accept, max_extra=MAX_EXTRA)
+    if budget.kind == "samples":
+        tasks = {e: [s.model_copy(update={"tokens": 1}) for s in samples] for e, samples in tasks.items()}
+    left = max(0, budget.value - _spent(first, budget.kind))
+    extra = allocate(tasks, left, accept=accept, max_extra=MAX_EXTRA)
+    caps = {e: None if budget.kind == "samples" else n * sample_cost(tasks[e]) for e, n in extra.items()}
     plan = Plan(phase="allocate", first_pass_dir=str(first_dir.resolve()),
-                episodes={e: PlanEntry(extra=n, tokens=n * sample_cost(tasks[e])) for e, n in extra.items()})
-    if planned_tokens(tasks, extra) > max(0, left):  # allocate's own guarantee; a bug if it ever fails
+                episodes={e: PlanEntry(extra=n, tokens=caps[e]) for e, n in extra.items()})
+    if planned_tokens(tasks, extra) > left:  # allocate's own guarantee; a bug if it ever fails
         raise AssertionError("the allocation plans more tokens than the budget leaves")
     write_atomic(path, plan_json(plan))
     return plan
 
 
-def allocation_record(budget: int, first: EvalRun, final: EvalRun, plan: Plan, accept: float) -> dict[str, Any]:
+def allocation_record(budget: Budget, first: EvalRun, final: EvalRun, plan: Plan, accept: float) -> dict[str, Any]:
     """What ``allocation.json`` holds: totals, and per episode its bin, samples and tokens."""
     ledger = read_ledger(first.out_dir)
     first_tokens = {r.episode_id: r.usage.total_tokens for r in first.results}
@@ -137,8 +148,13 @@ def allocation_record(budget: int, first: EvalRun, final: EvalRun, plan: Plan, a
             "planned_extra": plan.episodes.get(r.episode_id, PlanEntry()).extra,
             "samples": r.samples, "tokens": r.usage.total_tokens, "success": r.success})
     spent = sum(r.usage.total_tokens for r in final.results)
-    return {"budget_tokens": budget, "first_pass_tokens": sum(first_tokens.values()),
-            "planned_extra_tokens": sum(e.tokens for e in plan.episodes.values()), "spent_tokens": spent,
-            "within_budget": spent <= budget, "bins": dict(Counter(row["difficulty"] for row in rows)),
+    return {"budget": str(budget.value) + ("t" if budget.kind == "tokens" else "s"), "budget_kind": budget.kind,
+            "budget_tokens": budget.value if budget.kind == "tokens" else None,
+            "first_pass_tokens": sum(first_tokens.values()),
+            "planned_extra_samples": sum(e.extra for e in plan.episodes.values()),
+            "planned_extra_tokens": sum(e.tokens or 0 for e in plan.episodes.values()), "spent_tokens": spent,
+            "spent_samples": _spent(final.results, "samples"),
+            "within_budget": _spent(final.results, budget.kind) <= budget.value,
+            "bins": dict(Counter(row["difficulty"] for row in rows)),
             "model": "Beta posterior of per-sample accuracy from verifier scores, gain (1-c)E[p(1-p)^(k-1)] "
                      "per token (ponder.graphs.strategies.allocation)", "episodes": rows}

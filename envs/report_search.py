@@ -79,10 +79,9 @@ def load_allocation(run_dir: Path) -> dict[str, Any] | None:
 
 def allocation_tables(alloc: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
     """``(totals rows, per-bin rows)`` of an allocation record."""
-    totals = [["budget (tokens)", f"{alloc['budget_tokens']:,}"],
-              ["first pass (tokens)", f"{alloc['first_pass_tokens']:,}"],
-              ["planned extra (tokens)", f"{alloc['planned_extra_tokens']:,}"],
-              ["spent in all (tokens)", f"{alloc['spent_tokens']:,}"],
+    totals = [["budget", str(alloc["budget"])], ["first pass (tokens)", f"{alloc['first_pass_tokens']:,}"],
+              ["planned extra samples", f"{alloc['planned_extra_samples']:,}"],
+              ["spent in all", f"{alloc['spent_tokens']:,} tokens, {alloc['spent_samples']:,} samples"],
               ["within budget", "yes" if alloc["within_budget"] else "NO"]]
     bins = []
     for name in ("easy", "medium", "hard", "unknown"):

@@ -59,7 +59,8 @@ class PlanEntry(BaseModel):
     """One episode's share of the suite budget."""
 
     extra: int = Field(0, ge=0, description="Samples to add to the first pass.")
-    tokens: int = Field(0, ge=0, description="Token cap of those samples (checked before each one starts).")
+    tokens: int | None = Field(None, ge=0, description="Token cap of those samples (checked before each one "
+                                                       "starts; None: no cap, a budget in samples).")
 
 
 class Plan(BaseModel):
@@ -157,7 +158,7 @@ class Adaptive:
         state.usage = prior.usage
         spent = 0
         for _ in range(entry.extra):
-            if spent + sample_cost(state.samples) > entry.tokens:
+            if entry.tokens is not None and spent + sample_cost(state.samples) > entry.tokens:
                 return "cap"
             before = state.usage.total_tokens
             self._sample(task, ctx, label, state, 1)

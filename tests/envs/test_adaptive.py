@@ -10,7 +10,7 @@ import pytest
 
 from ponder.core.errors import ConfigError
 from ponder.core.settings import load_settings
-from ponder.envs.adaptive import ALLOCATION_FILE, FIRST_PASS_DIR, run_adaptive_eval, total_tokens
+from ponder.envs.adaptive import ALLOCATION_FILE, FIRST_PASS_DIR, run_adaptive_eval, suite_budget
 from ponder.envs.adaptive_synthetic import OracleVerifier, questions, scripted_reply, simulate_uniform, synthetic_rows
 from ponder.envs.context import EvalOptions
 from ponder.envs.registry import get_suite
@@ -76,8 +76,14 @@ def test_resume_replays_nothing_and_keeps_the_plan(setup, tmp_path):
 def test_budget_total_errors():
     with pytest.raises(ConfigError, match="applies to --strategy adaptive"):
         EvalOptions(suite="gsm8k", strategy="sc", samples=3, budget_total="1000t")
-    for budget in ("5s", None):
-        with pytest.raises(ConfigError, match="must be tokens"):
-            total_tokens(EvalOptions(suite="gsm8k", strategy="adaptive", budget_total=budget))
+    with pytest.raises(ConfigError, match="needs --budget-total"):
+        suite_budget(EvalOptions(suite="gsm8k", strategy="adaptive"))
     with pytest.raises(ConfigError, match="applies to --strategy adaptive"):
-        total_tokens(EvalOptions(suite="gsm8k"))
+        suite_budget(EvalOptions(suite="gsm8k"))
+
+
+def test_budget_in_samples(setup, tmp_path):
+    run = evaluate(setup, tmp_path / "run", "60s")  # 20 questions: 40 first-pass samples, 20 to allocate
+    alloc = json.loads((run.out_dir / ALLOCATION_FILE).read_text())
+    assert sum(r.samples for r in run.results) == alloc["spent_samples"] == 60 and alloc["within_budget"]
+    assert alloc["planned_extra_samples"] == 20 and alloc["budget"] == "60s"
