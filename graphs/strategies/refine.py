@@ -10,7 +10,9 @@ previous attempt, its score and the verifier's detail).
 first user turn, so the revision reads the feedback there, with no change to the agents or the memory
 (Reflexion's lessons go through the memory context, which may be off). The attempt's trajectory records that
 task; ``metadata["refine_round"]`` and ``["refine_feedback"]`` (the feedback alone) are stored with it. The env
-agent shows observations, not the task: an env episode's feedback is in the metadata for the env play to use.
+agent shows observations, not the task: in an environment episode the feedback goes in front of the first
+observation instead (:class:`FeedbackEnv` wraps each fresh environment; the task stays as it is), where
+Reflexion's lessons go too.
 
 The best-scored attempt answers (ties: the later one, which had more feedback; a won episode always wins); every
 attempt is kept, and the usage counts every attempt and every verifier call.
@@ -18,8 +20,9 @@ attempt is kept, and the usage counts every attempt and every verifier call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ponder.core.errors import ConfigError
 from ponder.core.prompts import render
@@ -29,6 +32,9 @@ from ponder.graphs.strategies.single import Single
 from ponder.graphs.verifiers.base import Score, Verifier
 from ponder.graphs.verifiers.registry import outcome_trace, resolve_verifier, verify_context
 from ponder.memory.experience import compact_trajectory
+
+if TYPE_CHECKING:
+    from ponder.core.environment import Env, EnvReset, EnvStep
 
 #: Most characters of the previous attempt's summary in the feedback (its end is kept).
 SUMMARY_CHARS = 2000
@@ -50,6 +56,36 @@ def feedback_text(task: str, outcome: Outcome, score: Score) -> str:
     """The next attempt's task: ``task`` with the previous attempt, its score and the verifier's detail."""
     return render("refine_feedback", task=task.rstrip(), attempt=attempt_summary(outcome),
                   score=f"{score.value:.2f}", detail=score.detail or "(no detail)")
+
+
+class FeedbackEnv:
+    """An environment whose first observation starts with the refine feedback (everything else delegated)."""
+
+    def __init__(self, env: Env, feedback: str) -> None:
+        self.env, self.feedback = env, feedback
+        self.name, self.instructions, self.examples = env.name, env.instructions, env.examples
+
+    def reset(self) -> EnvReset:
+        """The wrapped reset, the feedback in front of its observation."""
+        first = self.env.reset()
+        return first.model_copy(update={"observation": f"{self.feedback}\n\n{first.observation}"})
+
+    def step(self, action: str) -> EnvStep:
+        """The wrapped environment's step."""
+        return self.env.step(action)
+
+    def close(self) -> None:
+        """Close the wrapped environment."""
+        self.env.close()
+
+    def fork(self) -> Env:
+        """A fork of the wrapped environment (raises ``AttributeError`` when it cannot fork), feedback kept."""
+        return FeedbackEnv(self.env.fork(), self.feedback)  # type: ignore[attr-defined]
+
+
+def with_feedback(factory: Callable[[], Env], feedback: str) -> Callable[[], Env]:
+    """An environment factory whose environments show ``feedback`` before their first observation."""
+    return lambda: FeedbackEnv(factory(), feedback)
 
 
 @dataclass
@@ -87,7 +123,11 @@ class Refine:
             extra: dict[str, Any] = {"refine_round": round_}
             if feedback is not None:
                 extra["refine_feedback"] = feedback
-            outcome = self.inner.run(prompt, ctx.derive(metadata=extra), label)
+            changes: dict[str, Any] = {}
+            if feedback is not None and ctx.env is not None:
+                changes["env"] = with_feedback(ctx.env, feedback)
+            outcome = self.inner.run(task if ctx.env is not None else prompt, ctx.derive(metadata=extra, **changes),
+                                     label)
             score = verifier.score(outcome_trace(outcome, ctx).model_copy(update={"task": task}), vctx)
             attempts.append(outcome)
             scores.append(score)

@@ -97,3 +97,58 @@ def test_bad_options_are_refused():
         Refine(Single(), rounds=-1)
     with pytest.raises(ConfigError):
         Refine(Single(), accept=0.0)
+
+
+class KeyEnv:
+    """Open the box, take the key: two actions win."""
+
+    name = "keybox"
+    instructions = "Actions: open box, take key, look."
+    examples = ""
+    made: list[KeyEnv] = []
+
+    def __init__(self) -> None:
+        self.opened = self.closed = False
+        KeyEnv.made.append(self)
+
+    def reset(self):
+        from ponder.core.environment import EnvReset
+
+        self.opened = False
+        return EnvReset(observation="You see a closed box. Your task is to: take the key.")
+
+    def step(self, action: str):
+        from ponder.core.environment import EnvStep
+
+        if action == "open box":
+            self.opened = True
+            return EnvStep(observation="You open the box. In it, you see a key.")
+        if action == "take key" and self.opened:
+            return EnvStep(observation="You take the key.", reward=1.0, done=True, info={"won": True})
+        return EnvStep(observation="Nothing happens.")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_env_feedback_comes_before_the_first_observation(settings):
+    """The env agent shows observations, not the task: the feedback leads the first one; a win stops."""
+    firsts: list[str] = []
+
+    def reply(messages, params) -> str:
+        first = next(m["content"] for m in messages if m["role"] == "user")
+        if len([m for m in messages if m["role"] == "assistant"]) == 0:
+            firsts.append(first)
+        if "What the check found" not in first:
+            return "look"
+        return "take key" if "You open the box" in messages[-1]["content"] else "open box"
+
+    KeyEnv.made.clear()
+    ctx = StrategyContext(settings=settings, model=ScriptedModel(reply), env=KeyEnv, max_steps=2, max_reward=1.0)
+    outcome = Refine(Single(), rounds=2).run("keybox game", ctx)  # default verifier in an env: env
+    assert outcome.metadata["verifier"] == "env" and outcome.metadata["stop_reason"] == "won"
+    assert outcome.status == "solved" and outcome.metadata["scores"] == [0.0, 1.0]
+    assert len(firsts) == 2 and "What the check found" not in firsts[0]
+    assert firsts[1].index("What the check found") < firsts[1].index("You see a closed box")
+    assert len(KeyEnv.made) == 2 and all(env.closed for env in KeyEnv.made)  # a fresh env per attempt
+    assert all(t.task == "keybox game" for t in outcome.trajectories)
