@@ -8,8 +8,9 @@ The shipped trial comes from ALFWorld's multi-agent debug branch: its PDDL probl
 (``alice``, ``bob``, ``charlie``) and its grammar writes commands as "alice: go to ...". :func:`build_game` makes
 it a single-agent game: ``bob`` and ``charlie`` are dropped from the problem (their object lines and every fact
 that names them), and the released ALFWorld domain and grammar (``<data_dir>/alfworld/logic``) replace the
-trial's own. Policies: ``agent`` (the env-agent graph, ALFWorld's ReAct few-shot
-example) and ``expert`` (a harness check: the PDDL planner's plan, ``policy_commands``, followed step by step).
+trial's own. Policies: ``agent`` (the env-agent graph, ALFWorld's ReAct few-shot example, or the run spec's
+strategy), ``random`` (the baseline: uniform over the admissible commands) and ``expert`` (a harness check: the
+PDDL planner's plan, ``policy_commands``, followed step by step).
 """
 
 from __future__ import annotations
@@ -141,14 +142,17 @@ class AlfWorldEnv(ReplayFork):
 
     def reset(self) -> EnvReset:
         """Start the game."""
-        if self._env is None:
-            import textworld
-            from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+        from ponder.envs.textworld.env import LOAD_LOCK
 
-            infos = textworld.EnvInfos(won=True, admissible_commands=True, policy_commands=True)
-            self._env = textworld.start(str(self.game_file), request_infos=infos,
-                                        wrappers=[AlfredDemangler(), AlfredInfos])
-        state = self._env.reset()
+        with LOAD_LOCK:  # TextWorld's game loading is not thread-safe
+            if self._env is None:
+                import textworld
+                from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
+
+                infos = textworld.EnvInfos(won=True, admissible_commands=True, policy_commands=True)
+                self._env = textworld.start(str(self.game_file), request_infos=infos,
+                                            wrappers=[AlfredDemangler(), AlfredInfos])
+            state = self._env.reset()
         self._done = False
         self._forget()
         return EnvReset(observation=_clean(state.feedback), admissible_actions=_admissible(state),
@@ -186,7 +190,7 @@ class AlfWorldSuite:
     """The real ALFWorld trial(s) shipped in the data directory."""
 
     name = "alfworld"
-    policies: tuple[str, ...] = (EXPERT,)
+    policies: tuple[str, ...] = (EXPERT, "random")
     needs_process = True
 
     def check_options(self, options: EvalOptions) -> None:
@@ -220,27 +224,44 @@ class AlfWorldSuite:
         return out
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
-        """Play the trial with the agent or the planner's expert plan (harness check)."""
-        from ponder.envs.play import episode_result, play_episode
+        """Play the trial with the agent, the ``random`` baseline or the planner's expert plan (harness check).
+
+        ``agent`` with a run spec that is more than one plain run runs the spec's strategy, each run in a fresh
+        copy of the game. The step cap (agent and random) is ``ctx.extra["max_steps"]``, else 50.
+        """
+        from ponder.envs.play import episode_result, plain_single, play_episode, play_strategy
+        from ponder.envs.random_policy import POLICY as RANDOM
+        from ponder.envs.random_policy import play_random
 
         _require()
-        if ctx.policy not in ("agent", EXPERT):
-            raise ConfigError(f"the alfworld suite has no policy {ctx.policy!r}; choose agent or {EXPERT}")
+        if ctx.policy not in ("agent", RANDOM, EXPERT):
+            raise ConfigError(f"the alfworld suite has no policy {ctx.policy!r}; choose agent, {RANDOM} or {EXPERT}")
         trial = Path(episode.metadata["trial"])
         game = build_game(trial, Path(ctx.settings.data_dir) / "alfworld" / "logic")
         game_file = Path(ctx.out_dir) / "alfworld" / f"{episode.id}.tw-pddl"
         game_file.parent.mkdir(parents=True, exist_ok=True)
         game_file.write_text(json.dumps(game), encoding="utf-8")
-        env = AlfWorldEnv(game_file, name=f"alfworld/{episode.id}")
-        try:
-            if ctx.policy == EXPERT:
-                run = _play_expert(env, episode, ctx)
-            else:
-                run = play_episode(env, episode, ctx, max_steps=int(ctx.extra.get("max_steps") or 50))
-        finally:
-            env.close()
+        max_steps = int(ctx.extra.get("max_steps") or 50)
+
+        def make_env() -> AlfWorldEnv:
+            return AlfWorldEnv(game_file, name=f"alfworld/{episode.id}")
+
+        outcome = None
+        if ctx.policy == "agent" and not plain_single(ctx.spec):
+            run, outcome = play_strategy(make_env, episode, ctx, max_steps=max_steps, max_reward=1.0)
+        else:
+            env = make_env()
+            try:
+                if ctx.policy == EXPERT:
+                    run = _play_expert(env, episode, ctx)
+                elif ctx.policy == RANDOM:
+                    run = play_random(env, episode, seed=ctx.settings.seed, max_steps=max_steps, out_dir=ctx.out_dir)
+                else:
+                    run = play_episode(env, episode, ctx, max_steps=max_steps)
+            finally:
+                env.close()
         meta = {"harness_check": True} if ctx.policy == EXPERT else {}
-        return episode_result(run, episode, policy=ctx.policy, metadata=meta)
+        return episode_result(run, episode, policy=ctx.policy, metadata=meta, outcome=outcome, spec=ctx.spec)
 
 
 def _play_expert(env: AlfWorldEnv, episode: Episode, ctx: EvalContext, limit: int = 60) -> Any:

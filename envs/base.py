@@ -30,8 +30,19 @@ if TYPE_CHECKING:
     from ponder.models.base import ModelBackend
 
 
-#: Who played an episode: the agent, or a harness-check policy (walkthrough, hand-written solver).
-PolicyKind = Literal["agent", "harness"]
+#: Who played an episode: the agent, a harness-check policy (walkthrough, hand-written solver), or a baseline
+#: shown beside the agent's results (``random``: uniform over the admissible actions; no model).
+PolicyKind = Literal["agent", "harness", "baseline"]
+
+#: Policies whose results are baselines (a floor to compare the agent with), not harness checks.
+BASELINE_POLICIES = frozenset({"random"})
+
+
+def policy_kind(policy: str) -> PolicyKind:
+    """The kind of ``policy``: ``agent``, ``baseline`` (:data:`BASELINE_POLICIES`) or else ``harness``."""
+    if policy == "agent":
+        return "agent"
+    return "baseline" if policy in BASELINE_POLICIES else "harness"
 
 #: Why an episode did not succeed (reports group failures by this).
 FailureKind = Literal["", "wrong_answer", "no_answer", "max_steps", "parse_error", "timeout", "env_error",
@@ -56,7 +67,7 @@ class EpisodeResult(BaseModel):
     suite: str
     task: str
     tier: str = ""
-    policy: str = Field("agent", description="'agent' or the harness policy's name, e.g. 'walkthrough'.")
+    policy: str = Field("agent", description="'agent', a baseline ('random') or a harness policy, e.g. 'walkthrough'.")
     policy_kind: PolicyKind = "agent"
     success: bool = False
     score: float = Field(0.0, description="The suite's main metric for this episode (reward, EM, pass).")

@@ -25,6 +25,7 @@ from ponder.envs.metrics import Summary, summarize
 from ponder.envs.report_search import allocation_section, frontier_section, trees_html
 
 HARNESS_LABEL = "harness check — not an agent result"
+BASELINE_LABEL = "baseline — no model: the floor the agent's results are shown beside"
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 h1 small{color:#777;font-weight:normal;font-size:.6em}
@@ -51,6 +52,11 @@ class RunData:
     def name(self) -> str:
         """The run's directory name."""
         return self.path.name
+
+    @property
+    def baseline(self) -> bool:
+        """Whether a baseline policy (``random``: no model) played this run; a result to compare, not a check."""
+        return self.manifest.get("policy_kind") == "baseline"
 
     @property
     def harness(self) -> bool:
@@ -121,7 +127,8 @@ def _run_facts(run: RunData) -> list[tuple[str, str]]:
     m = run.manifest
     opts = m.get("options", {})
     facts = [("suite", str(m.get("suite", run.results[0].suite if run.results else "?"))),
-             ("policy", f"{m.get('policy', 'agent')}" + (f" ({HARNESS_LABEL})" if run.harness else "")),
+             ("policy", f"{m.get('policy', 'agent')}" + (f" ({HARNESS_LABEL})" if run.harness else
+                                                         f" ({BASELINE_LABEL})" if run.baseline else "")),
              ("model", str(m.get("model") or "-")), ("agent", str(opts.get("agent", "-"))),
              ("strategy", str(m.get("strategy") or "-")),
              ("samples / trials / memory", f"{opts.get('samples', 1)} / {opts.get('trials', 1)} / "
@@ -251,7 +258,8 @@ def comparison_rows(runs: list[RunData]) -> list[list[str]]:
     for run in runs:
         m, s = run.manifest, run.summary
         opts = m.get("options", {})
-        policy = str(m.get("policy", "agent")) + (" (harness check)" if run.harness else "")
+        policy = str(m.get("policy", "agent")) + (" (harness check)" if run.harness else
+                                                  " (baseline)" if run.baseline else "")
         metric = {k: f"{v.value:.3f}" for k, v in s.metrics.items()}
         rows.append([run.name, str(m.get("suite", "?")), str(m.get("model") or "-"), str(opts.get("agent", "-")),
                      policy, str(opts.get("samples", 1)), str(s.n), s.success_rate.fmt(percent=True),

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ponder.core.errors import ConfigError, DataError
 from ponder.core.io import append_jsonl, read_jsonl, write_atomic
 from ponder.core.settings import PACKAGE_DIR, Settings
-from ponder.envs.base import Episode, EpisodeResult, Suite
+from ponder.envs.base import Episode, EpisodeResult, Suite, policy_kind
 from ponder.envs.context import EvalOptions
 from ponder.envs.metrics import Summary, summarize
 
@@ -150,7 +150,7 @@ def write_manifest(out_dir: Path, suite: Suite, options: EvalOptions, settings: 
     else:
         manifest = {
             "suite": suite.name, "episodes": n_episodes, "policy": options.policy,
-            "policy_kind": "agent" if options.policy == "agent" else "harness",
+            "policy_kind": policy_kind(options.policy),
             "strategy": options.strategy_name if options.policy == "agent" else None,
             "options": options.model_dump(mode="json", exclude={"resume", "out_dir"}),
             "settings": {k: v for k, v in settings.model_dump(mode="json").items() if k in _SETTINGS_KEYS},

@@ -6,9 +6,11 @@ or under ``--policy solver`` its tasks that have a solver (``solvers``); ``data`
 The instruction (MiniWoB's utterance) depends on the seed and is only known in the browser, so ``Episode.task``
 is the task's description; the played episode's result (and the agent's trajectory) carries the utterance.
 
-``run_episode()`` plays with ``ctx.policy``: ``agent`` through the env-agent graph (``graphs/env_agent.py``),
-or ``solver``, a hand-written solver (``solvers.py``: a harness check of the observation/action layer, never
-an agent result; ``metadata["harness_check"]``). A task without a solver (from a task file) is ``skipped``.
+``run_episode()`` plays with ``ctx.policy``: ``agent`` through the env-agent graph (``graphs/env_agent.py``; a
+run spec with a strategy, samples or trials runs that strategy, each run in a browser of its own), ``random``
+(the baseline: uniform over the actions on the page's elements, :mod:`.candidates`), or ``solver``, a
+hand-written solver (``solvers.py``: a harness check of the observation/action layer, never an agent result;
+``metadata["harness_check"]``). A task without a solver (from a task file) is ``skipped``.
 
 Each worker keeps one browser (per thread) for all its episodes, switching task pages in it; it is closed at
 exit (or by :meth:`MiniWoBSuite.close`). Options in ``ctx.extra``: ``time_limit`` (seconds an episode may
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from ponder.envs.context import EvalOptions
     from ponder.envs.miniwob.env import MiniWoBEnv
     from ponder.envs.miniwob.solvers import SolverRun
+    from ponder.graphs.strategies.base import Outcome
 
 SOLVER_POLICY = "solver"
 #: Names of the shipped task lists ``episodes(data=...)`` accepts besides a file.
@@ -110,7 +113,7 @@ class MiniWoBSuite:
     """
 
     name = "miniwob"
-    policies: tuple[str, ...] = (SOLVER_POLICY,)
+    policies: tuple[str, ...] = (SOLVER_POLICY, "random")
     needs_process = True
 
     def __init__(self, tasks_file: Path | None = None) -> None:
@@ -152,13 +155,20 @@ class MiniWoBSuite:
         return out[:limit] if limit else out
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
-        """Play one episode with ``ctx.policy`` (``agent`` or ``solver``).
+        """Play one episode with ``ctx.policy`` (``agent``, the ``random`` baseline or ``solver``).
+
+        ``agent`` with a run spec that is more than one plain run runs the spec's strategy, each run in a
+        browser of its own.
 
         Raises:
             ConfigError: for an unknown policy, or when Chromium / chromedriver are not installed.
         """
-        if ctx.policy not in ("agent", SOLVER_POLICY):
-            raise ConfigError(f"the miniwob suite has no policy {ctx.policy!r}; choose agent or {SOLVER_POLICY}")
+        from ponder.envs.play import episode_result, plain_single
+        from ponder.envs.random_policy import POLICY as RANDOM
+
+        if ctx.policy not in ("agent", RANDOM, SOLVER_POLICY):
+            raise ConfigError(f"the miniwob suite has no policy {ctx.policy!r}; choose agent, {RANDOM} or "
+                              f"{SOLVER_POLICY}")
         task, seed = str(episode.metadata["miniwob_task"]), int(episode.metadata["seed"])
         metadata: dict[str, Any] = {"miniwob_task": task, "seed": seed}
         if ctx.policy == SOLVER_POLICY:
@@ -172,33 +182,52 @@ class MiniWoBSuite:
                     error=f"no hand-written solver for {task}", metadata={**metadata, "skipped": True})
         env = _thread_env(task, time_limit_of(ctx))
         metadata["time_limit_s"] = env.time_limit
+        outcome = None
         if ctx.policy == SOLVER_POLICY:
             run, utterance = self._play_solver(env, episode, seed, ctx)
+        elif ctx.policy == "agent" and not plain_single(ctx.spec):
+            run, utterance, outcome = self._play_strategy(env, episode, seed, ctx)
         else:
             run, utterance = self._play_agent(env, episode, seed, ctx)
         if run.error:  # a broken browser: start a fresh one for the next episode
             _drop_env(env)
         metadata.update({"utterance": utterance, "browser_starts": env.browser_starts})
         played = episode.model_copy(update={"task": utterance}) if utterance else episode
-        from ponder.envs.play import episode_result
-
-        return episode_result(run, played, policy=ctx.policy, metadata=metadata)
+        return episode_result(run, played, policy=ctx.policy, metadata=metadata, outcome=outcome, spec=ctx.spec)
 
     def _play_agent(self, env: MiniWoBEnv, episode: Episode, seed: int, ctx: EvalContext) -> tuple[EnvRun, str]:
-        from ponder.agents.env import EnvRun
-        from ponder.core.records import Trajectory
+        """The agent's (or the ``random`` baseline's) episode in the thread's browser, and the utterance."""
         from ponder.envs.play import play_episode
+        from ponder.envs.random_policy import POLICY as RANDOM
+        from ponder.envs.random_policy import play_random
 
         env.seed = seed
-        try:  # the same seed gives the same instruction: learn it first, for the trajectory's task
-            utterance = env.reset(seed).info["utterance"]
-        except BrowserError as exc:
-            traj = Trajectory(task=episode.task, agent="env", model=ctx.model.spec if ctx.model else "",
-                              status="error", error=str(exc))
-            return EnvRun(trajectory=traj, error=str(exc)), ""
-        played = episode.model_copy(update={"task": utterance})
+        played, failed = _learn_utterance(env, episode, seed, ctx)
+        if failed is not None:
+            return failed, ""
+        if ctx.policy == RANDOM:
+            from ponder.envs.miniwob.candidates import PageActions
+
+            return play_random(env, played, seed=ctx.settings.seed, max_steps=_max_steps(ctx), out_dir=ctx.out_dir,
+                               actions=PageActions()), played.task
         max_steps = int(ctx.extra["max_steps"]) if ctx.extra.get("max_steps") else None
-        return play_episode(env, played, ctx, max_steps=max_steps), utterance
+        return play_episode(env, played, ctx, max_steps=max_steps), played.task
+
+    def _play_strategy(self, env: MiniWoBEnv, episode: Episode, seed: int,
+                       ctx: EvalContext) -> tuple[EnvRun, str, Outcome | None]:
+        """The run spec's strategy, each run in a new browser on the task and seed; the utterance."""
+        from ponder.envs.miniwob.env import MiniWoBEnv
+        from ponder.envs.play import play_strategy
+
+        played, failed = _learn_utterance(env, episode, seed, ctx)
+        if failed is not None:
+            return failed, "", None
+
+        def make_env() -> MiniWoBEnv:
+            return MiniWoBEnv(env.task, seed=seed, time_limit=env.time_limit, paths=env.paths)
+
+        run, outcome = play_strategy(make_env, played, ctx, max_steps=_max_steps(ctx), max_reward=1.0)
+        return run, played.task, outcome
 
     def _play_solver(self, env: MiniWoBEnv, episode: Episode, seed: int, ctx: EvalContext) -> tuple[EnvRun, str]:
         from ponder.envs.miniwob.solvers import run_solver
@@ -215,6 +244,29 @@ class MiniWoBSuite:
     def close(self) -> None:
         """Close the browsers this process opened for the suite."""
         close_envs()
+
+
+def _learn_utterance(env: MiniWoBEnv, episode: Episode, seed: int,
+                     ctx: EvalContext) -> tuple[Episode, EnvRun | None]:
+    """The episode with the seed's instruction as its task, or a failed run when the browser cannot reset.
+
+    The same seed gives the same instruction, so the reset that learns it shows what the episode will show.
+    """
+    from ponder.agents.env import EnvRun
+    from ponder.core.records import Trajectory
+
+    try:
+        utterance = str(env.reset(seed).info["utterance"])
+    except BrowserError as exc:
+        traj = Trajectory(task=episode.task, agent="env", model=ctx.model.spec if ctx.model else "",
+                          status="error", error=str(exc))
+        return episode, EnvRun(trajectory=traj, error=str(exc))
+    return episode.model_copy(update={"task": utterance}), None
+
+
+def _max_steps(ctx: EvalContext) -> int:
+    """The step cap: ``ctx.extra["max_steps"]``, else ``settings.max_steps``."""
+    return int(ctx.extra["max_steps"]) if ctx.extra.get("max_steps") else ctx.settings.max_steps
 
 
 def solver_env_run(episode: Episode, solved: SolverRun | None, error: str | None, seconds: float,

@@ -10,6 +10,7 @@ with :data:`GAME_OVER` and ``done=True`` (the interpreter itself would reset ``d
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from ponder.core.prompts import load_prompt
 GAME_OVER = "The game is over."
 _BANNER = re.compile(r"^[\s$_|\\/<>]*$")
 _PROMPT = re.compile(r"^\s*>.*$")
+#: TextWorld loads a game with one module-level grammar parser (tatsu), which is not thread-safe: games start
+#: and reset under this lock (self-consistency samples play copies of a game in parallel threads).
+LOAD_LOCK = threading.Lock()
 _END_QUESTION = "Would you like to RESTART, RESTORE a saved game, QUIT or UNDO the last command?"
 
 
@@ -80,7 +84,8 @@ class TextWorldEnv(ReplayFork):
 
     def reset(self) -> EnvReset:
         """Start the game from the beginning."""
-        state = self._start().reset()
+        with LOAD_LOCK:
+            state = self._start().reset()
         self._forget()
         self._score, self._done = float(state["score"] or 0), False
         text = clean_feedback(state.feedback)

@@ -6,9 +6,11 @@ per game (id ``t<tier>-<generator>-s<seed>``, task = the game's objective). ``da
 a path, or a shipped suite's name (``default``: 50 games in 3 tiers; ``small``: 3 quick games for CI).
 
 ``run_episode()`` plays one game: ``agent`` through the env-agent graph (``graphs/env_agent.py``, model
-``ctx.model``), ``walkthrough`` by replaying the stored walkthrough (a harness check: it must win 100%).
-The agent's step cap is ``ctx.extra["max_steps"]``, else ``settings.max_steps`` when set explicitly, else
-the tier's ``max_steps``. Score: the normalised game score (points / max points); success: the game is won.
+``ctx.model``; a run spec with a strategy, samples or trials runs that strategy, each run in a fresh copy of the
+game), ``random`` uniformly over the admissible commands (the baseline: no model), ``walkthrough`` by replaying
+the stored walkthrough (a harness check: it must win 100%). The step cap (agent and random) is
+``ctx.extra["max_steps"]``, else ``settings.max_steps`` when set explicitly, else the tier's ``max_steps``.
+Score: the normalised game score (points / max points); success: the game is won.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class TextWorldSuite:
     """
 
     name = "textworld"
-    policies: tuple[str, ...] = ("walkthrough",)
+    policies: tuple[str, ...] = ("walkthrough", "random")
     needs_process = True
 
     def __init__(self, suite_file: str | Path = DEFAULT_SUITE, gen_workers: int | None = None) -> None:
@@ -73,25 +75,44 @@ class TextWorldSuite:
         return episodes
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
-        """Play one game with ``ctx.policy`` (``agent`` or ``walkthrough``)."""
-        from ponder.envs.play import episode_result, play_episode
+        """Play one game with ``ctx.policy`` (``agent``, the ``random`` baseline or ``walkthrough``).
+
+        ``agent`` with a run spec that is more than one plain run (``--strategy``, ``--samples``, ``--trials``)
+        runs the spec's strategy, each of its runs in a fresh copy of the game.
+        """
+        from ponder.envs.play import episode_result, plain_single, play_episode, play_strategy
+        from ponder.envs.random_policy import POLICY as RANDOM
+        from ponder.envs.random_policy import play_random
         from ponder.envs.textworld.env import TextWorldEnv
         from ponder.envs.textworld.walkthrough import POLICY, play_walkthrough
 
-        if ctx.policy not in ("agent", POLICY):
-            raise ConfigError(f"the textworld suite has no policy {ctx.policy!r}; choose agent or {POLICY}")
+        if ctx.policy not in ("agent", RANDOM, POLICY):
+            raise ConfigError(f"the textworld suite has no policy {ctx.policy!r}; choose agent, {RANDOM} or {POLICY}")
         require_textworld()
         game = GameSpec.model_validate(episode.metadata["game"])
         root = games_root(ctx.settings)
         manifest = ensure_games([game], root, workers=1)[game.key]
-        env = TextWorldEnv(root / game.key / GAME_FILE, name=f"textworld/{episode.id}", objective=manifest.objective)
-        try:
-            if ctx.policy == POLICY:
-                run = play_walkthrough(env, episode, manifest.walkthrough, ctx.out_dir)
-            else:
-                run = play_episode(env, episode, ctx, max_steps=agent_max_steps(game, ctx))
-        finally:
-            env.close()
+
+        def make_env() -> TextWorldEnv:
+            return TextWorldEnv(root / game.key / GAME_FILE, name=f"textworld/{episode.id}",
+                                objective=manifest.objective)
+
+        outcome = None
+        if ctx.policy == "agent" and not plain_single(ctx.spec):
+            run, outcome = play_strategy(make_env, episode, ctx, max_steps=agent_max_steps(game, ctx),
+                                         max_reward=manifest.max_score or None)
+        else:
+            env = make_env()
+            try:
+                if ctx.policy == POLICY:
+                    run = play_walkthrough(env, episode, manifest.walkthrough, ctx.out_dir)
+                elif ctx.policy == RANDOM:
+                    run = play_random(env, episode, seed=ctx.settings.seed, max_steps=agent_max_steps(game, ctx),
+                                      out_dir=ctx.out_dir)
+                else:
+                    run = play_episode(env, episode, ctx, max_steps=agent_max_steps(game, ctx))
+            finally:
+                env.close()
         normalised = run.reward / manifest.max_score if manifest.max_score else float(run.success)
         metadata: dict[str, Any] = {"key": game.key, "definition_sha256": manifest.definition_sha256,
                                     "walkthrough_length": len(manifest.walkthrough)}
@@ -99,7 +120,7 @@ class TextWorldSuite:
             metadata["harness_check"] = True
         return episode_result(run, episode, policy=ctx.policy, score=round(normalised, 4),
                               metrics={"max_score": manifest.max_score, "normalized_score": round(normalised, 4)},
-                              metadata=metadata)
+                              metadata=metadata, outcome=outcome, spec=ctx.spec)
 
 
 def require_textworld() -> None:

@@ -18,7 +18,7 @@ TRIAL = Path("alfworld") / "trials" / "enh_multi-agent_poc-debug"
 
 def test_registry_and_policies() -> None:
     suite = get_suite("alfworld")
-    assert suite.name == "alfworld" and suite.policies == ("expert",) and suite.needs_process
+    assert suite.name == "alfworld" and suite.policies == ("expert", "random") and suite.needs_process
 
 
 def test_single_agent_adaptation_of_the_real_trial(data_dir: Path) -> None:

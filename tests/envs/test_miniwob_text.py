@@ -143,7 +143,7 @@ def test_bad_task_files(tmp_path: Path) -> None:
 
 def test_suite_episodes_are_seed_major_with_stable_ids(tmp_path: Path) -> None:
     suite = get_suite("miniwob")
-    assert isinstance(suite, MiniWoBSuite) and suite.needs_process and suite.policies == ("solver",)
+    assert isinstance(suite, MiniWoBSuite) and suite.needs_process and suite.policies == ("solver", "random")
     settings = load_settings()
     episodes = suite.episodes(settings)
     tasks = load_tasks()

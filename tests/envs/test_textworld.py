@@ -157,7 +157,7 @@ def test_suite_files_and_registry(tmp_path: Path) -> None:
     assert len(games) == 50 and len({g.tier for g in games}) >= 3
     assert len({g.key for g in games}) == 50
     suite = get_suite("textworld")
-    assert suite.name == "textworld" and suite.policies == ("walkthrough",) and suite.needs_process
+    assert suite.name == "textworld" and suite.policies == ("walkthrough", "random") and suite.needs_process
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"name": "bad", "tiers": {"1": {"generator": "nope", "seeds": [1]}}}))
     with pytest.raises(DataError, match="unknown generator"):
