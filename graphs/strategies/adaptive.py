@@ -6,8 +6,9 @@ two agree and the best score is at least ``spec.accept`` the task is easy and th
 samples run, one at a time, while the budget allows (``spec.budget``: tokens or samples; default
 :data:`DEFAULT_MAX_SAMPLES` samples), the verifier-weighted confidence stays below ``spec.accept`` and one more
 sample is still expected to gain at least :data:`MIN_GAIN` (the model in :mod:`~ponder.graphs.strategies.
-allocation`). The answer is the verifier-weighted vote over every sample; ``metadata["allocation"]`` records the
-difficulty bin, samples, tokens and why sampling stopped. Verifier calls count in ``Outcome.usage``.
+allocation`). The answer is the verifier-weighted vote over every sample (env episodes: the best-scored run, as
+their runs give no comparable answer); ``metadata["allocation"]`` records the difficulty bin, samples, tokens and
+why sampling stopped. Verifier calls count in ``Outcome.usage``.
 
 **Suite-level allocation** (:mod:`ponder.envs.adaptive`) drives the same strategy through the normal runner in
 two phases, told by a plan file in the run directory (:data:`PLAN_FILE`): ``first_pass`` runs the two samples
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ponder.core.records import Usage
+from ponder.core.records import Trajectory, Usage
 from ponder.graphs.strategies.allocation import (
     SampleRecord,
     confidence,
@@ -101,6 +102,7 @@ class _State:
     samples: list[SampleRecord] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    prior_dir: Path | None = None
 
 
 @dataclass
@@ -155,6 +157,7 @@ class Adaptive:
             self._sample(task, ctx, label, state, FIRST_PASS)
             return "no_first_pass"
         state.samples = list(prior.samples)
+        state.prior_dir = Path(plan.first_pass_dir)
         state.usage = prior.usage
         spent = 0
         for _ in range(entry.extra):
@@ -172,6 +175,7 @@ class Adaptive:
 
         verifier, vctx = self._verifier(ctx)
         kind = self.spec.answer_kind if self.spec.answer_kind != "auto" else ctx.answer_kind
+        voting = ctx.env is None  # an env episode's runs are compared by score alone (best-of-N)
         base = self.spec.sample_seed if self.spec.sample_seed is not None else (ctx.settings.seed or 0)
         for _ in range(n):
             index = len(state.samples)
@@ -186,7 +190,7 @@ class Adaptive:
             state.usage = state.usage + cost
             state.outcomes.append(out)
             state.samples.append(SampleRecord(
-                answer=out.answer, key=answer_key(out.answer, kind), status=out.status,
+                answer=out.answer, key=answer_key(out.answer, kind) if voting else None, status=out.status,
                 score=score.value if score else 0.0, tokens=cost.total_tokens,
                 trajectory_id=traj.id if traj is not None else None, seed=base + index))
 
@@ -207,6 +211,11 @@ class Adaptive:
         if chosen is not None and chosen >= first and state.outcomes[chosen - first].trajectory is not None:
             chosen_traj = state.outcomes[chosen - first].trajectory
             index = next(i for i, t in enumerate(trajectories) if t is chosen_traj)
+        elif chosen is not None and state.prior_dir is not None:  # a first-pass sample won: its trajectory joins
+            prior = _prior_trajectory(state.prior_dir, state.samples[chosen].trajectory_id)
+            if prior is not None:
+                trajectories.append(prior)
+                index = len(trajectories) - 1
         best = state.samples[chosen] if chosen is not None else None
         first_pass = state.samples[:FIRST_PASS]
         allocation: dict[str, Any] = {
@@ -223,6 +232,19 @@ class Adaptive:
                        records=[r for o in state.outcomes for r in o.records],
                        metadata={"allocation": allocation, "samples_run": len(state.samples),
                                  "answer_trajectory": best.trajectory_id if best else None})
+
+
+def _prior_trajectory(run_dir: Path, trajectory_id: str | None) -> Trajectory | None:
+    """A first-pass trajectory by id, as a copy for this run's records (``None``: not found)."""
+    from ponder.core.io import read_jsonl
+
+    path = run_dir / "trajectories.jsonl"
+    if trajectory_id is None or not path.is_file():
+        return None
+    found = next((t for t in read_jsonl(path, Trajectory) if t.id == trajectory_id), None)
+    if found is not None:
+        found.metadata.pop("trajectory_path", None)  # the suite appends it to this run's trajectories
+    return found
 
 
 def plan_json(plan: Plan) -> str:

@@ -9,6 +9,8 @@ import json
 import pytest
 
 from ponder.core.errors import ConfigError
+from ponder.core.io import read_jsonl
+from ponder.core.records import Trajectory
 from ponder.core.settings import load_settings
 from ponder.envs.adaptive import ALLOCATION_FILE, FIRST_PASS_DIR, run_adaptive_eval, suite_budget
 from ponder.envs.adaptive_synthetic import OracleVerifier, questions, scripted_reply, simulate_uniform, synthetic_rows
@@ -60,6 +62,9 @@ def test_adaptive_suite_within_budget_beats_uniform(setup, tmp_path):
     uniform, _ = simulate_uniform(QS, 4)  # the same seeds and verifier, 4 samples each: the same tokens
     assert accuracy >= uniform
     assert (run.out_dir / FIRST_PASS_DIR / "results.jsonl").is_file()
+    saved = {t.id: t for t in read_jsonl(run.out_dir / "trajectories.jsonl", Trajectory)}
+    for r in run.results:  # the chosen run (a first-pass one for easy episodes) is in the final run's records
+        assert r.trajectory_ids and r.prediction in {saved[t].final_answer for t in r.trajectory_ids}
     report = (run.out_dir / "report.html").read_text()
     assert "Adaptive allocation" in report and "hard" in report
 

@@ -86,3 +86,33 @@ def test_default_verifier_comes_from_the_registry(settings):
 
     verifier = build_verifier("agreement", agent="react", env=False)
     assert verifier.name.startswith("agreement")
+
+
+def test_env_episodes_pick_the_best_scored_run(settings):
+    """Env runs give no comparable answer: no vote, the best-scored run is chosen."""
+    from ponder.core.records import Trajectory
+    from ponder.graphs.strategies.base import Outcome
+
+    class Runs:
+        def run(self, task, ctx, label=None):
+            seed = ctx.settings.seed
+            traj = Trajectory(task=task, agent="env", model="m", status="solved" if seed == 3 else "max_steps",
+                              final_answer="won" if seed == 3 else None, metadata={"seed": seed})
+            return Outcome(kind="single", task=task, answer=traj.final_answer, status=traj.status,
+                           trajectories=[traj], chosen=0)
+
+    class ByOutcome:
+        name = "env"
+
+        def score(self, trace, ctx):
+            from ponder.graphs.verifiers.base import Score
+
+            return Score(value=1.0 if trace.final_answer == "won" else 0.2)
+
+    strategy = Adaptive(RunSpec(strategy="adaptive", budget="6s"), inner=Runs(), verifier=ByOutcome(),
+                        verify_context=lambda ctx: VerifyContext(model=ctx.model, settings=ctx.settings))
+    ctx = StrategyContext(settings=settings, model=ScriptedModel(["unused"]), env=lambda: None)
+    outcome = strategy.run("open the door", ctx)
+    alloc = outcome.metadata["allocation"]
+    assert (alloc["samples"], alloc["stop_reason"], alloc["difficulty"]) == (4, "confident", "hard")
+    assert outcome.trajectory.metadata["seed"] == 3 and outcome.status == "solved"
