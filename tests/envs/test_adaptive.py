@@ -92,3 +92,22 @@ def test_budget_in_samples(setup, tmp_path):
     alloc = json.loads((run.out_dir / ALLOCATION_FILE).read_text())
     assert sum(r.samples for r in run.results) == alloc["spent_samples"] == 60 and alloc["within_budget"]
     assert alloc["planned_extra_samples"] == 20 and alloc["budget"] == "60s"
+
+
+def test_cli_eval_adaptive_and_report_frontier(tmp_path, capsys, data_dir):
+    from ponder.cli import main
+
+    script = tmp_path / "script.jsonl"
+    script.write_text("".join(json.dumps("Final Answer: 18") + "\n" for _ in range(40)))
+    common = ["eval", "gsm8k", "--limit", "2", "--model", f"scripted:{script}", "--quiet"]
+    out = tmp_path / "adaptive"
+    assert main([*common, "--strategy", "adaptive", "--verifier", "agreement", "--budget-total", "2000t",
+                 "--out", str(out)]) == 0
+    alloc = json.loads((out / ALLOCATION_FILE).read_text())
+    assert alloc["within_budget"] and alloc["spent_tokens"] <= 2000 and len(alloc["episodes"]) == 2
+    assert main([*common, "--out", str(tmp_path / "single")]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out), str(tmp_path / "single"), "--out", str(tmp_path / "cmp")]) == 0
+    printed = capsys.readouterr().out
+    assert "## Accuracy vs tokens" in printed and "| adaptive (2000t) | adaptive | 2 |" in printed
+    assert "| single | single | 2 | 50.0% [9.5, 90.5] |" in printed
