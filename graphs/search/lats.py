@@ -46,7 +46,7 @@ from langgraph.types import Send
 from ponder.graphs.search.outcome import best_leaf, finish
 from ponder.graphs.search.reflect import lessons_block, reflect_on
 from ponder.graphs.search.run import SearchRun
-from ponder.graphs.search.stepper import Moved
+from ponder.graphs.search.stepper import Moved, repeating
 from ponder.graphs.strategies.base import Outcome, StrategyContext
 from ponder.graphs.verifiers.base import Score, Verifier
 
@@ -232,25 +232,29 @@ def simulate(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
 
 
 def rollout(run: LATSRun, start: int, lessons: str | None) -> None:
-    """A sampled run from ``start`` to a terminal state (or the rollout cap, or the budget); its reward backed up."""
+    """A sampled run from ``start`` to a terminal state; its reward backed up and, after a failure, a reflection.
+
+    It stops early at the rollout cap, when the budget is spent or when the model repeats one reply
+    :data:`~ponder.graphs.search.stepper.REPEATS` times (stuck: a failure worth a reflection too).
+    """
     depth = run.tree.nodes[start].depth
     room = max(run.stepper.max_steps - depth, 0)
     if run.rollout_steps is not None:
         room = min(room, run.rollout_steps)
-    budget_left = (run.budget.value - run.spent_tokens()) if run.budget and run.budget.kind == "tokens" else None
+    left = (run.budget.value - run.spent_tokens()) if run.budget and run.budget.kind == "tokens" else None
 
-    def spent(moves: list[Moved]) -> bool:
-        if budget_left is None:
-            return False
-        return sum(m.step.prompt_tokens + m.step.completion_tokens for m in moves if m.step) >= budget_left
+    def stop(moves: list[Moved]) -> bool:
+        if moves and repeating(moves[-1].partial):
+            return True
+        return left is not None and sum(s.prompt_tokens + s.completion_tokens for m in moves for s in m.steps) >= left
 
     last = start
-    for moved in run.stepper.rollout(run.partials[start], run.seeds(room), lessons, stop=spent):
+    for moved in run.stepper.rollout(run.partials[start], run.seeds(room), lessons, stop=stop):
         last = run.add(last, moved)
     if last == start:
         return
     run.apply_score(last, run.score(run.partials[last]))
-    if run.tree.nodes[last].terminal:
+    if run.tree.nodes[last].terminal or repeating(run.partials[last]):
         run.conclude(last)
     else:
         run.backpropagate(last, run.terminal_reward(last))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ponder.core.prompts import render
 from ponder.core.records import Usage
 from ponder.graphs.search.run import SearchRun
-from ponder.graphs.search.stepper import Partial
+from ponder.graphs.search.stepper import Partial, repeating
 from ponder.memory.experience import compact_trajectory, one_line
 from ponder.memory.reflection import clean_lesson, failure_reason
 from ponder.models.base import GenerationParams, Message
@@ -27,6 +27,8 @@ def why_failed(run: SearchRun, node_id: int) -> str:
     partial, node = run.partials[node_id], run.tree.nodes[node_id]
     if run.stepper.agent == "env" and partial.state.get("done") and not partial.won:
         return "the episode ended without reaching the goal (it was lost)."
+    if not partial.terminal and repeating(partial):
+        return "it repeated the same reply over and over and made no progress."
     reason = failure_reason(partial.status, partial.state.get("final_answer"))
     if reason is not None:
         return reason

@@ -139,13 +139,13 @@ class SearchRun:
         """A node for ``moved`` under ``parent`` (its step's cost charged); returns its id."""
         partial, step = moved.partial, moved.step
         prev = self.partials[parent].state
-        usage = Usage.from_steps([step]) if step is not None else Usage()
+        usage = Usage.from_steps(moved.steps)
         self.charge(usage)
         node = TreeNode(
             id=len(self.tree.nodes), parent=parent, depth=self.tree.nodes[parent].depth + 1, batch=batch,
             action=(step.action or step.kind) if step is not None else "error",
             action_input=step.action_input if step is not None else None,
-            thought=step.thought if step is not None else "",
+            thought=" / ".join(s.thought for s in moved.steps if s.thought),
             observation=step.observation if step is not None else moved.error,
             answer=partial.state.get("final_answer") if partial.terminal else None, status=partial.status,
             terminal=partial.terminal,

@@ -41,6 +41,13 @@ from ponder.graphs.verifiers.base import Trace
 from ponder.memory.nodes import recall
 from ponder.models.base import Message
 
+#: Env agent: thoughts folded into one move before its action (a tree edge is an env action, not a thought).
+THINK_STEPS = 2
+#: The seeds of a move's further thoughts: ``seed + THINK_SEED_STRIDE * i`` (far from the search's own seeds).
+THINK_SEED_STRIDE = 1_000_003
+#: Replies repeated this many times in a row: the model is stuck (a rollout stops there).
+REPEATS = 3
+
 
 def agent_parts(agent: str) -> AgentParts:
     """The kernel parts of ``agent`` (``react``, ``pal`` or ``env``)."""
@@ -114,21 +121,35 @@ class Partial:
 
 @dataclass
 class Moved:
-    """One step taken from a partial.
+    """One move from a partial: one agent step (env agent: up to ``think_steps`` thoughts and then the action).
 
     Attributes:
         partial: The new partial run.
-        step: The step (``None`` when the step failed before it finished: ``error`` says why).
-        seconds: Wall time of the step (session setup and replay included).
-        seed: The sampling seed of its model call.
+        steps: The steps taken (empty when the step failed before it finished: ``error`` says why).
+        seconds: Wall time of the move (session setup and replay included).
+        seed: The sampling seed of its (first) model call.
         error: The exception that ended the run (the environment or a tool failed).
     """
 
     partial: Partial
-    step: Step | None
+    steps: list[Step]
     seconds: float
     seed: int
     error: str | None = None
+
+    @property
+    def step(self) -> Step | None:
+        """The last step (the action, after any thoughts)."""
+        return self.steps[-1] if self.steps else None
+
+
+def repeating(partial: Partial, times: int = REPEATS) -> bool:
+    """Whether the last ``times`` replies of ``partial`` are the same text (a model stuck in a loop)."""
+    steps = partial.state.get("steps") or []
+    if len(steps) < times:
+        return False
+    last = [" ".join(step.raw.split()) for step in steps[-times:]]
+    return len(set(last)) == 1
 
 
 def _replay_tools(agent_ctx: AgentContext, steps: list[Step]) -> None:
@@ -155,6 +176,7 @@ class Stepper:
         temperature: Sampling temperature of every call (must be above 0 for distinct children).
         top_p: Nucleus sampling (``None``: the settings').
         show_actions: Env agent: show the admissible actions after the latest observation.
+        think_steps: Env agent: thoughts a move may take before its action (0: a thought is a move of its own).
 
     Attributes:
         agent: ``env`` when the context has an environment factory, else the context's agent.
@@ -165,7 +187,7 @@ class Stepper:
     """
 
     def __init__(self, ctx: StrategyContext, task: str, *, temperature: float, top_p: float | None = None,
-                 show_actions: bool = True) -> None:
+                 show_actions: bool = True, think_steps: int = THINK_STEPS) -> None:
         self.ctx, self.task = ctx, task
         self.agent = "env" if ctx.env is not None else ctx.agent
         self.parts = agent_parts(self.agent)
@@ -173,6 +195,7 @@ class Stepper:
         self.temperature = temperature
         self.top_p = top_p if top_p is not None else ctx.settings.top_p
         self.show_actions = show_actions
+        self.think_steps = think_steps
         self.env_steps = 0
         self.env_resets = 0
         self.env_name = ""
@@ -267,7 +290,7 @@ class Stepper:
         start = time.perf_counter()
         try:
             with self._session(partial) as agent_ctx:
-                return self._advance(partial, self._sampling(agent_ctx, seed), lessons, seed, start)
+                return self._move(partial, agent_ctx, lessons, seed, start)
         except Exception as exc:  # the environment or a tool failed while the session was set up
             return self._failed(partial, exc, seed, start)
 
@@ -287,7 +310,7 @@ class Stepper:
                 for seed in seeds:
                     if stop is not None and stop(moves):
                         break
-                    moved = self._advance(current, self._sampling(agent_ctx, seed), lessons, seed, start)
+                    moved = self._move(current, agent_ctx, lessons, seed, start)
                     moves.append(moved)
                     current, start = moved.partial, time.perf_counter()
                     if current.terminal:
@@ -295,6 +318,23 @@ class Stepper:
         except Exception as exc:  # a failing session: the rollout ends in an error
             moves.append(self._failed(moves[-1].partial if moves else partial, exc, seeds[0], start))
         return moves
+
+    def _move(self, partial: Partial, agent_ctx: AgentContext, lessons: str | None, seed: int,
+              start: float) -> Moved:
+        """One step; for the env agent, up to ``think_steps`` thoughts and the action after them (one move)."""
+        moved = self._advance(partial, self._sampling(agent_ctx, seed), lessons, seed, start)
+        calls = 1
+        while self._thinking(moved) and calls <= self.think_steps:
+            more = self._advance(moved.partial, self._sampling(agent_ctx, seed + THINK_SEED_STRIDE * calls),
+                                 lessons, seed, start)
+            moved = Moved(more.partial, [*moved.steps, *more.steps], more.seconds, seed, more.error)
+            calls += 1
+        return moved
+
+    def _thinking(self, moved: Moved) -> bool:
+        step = moved.step
+        return (self.agent == "env" and not moved.partial.terminal and step is not None and step.kind == "action"
+                and step.action == "think")
 
     def _advance(self, partial: Partial, agent_ctx: AgentContext, lessons: str | None, seed: int,
                  start: float) -> Moved:
@@ -319,12 +359,12 @@ class Stepper:
         if new.get("env_steps", 0) > partial.state.get("env_steps", 0):
             actions = (*actions, step.action or "")
             self._count(1)
-        return Moved(Partial(new, actions), step, time.perf_counter() - start, seed)
+        return Moved(Partial(new, actions), [step], time.perf_counter() - start, seed)
 
     @staticmethod
     def _failed(partial: Partial, exc: Exception, seed: int, start: float) -> Moved:
         state = {**partial.state, "status": "error", "error": describe_error(exc)}
-        return Moved(Partial(state, partial.actions), None, time.perf_counter() - start, seed, describe_error(exc))
+        return Moved(Partial(state, partial.actions), [], time.perf_counter() - start, seed, describe_error(exc))
 
     def trace(self, partial: Partial) -> Trace:
         """What a verifier sees of ``partial``."""
