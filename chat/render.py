@@ -93,6 +93,10 @@ class ChatRenderer:
         shown = safe(answer) if answer is not None else "(no answer)"
         self.console.print(Panel(shown, title="Answer", border_style=style, expand=False))
         extra = f" · {turn['samples']} samples" if turn.get("samples", 1) > 1 else ""
+        if turn.get("strategy"):
+            score = f", score {turn['score']:.2f}" if turn.get("score") is not None else ""
+            extra += f" · {turn['strategy']} ({turn.get('trajectories', 0)} trajectories{score}, " \
+                     f"{turn.get('tokens', 0)} tokens)"
         self.console.print(f"[dim]{safe(str(turn.get('status')))} · {len(turn.get('steps') or [])} steps · "
                            f"{safe(str(turn.get('agent')))}{extra}[/]")
 

@@ -200,7 +200,8 @@ class ChatSession:
         assert self.model is not None  # ask() loads it
         task = contextual_task(question, turns)
         spec = self.spec
-        streamed = self.renderer.streams and not spec.voting  # parallel samples are not streamed
+        # parallel samples and search branches are not streamed, nor the verifier's calls
+        streamed = self.renderer.streams and spec.strategy_name == "single"
         ctx = StrategyContext(settings=self.settings, agent=self.agent, task_family="chat",
                               model=StreamingModel(self.model, self.renderer.token) if streamed else self.model,
                               store=self.open_memory_store() if self.memory_mode != "none" else None,
@@ -233,11 +234,25 @@ def turn_of(question: str, outcome: Outcome, chosen: Trajectory) -> Turn:
     trials = {"trials": len(outcome.attempts)} if outcome.kind == "trials" else {}
     last = outcome.attempts[-1] if trials and outcome.attempts else outcome
     vote = next((r for r in last.records if isinstance(r, SelfConsistencyResult)), None)
+    if vote is None and last.kind not in ("single", "self_consistency"):  # best_of_n, refine, a search, adaptive
+        return strategy_turn(question, last, chosen, **trials)
     if vote is None:
         return make_turn(question, chosen, memory=chosen.metadata.get("memory"), **trials)
     turn = make_turn(question, chosen, samples=vote.samples_run, agreement=round(vote.agreement, 3),
                      self_consistency_id=vote.id, memory=vote.memory or chosen.metadata.get("memory"), **trials)
     turn.update(answer=vote.final_answer, status="solved" if vote.final_answer is not None else "no_answer")
+    return turn
+
+
+def strategy_turn(question: str, outcome: Outcome, chosen: Trajectory, **extra: Any) -> Turn:
+    """The stored turn of a scored or searched outcome: its answer, strategy, score, trajectories and search tree."""
+    score = next((c.score for c in outcome.candidates if c.answer == outcome.answer),
+                 outcome.candidates[0].score if outcome.candidates else None)
+    facts = {"strategy": outcome.kind, "trajectories": len(outcome.trajectories),
+             "tokens": outcome.usage.total_tokens, **({"score": round(score, 3)} if score is not None else {}),
+             **{k: outcome.metadata[k] for k in ("search_tree_id",) if k in outcome.metadata}}
+    turn = make_turn(question, chosen, memory=chosen.metadata.get("memory"), **facts, **extra)
+    turn.update(answer=outcome.answer, status=outcome.status)
     return turn
 
 

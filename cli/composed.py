@@ -49,8 +49,10 @@ def run_composed(question: str, spec: RunSpec, settings: Settings, backend: Mode
             with lock:
                 console.print(text)
 
-    def on_attempt(trial: int, outcome: Outcome) -> None:
-        say(f"[dim]trial {trial}:[/] {_answer(outcome)} [dim]({outcome.status}{_verdict(outcome, label)})[/]")
+    attempt = "round" if spec.strategy_name == "refine" and spec.trials == 1 else "trial"  # refine's revisions
+
+    def on_attempt(n: int, outcome: Outcome) -> None:
+        say(f"[dim]{attempt} {n}:[/] {_answer(outcome)} [dim]({outcome.status}{_verdict(outcome, label)})[/]")
 
     def on_sample(sample: SampleRecord) -> None:
         say(sample_line(sample))

@@ -181,10 +181,25 @@ class RunSpec(BaseModel):
     def with_updates(self, **changes: Any) -> RunSpec:
         """A copy with ``changes`` applied and validated again.
 
+        A change of ``strategy`` (``/strategy lats``) drops the options of the old strategy that the new one does
+        not read (the vote's unless the new one is ``sc``), and the sample count (``sc`` and ``best_of_n`` default
+        to :data:`DEFAULT_SAMPLES`, the others to 1), unless they change too.
+
         Raises:
             ConfigError: naming the bad option.
         """
-        return parse_spec({**self.model_dump(exclude_unset=True), **changes})
+        kept = self.model_dump(exclude_unset=True)
+        new = changes.get("strategy")
+        if new is not None and new != self.strategy_name and new in choices(StrategyName):
+            kept.pop("samples", None)
+            for option, (strategies, _) in STRATEGY_OPTIONS.items():
+                if new not in strategies:
+                    kept.pop(option, None)
+            dropped = [*VOTE_OPTIONS, "vote"] if new != "sc" else []
+            dropped += ["budget"] if new in ("single", "best_of_n", "refine") else []
+            for option in dropped:
+                kept.pop(option, None)
+        return parse_spec({**kept, **changes})
 
 
 #: Samples of ``--strategy sc`` / ``best_of_n`` when ``--samples`` is not given.

@@ -143,3 +143,37 @@ def test_bad_values_are_one_line_and_exit_2(made, argv, message, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ponder: error:") and message in err and len(err.splitlines()) == 1
     assert made == []
+
+
+@pytest.fixture
+def steady(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI loads a scripted model that always answers 5 after one calculator call (the real strategies run)."""
+    import ponder.models.spec as spec_module
+    from ponder.core.console import console
+    from ponder.models.scripted import ScriptedModel
+
+    def reply(messages, params) -> str:
+        if "Observation: 5" in messages[-1]["content"]:
+            return "Thought: done\nFinal Answer: 5"
+        return "Thought: add\nAction: calculator\nAction Input: 2+3"
+
+    model = ScriptedModel(reply)
+    monkeypatch.setattr(spec_module, "load_model", lambda spec, settings=None: model)
+    monkeypatch.setattr(console, "width", 400)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--strategy", "best_of_n", "--samples", "2"], ["--strategy", "refine", "--rounds", "1", "--verifier", "self"],
+    ["--strategy", "beam", "--verifier", "self", "--beam-width", "2", "--expansions", "2"],
+    ["--strategy", "lats", "--budget", "20000t", "--verifier", "self,env"], ["--strategy", "adaptive"],
+], ids=lambda argv: argv[1])
+def test_the_real_strategies_run_end_to_end(steady, tmp_path, capsys, argv):
+    out = tmp_path / "out"
+    assert main(["run", "What is 2+3?", "--out", str(out), "--label", "5", *argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["strategy"], result["kind"], result["answer"], result["correct"]) == (argv[1], argv[1], "5", True)
+    # the agent's calls (two per run) and the verifier's
+    assert result["usage"]["model_calls"] > 2 * len(result["trajectories"]) or argv[1] == "adaptive"
+    if argv[1] in ("beam", "lats"):
+        (tree,) = (json.loads(line) for line in (out / SEARCH_FILE).read_text().splitlines())
+        assert tree["id"] == result["search_trees"][0]["id"] and len(tree["nodes"]) >= 3

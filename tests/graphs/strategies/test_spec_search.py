@@ -57,8 +57,15 @@ def test_verifier_list_is_normalized():
     assert parse_spec({"strategy": "lats", "verifier": " self:0.5 , env"}).verifier == "self:0.5,env"
 
 
-def test_switching_strategy_keeps_the_other_options_checked():
-    spec = parse_spec({"strategy": "beam", "beam_width": 5})
+def test_switching_strategy_drops_what_the_new_one_does_not_read():
+    beam = parse_spec({"strategy": "beam", "beam_width": 5, "expansions": 2, "verifier": "prm", "budget": "9000t"})
+    lats = beam.with_updates(strategy="lats")
+    assert (lats.beam_width, lats.expansions, lats.verifier, lats.budget) == (3, 2, "prm", "9000t")
+    sc = parse_spec({"samples": 9, "vote": "weighted", "early_stop": True, "budget": "20s"})
+    best = sc.with_updates(strategy="best_of_n")
+    assert (best.samples, best.vote, best.early_stop, best.budget) == (DEFAULT_SAMPLES, "majority", False, None)
+    assert best.with_updates(strategy="single").samples == 1
+    assert sc.with_updates(strategy="sc").samples == 9  # no change of strategy: nothing dropped
+    assert beam.with_updates(strategy="sc", samples=3).budget == "9000t"
     with pytest.raises(ConfigError, match="--beam-width applies to --strategy beam"):
-        spec.with_updates(strategy="lats")
-    assert spec.with_updates(strategy="lats", beam_width=3).strategy_name == "lats"
+        lats.with_updates(beam_width=4)
