@@ -20,6 +20,7 @@ its samples to ``<out_dir>/`` :data:`LEDGER_FILE` (one line per task).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -90,11 +91,22 @@ def read_plan(out_dir: Path | None) -> Plan | None:
 
 
 def read_ledger(out_dir: Path) -> dict[str, LedgerLine]:
-    """The ledger of a run directory by episode id (the last line of an episode wins; empty when missing)."""
+    """The ledger of a run directory by episode id (the last line of an episode wins; empty when missing).
+
+    Read once per version of the file (every episode of the final run reads the first pass's ledger).
+    """
+    path = Path(out_dir) / LEDGER_FILE
+    if not path.is_file():
+        return {}
+    stat = path.stat()
+    return _ledger(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _ledger(path: str, _mtime_ns: int, _size: int) -> dict[str, LedgerLine]:
     from ponder.core.io import read_jsonl
 
-    path = Path(out_dir) / LEDGER_FILE
-    return {line.episode_id: line for line in read_jsonl(path, LedgerLine)} if path.is_file() else {}
+    return {line.episode_id: line for line in read_jsonl(Path(path), LedgerLine)}
 
 
 @dataclass
@@ -159,16 +171,36 @@ class Adaptive:
         state.samples = list(prior.samples)
         state.prior_dir = Path(plan.first_pass_dir)
         state.usage = prior.usage
-        spent = 0
-        for _ in range(entry.extra):
-            if entry.tokens is not None and spent + sample_cost(state.samples) > entry.tokens:
+        spent, left = 0, entry.extra
+        while left > 0:  # waves of the samples that still fit under the cap at the most a sample cost so far
+            fit = left if entry.tokens is None else min(left, (entry.tokens - spent) // sample_cost(state.samples))
+            if fit <= 0:
                 return "cap"
             before = state.usage.total_tokens
-            self._sample(task, ctx, label, state, 1)
+            self._sample(task, ctx, label, state, fit)
             spent += state.usage.total_tokens - before
+            left -= fit
         return "planned"
 
     def _sample(self, task: str, ctx: StrategyContext, label: str | None, state: _State, n: int) -> None:
+        """Run ``n`` more samples: concurrently when the backend batches concurrent calls itself, else in turn."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        first = len(state.samples)
+        shares = weighted_vote(state.samples)[1]  # the vote so far (the agreement verifier reads it)
+        if n > 1 and ctx.model.capabilities.continuous_batching:
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix="adaptive") as pool:
+                done = list(pool.map(lambda i: self._one(task, ctx, label, first + i, shares), range(n)))
+        else:
+            done = [self._one(task, ctx, label, first + i, shares) for i in range(n)]
+        for out, record, cost in done:
+            state.usage = state.usage + cost
+            state.outcomes.append(out)
+            state.samples.append(record)
+
+    def _one(self, task: str, ctx: StrategyContext, label: str | None, index: int,
+             shares: dict[str, float]) -> tuple[Outcome, SampleRecord, Usage]:
+        """Sample ``index`` (seed ``seed + index``), scored by the verifier: its outcome, record and cost."""
         from ponder.graphs.self_consistency.normalize import answer_key
         from ponder.graphs.strategies.self_consistency import DEFAULT_SC_TEMPERATURE
         from ponder.graphs.verifiers.base import Trace
@@ -176,23 +208,18 @@ class Adaptive:
         verifier, vctx = self._verifier(ctx)
         kind = self.spec.answer_kind if self.spec.answer_kind != "auto" else ctx.answer_kind
         voting = ctx.env is None  # an env episode's runs are compared by score alone (best-of-N)
-        base = self.spec.sample_seed if self.spec.sample_seed is not None else (ctx.settings.seed or 0)
-        for _ in range(n):
-            index = len(state.samples)
-            temperature = self.spec.sample_temperature or ctx.settings.temperature or DEFAULT_SC_TEMPERATURE
-            own = ctx.settings.model_copy(update={"temperature": temperature, "seed": base + index})
-            out = self.inner.run(task, ctx.derive(settings=own, metadata={"sample": index}), label)
-            traj = out.trajectory
-            shares = weighted_vote(state.samples)[1]
-            score = verifier.score(Trace.from_trajectory(traj, max_reward=ctx.max_reward),
-                                   replace(vctx, votes=shares)) if traj is not None else None
-            cost = out.usage + (score.usage if score is not None else Usage())
-            state.usage = state.usage + cost
-            state.outcomes.append(out)
-            state.samples.append(SampleRecord(
-                answer=out.answer, key=answer_key(out.answer, kind) if voting else None, status=out.status,
-                score=score.value if score else 0.0, tokens=cost.total_tokens,
-                trajectory_id=traj.id if traj is not None else None, seed=base + index))
+        seed = (self.spec.sample_seed if self.spec.sample_seed is not None else (ctx.settings.seed or 0)) + index
+        temperature = self.spec.sample_temperature or ctx.settings.temperature or DEFAULT_SC_TEMPERATURE
+        own = ctx.settings.model_copy(update={"temperature": temperature, "seed": seed})
+        out = self.inner.run(task, ctx.derive(settings=own, metadata={"sample": index}), label)
+        traj = out.trajectory
+        score = verifier.score(Trace.from_trajectory(traj, max_reward=ctx.max_reward),
+                               replace(vctx, votes=shares)) if traj is not None else None
+        cost = out.usage + (score.usage if score is not None else Usage())
+        record = SampleRecord(answer=out.answer, key=answer_key(out.answer, kind) if voting else None,
+                              status=out.status, score=score.value if score else 0.0, tokens=cost.total_tokens,
+                              trajectory_id=traj.id if traj is not None else None, seed=seed)
+        return out, record, cost
 
     def _verifier(self, ctx: StrategyContext) -> tuple[Verifier, VerifyContext]:
         from ponder.graphs.verifiers.registry import build_verifier, verify_context

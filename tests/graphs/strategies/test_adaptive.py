@@ -116,3 +116,24 @@ def test_env_episodes_pick_the_best_scored_run(settings):
     alloc = outcome.metadata["allocation"]
     assert (alloc["samples"], alloc["stop_reason"], alloc["difficulty"]) == (4, "confident", "hard")
     assert outcome.trajectory.metadata["seed"] == 3 and outcome.status == "solved"
+
+
+def test_first_pass_samples_run_together_on_a_continuous_batching_backend(settings):
+    import threading
+
+    barrier = threading.Barrier(2, timeout=10)  # both first-pass samples must be in flight at once
+    reply = scripted_reply(QS)
+
+    def together(messages, params):
+        barrier.wait()
+        return reply(messages, params)
+
+    easy = next(q for q in QS if q.level == "easy" and sample(q, 0)[1] and sample(q, 1)[1]
+                and verifier_score(q, q.gold, 0) >= 0.8)
+    strategy = Adaptive(RunSpec(strategy="adaptive", answer_kind="number"), verifier=OracleVerifier(QS),
+                        verify_context=lambda ctx: VerifyContext(model=ctx.model, settings=ctx.settings))
+    ctx = StrategyContext(settings=settings, model=ScriptedModel(together, continuous=True))
+    outcome = strategy.run(easy.text, ctx, label=easy.gold)
+    alloc = outcome.metadata["allocation"]
+    assert (alloc["samples"], alloc["stop_reason"], outcome.answer) == (2, "easy", easy.gold)
+    assert [t.metadata["sample"] for t in outcome.trajectories] == [0, 1]  # in sample order
