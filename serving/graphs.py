@@ -11,7 +11,8 @@ The agent graph is the one compiled once per process; the ``react`` / ``pal`` no
 the request's context (LangGraph's runtime context), so its nodes (``recall``, one ``step`` per model call with
 its tool call or program, ``remember``) stream as the subgraph's.
 
-The self-consistency graph is served through the ``self_consistency`` factory below.
+The self-consistency graph is served through the ``self_consistency`` factory below, the tree searches (LATS or
+beam search with a verifier) through ``search``.
 
 The factories return async context managers whose set-up and clean-up run in a worker thread: the server
 enters a factory's context on its event loop, where ``langgraph dev`` rejects blocking calls
@@ -212,3 +213,103 @@ def _build_self_consistency() -> tuple[Any, Callable[[], None]]:
     graph.add_edge(START, "vote")
     graph.add_edge("vote", END)
     return graph.compile(name="self_consistency"), lambda: None
+
+
+class SearchInput(TypedDict, total=False):
+    """What a client sends to ``search``: ``task``; optionally any of the search's run-spec options.
+
+    ``strategy`` (``lats`` or ``beam``; default: the graph config's ``configurable.strategy``, else ``lats``),
+    ``verifier`` (e.g. ``"self,env"``), ``budget`` (``"20000t"``), ``beam_width``, ``expansions``, ``exploration``,
+    ``iterations``, ``accept``, ``prm``; unset ones come from ``configurable`` too, else the spec's defaults.
+    """
+
+    task: str
+    strategy: str
+    verifier: str
+    budget: str
+    beam_width: int
+    expansions: int
+    exploration: float
+    iterations: int
+    accept: float
+    prm: str
+
+
+class SearchOutput(TypedDict, total=False):
+    """The search's answer, its verifier score, what it spent and its tree (id, size, chosen path, stop reason)."""
+
+    task: str
+    strategy: str
+    final_answer: str | None
+    status: Status | None
+    score: float | None
+    usage: dict[str, Any]
+    search_tree: dict[str, Any] | None
+
+
+#: The searches ``search`` serves, and the run-spec options a request may set.
+SEARCHES = ("lats", "beam")
+SEARCH_OPTIONS = tuple(k for k in SearchInput.__annotations__ if k != "task")
+
+
+def search(config: Any) -> Any:
+    """Graph factory of a tree search over the configured agent (``langgraph.json``: ``search``).
+
+    LATS or beam search (``strategy`` in the input or the config's ``configurable``) with its verifier; one node
+    runs the strategy (:func:`~ponder.graphs.strategies.build.build_strategy`, with its own fan-out) in a context
+    of its own, like ``self_consistency``. The tree is appended to ``<out_dir>/search.jsonl``.
+    """
+    configurable = dict((config or {}).get("configurable") or {})
+    return _off_the_loop(lambda: _build_search({k: configurable[k] for k in SEARCH_OPTIONS if k in configurable}))
+
+
+def search_spec(defaults: dict[str, Any], request: dict[str, Any]) -> Any:
+    """The run spec of one ``search`` request: its options over the config's over ``strategy="lats"``.
+
+    Raises:
+        ConfigError: for a strategy other than ``lats``/``beam`` or a bad option (one line, naming it).
+    """
+    from ponder.core.errors import ConfigError
+    from ponder.graphs.strategies.spec import parse_spec
+
+    given = {"strategy": "lats", **defaults, **{k: request[k] for k in SEARCH_OPTIONS if request.get(k) is not None}}
+    if given["strategy"] not in SEARCHES:
+        raise ConfigError(f"search serves --strategy {' or '.join(SEARCHES)} (got {given['strategy']!r})")
+    return parse_spec(given)
+
+
+def _build_search(defaults: dict[str, Any]) -> tuple[Any, Callable[[], None]]:
+    import contextvars
+
+    from ponder.graphs.strategies.base import StrategyContext
+    from ponder.graphs.strategies.build import build_strategy
+    from ponder.models.spec import load_model
+
+    settings = load_settings()
+    model = load_model(settings.model, settings)
+    search_spec(defaults, {})  # a bad configurable fails when the graph is built
+
+    def run(state: SearchInput) -> dict[str, Any]:
+        spec = search_spec(defaults, dict(state))
+        ctx = StrategyContext(settings=settings, model=model, agent=spec.agent or settings.agent)
+        outcome = contextvars.Context().run(build_strategy(spec, memory="none").run, state["task"], ctx)
+        return search_output(spec.strategy_name, outcome)
+
+    graph = StateGraph(SearchOutput, input_schema=SearchInput, output_schema=SearchOutput)
+    graph.add_node("search", run)
+    graph.add_edge(START, "search")
+    graph.add_edge("search", END)
+    return graph.compile(name="search"), lambda: None
+
+
+def search_output(strategy: str, outcome: Any) -> dict[str, Any]:
+    """The served output of a search's :class:`~ponder.graphs.strategies.base.Outcome`."""
+    from ponder.graphs.search.tree import SearchTree
+
+    score = next((c.score for c in outcome.candidates if c.answer == outcome.answer),
+                 outcome.candidates[0].score if outcome.candidates else None)
+    tree = next((r for r in outcome.records if isinstance(r, SearchTree)), None)
+    shown = None if tree is None else {"id": tree.id, "nodes": len(tree.nodes), "chosen": tree.chosen,
+                                       "stop_reason": tree.stop_reason}
+    return {"strategy": strategy, "final_answer": outcome.answer, "status": outcome.status, "score": score,
+            "usage": outcome.usage.model_dump(), "search_tree": shown}

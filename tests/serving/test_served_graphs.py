@@ -80,7 +80,7 @@ def _langgraph_dev(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[s
 
 def test_langgraph_json_names_the_served_factories() -> None:
     config = json.loads((REPO / "langgraph.json").read_text())
-    assert set(config["graphs"]) == {"react", "pal", "self_consistency"}
+    assert set(config["graphs"]) == {"react", "pal", "self_consistency", "search"}
     from ponder.serving import graphs as served
 
     for target in config["graphs"].values():
@@ -157,7 +157,7 @@ def test_served_react_graph_answers_through_the_sdk(server: str, tmp_path: Path)
         return graphs, result, nodes, voted
 
     graphs, result, nodes, voted = asyncio.run(call())
-    assert graphs == ["pal", "react", "self_consistency"]
+    assert graphs == ["pal", "react", "search", "self_consistency"]
     assert result["final_answer"] == "42" and result["status"] == "solved"
     assert result["steps"][0]["action"] == "calculator" and result["steps"][0]["observation"] == "42"
     # streaming with subgraphs shows the agent graph's own nodes as they run
