@@ -1,4 +1,4 @@
-"""MiniWoB++ fork in a real headless Chromium: a second browser replays the prefix and answers alike."""
+"""MiniWoB++ in a real headless Chromium: fork by replay, the random baseline and a two-sample strategy run."""
 
 from __future__ import annotations
 
@@ -43,3 +43,44 @@ def test_miniwob_fork_answers_like_the_original() -> None:
         assert ours[2][2]  # submit ended the episode in both
     finally:
         env.close()
+
+
+def test_suite_random_baseline_and_two_samples(tmp_path) -> None:
+    import json
+
+    from ponder.core.io import read_jsonl
+    from ponder.core.records import Trajectory
+    from ponder.core.settings import load_settings
+    from ponder.envs.base import EvalContext
+    from ponder.envs.miniwob.suite import MiniWoBSuite
+    from ponder.graphs.strategies.spec import parse_spec
+    from ponder.models.scripted import ScriptedModel
+
+    suite = MiniWoBSuite()
+    settings = load_settings(seed=0)
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(json.dumps({"seeds": [1], "tasks": [{"task": "click-test-2", "tier": "easy"}]}))
+    (episode,) = suite.episodes(settings, data=tasks)
+
+    def reply(messages: list[dict[str, str]], params: object) -> str:
+        page = parse_page(messages[-1]["content"])
+        target = page.task.split("button ")[1].rstrip(".") if page.task else ""
+        button = page.first("button", text=target)
+        return f"click [{button.ref}]" if button and params.seed == 1 else "click [999]"  # type: ignore[attr-defined]
+
+    try:
+        random_ctx = EvalContext(settings=settings, policy="random", out_dir=tmp_path, extra={"max_steps": 4})
+        baseline = suite.run_episode(episode, random_ctx)
+        assert baseline.policy_kind == "baseline" and baseline.trajectory is not None
+        assert baseline.trajectory.agent == "random" and 1 <= baseline.env_steps <= 4
+        assert baseline.task.startswith("Click button")
+        assert not any((s.observation or "").startswith("Invalid action") for s in baseline.trajectory.steps)
+        ctx = EvalContext(settings=settings, model=ScriptedModel(reply), spec=parse_spec({"samples": 2}),
+                          out_dir=tmp_path / "sc", extra={"max_steps": 2})
+        result = suite.run_episode(episode, ctx)
+        assert result.success and result.metadata["strategy"] == "sc" and result.samples == 2
+        assert result.env_steps == 1 + 2 and result.task.startswith("Click button")
+        written = list(read_jsonl(tmp_path / "sc" / "trajectories.jsonl", Trajectory))
+        assert sorted(t.id for t in written) == sorted(result.trajectory_ids)
+    finally:
+        suite.close()

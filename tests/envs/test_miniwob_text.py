@@ -198,3 +198,22 @@ def test_missing_browser_is_a_config_error_naming_the_apt_packages(monkeypatch: 
     assert find_browser() is None
     with pytest.raises(ConfigError, match="apt-get install -y chromium chromium-driver"):
         require_browser()
+
+
+def test_candidate_actions_of_a_page() -> None:
+    from ponder.core.environment import EnvReset, EnvStep
+    from ponder.envs.miniwob.candidates import PageActions, candidate_actions, typed_phrases
+
+    page = "Task: Enter \"Kasey Lee\" and select Bobine.\nPage:\n" + render_elements(ELEMENTS, SELECTS)
+    utterance = 'Enter "Kasey Lee" and select Bobine.'
+    assert typed_phrases(utterance) == ["Kasey Lee", "Enter", "Kasey", "Lee", "and", "select", "Bobine"]
+    actions = candidate_actions(page, utterance)
+    assert [a for a in actions if a.startswith("click")] == [f"click [{r}]" for r in (4, 5, 6, 7, 8, 9, 10, 11)]
+    assert "select [10] Bobine" in actions and "select [10] Aurora" in actions
+    assert "type [9] Kasey Lee" in actions and not [a for a in actions if a.startswith(("type [6]", "type [11]"))]
+    assert all(parse_action(a).problem == "" for a in actions)  # every candidate is a well-formed action
+    assert candidate_actions("Invalid action: no such element", utterance) == []
+    source = PageActions()
+    first = source(EnvReset(observation=page, info={"utterance": utterance}))
+    assert first == actions
+    assert source(EnvStep(observation="Invalid action: [99] is not a <select> list")) == actions  # previous page
