@@ -99,3 +99,57 @@ def test_fork_of_the_real_trial_answers_like_the_original(data_dir: Path, tmp_pa
         assert ours == theirs and ours[-1].done and ours[-1].info["won"]
     finally:
         env.close()
+
+
+class _FakeGame:
+    """Stands in for the ALFWorld game (the engine is optional): ``go to sinkbasin 1`` wins."""
+
+    made: list[_FakeGame] = []
+
+    def __init__(self, game_file: Path, name: str = "alfworld") -> None:
+        from ponder.core.environment import EnvReset, EnvStep
+
+        self.game_file, self.name, self.instructions, self.examples = game_file, name, "", ""
+        self.closed, self._reset, self._step = False, EnvReset, EnvStep
+        _FakeGame.made.append(self)
+
+    def reset(self):  # noqa: ANN201
+        return self._reset(observation="You are in a room.", admissible_actions=["look", "go to sinkbasin 1"],
+                           info={"policy_commands": ["go to sinkbasin 1"]})
+
+    def step(self, action: str):  # noqa: ANN201
+        won = action == "go to sinkbasin 1"
+        return self._step(observation="Done." if won else "Nothing happens.", reward=float(won), done=won,
+                          admissible_actions=["look", "go to sinkbasin 1"], info={"won": won})
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_suite_wiring_random_and_strategy_without_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's policies reach the right player (the game faked: the real one needs the optional engine)."""
+    import ponder.envs.alfworld as alfworld
+    from ponder.envs.base import Episode
+    from ponder.graphs.strategies.spec import parse_spec
+    from ponder.models.base import GenerationParams
+    from ponder.models.scripted import ScriptedModel
+
+    monkeypatch.setattr(alfworld, "_require", lambda: None)
+    monkeypatch.setattr(alfworld, "build_game", lambda trial, logic: {})
+    monkeypatch.setattr(alfworld, "AlfWorldEnv", _FakeGame)
+    _FakeGame.made = []
+    episode = Episode(id="trial-1", suite="alfworld", task="put a potato in sinkbasin", metadata={"trial": "x"})
+    settings = load_settings(seed=0)
+    baseline = AlfWorldSuite().run_episode(episode, EvalContext(settings=settings, policy="random", out_dir=tmp_path,
+                                                                extra={"max_steps": 6}))
+    assert baseline.policy_kind == "baseline" and baseline.trajectory is not None
+    assert baseline.trajectory.agent == "random" and 1 <= baseline.env_steps <= 6
+
+    def reply(messages: list, params: GenerationParams) -> str:
+        return "go to sinkbasin 1" if params.seed == 1 else "look"
+
+    ctx = EvalContext(settings=settings, model=ScriptedModel(reply), spec=parse_spec({"samples": 2}),
+                      out_dir=tmp_path / "sc", extra={"max_steps": 3})
+    result = AlfWorldSuite().run_episode(episode, ctx)
+    assert result.success and result.samples == 2 and result.env_steps == 1 + 3 and result.metadata["strategy"] == "sc"
+    assert len(_FakeGame.made) == 3 and all(game.closed for game in _FakeGame.made)  # one per sample, all closed
