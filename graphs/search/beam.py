@@ -101,6 +101,7 @@ def plan(state: BeamState, runtime: Runtime[BeamRun]) -> dict[str, Any]:
     if reason:
         return {"stop_reason": reason}
     jobs = [(beam, seed) for beam in beams for seed in run.seeds(run.spec.expansions)]
+    run.enter(len(jobs))
     return {"jobs": jobs, "mark": len(state.get("moves", [])), "score_mark": len(state.get("scores", []))}
 
 
@@ -114,7 +115,10 @@ def fan_candidates(state: BeamState) -> list[Send] | str:
 def candidate(task: CandidateTask, runtime: Runtime[BeamRun]) -> dict[str, Any]:
     """One sampled step from a beam, applied in a session of its own."""
     run = runtime.context
-    return {"moves": [(task["node"], run.stepper.step(run.partials[task["node"]], task["seed"]))]}
+    try:
+        return {"moves": [(task["node"], run.stepper.step(run.partials[task["node"]], task["seed"]))]}
+    finally:
+        run.leave()
 
 
 def collect(state: BeamState, runtime: Runtime[BeamRun]) -> dict[str, Any]:
@@ -125,6 +129,7 @@ def collect(state: BeamState, runtime: Runtime[BeamRun]) -> dict[str, Any]:
     for beam in state.get("beams", [0]):
         kept = run.dedupe(beam, [moved for parent, moved in moves if parent == beam])
         fresh += [run.add(beam, moved, batch=len(moves)) for moved in kept]
+    run.enter(len(fresh))
     return {"fresh": fresh}
 
 
@@ -137,7 +142,10 @@ def fan_scores(state: BeamState) -> list[Send] | str:
 def evaluate(task: ScoreTask, runtime: Runtime[BeamRun]) -> dict[str, Any]:
     """The verifier's score of one candidate."""
     run = runtime.context
-    return {"scores": [(task["node"], run.score(run.partials[task["node"]]))]}
+    try:
+        return {"scores": [(task["node"], run.score(run.partials[task["node"]]))]}
+    finally:
+        run.leave()
 
 
 def prune(state: BeamState, runtime: Runtime[BeamRun]) -> dict[str, Any]:

@@ -171,6 +171,7 @@ def select(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
     node = None if reason else run.select()
     if node is None:
         return {"stop_reason": reason or "exhausted"}
+    run.enter(run.spec.expansions)
     return {"selected": node, "seeds": run.seeds(run.spec.expansions), "lessons": lessons_block(run.lessons),
             "mark": len(state.get("moves", [])), "score_mark": len(state.get("scores", []))}
 
@@ -186,7 +187,10 @@ def fan_expand(state: LATSState) -> list[Send] | str:
 def expand(task: ExpandTask, runtime: Runtime[LATSRun]) -> dict[str, Any]:
     """One sampled step from the selected node, in a session of its own."""
     run = runtime.context
-    return {"moves": [run.stepper.step(run.partials[task["node"]], task["seed"], task["lessons"])]}
+    try:
+        return {"moves": [run.stepper.step(run.partials[task["node"]], task["seed"], task["lessons"])]}
+    finally:
+        run.leave()
 
 
 def gather(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
@@ -200,6 +204,7 @@ def gather(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
     if not kept or len(run.tree.children(node)) + len(kept) >= run.spec.expansions:
         run.expanded.add(node)  # n distinct children, or sampling found nothing new: selection goes below it
     run.batches.append(len(moves))
+    run.enter(len(kept))
     return {"fresh": [run.add(node, moved, batch=len(moves)) for moved in kept]}
 
 
@@ -212,7 +217,10 @@ def fan_evaluate(state: LATSState) -> list[Send] | str:
 def evaluate(task: EvaluateTask, runtime: Runtime[LATSRun]) -> dict[str, Any]:
     """The verifier's score of one new child."""
     run = runtime.context
-    return {"scores": [(task["node"], run.score(run.partials[task["node"]]))]}
+    try:
+        return {"scores": [(task["node"], run.score(run.partials[task["node"]]))]}
+    finally:
+        run.leave()
 
 
 def simulate(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:

@@ -66,6 +66,8 @@ def finish(run: SearchRun, kind: OutcomeKind, chosen: int | None, stop_reason: s
     meta = {"search_tree_id": tree.id, "nodes": len(tree.nodes), "env_steps": stepper.env_steps,
             "env_resets": stepper.env_resets, "stop_reason": stop_reason, "duplicates": run.duplicates,
             "verifier": run.verifier.name, **(metadata or {})}
+    if run.batcher is not None:
+        meta["decoded_batches"] = list(run.batcher.batches)
     tree.metadata.update(meta)
     if ctx.write:
         out = Path(ctx.out_dir or ctx.settings.out_dir)

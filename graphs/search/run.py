@@ -20,6 +20,8 @@ from ponder.graphs.search.tree import SearchTree, TreeNode
 from ponder.graphs.self_consistency.stopping import Budget
 from ponder.graphs.strategies.base import StrategyContext
 from ponder.graphs.verifiers.base import Score, Verifier, VerifyContext
+from ponder.models.base import ModelBackend
+from ponder.models.batching import MicroBatcher
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
@@ -58,6 +60,18 @@ def resolve_verifier(spec: RunSpec, ctx: StrategyContext, agent: str,
     return build_verifier(spec.verifier, agent=agent, env=ctx.env is not None, prm=spec.prm), verify_context(ctx)
 
 
+def _batcher(model: ModelBackend, spec: RunSpec) -> MicroBatcher | None:
+    """A micro-batcher for a backend that decodes explicit batches only (transformers); ``None`` otherwise.
+
+    A continuous-batching backend (the llama.cpp engine, an OpenAI-compatible server) decodes the branches'
+    concurrent calls together by itself.
+    """
+    caps = model.capabilities
+    if not spec.batch or caps.continuous_batching or not caps.batched_decoding:
+        return None
+    return MicroBatcher(model, window=spec.batch_window, max_batch=max(spec.expansions * spec.beam_width, 2))
+
+
 class SearchRun:
     """The state of one search that is not LangGraph state: the tree, the partial runs, the spending.
 
@@ -76,11 +90,16 @@ class SearchRun:
         usage: Everything spent: the agent's steps, the verifier's and the reflections' calls.
         budget: The token (or sample) cap, if any.
         duplicates: Sampled children dropped because a sibling took the same action.
+        batcher: Gathers the ``Send`` branches' calls into batches for a backend that decodes explicit batches
+            only (``None``: the backend is called directly; a continuous-batching one batches by itself).
     """
 
     def __init__(self, strategy: str, task: str, ctx: StrategyContext, spec: RunSpec, config: dict[str, Any],
                  verifier: Verifier | None = None) -> None:
         sampling = Sampling.of(spec, ctx.settings)
+        self.batcher = _batcher(ctx.model, spec)
+        if self.batcher is not None:
+            ctx = ctx.derive(model=self.batcher)
         self.ctx, self.spec = ctx, spec
         self.stepper = Stepper(ctx, task, temperature=sampling.temperature, top_p=sampling.top_p)
         self.verifier, self.vctx = resolve_verifier(spec, ctx, self.stepper.agent, verifier)
@@ -94,6 +113,16 @@ class SearchRun:
         self.started = time.perf_counter()
         self._seed = sampling.seed
         self._lock = threading.Lock()
+
+    def enter(self, branches: int) -> None:
+        """``branches`` ``Send`` branches start (the micro-batcher, if any, waits for their calls)."""
+        if self.batcher is not None:
+            self.batcher.enter(branches)
+
+    def leave(self) -> None:
+        """A ``Send`` branch ended."""
+        if self.batcher is not None:
+            self.batcher.leave()
 
     def seeds(self, count: int) -> list[int]:
         """``count`` fresh seeds (every model call of the search gets its own)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import statistics
+import threading
+import time
 
 import pytest
 from searchkit import Counter, EnvOutcomeVerifier, PricedVerifier, TreeEnv, random_policy, seeded_env_model
@@ -13,6 +15,7 @@ from ponder.graphs.search.lats import LATS
 from ponder.graphs.search.tree import SEARCH_FILE, SearchTree
 from ponder.graphs.strategies.base import StrategyContext
 from ponder.graphs.strategies.spec import RunSpec
+from ponder.models.scripted import ScriptedModel
 
 DEPTH, BRANCHING = 3, 3
 #: Expanding every internal node of the tree once: 1 + 3 + 9 (exhaustive search).
@@ -113,3 +116,34 @@ def test_default_iterations_and_exhaustion(settings):
 def test_iterations_cap(settings, iterations):
     outcome = search(settings, ("c", "c", "c"), iterations=iterations)
     assert outcome.metadata["iterations"] == iterations and outcome.metadata["stop_reason"] == "iterations"
+
+
+def test_the_expansions_of_a_node_are_decoded_together(settings):
+    """A continuous-batching backend gets the n children's calls at once (one Send branch each)."""
+    lock, active, peak = threading.Lock(), [0], [0]
+    inner = seeded_env_model()
+
+    def reply(messages, params):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return inner._fn(messages, params)
+
+    ctx = StrategyContext(settings=settings, model=ScriptedModel(reply, continuous=True), write=False,
+                          max_steps=6, env=lambda: TreeEnv(("c", "c", "c")))
+    LATS(RunSpec(strategy="lats", iterations=2), verifier=EnvOutcomeVerifier()).run("find it", ctx)
+    assert peak[0] == 3
+
+
+def test_a_batch_decoding_backend_gets_the_expansions_as_one_batch(settings):
+    model = seeded_env_model()
+    model.capabilities = model.capabilities.model_copy(update={"continuous_batching": False,
+                                                               "batched_decoding": True})
+    ctx = StrategyContext(settings=settings, model=model, write=False, max_steps=6,
+                          env=lambda: TreeEnv(("c", "c", "c")))
+    outcome = LATS(RunSpec(strategy="lats", iterations=3, batch_window=5.0),
+                   verifier=EnvOutcomeVerifier()).run("find it", ctx)
+    assert outcome.metadata["decoded_batches"].count(3) >= 3  # each expansion's three calls in one batch
