@@ -72,7 +72,8 @@ def finish(run: SearchRun, kind: OutcomeKind, chosen: int | None, stop_reason: s
     if ctx.write:
         out = Path(ctx.out_dir or ctx.settings.out_dir)
         append_jsonl(out / SEARCH_FILE, tree)
-        if traj is not None:
+        if traj is not None:  # marked written, so a suite does not append it again (as run_agent marks its own)
+            traj.metadata["trajectory_path"] = str(out / TRAJECTORY_FILE)
             append_jsonl(out / TRAJECTORY_FILE, traj)
     return Outcome(kind=kind, task=tree.task, answer=tree.answer, status=traj.status if traj else "error",
                    trajectories=trajectories, chosen=index, usage=run.usage, candidates=candidates,
