@@ -29,10 +29,15 @@ class SampleRecord(BaseModel):
                             "settled): it never votes; the steps it finished count in the usage.")
     start_s: float | None = Field(None, description="When the sample started, seconds after the vote began.")
     end_s: float | None = Field(None, description="When the sample ended, seconds after the vote began.")
+    spent: Usage | None = Field(None, description="Everything the sample's strategy spent, when it is more than "
+                                "its trajectories' steps (a search's verifier, value and reflection calls, a "
+                                "trials run's reflections); None: its trajectories' usage.")
 
     @property
     def usage(self) -> Usage:
-        """What the sample spent: every one of its trajectories."""
+        """What the sample spent: ``spent``, else every one of its trajectories."""
+        if self.spent is not None:
+            return self.spent
         return sum((t.usage for t in self.earlier), self.trajectory.usage)
 
 

@@ -175,6 +175,7 @@ class _Sampler:
         record = SampleRecord(index=index, wave=wave, seed=own.seed, temperature=own.temperature, top_p=own.top_p,
                               key=_key(config, outcome), weight=_weight(config, self.task, traj), trajectory=traj,
                               earlier=[t for t in outcome.trajectories if t is not traj],
+                              spent=None if outcome.kind == "single" else outcome.usage,
                               start_s=round(begin - self.started, 4),
                               end_s=round(time.perf_counter() - self.started, 4))
         if ctx.on_sample is not None:

@@ -115,3 +115,28 @@ def test_run_spec_runs_the_chosen_strategy(fakes, tmp_path):
     ctx = StrategyContext(settings=load_settings(out_dir=tmp_path), model=ScriptedModel([]))
     outcome = run_spec("task", RunSpec(strategy="lats"), ctx)
     assert outcome.answer == "LATS"
+
+
+def test_a_vote_over_searches_counts_everything_they_spent(monkeypatch, tmp_path):
+    """A sample's verifier/reflection calls (outcome usage beyond its trajectories) count in the vote's usage."""
+    from ponder.core.records import Usage
+    from ponder.core.settings import load_settings
+
+    extra = Usage(prompt_tokens=1000, completion_tokens=10, model_calls=4)
+
+    class Searching:
+        def __init__(self, spec: RunSpec) -> None:
+            pass
+
+        def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
+            one = Single().run(task, ctx, label)
+            return Outcome.of("lats", task, [one], one, extra=extra)
+
+    monkeypatch.setitem(sys.modules, "ponder.graphs.search.lats", types.SimpleNamespace(LATS=Searching))
+    model = ScriptedModel(["Final Answer: 5"] * 3)
+    ctx = StrategyContext(settings=load_settings(out_dir=tmp_path), model=model)
+    outcome = run_spec("task", parse_spec({"strategy": "lats", "samples": 3}), ctx)
+    steps = sum((t.usage for t in outcome.trajectories), Usage())
+    assert outcome.answer == "5" and len(outcome.trajectories) == 3
+    assert outcome.usage.model_calls == steps.model_calls + 3 * extra.model_calls == 15
+    assert outcome.usage.prompt_tokens == steps.prompt_tokens + 3 * extra.prompt_tokens
