@@ -187,3 +187,29 @@ def test_textworld_game_with_two_samples(cache_dir: Path, tmp_path: Path) -> Non
     written = list(read_jsonl(tmp_path / "trajectories.jsonl", Trajectory))
     assert sorted(t.id for t in written) == sorted(result.trajectory_ids) and len(written) == 2
     assert {t.metadata["env"] for t in written} == {f"textworld/{episode.id}"}
+
+
+def test_play_strategy_writes_only_what_the_strategy_did_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trajectory marked written (``trajectory_path``) is not appended again; the others are, once."""
+    import ponder.graphs.strategies.build as build
+    from ponder.core.io import append_jsonl
+    from ponder.graphs.strategies.base import Outcome
+
+    class Written:
+        def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
+            done = Trajectory(task=task, agent="env", model="m", status="solved", final_answer="won",
+                              metadata={"reward": 1.0, "env_steps": 4})
+            done.metadata["trajectory_path"] = str(tmp_path / "trajectories.jsonl")
+            append_jsonl(tmp_path / "trajectories.jsonl", done)
+            other = Trajectory(task=task, agent="env", model="m", status="max_steps", metadata={"env_steps": 6})
+            return Outcome(kind="lats", task=task, answer="won", status="solved", trajectories=[other, done], chosen=1,
+                           metadata={"search_tree_id": "t1"})
+
+    monkeypatch.setattr(build, "build_strategy", lambda spec: Written())
+    ctx = _eval_ctx(tmp_path, ScriptedModel([]), strategy="lats")
+    run, outcome = play_strategy(KeyEnv, EPISODE, ctx, max_steps=6)
+    result = episode_result(run, EPISODE, outcome=outcome, spec=ctx.spec)
+    written = [t.id for t in read_jsonl(tmp_path / "trajectories.jsonl", Trajectory)]
+    assert sorted(written) == sorted(result.trajectory_ids) and len(written) == 2
+    assert result.env_steps == 10 and result.metadata["search_tree_id"] == "t1"
+    assert result.metadata["strategy"] == "lats" and result.score == 1.0
