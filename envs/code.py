@@ -9,6 +9,10 @@ definitions of ``prompt + completion`` are kept and loaded in a candidate proces
 returns and the candidate acknowledged the end of the tests; an exit, a non-plain result or a signal
 to the grader fails it. Harness policy ``canonical`` submits the dataset's canonical solution, which
 checks the data, the sandbox and the runner, not a model.
+
+``--strategy best_of_n --samples N`` (:mod:`ponder.envs.code_best_of_n`) samples N completions, scores them by
+the docstring's visible examples (``--verifier``, default ``execution``) and grades only the best-scored one
+with the hidden tests. Other strategies, ``--trials`` and ``--memory`` are refused.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ponder.tools.grading import GradeReport, grade
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
     from ponder.envs.context import EvalOptions
+    from ponder.models.base import ModelBackend
     from ponder.tools.executor import CodeExecutor
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(?P<code>.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -121,16 +126,22 @@ class HumanEvalSuite:
         return out
 
     def check_options(self, options: EvalOptions) -> None:
-        """One completion per problem (pass@1); sampling, trials and memory are not offered here.
+        """pass@1 (``--strategy single``) or best-of-N on the visible examples; trials and memory are not offered.
 
         Raises:
-            ConfigError: for ``--samples`` / ``--trials`` > 1 or ``--memory``.
+            ConfigError: one line naming the refused option and what humaneval supports.
         """
-        if options.samples > 1 or options.trials > 1 or options.memory != "none":
-            raise ConfigError("humaneval measures pass@1: --samples, --trials and --memory are not supported")
+        check_humaneval_options(options)
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
-        """Get a completion (model or canonical), run the tests in the sandbox, record pass/fail."""
+        """Get a completion (model or canonical), run the tests in the sandbox, record pass/fail.
+
+        ``--strategy best_of_n`` goes to :func:`ponder.envs.code_best_of_n.run_best_of_n`.
+        """
+        if ctx.policy == "agent" and ctx.spec.strategy_name == "best_of_n":
+            from ponder.envs.code_best_of_n import run_best_of_n
+
+            return run_best_of_n(self.name, episode, ctx)
         meta = episode.metadata
         entry_point, test = meta["entry_point"], meta["test"]
         start = time.perf_counter()
@@ -171,21 +182,56 @@ class HumanEvalSuite:
             metadata={"source": meta.get("source"), "kill_reason": report.kill_reason if report else None})
 
     def _ask(self, prompt: str, ctx: EvalContext) -> tuple[str, Usage]:
-        from ponder.core.prompts import render
-        from ponder.models.base import GenerationParams
-
         if ctx.model is None:
             raise ConfigError("humaneval --policy agent needs a model")
-        s = ctx.settings
-        params = GenerationParams(temperature=s.temperature, top_p=s.top_p, max_tokens=max(s.max_tokens, 512),
-                                  seed=s.seed)
-        messages = [{"role": "system", "content": render("humaneval_system")},
-                    {"role": "user", "content": render("humaneval_task", prompt=prompt.rstrip("\n"))}]
-        start = time.perf_counter()
-        completion = ctx.model.generate(messages, params)[0]  # type: ignore[arg-type]
-        return completion.text, Usage(prompt_tokens=completion.prompt_tokens,
-                                      completion_tokens=completion.completion_tokens, model_calls=1,
-                                      wall_seconds=round(time.perf_counter() - start, 4))
+        return ask_model(ctx.model, ctx.settings, prompt)
+
+
+def ask_model(model: ModelBackend, settings: Settings, prompt: str) -> tuple[str, Usage]:
+    """One reply of ``model`` to the HumanEval ``prompt`` with ``settings``' sampling (>= 512 new tokens)."""
+    from ponder.core.prompts import render
+    from ponder.models.base import GenerationParams
+
+    params = GenerationParams(temperature=settings.temperature, top_p=settings.top_p,
+                              max_tokens=max(settings.max_tokens, 512), seed=settings.seed)
+    messages = [{"role": "system", "content": render("humaneval_system")},
+                {"role": "user", "content": render("humaneval_task", prompt=prompt.rstrip("\n"))}]
+    start = time.perf_counter()
+    completion = model.generate(messages, params)[0]  # type: ignore[arg-type]
+    return completion.text, Usage(prompt_tokens=completion.prompt_tokens,
+                                  completion_tokens=completion.completion_tokens, model_calls=1,
+                                  wall_seconds=round(time.perf_counter() - start, 4))
+
+
+#: What ``ponder eval humaneval`` runs besides pass@1 (named in the refusal of anything else).
+SUPPORTED = ("--strategy single (pass@1) or --strategy best_of_n --samples N "
+             "[--verifier execution|execution,self]")
+
+
+def check_humaneval_options(options: EvalOptions) -> None:
+    """Refuse what humaneval cannot honour, in one line naming the option and :data:`SUPPORTED`.
+
+    Raises:
+        ConfigError: for another strategy (``--samples N`` alone is ``sc``), ``--trials`` > 1, ``--memory``,
+            ``--vote weighted`` or an ``env`` verifier (there is no environment).
+    """
+    from ponder.graphs.strategies.spec import parse_verifiers
+
+    name = options.strategy_name
+    refused = None
+    if name not in ("single", "best_of_n"):
+        refused = f"--strategy {name}" + (" (--samples N without --strategy best_of_n)" if
+                                          options.strategy is None else "")
+    elif options.trials > 1:
+        refused = "--trials"
+    elif options.memory not in (None, "none"):
+        refused = "--memory"
+    elif options.vote != "majority":
+        refused = f"--vote {options.vote}"
+    elif options.verifier and "env" in dict(parse_verifiers(options.verifier)):
+        refused = "--verifier env"
+    if refused is not None:
+        raise ConfigError(f"humaneval measures pass@1: {refused} is not supported; use {SUPPORTED}")
 
 
 def humaneval_suite() -> HumanEvalSuite:
