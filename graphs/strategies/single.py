@@ -38,7 +38,10 @@ class Single:
     executor: CodeExecutor | None = None
 
     def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
-        """Run the agent once; tools and executors made by the context's factories are closed afterwards."""
+        """Run the agent once (at most ``ctx.max_steps`` steps, when set).
+
+        Tools and executors made by the context's factories are closed afterwards.
+        """
         from ponder.agents.runner import run_agent
         from ponder.tools.registry import close_tools
 
@@ -46,8 +49,11 @@ class Single:
             return play_env(task, ctx)
         tools = self.tools if self.tools is not None else (ctx.tools() if ctx.tools else None)
         executor = self.executor if self.executor is not None else (ctx.executor() if ctx.executor else None)
+        settings = ctx.settings
+        if ctx.max_steps is not None:
+            settings = settings.model_copy(update={"max_steps": ctx.max_steps})
         try:
-            traj = run_agent(task, agent=self.agent or ctx.agent, settings=ctx.settings, model=ctx.model, tools=tools,
+            traj = run_agent(task, agent=self.agent or ctx.agent, settings=settings, model=ctx.model, tools=tools,
                              executor=executor, on_step=ctx.on_step, out_dir=ctx.out_dir, write=ctx.write,
                              metadata=dict(ctx.metadata), memory=ctx.memory)
         finally:

@@ -52,3 +52,13 @@ def test_single_closes_what_the_context_made_and_keeps_what_it_was_given(setting
     given = Single(tools=[made])
     assert given.run("What is 2 + 3?", ctx.derive(model=ScriptedModel(list(SCRIPT)))).answer == "5"
     assert closed == []  # the caller's tools stay open
+
+
+def test_single_honours_the_context_step_cap(settings):
+    looping = ['Thought: again\nAction: calculator\nAction Input: 1 + 1']
+    capped = Single().run("q", StrategyContext(settings=settings, model=ScriptedModel(looping, repeat_last=True),
+                                               max_steps=2, write=False))
+    assert capped.status == "max_steps" and len(capped.trajectories[0].steps) == 2
+    default = Single().run("q", StrategyContext(settings=settings, model=ScriptedModel(looping, repeat_last=True),
+                                                write=False))
+    assert default.status == "max_steps" and len(default.trajectories[0].steps) == settings.max_steps > 2
