@@ -91,6 +91,8 @@ def _print_summary(out_dir: Path, new: int, total: int) -> None:
     width = max(len(k) for k, _ in summary_rows(data.summary))
     if data.harness:
         print(f"*** {HARNESS_LABEL} ***")
+    if data.manifest.get("strategy"):
+        print(terminal_safe(f"{'strategy':<{width}}  {data.manifest['strategy']}"))
     for key, value in summary_rows(data.summary):
         print(terminal_safe(f"{key:<{width}}  {value}"))
     if data.summary.failures:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 from pathlib import Path
@@ -43,7 +44,8 @@ def test_eval_runs_the_strategy_and_records_it(lats, tmp_path, capsys, data_dir)
     out = tmp_path / "run"
     argv = ["eval", "gsm8k", "--limit", "2", "--model", model, "--out", str(out), "--strategy", "lats",
             "--budget", "20000t", "--verifier", "self,env", "-q"]
-    assert main(argv) == 0, capsys.readouterr().err
+    assert main(argv) == 0
+    assert re.search(r"^strategy +lats$", capsys.readouterr().out, re.M)  # the summary names it
     assert [(s.strategy_name, s.budget, s.verifier) for s in lats] == [("lats", "20000t", "self,env")] * 2
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["strategy"] == "lats" and manifest["options"]["verifier"] == "self,env"
