@@ -116,15 +116,21 @@ def play_strategy(make_env: Callable[[], Env], episode: Episode, ctx: EvalContex
 
 
 def _chosen_run(outcome: Outcome, episode: Episode, ctx: EvalContext) -> EnvRun:
-    """The :class:`EnvRun` of the outcome's chosen trajectory (an empty, failed one when none was chosen)."""
-    traj = outcome.trajectory
+    """The :class:`EnvRun` of the outcome's chosen trajectory (success: it won).
+
+    When the strategy chose none (a vote where no sample won), the run stands for the trajectory with the most
+    reward (the last of equals), unsuccessful, so the failure says how the episodes ended (e.g. ``max_steps``).
+    """
+    traj, chosen = outcome.trajectory, True
+    if traj is None and outcome.trajectories:
+        traj, chosen = max(reversed(outcome.trajectories), key=lambda t: float(t.metadata.get("reward", 0.0))), False
     if traj is None:
         model = ctx.model.spec if ctx.model is not None else ""
         traj = Trajectory(task=episode.task, agent="env", model=model, status="error",
-                          error=f"the {outcome.kind} strategy chose no trajectory",
+                          error=f"the {outcome.kind} strategy ran no trajectory",
                           metadata={"episode_id": episode.id, "suite": episode.suite})
         return EnvRun(trajectory=traj)
-    won = traj.status == "solved" and traj.final_answer == "won"
+    won = chosen and traj.status == "solved" and traj.final_answer == "won"
     broken = traj.status == "error" and traj.final_answer is None and traj.error is not None
     return EnvRun(trajectory=traj, reward=float(traj.metadata.get("reward", 0.0)), done=traj.final_answer is not None,
                   success=won, env_steps=_env_steps(traj), error=traj.error if broken else None)

@@ -155,8 +155,9 @@ def test_play_strategy_failure_when_nothing_won(tmp_path: Path) -> None:
     ctx = _eval_ctx(tmp_path, ScriptedModel(_by_seed(set())), samples=2)
     run, outcome = play_strategy(KeyEnv, EPISODE, ctx, max_steps=2)
     result = episode_result(run, EPISODE, outcome=outcome, spec=ctx.spec)
-    assert not result.success and result.failure != "" and result.env_steps == 4
-    assert result.usage.model_calls == 4
+    assert not result.success and result.failure == "max_steps" and result.env_steps == 4
+    assert result.usage.model_calls == 4 and result.prediction is None
+    assert result.trajectory is not None and result.trajectory.id == result.trajectory_ids[-1]  # a real sample
 
 
 @pytest.mark.slow  # the generated small suite (~20 s, once per session)
