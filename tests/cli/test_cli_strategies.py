@@ -177,3 +177,19 @@ def test_the_real_strategies_run_end_to_end(steady, tmp_path, capsys, argv):
     if argv[1] in ("beam", "lats"):
         (tree,) = (json.loads(line) for line in (out / SEARCH_FILE).read_text().splitlines())
         assert tree["id"] == result["search_trees"][0]["id"] and len(tree["nodes"]) >= 3
+
+
+@pytest.mark.integration
+def test_lats_from_the_command_line_on_the_embedded_model(tmp_path, capsys):
+    """The default model, a small token budget: the search runs, counts its value calls and writes its tree."""
+    out = tmp_path / "out"
+    argv = ["run", "What is 2+3?", "--strategy", "lats", "--budget", "3000t", "--verifier", "self", "--out", str(out),
+            "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["strategy"] == "lats" and result["status"] in ("solved", "max_steps", "parse_error")
+    (tree,) = result["search_trees"]
+    assert tree["nodes"] >= 2 and tree["stop_reason"]
+    steps = tree["nodes"] - 1  # one model call per node but the root; the rest are the value's calls
+    assert result["usage"]["model_calls"] > steps and result["usage"]["prompt_tokens"] > 0
+    assert tree["id"] in (out / SEARCH_FILE).read_text()
