@@ -155,7 +155,8 @@ class QASuite:
             status=status, failure=failure, error=trajs[-1].error if trajs and not voted else None,
             usage=outcome.usage, samples=int(outcome.metadata.get("samples_run", ctx.spec.samples)), trials=attempts,
             trajectory_ids=[t.id for t in trajs],
-            metadata={"source": episode.metadata.get("source"), **(outcome.metadata if voted else {})})
+            metadata={"source": episode.metadata.get("source"), "strategy": ctx.spec.strategy_name,
+                      **(outcome.metadata if outcome.kind in _SEARCHED else {})})
 
     def _solve(self, episode: Episode, ctx: EvalContext) -> Outcome:
         """Run the strategy of ``ctx`` (one agent run, trials with memory, a vote, or both) on the question.
@@ -182,6 +183,10 @@ class QASuite:
             if "trajectory_path" not in traj.metadata:
                 append_jsonl(Path(ctx.out_dir) / "trajectories.jsonl", traj)
         return outcome
+
+
+#: Outcome kinds whose metadata (vote, scores, search tree id, allocation) the result keeps.
+_SEARCHED = frozenset({"self_consistency", "best_of_n", "beam", "lats", "refine", "adaptive"})
 
 
 def _failure(status: str, prediction: str | None) -> FailureKind:
