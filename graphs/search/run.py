@@ -20,6 +20,7 @@ from ponder.graphs.search.tree import SearchTree, TreeNode
 from ponder.graphs.self_consistency.stopping import Budget
 from ponder.graphs.strategies.base import StrategyContext
 from ponder.graphs.verifiers.base import Score, Verifier, VerifyContext
+from ponder.graphs.verifiers.registry import build_verifier, verify_context
 from ponder.models.base import ModelBackend
 from ponder.models.batching import MicroBatcher
 
@@ -52,12 +53,9 @@ class Sampling:
 def resolve_verifier(spec: RunSpec, ctx: StrategyContext, agent: str,
                      verifier: Verifier | None = None) -> tuple[Verifier, VerifyContext]:
     """The verifier (``verifier`` when given, else ``spec.verifier`` through the registry) and its context."""
-    if verifier is not None:
-        return verifier, VerifyContext(model=ctx.model, settings=ctx.settings, answer_kind=ctx.answer_kind,
-                                       executor=ctx.executor)
-    from ponder.graphs.verifiers.registry import build_verifier, verify_context
-
-    return build_verifier(spec.verifier, agent=agent, env=ctx.env is not None, prm=spec.prm), verify_context(ctx)
+    chosen = verifier if verifier is not None else build_verifier(spec.verifier, agent=agent,
+                                                                  env=ctx.env is not None, prm=spec.prm)
+    return chosen, verify_context(ctx)
 
 
 def _batcher(model: ModelBackend, spec: RunSpec) -> MicroBatcher | None:

@@ -154,10 +154,8 @@ def repeating(partial: Partial, times: int = REPEATS) -> bool:
 
 def _replay_tools(agent_ctx: AgentContext, steps: list[Step]) -> None:
     """Re-send the stateful tools' earlier calls (search sessions, python cells) to a child's fresh tools."""
-    try:
-        from ponder.tools.replay import replay_tool_calls
-    except ImportError:  # tools/replay.py not landed yet: stateless tools (calculator) need no replay
-        return
+    from ponder.tools.replay import replay_tool_calls
+
     replay_tool_calls(agent_ctx.tools, steps)
 
 
