@@ -88,12 +88,15 @@ class EnvAgentContext(AgentContext):
         show_actions: Show the admissible actions (when known) after the latest observation.
         instructions: The action format put into the system prompt (``""``: the generic default).
         examples: Few-shot turns put after the system prompt.
+        think: Allow ``think:`` turns; ``False`` with a grammar and admissible actions makes every turn one of the
+            admissible actions (a tree search's moves, where a small model's thoughts loop).
     """
 
     env: Env | None = None
     show_actions: bool = True
     instructions: str = ""
     examples: list[Message] = field(default_factory=list)
+    think: bool = True
 
 
 def model_step(index: int, kind: StepKind, completion: Completion, seconds: float, **fields: object) -> Step:

@@ -49,7 +49,7 @@ from pydantic import BaseModel, Field
 
 from ponder.agents.context import EnvAgentContext, Limits, model_step
 from ponder.agents.driver import TRAJECTORY_FILE, describe_error, drive
-from ponder.agents.grammar import StepGrammar, env_grammar, wants_grammar
+from ponder.agents.grammar import StepGrammar, env_grammar, gbnf_literal, wants_grammar
 from ponder.agents.kernel import AgentParts, ModelCall, agent_skeleton, call_model
 from ponder.agents.state import EnvAgentState
 from ponder.agents.state import initial_state as base_state
@@ -139,11 +139,19 @@ def env_prefix(ctx: EnvAgentContext) -> tuple[str, list[Message]]:
     return _system(ctx.instructions), list(ctx.examples)
 
 
+def turn_grammar(ctx: EnvAgentContext, admissible: list[str]) -> str:
+    """The grammar of a turn with ``admissible`` actions: a thought or one of them (only them without ``think``)."""
+    literals = [gbnf_literal(a) for a in dict.fromkeys(admissible) if a.strip()]
+    if ctx.think or not literals:
+        return env_grammar(admissible, ctx.limits.max_action_chars)
+    return "root ::= " + " | ".join(literals)
+
+
 def step(state: EnvAgentState, runtime: Runtime[EnvAgentContext]) -> dict[str, Any]:
     """One turn: a model call parsed into an action (sent to the environment here), a thought or a format reminder."""
     ctx = runtime.context
     admissible = state.get("admissible")
-    grammar = env_grammar(admissible, ctx.limits.max_action_chars) if ctx.grammar is not None and admissible else None
+    grammar = turn_grammar(ctx, admissible) if ctx.grammar is not None and admissible else None
     call = call_model(state, ctx, with_actions(state["messages"], admissible, ctx.show_actions), ENV_STOP, grammar)
     completion, seconds, index = call.completion, call.seconds, len(state["steps"])
     turn = parse_turn(completion.text, ctx.limits.max_action_chars)

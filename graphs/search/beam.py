@@ -40,9 +40,10 @@ if TYPE_CHECKING:
 class BeamRun(SearchRun):
     """A beam search: the shared search state plus the finished leaves and the success, if any."""
 
-    def __init__(self, task: str, ctx: StrategyContext, spec: RunSpec, verifier: Verifier | None) -> None:
+    def __init__(self, task: str, ctx: StrategyContext, spec: RunSpec, verifier: Verifier | None,
+                 actions_only: bool = True) -> None:
         super().__init__("beam", task, ctx, spec, {"beam_width": spec.beam_width, "expansions": spec.expansions,
-                                                   "accept": spec.accept}, verifier)
+                                                   "accept": spec.accept}, verifier, actions_only)
         self.finished: list[int] = []
         self.solved: int | None = None
 
@@ -195,14 +196,17 @@ class BeamSearch:
         spec: ``beam_width`` (k), ``expansions`` (b), ``budget``, ``accept``, ``verifier`` / ``prm``,
             ``sample_temperature`` / ``sample_top_p`` / ``sample_seed``.
         verifier: Use this verifier instead of ``spec.verifier`` (tests, callers with their own).
+        actions_only: Env episodes on a backend that honours grammars: every candidate is one admissible action
+            (see :class:`~ponder.graphs.search.lats.LATS`).
     """
 
     spec: RunSpec
     verifier: Verifier | None = None
+    actions_only: bool = True
 
     def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
         """Search, then return the outcome (the best finished leaf chosen; the tree in ``records``)."""
-        run = BeamRun(task, ctx, self.spec, self.verifier)
+        run = BeamRun(task, ctx, self.spec, self.verifier, self.actions_only)
         run.add_root(run.stepper.root())
         final = build_beam_graph().invoke({"depth": 0, "beams": [0]}, {"recursion_limit": 1_000_000}, context=run)
         chosen = run.solved if run.solved is not None else run.chosen(final.get("beams") or [])

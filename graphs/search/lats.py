@@ -61,11 +61,11 @@ class LATSRun(SearchRun):
     """A LATS search: the shared search state plus the expanded nodes, the lessons and the iteration caps."""
 
     def __init__(self, task: str, ctx: StrategyContext, spec: RunSpec, verifier: Verifier | None,
-                 rollout_steps: int | None) -> None:
+                 rollout_steps: int | None, actions_only: bool = True) -> None:
         iterations = spec.iterations or (None if spec.budget else DEFAULT_ITERATIONS)
         super().__init__("lats", task, ctx, spec, {"expansions": spec.expansions, "exploration": spec.exploration,
                                                    "iterations": iterations, "accept": spec.accept,
-                                                   "rollout_steps": rollout_steps}, verifier)
+                                                   "rollout_steps": rollout_steps}, verifier, actions_only)
         self.iterations = iterations
         self.rollout_steps = rollout_steps
         self.expanded: set[int] = set()
@@ -295,15 +295,20 @@ class LATS:
             ``accept``, ``verifier`` / ``prm``, ``sample_temperature`` / ``sample_top_p`` / ``sample_seed``.
         verifier: Use this verifier instead of ``spec.verifier`` (tests, callers with their own).
         rollout_steps: Most steps of one rollout (default: up to the run's step cap).
+        actions_only: Env episodes on a backend that honours grammars: every move (expansion and rollout) is
+            one of the admissible actions, sampled under a grammar, no thoughts (a small model's thoughts loop;
+            measured on the embedded model: six of six iterations lost in thought loops with thoughts allowed).
+            ``settings.constrained_steps="off"`` turns the grammar off.
     """
 
     spec: RunSpec
     verifier: Verifier | None = None
     rollout_steps: int | None = None
+    actions_only: bool = True
 
     def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
         """Search, then return the outcome (the best leaf chosen; the tree in ``records``)."""
-        run = LATSRun(task, ctx, self.spec, self.verifier, self.rollout_steps)
+        run = LATSRun(task, ctx, self.spec, self.verifier, self.rollout_steps, self.actions_only)
         run.add_root(run.stepper.root())
         final = build_lats_graph().invoke({"iteration": 0}, {"recursion_limit": 1_000_000}, context=run)
         chosen = run.won if run.won is not None else best_leaf(run)

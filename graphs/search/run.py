@@ -80,6 +80,8 @@ class SearchRun:
         spec: The run options (sampling, budget, verifier).
         config: The search's settings, recorded in the tree.
         verifier: A verifier to use instead of ``spec.verifier`` (tests, callers with their own).
+        actions_only: Env episodes on a grammar backend: every move is one admissible action (see
+            :class:`~ponder.graphs.search.stepper.Stepper`).
 
     Attributes:
         stepper: Runs the agent one step at a time.
@@ -93,17 +95,18 @@ class SearchRun:
     """
 
     def __init__(self, strategy: str, task: str, ctx: StrategyContext, spec: RunSpec, config: dict[str, Any],
-                 verifier: Verifier | None = None) -> None:
+                 verifier: Verifier | None = None, actions_only: bool = True) -> None:
         sampling = Sampling.of(spec, ctx.settings)
         self.batcher = _batcher(ctx.model, spec)
         if self.batcher is not None:
             ctx = ctx.derive(model=self.batcher)
         self.ctx, self.spec = ctx, spec
-        self.stepper = Stepper(ctx, task, temperature=sampling.temperature, top_p=sampling.top_p)
+        self.stepper = Stepper(ctx, task, temperature=sampling.temperature, top_p=sampling.top_p,
+                               actions_only=actions_only)
         self.verifier, self.vctx = resolve_verifier(spec, ctx, self.stepper.agent, verifier)
         self.budget = Budget.parse(spec.budget)
         config = {**config, "verifier": self.verifier.name, "temperature": sampling.temperature,
-                  "max_steps": self.stepper.max_steps, "budget": spec.budget}
+                  "max_steps": self.stepper.max_steps, "budget": spec.budget, "actions_only": actions_only}
         self.tree = SearchTree(strategy=strategy, task=task, config=config)
         self.partials: list[Partial] = []
         self.usage = Usage()

@@ -175,6 +175,8 @@ class Stepper:
         top_p: Nucleus sampling (``None``: the settings').
         show_actions: Env agent: show the admissible actions after the latest observation.
         think_steps: Env agent: thoughts a move may take before its action (0: a thought is a move of its own).
+        actions_only: Env agent on a backend that honours grammars: every move is one of the admissible actions
+            (no thoughts; ``settings.constrained_steps`` ``auto`` counts as ``on``, ``off`` stays off).
 
     Attributes:
         agent: ``env`` when the context has an environment factory, else the context's agent.
@@ -185,7 +187,7 @@ class Stepper:
     """
 
     def __init__(self, ctx: StrategyContext, task: str, *, temperature: float, top_p: float | None = None,
-                 show_actions: bool = True, think_steps: int = THINK_STEPS) -> None:
+                 show_actions: bool = True, think_steps: int = THINK_STEPS, actions_only: bool = False) -> None:
         self.ctx, self.task = ctx, task
         self.agent = "env" if ctx.env is not None else ctx.agent
         self.parts = agent_parts(self.agent)
@@ -194,6 +196,7 @@ class Stepper:
         self.top_p = top_p if top_p is not None else ctx.settings.top_p
         self.show_actions = show_actions
         self.think_steps = think_steps
+        self.actions_only = actions_only
         self.env_steps = 0
         self.env_resets = 0
         self.env_name = ""
@@ -220,11 +223,13 @@ class Stepper:
             reset: EnvReset = env.reset()
             self._count(0, resets=1)
             self.env_name = env.name
-            base = env_context(env, reset, self.ctx.model, self.ctx.settings, self.max_steps, None,
-                               self.show_actions)
+            settings = self.ctx.settings
+            if self.actions_only and settings.constrained_steps == "auto" and self.ctx.model.capabilities.grammar:
+                settings = settings.model_copy(update={"constrained_steps": "on"})
+            base = env_context(env, reset, self.ctx.model, settings, self.max_steps, None, self.show_actions)
         finally:
             env.close()
-        self._env_base = dataclasses.replace(base, env=None)
+        self._env_base = dataclasses.replace(base, env=None, think=not self.actions_only)
         state: dict[str, Any] = dict(initial_state(self.task, reset))
         state["memory"] = self._recall(base)
         return Partial(state)

@@ -147,3 +147,24 @@ def test_apply_update_and_repeating():
     new = apply_update(state, {"messages": [{"role": "assistant", "content": "a"}], "x": 2})
     assert len(new["messages"]) == 2 and new["x"] == 2 and len(state["messages"]) == 1
     assert not repeating(Partial({"steps": []}))
+
+
+def test_env_moves_are_admissible_actions_only_under_a_grammar(settings):
+    grammars: list[str | None] = []
+
+    def reply(messages: list[Message], params: GenerationParams) -> str:
+        grammars.append(params.grammar)
+        return "b"
+
+    model = ScriptedModel(reply)
+    model.capabilities = model.capabilities.model_copy(update={"grammar": True})
+    stepper, _ = env_stepper(settings, model, actions_only=True)
+    assert stepper.step(stepper.root(), 0).partial.actions == ("b",)
+    assert grammars[-1] == 'root ::= "a" | "b" | "c"'  # no "think: ..." alternative
+    free, _ = env_stepper(settings, model)  # thoughts allowed: the settings' auto mode leaves env turns free
+    free.step(free.root(), 0)
+    assert grammars[-1] is None
+    off = settings.model_copy(update={"constrained_steps": "off"})
+    unconstrained, _ = env_stepper(off, model, actions_only=True)
+    unconstrained.step(unconstrained.root(), 0)
+    assert grammars[-1] is None
