@@ -7,27 +7,29 @@
 One iteration (Zhou et al., 2023, "Language Agent Tree Search"):
 
 - **select**: from the root, the child with the highest UCT value ``value + c * sqrt(ln(N_parent + 1) / N_child)``
-  (``c`` = ``spec.exploration``) among children whose subtree still has an open leaf, down to a node not yet
-  expanded (a leaf of the tree, or a node a rollout passed through);
-- **expand**: ``n`` = ``spec.expansions`` sampled steps from it, one ``Send`` branch each (its own seed and
+  (``c`` = ``spec.exploration``) among children whose subtree is still open, down to a node that may widen:
+  not terminal, not saturated, and with fewer children than ``n * ceil(sqrt(visits))`` (progressive widening;
+  in an environment at most one child per admissible action);
+- **expand**: ``n`` = ``spec.expansions`` sampled moves from it, one ``Send`` branch each (its own seed and
   session: an env fork replayed to the node, fresh tools, a fresh executor), decoded together by a
-  continuous-batching backend; children repeating a sibling's action are dropped (``duplicates``). A node
-  counts as expanded (selection goes below it) once it has ``n`` distinct children or an expansion found
-  nothing new; until then it is expanded again (progressive widening: a low-temperature model that samples
-  the same action three times does not close the node after one expansion);
+  continuous-batching backend. In an environment the actions its children already took are left out of the
+  admissible actions (and the grammar) of the node's next expansion, so widening tries new actions; children
+  repeating a sibling's action are dropped (``duplicates``), and an expansion that finds nothing new saturates
+  the node;
 - **evaluate**: each new child scored by the verifier (default for env episodes: ``env``, the reward and
   outcome; ``self`` adds the model's value), one ``Send`` branch each;
 - **simulate**: from the best new child, a sampled rollout of the agent to a terminal state (at most the step
-  cap), its nodes added to the tree (each expandable later);
-- **backpropagate**: the terminal reward (won: 1, else the verifier's score of the terminal state) is averaged
+  cap; it stops early when the model loops: :func:`~ponder.graphs.search.stepper.repeating`), its nodes added
+  to the tree (each may widen later);
+- **backpropagate**: the terminal reward (won: 1, else the verifier's score of the last state) is averaged
   into ``value`` along the path, ``visits`` counted;
-- **reflect**: every failed terminal node gets a Reflexion lesson (one model call); the latest lessons are put
-  in front of the first turn of every later expansion and rollout.
+- **reflect**: every failed terminal node (and a looping rollout's end) gets a Reflexion lesson (one model
+  call); the latest lessons are put in front of the first turn of every later expansion and rollout.
 
 The search stops at the first win (env) or answer scored at least ``spec.accept``, after ``spec.iterations``
 iterations (default :data:`DEFAULT_ITERATIONS` when no budget is set either), when the budget is spent (tokens:
 every call counted, the verifier's and the reflections' included; samples: terminal runs explored) or when no
-open leaf is left. New children count one visit with their score as value.
+open node is left. New children count one visit with their score as value.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ DEFAULT_ITERATIONS = 10
 
 
 class LATSRun(SearchRun):
-    """A LATS search: the shared search state plus the expanded nodes, the lessons and the iteration caps."""
+    """A LATS search: the shared search state plus the saturated nodes, the lessons and the iteration caps."""
 
     def __init__(self, task: str, ctx: StrategyContext, spec: RunSpec, verifier: Verifier | None,
                  rollout_steps: int | None, actions_only: bool = True) -> None:
@@ -68,19 +70,32 @@ class LATSRun(SearchRun):
                                                    "rollout_steps": rollout_steps}, verifier, actions_only)
         self.iterations = iterations
         self.rollout_steps = rollout_steps
-        self.expanded: set[int] = set()
+        self.saturated: set[int] = set()
         self.lessons: list[str] = []
         self.batches: list[int] = []
         self.won: int | None = None
 
+    def width(self, node_id: int) -> int:
+        """How many children ``node_id`` may have now (progressive widening).
+
+        ``n * ceil(sqrt(visits))``, at most one per admissible action in an environment that lists them.
+        """
+        node = self.tree.nodes[node_id]
+        limit = self.spec.expansions * math.ceil(math.sqrt(max(node.visits, 1)))
+        admissible = self.partials[node_id].state.get("admissible") if self.stepper.agent == "env" else None
+        return min(limit, len(admissible)) if admissible else limit
+
+    def widenable(self, node_id: int) -> bool:
+        """Whether ``node_id`` gets new children when selected (not terminal, not saturated, below its width)."""
+        node = self.tree.nodes[node_id]
+        return (not node.terminal and node_id not in self.saturated
+                and len(self.tree.children(node_id)) < self.width(node_id))
+
     def open(self, node_id: int) -> bool:
         """Whether ``node_id``'s subtree still has a node to expand."""
-        node = self.tree.nodes[node_id]
-        if node.terminal:
+        if self.tree.nodes[node_id].terminal:
             return False
-        if node_id not in self.expanded:
-            return True
-        return any(self.open(child.id) for child in self.tree.children(node_id))
+        return self.widenable(node_id) or any(self.open(child.id) for child in self.tree.children(node_id))
 
     def uct(self, parent_visits: int, node_id: int) -> float:
         """The UCT value of a child."""
@@ -88,15 +103,21 @@ class LATSRun(SearchRun):
         return node.value + self.spec.exploration * math.sqrt(math.log(parent_visits + 1) / max(node.visits, 1))
 
     def select(self) -> int | None:
-        """The node to expand: UCT down the expanded nodes to an unexpanded one (``None``: nothing is open)."""
+        """The node to expand: UCT down the tree to a node that may widen (``None``: nothing is open)."""
         if not self.open(0):
             return None
         node_id = 0
-        while node_id in self.expanded:
+        while not self.widenable(node_id):
             visits = self.tree.nodes[node_id].visits
             kids = [child.id for child in self.tree.children(node_id) if self.open(child.id)]
             node_id = max(kids, key=lambda k: self.uct(visits, k))
         return node_id
+
+    def tried(self, node_id: int) -> list[str]:
+        """The env actions the children of ``node_id`` took (left out of the grammar of its next expansion)."""
+        depth = len(self.partials[node_id].actions)
+        return [self.partials[c.id].actions[depth] for c in self.tree.children(node_id)
+                if len(self.partials[c.id].actions) > depth]
 
     def backpropagate(self, leaf: int, reward: float) -> None:
         """Average ``reward`` into the values on the path to ``leaf``; count a visit on each."""
@@ -141,6 +162,7 @@ class LATSState(TypedDict, total=False):
     selected: int | None
     seeds: list[int]
     lessons: str | None
+    exclude: list[str]
     mark: int
     moves: Annotated[list[Moved], operator.add]
     fresh: list[int]
@@ -150,11 +172,12 @@ class LATSState(TypedDict, total=False):
 
 
 class ExpandTask(TypedDict):
-    """The input of one ``expand`` branch."""
+    """The input of one ``expand`` branch: the node, the seed, the lessons and the env actions already tried."""
 
     node: int
     seed: int
     lessons: str | None
+    exclude: list[str]
 
 
 class EvaluateTask(TypedDict):
@@ -173,6 +196,7 @@ def select(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
         return {"stop_reason": reason or "exhausted"}
     run.enter(run.spec.expansions)
     return {"selected": node, "seeds": run.seeds(run.spec.expansions), "lessons": lessons_block(run.lessons),
+            "exclude": run.tried(node),
             "mark": len(state.get("moves", [])), "score_mark": len(state.get("scores", []))}
 
 
@@ -180,29 +204,31 @@ def fan_expand(state: LATSState) -> list[Send] | str:
     """One ``expand`` branch per sampled child, or the end."""
     if state.get("stop_reason"):
         return END
-    node, lessons = state["selected"], state.get("lessons")
-    return [Send("expand", ExpandTask(node=node, seed=seed, lessons=lessons)) for seed in state["seeds"]]
+    node, lessons, exclude = state["selected"], state.get("lessons"), state.get("exclude") or []
+    return [Send("expand", ExpandTask(node=node, seed=seed, lessons=lessons, exclude=exclude))
+            for seed in state["seeds"]]
 
 
 def expand(task: ExpandTask, runtime: Runtime[LATSRun]) -> dict[str, Any]:
     """One sampled step from the selected node, in a session of its own."""
     run = runtime.context
     try:
-        return {"moves": [run.stepper.step(run.partials[task["node"]], task["seed"], task["lessons"])]}
+        return {"moves": [run.stepper.step(run.partials[task["node"]], task["seed"], task["lessons"],
+                                           exclude=task["exclude"])]}
     finally:
         run.leave()
 
 
 def gather(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
-    """Add the new children (duplicates of a sibling's action dropped); the selected node is expanded."""
+    """Add the new children (duplicates of a sibling's action dropped); nothing new saturates the node."""
     run = runtime.context
     node = state["selected"]
     assert node is not None
     moves = state.get("moves", [])[state.get("mark", 0):]
     moves.sort(key=lambda m: m.seed)
     kept = run.dedupe(node, moves)
-    if not kept or len(run.tree.children(node)) + len(kept) >= run.spec.expansions:
-        run.expanded.add(node)  # n distinct children, or sampling found nothing new: selection goes below it
+    if not kept:
+        run.saturated.add(node)  # sampling found nothing new: the node never widens again
     run.batches.append(len(moves))
     run.enter(len(kept))
     return {"fresh": [run.add(node, moved, batch=len(moves)) for moved in kept]}
@@ -242,8 +268,8 @@ def simulate(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
 def rollout(run: LATSRun, start: int, lessons: str | None) -> None:
     """A sampled run from ``start`` to a terminal state; its reward backed up and, after a failure, a reflection.
 
-    It stops early at the rollout cap, when the budget is spent or when the model repeats one reply
-    :data:`~ponder.graphs.search.stepper.REPEATS` times (stuck: a failure worth a reflection too).
+    It stops early at the rollout cap, when the budget is spent or when the model loops
+    (:func:`~ponder.graphs.search.stepper.repeating`: a failure worth a reflection too).
     """
     depth = run.tree.nodes[start].depth
     room = max(run.stepper.max_steps - depth, 0)

@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +45,9 @@ from ponder.models.base import Message
 THINK_STEPS = 2
 #: The seeds of a move's further thoughts: ``seed + THINK_SEED_STRIDE * i`` (far from the search's own seeds).
 THINK_SEED_STRIDE = 1_000_003
-#: Replies repeated this many times in a row: the model is stuck (a rollout stops there).
-REPEATS = 3
+#: A model is stuck in a loop when its last ``LOOP_WINDOW`` replies hold at most ``LOOP_DISTINCT`` texts (one
+#: reply repeated, or two alternating: "take egg", "drop egg", ...); a rollout stops there.
+LOOP_WINDOW, LOOP_DISTINCT = 4, 2
 
 
 def agent_parts(agent: str) -> AgentParts:
@@ -143,13 +144,13 @@ class Moved:
         return self.steps[-1] if self.steps else None
 
 
-def repeating(partial: Partial, times: int = REPEATS) -> bool:
-    """Whether the last ``times`` replies of ``partial`` are the same text (a model stuck in a loop)."""
+def repeating(partial: Partial, window: int = LOOP_WINDOW, distinct: int = LOOP_DISTINCT) -> bool:
+    """Whether the last ``window`` replies of ``partial`` hold at most ``distinct`` texts (a model in a loop)."""
     steps = partial.state.get("steps") or []
-    if len(steps) < times:
+    if len(steps) < window:
         return False
-    last = [" ".join(step.raw.split()) for step in steps[-times:]]
-    return len(set(last)) == 1
+    last = {" ".join(step.raw.split()) for step in steps[-window:]}
+    return len(last) <= distinct
 
 
 def _replay_tools(agent_ctx: AgentContext, steps: list[Step]) -> None:
@@ -285,12 +286,18 @@ class Stepper:
                                                      "seed": seed})
         return dataclasses.replace(agent_ctx, params=params)
 
-    def step(self, partial: Partial, seed: int, lessons: str | None = None) -> Moved:
-        """One step from ``partial`` in a session of its own (closed after), sampled with ``seed``.
+    def step(self, partial: Partial, seed: int, lessons: str | None = None, exclude: Sequence[str] = ()) -> Moved:
+        """One move from ``partial`` in a session of its own (closed after), sampled with ``seed``.
 
         ``lessons`` (reflections on failed attempts) are put in front of the first turn of this call's prompt.
+        ``exclude``: env actions left out of the admissible actions shown (and of the grammar) for this move, so
+        a node's next expansion samples actions its children have not taken (ignored when none would be left).
         """
         start = time.perf_counter()
+        if exclude and partial.state.get("admissible"):
+            left = [a for a in partial.state["admissible"] if a not in set(exclude)]
+            if left:
+                partial = Partial({**partial.state, "admissible": left}, partial.actions)
         try:
             with self._session(partial) as agent_ctx:
                 return self._move(partial, agent_ctx, lessons, seed, start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from searchkit import Counter, TreeEnv, seeded_env_model
 
 from ponder.core.environment import replay
+from ponder.core.records import Step
 from ponder.graphs.search.stepper import Partial, Stepper, apply_update, repeating
 from ponder.graphs.strategies.base import StrategyContext
 from ponder.models.base import GenerationParams, Message
@@ -168,3 +169,24 @@ def test_env_moves_are_admissible_actions_only_under_a_grammar(settings):
     unconstrained, _ = env_stepper(off, model, actions_only=True)
     unconstrained.step(unconstrained.root(), 0)
     assert grammars[-1] is None
+
+
+def test_excluded_actions_are_left_out_of_a_move_and_only_then(settings):
+    model = seeded_env_model()
+    stepper, _ = env_stepper(settings, model)
+    root = stepper.root()
+    moved = stepper.step(root, 0, exclude=["a"])
+    assert moved.partial.actions == ("b",)  # seed 0 picks the first shown action: "a" is not shown
+    assert model.calls[-1][-1]["content"].endswith("Admissible actions: b, c")
+    assert moved.partial.state["admissible"] == ["a", "b", "c"]  # the env's list again after the move
+    assert stepper.step(root, 0, exclude=["a", "b", "c"]).partial.actions == ("a",)  # none left: ignored
+
+
+def test_a_model_alternating_two_replies_is_looping():
+    def steps(*raws):
+        return Partial({"steps": [Step(index=i, kind="action", raw=r) for i, r in enumerate(raws)]})
+
+    assert repeating(steps("take egg", "drop egg", "take egg", "drop egg"))
+    assert repeating(steps("look", "look", "look", "look"))
+    assert not repeating(steps("look", "open safe", "take bowl", "look"))
+    assert not repeating(steps("look", "look", "look"))
