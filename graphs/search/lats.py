@@ -8,7 +8,7 @@ One iteration (Zhou et al., 2023, "Language Agent Tree Search"):
 
 - **select**: from the root, the child with the highest UCT value ``value + c * sqrt(ln(N_parent + 1) / N_child)``
   (``c`` = ``spec.exploration``) among children whose subtree is still open, down to a node that may widen:
-  not terminal, not saturated, and with fewer children than ``n * ceil(sqrt(visits))`` (progressive widening;
+  not terminal, not saturated, and with fewer children than ``n * ceil(sqrt(visits / n))`` (progressive widening;
   in an environment at most one child per admissible action);
 - **expand**: ``n`` = ``spec.expansions`` sampled moves from it, one ``Send`` branch each (its own seed and
   session: an env fork replayed to the node, fresh tools, a fresh executor), decoded together by a
@@ -78,10 +78,11 @@ class LATSRun(SearchRun):
     def width(self, node_id: int) -> int:
         """How many children ``node_id`` may have now (progressive widening).
 
-        ``n * ceil(sqrt(visits))``, at most one per admissible action in an environment that lists them.
+        ``n * ceil(sqrt(visits / n))`` (``n`` until ``n`` visits, ``2n`` until ``4n``, ...), at most one per
+        admissible action in an environment that lists them.
         """
-        node = self.tree.nodes[node_id]
-        limit = self.spec.expansions * math.ceil(math.sqrt(max(node.visits, 1)))
+        node, n = self.tree.nodes[node_id], self.spec.expansions
+        limit = n * math.ceil(math.sqrt(max(node.visits, 1) / n))
         admissible = self.partials[node_id].state.get("admissible") if self.stepper.agent == "env" else None
         return min(limit, len(admissible)) if admissible else limit
 
