@@ -80,7 +80,7 @@ def seeded_env_model(policy: Callable[[list[str], int], str] | None = None) -> S
     pick = policy or (lambda actions, seed: actions[seed % len(actions)])
 
     def reply(messages: list[Message], params: GenerationParams) -> str:
-        if "failed attempt" in messages[-1]["content"]:
+        if "Reply with the lesson only" in messages[-1]["content"]:
             return "Lesson: try another first move."
         return pick(admissible(messages), params.seed or 0)
 

@@ -65,8 +65,11 @@ def react_model() -> ScriptedModel:
 
     def reply(messages: list[Message], params: GenerationParams) -> str:
         seed = params.seed or 0
-        at = next(i for i, m in enumerate(messages) if m["content"].startswith("Question: What is"))
-        a, b = (int(x) for x in messages[at]["content"].removeprefix("Question: What is ").rstrip("?").split(" + "))
+        if "Reply with the lesson only" in messages[-1]["content"]:
+            return "Lesson: add the numbers, do not subtract them."
+        at = next(i for i, m in enumerate(messages) if "Question: What is" in m["content"])  # lessons may lead
+        question = messages[at]["content"].split("Question: What is ")[-1]
+        a, b = (int(x) for x in question.rstrip("?").split(" + "))
         observations = [m["content"] for m in messages[at:] if m["content"].startswith("Observation:")]
         if not observations:
             expr = f"{a} + {b}" if seed % 3 == 0 else f"{a} - {b}"
@@ -84,6 +87,8 @@ class ArithmeticOracle:
 
     def score(self, trace: Trace, ctx: VerifyContext) -> Score:
         a, b = (int(x) for x in trace.task.removeprefix("What is ").rstrip("?").split(" + "))
+        if trace.status == "error":
+            return Score(value=0.0)
         for step in trace.steps:
             if step.kind == "action" and step.action_input != f"{a} + {b}":
                 return Score(value=0.0)

@@ -70,9 +70,9 @@ def test_the_lessons_are_in_front_of_the_first_turn_of_later_expansions(settings
     ctx = StrategyContext(settings=settings, model=model, write=False, max_steps=2 * DEPTH,
                           env=lambda: TreeEnv(("c", "c", "c"), BRANCHING, counter))
     LATS(RunSpec(strategy="lats", iterations=20), verifier=EnvOutcomeVerifier()).run("find it", ctx)
-    prompts = [call for call in model.calls if "failed attempt" not in call[-1]["content"]]
-    reflect_at = next(i for i, call in enumerate(model.calls) if "failed attempt" in call[-1]["content"])
-    later = [c for c in model.calls[reflect_at + 1:] if "failed attempt" not in c[-1]["content"]]
+    prompts = [call for call in model.calls if "Reply with the lesson only" not in call[-1]["content"]]
+    reflect_at = next(i for i, call in enumerate(model.calls) if "Reply with the lesson only" in call[-1]["content"])
+    later = [c for c in model.calls[reflect_at + 1:] if "Reply with the lesson only" not in c[-1]["content"]]
     first_turn = [m for m in later[0] if m["role"] == "user"][0]["content"]
     assert "Lessons from your earlier failed attempts" in first_turn and "try another first move" in first_turn
     early = [m for m in prompts[0] if m["role"] == "user"][0]["content"]
@@ -151,3 +151,15 @@ def test_a_batch_decoding_backend_gets_the_expansions_as_one_batch(settings):
     outcome = LATS(RunSpec(strategy="lats", iterations=3, batch_window=5.0),
                    verifier=EnvOutcomeVerifier()).run("find it", ctx)
     assert outcome.metadata["decoded_batches"].count(3) >= 3  # each expansion's three calls in one batch
+
+
+def test_lats_over_react_steps_accepts_an_answer_the_verifier_scores_high(settings):
+    from test_beam import ArithmeticOracle, react_model
+
+    ctx = StrategyContext(settings=settings, model=react_model(), write=False, max_steps=4)
+    outcome = LATS(RunSpec(strategy="lats", iterations=12, accept=0.9),
+                   verifier=ArithmeticOracle()).run("What is 41 + 17?", ctx)
+    assert outcome.answer == "58" and outcome.status == "solved" and outcome.metadata["stop_reason"] == "solved"
+    tree = outcome.records[0]
+    assert [tree.nodes[i].action for i in tree.chosen] == [None, "calculator", "final"]
+    assert all(t.agent == "react" for t in outcome.trajectories)
