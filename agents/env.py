@@ -121,7 +121,7 @@ def with_actions(messages: list[Message], admissible: list[str] | None, show: bo
 def initial_state(task: str, reset: EnvReset) -> EnvAgentState:
     """The graph input: the first observation as the first user turn."""
     state: EnvAgentState = {**base_state(task, reset.observation.strip())}  # type: ignore[typeddict-item]
-    state.update(admissible=reset.admissible_actions, reward=0.0, done=False, won=False, env_steps=0)
+    state.update(admissible=reset.admissible_actions, reward=0.0, done=False, won=False, env_steps=0, progress=0.0)
     return state
 
 
@@ -184,7 +184,8 @@ def act(state: EnvAgentState, ctx: EnvAgentContext, index: int, action: str, cal
     won = bool(result.info["won"]) if "won" in result.info else (result.done and reward > 0)
     update = {"steps": [acted], "messages": _turn_messages(action, observation), "parse_failures": 0,
               "admissible": result.admissible_actions, "reward": reward, "done": bool(result.done), "won": won,
-              "env_steps": state.get("env_steps", 0) + 1}
+              "env_steps": state.get("env_steps", 0) + 1,
+              "progress": state.get("progress", 0.0) + float(result.info.get("intermediate_reward", 0) or 0)}
     if result.done:
         update.update(status="solved" if won else "error", final_answer="won" if won else "lost")
     return update
@@ -272,6 +273,8 @@ def run_env_agent(env: Env, task: str, *, model: ModelBackend, settings: Setting
         traj.usage = Usage.from_steps(traj.steps, time.perf_counter() - start)
     finally:
         traj.metadata.update({"reward": final.get("reward", 0.0), "env_steps": final.get("env_steps", 0)})
+        if final.get("progress"):
+            traj.metadata["progress"] = final["progress"]
         if write:
             append_jsonl(Path(out_dir or settings.out_dir) / TRAJECTORY_FILE, traj)
     return EnvRun(trajectory=traj, reward=final.get("reward", 0.0), done=bool(final.get("done")),

@@ -56,6 +56,8 @@ class EnvAgentState(AgentState, total=False):
         done: Whether the episode is over.
         won: Whether the episode was won.
         env_steps: Actions sent to the environment.
+        progress: The environment's intermediate rewards summed (``EnvStep.info["intermediate_reward"]``, e.g.
+            TextWorld's quest progress), when it gives them; the ``env`` verifier reads it, the agent never sees it.
     """
 
     admissible: list[str] | None
@@ -63,6 +65,7 @@ class EnvAgentState(AgentState, total=False):
     done: bool
     won: bool
     env_steps: int
+    progress: float
 
 
 def initial_state(task: str, first_message: str) -> AgentState:

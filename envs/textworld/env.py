@@ -2,7 +2,9 @@
 
 Observations are the game's text without the start banner, the ``>`` prompt and status line, and the
 end-of-game "RESTART, RESTORE..." question. Rewards are score increments (TextWorld reports the running
-score); ``info`` carries ``won``, ``lost``, ``score``, ``max_score`` and ``moves``. Invalid commands get the
+score); ``info`` carries ``won``, ``lost``, ``score``, ``max_score``, ``moves`` and ``intermediate_reward``
+(TextWorld's own shaping signal for the last action: +1 when it brought the quest closer, -1 when it moved
+away, else 0; the agent never sees it, the ``env`` verifier of a search reads it as progress). Invalid commands get the
 game's own answer ("That's not a verb I recognise."). Once the game is over, further actions are answered
 with :data:`GAME_OVER` and ``done=True`` (the interpreter itself would reset ``done``).
 """
@@ -72,7 +74,7 @@ class TextWorldEnv(ReplayFork):
             import textworld
 
             infos = textworld.EnvInfos(admissible_commands=True, won=True, lost=True, score=True, max_score=True,
-                                       moves=True)
+                                       moves=True, intermediate_reward=True)
             with warnings.catch_warnings():  # jericho: "not fully supported" (TextWorld tracks the score itself)
                 warnings.simplefilter("ignore")
                 self._env = textworld.start(str(self.game_file), request_infos=infos)
@@ -122,7 +124,8 @@ class TextWorldEnv(ReplayFork):
     @staticmethod
     def _info(state: Any) -> dict[str, Any]:
         return {"won": bool(state.get("won")), "lost": bool(state.get("lost")), "score": float(state["score"] or 0),
-                "max_score": float(state.get("max_score") or 0), "moves": int(state.get("moves") or 0)}
+                "max_score": float(state.get("max_score") or 0), "moves": int(state.get("moves") or 0),
+                "intermediate_reward": int(state.get("intermediate_reward") or 0)}
 
     def __enter__(self) -> TextWorldEnv:
         return self

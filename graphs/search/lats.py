@@ -286,7 +286,8 @@ def rollout(run: LATSRun, start: int, lessons: str | None) -> None:
     last = start
     for moved in run.stepper.rollout(run.partials[start], run.seeds(room), lessons, stop=stop):
         last = run.add(last, moved)
-    if last == start:
+    if last == start:  # no rollout (rollout_steps=0, or no room): the child's own value is what is backed up
+        run.backpropagate(start, run.terminal_reward(start))
         return
     run.apply_score(last, run.score(run.partials[last]))
     if run.tree.nodes[last].terminal or repeating(run.partials[last]):
@@ -321,7 +322,8 @@ class LATS:
         spec: ``expansions`` (children per expansion), ``exploration`` (UCT ``c``), ``iterations``, ``budget``,
             ``accept``, ``verifier`` / ``prm``, ``sample_temperature`` / ``sample_top_p`` / ``sample_seed``.
         verifier: Use this verifier instead of ``spec.verifier`` (tests, callers with their own).
-        rollout_steps: Most steps of one rollout (default: up to the run's step cap).
+        rollout_steps: Most steps of one rollout (default: ``spec.rollout_steps``, else up to the run's step cap;
+            0: no rollouts, the best new child's value is backed up).
         actions_only: Env episodes on a backend that honours grammars: every move (expansion and rollout) is
             one of the admissible actions, sampled under a grammar, no thoughts (a small model's thoughts loop;
             measured on the embedded model: six of six iterations lost in thought loops with thoughts allowed).
@@ -335,7 +337,8 @@ class LATS:
 
     def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
         """Search, then return the outcome (the best leaf chosen; the tree in ``records``)."""
-        run = LATSRun(task, ctx, self.spec, self.verifier, self.rollout_steps, self.actions_only)
+        steps = self.rollout_steps if self.rollout_steps is not None else self.spec.rollout_steps
+        run = LATSRun(task, ctx, self.spec, self.verifier, steps, self.actions_only)
         run.add_root(run.stepper.root())
         final = build_lats_graph().invoke({"iteration": 0}, {"recursion_limit": 1_000_000}, context=run)
         chosen = run.won if run.won is not None else best_leaf(run)

@@ -382,7 +382,8 @@ class Stepper:
         env, done = self.agent == "env", bool(partial.state.get("done"))
         return Trace(task=self.task, agent=self.agent, steps=partial.steps, final_answer=state.get("final_answer"),
                      status=partial.status, reward=float(state.get("reward", 0.0) or 0.0),
-                     max_reward=self.ctx.max_reward, done=done, won=partial.won if env and done else None)
+                     max_reward=self.ctx.max_reward, done=done, won=partial.won if env and done else None,
+                     progress=state.get("progress"))
 
     def trajectory(self, partial: Partial, metadata: dict[str, Any] | None = None) -> Trajectory:
         """The trajectory of the run that ends at ``partial`` (status ``max_steps`` when it had not ended)."""

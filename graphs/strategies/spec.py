@@ -53,6 +53,9 @@ class RunSpec(BaseModel):
     exploration: float = Field(1.0, ge=0.0, description="LATS: the UCT exploration constant.")
     iterations: int | None = Field(None, ge=1, description="LATS: select-expand-evaluate iterations (default: "
                                                            "until the budget or a win).")
+    rollout_steps: int | None = Field(None, ge=0, description="LATS: most steps of each rollout (default: up to "
+                                                              "the step cap; 0: no rollouts, the new children's "
+                                                              "values are backed up).")
     rounds: int = Field(3, ge=1, description="Refine: revisions after the first attempt.")
     accept: float = Field(0.8, gt=0.0, le=1.0, description="A verifier score that ends refine and search early.")
     samples: int = Field(1, ge=1, description="Run N independent trajectories: voted (sc), scored by the verifier "
@@ -212,6 +215,7 @@ STRATEGY_OPTIONS: dict[str, tuple[tuple[StrategyName, ...], Any]] = {
     "expansions": (("beam", "lats"), 3),
     "exploration": (("lats",), 1.0),
     "iterations": (("lats",), None),
+    "rollout_steps": (("lats",), None),
     "rounds": (("refine",), 3),
     "accept": (("refine", "beam", "lats", "adaptive"), 0.8),
     "verifier": (("best_of_n", "refine", "beam", "lats", "adaptive"), None),

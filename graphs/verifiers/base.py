@@ -47,6 +47,7 @@ class Trace(BaseModel):
         max_reward: The most reward the environment gives (``None``: unknown).
         done: The environment said the episode is over.
         won: The environment's verdict (``None``: not an environment, or not over).
+        progress: The environment's intermediate rewards summed (TextWorld's quest progress), when it gives them.
     """
 
     task: str
@@ -58,6 +59,7 @@ class Trace(BaseModel):
     max_reward: float | None = None
     done: bool = False
     won: bool | None = None
+    progress: float | None = None
 
     @property
     def partial(self) -> bool:
@@ -71,7 +73,8 @@ class Trace(BaseModel):
         won = (traj.status == "solved") if env else None
         return cls(task=traj.task, agent=traj.agent, steps=list(traj.steps), final_answer=traj.final_answer,
                    status=traj.status, reward=float(traj.metadata.get("reward", 0.0) or 0.0),
-                   max_reward=max_reward, done=env and traj.final_answer in ("won", "lost"), won=won)
+                   max_reward=max_reward, done=env and traj.final_answer in ("won", "lost"), won=won,
+                   progress=traj.metadata.get("progress"))
 
 
 class Score(BaseModel):

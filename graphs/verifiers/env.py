@@ -3,7 +3,10 @@
 A won episode scores 1, a lost one 0. Anything else (a partial trace, a run cut by the step cap) scores its
 progress, kept below a win: ``0.9 × reward / max_reward`` when the most reward is known, else
 ``0.9 × reward / (reward + 1)`` (a squashed reward: more is better, never a win). A negative reward counts as
-no progress.
+no progress. Where the environment also gives intermediate rewards (``Trace.progress``: TextWorld's quest
+progress, +1 per action that brought the goal closer, -1 per action that moved away), their sum ``p`` counts as
+progress ``p / (p + 1)`` too, and the larger of the two is used: a game whose only score is the win (TextWorld's
+tier-1 "put" games have a maximum score of 1) still tells a search which moves lead somewhere.
 """
 
 from __future__ import annotations
@@ -46,5 +49,9 @@ class EnvVerifier:
         fraction = progress(trace.reward, max_reward)
         scale = f"of {max_reward:g}" if max_reward else "(most reward unknown: squashed)"
         where = "so far" if trace.partial else f"when the run ended ({trace.status})"
+        shaped = ""
+        if trace.progress is not None:
+            fraction = max(fraction, progress(trace.progress, None))
+            shaped = f", intermediate progress {trace.progress:g}"
         return Score(value=round(PROGRESS_CEILING * fraction, 6),
-                     detail=f"not won; reward {trace.reward:g} {scale} {where}, {len(trace.steps)} steps")
+                     detail=f"not won; reward {trace.reward:g} {scale}{shaped} {where}, {len(trace.steps)} steps")

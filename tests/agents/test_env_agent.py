@@ -182,3 +182,23 @@ def test_reflexion_memory_carries_a_lesson_to_the_next_episode(tmp_path: Path) -
         # the lesson sits in front of the first observation, after the system prompt
         first_observation = model.calls[-2][1]  # the last call is the second failure's reflection
         assert lesson in first_observation["content"] and "You see a closed box." in first_observation["content"]
+
+
+class ShapedKeyEnv(KeyEnv):
+    """KeyEnv that also says, like TextWorld's intermediate reward, whether a move brought the goal closer."""
+
+    def step(self, action: str) -> EnvStep:
+        was_open = self.opened
+        answer = super().step(action)
+        closer = action == "open box" and not was_open
+        return answer.model_copy(update={"info": {**answer.info, "intermediate_reward": int(closer)}})
+
+
+def test_intermediate_rewards_are_summed_as_progress_never_shown_to_the_model(tmp_path: Path) -> None:
+    model = ScriptedModel(["open box", "look"])
+    run = play(ShapedKeyEnv(), model, _settings(tmp_path), max_steps=2)
+    assert not run.success and run.reward == 0.0
+    assert run.trajectory.metadata["progress"] == 1.0
+    assert all("intermediate" not in m["content"] for call in model.calls for m in call)
+    plain = play(KeyEnv(), ScriptedModel(["open box", "look"]), _settings(tmp_path), max_steps=2)
+    assert "progress" not in plain.trajectory.metadata

@@ -163,3 +163,14 @@ def test_lats_over_react_steps_accepts_an_answer_the_verifier_scores_high(settin
     tree = outcome.records[0]
     assert [tree.nodes[i].action for i in tree.chosen] == [None, "calculator", "final"]
     assert all(t.agent == "react" for t in outcome.trajectories)
+
+
+def test_without_rollouts_the_children_values_are_backed_up_and_every_leaf_is_found(settings):
+    # rollout_steps=0: each iteration only expands (at most `expansions` new nodes) and backs the best new
+    # child's value up; the search is still complete on the tree game within one expansion per internal node.
+    for winning in itertools.product("abc", repeat=DEPTH):
+        outcome = search(settings, winning, iterations=4 * EXHAUSTIVE, rollout_steps=0)
+        tree = outcome.records[0]
+        assert outcome.status == "solved" and [s.action for s in outcome.trajectory.steps] == list(winning)
+        assert len(tree.nodes) - 1 <= outcome.metadata["iterations"] * 3
+        assert tree.nodes[0].visits > 1  # the values reached the root

@@ -137,3 +137,18 @@ def test_verify_context_from_a_strategy_context(tmp_path):
     v.executor()
     assert opened == [1]  # the context's factory
     assert verify_context(StrategyContext(settings=settings, model=model)).executor is not None
+
+
+def test_env_intermediate_progress_guides_when_the_reward_is_only_the_win():
+    v = EnvVerifier()
+    none = v.score(env_trace(reward=0, max_reward=1), vctx())
+    one = v.score(env_trace(reward=0, max_reward=1, progress=1), vctx())  # 0.9 x 1/(1+1)
+    two = v.score(env_trace(reward=0, max_reward=1, progress=2), vctx())
+    assert none.value == 0.0 and one.value == pytest.approx(0.45) and two.value == pytest.approx(0.6)
+    assert "intermediate progress 1" in one.detail
+    assert v.score(env_trace(reward=0, max_reward=1, progress=-1), vctx()).value == 0.0  # moved away: no progress
+    assert v.score(env_trace(reward=1, max_reward=1, progress=1), vctx()).value == pytest.approx(0.9)  # the larger
+    lost = v.score(env_trace(status="error", won=False, done=True, progress=2), vctx())
+    assert lost.value == 0.0  # the outcome decides once the episode is over
+    traj = Trajectory(task="t", agent="env", model="m", status="max_steps", metadata={"reward": 0, "progress": 2})
+    assert v.score(Trace.from_trajectory(traj, max_reward=1), vctx()).value == pytest.approx(0.6)
