@@ -7,6 +7,7 @@ spec's strategy when it is not one plain agent run: self-consistency, trials, be
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from ponder.agents.env import TRAJECTORY_FILE, EnvRun, run_env_agent
 from ponder.core.environment import Env
 from ponder.core.errors import ConfigError
 from ponder.core.io import append_jsonl
-from ponder.core.records import Trajectory
+from ponder.core.records import Trajectory, Usage
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, policy_kind
 from ponder.graphs.strategies.base import Outcome, StrategyContext
 from ponder.graphs.strategies.spec import RunSpec
@@ -138,3 +139,24 @@ def _chosen_run(outcome: Outcome, episode: Episode, ctx: EvalContext) -> EnvRun:
 
 def _env_steps(traj: Trajectory) -> int:
     return int(traj.metadata.get("env_steps", 0))
+
+
+def scripted_run(traj: Trajectory, *, reward: float, done: bool, won: bool, error: str | None, started: float,
+                 out_dir: Path | None) -> EnvRun:
+    """Close the record of an episode played without a model (walkthrough, random): usage, env facts, written.
+
+    Args:
+        traj: The trajectory with its steps and status set.
+        reward: The total reward.
+        done: The episode ended.
+        won: The environment said it was won.
+        error: Set when the environment failed.
+        started: ``time.perf_counter()`` when the episode started.
+        out_dir: When given, the trajectory is appended to ``out_dir/trajectories.jsonl``.
+    """
+    traj.usage = Usage(tool_calls=len(traj.steps), wall_seconds=round(time.perf_counter() - started, 4))
+    traj.metadata.update({"reward": reward, "env_steps": len(traj.steps)})
+    if out_dir is not None:
+        append_jsonl(Path(out_dir) / TRAJECTORY_FILE, traj)
+    return EnvRun(trajectory=traj, reward=reward, done=done, success=won and error is None,
+                  env_steps=len(traj.steps), error=error)

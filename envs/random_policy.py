@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ponder.agents.env import TRAJECTORY_FILE, EnvRun
+from ponder.agents.env import EnvRun
 from ponder.core.environment import Env, EnvReset, EnvStep
-from ponder.core.io import append_jsonl
-from ponder.core.records import Step, Trajectory, Usage
+from ponder.core.records import Step, Trajectory
 from ponder.envs.base import Episode
+from ponder.envs.play import scripted_run
 
 POLICY = "random"
 
@@ -82,9 +82,4 @@ def play_random(env: Env, episode: Episode, *, seed: int | None, max_steps: int,
         error = traj.error = f"{type(exc).__name__}: {exc}"
     traj.status = "solved" if won else "max_steps" if not done and error is None and not traj.error else "error"
     traj.final_answer = "won" if won else "lost" if done else None
-    traj.usage = Usage(tool_calls=len(traj.steps), wall_seconds=round(time.perf_counter() - start, 4))
-    traj.metadata.update({"reward": reward, "env_steps": len(traj.steps)})
-    if out_dir is not None:
-        append_jsonl(Path(out_dir) / TRAJECTORY_FILE, traj)
-    return EnvRun(trajectory=traj, reward=reward, done=done, success=won and error is None,
-                  env_steps=len(traj.steps), error=error)
+    return scripted_run(traj, reward=reward, done=done, won=won, error=error, started=start, out_dir=out_dir)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ponder.agents.env import TRAJECTORY_FILE, EnvRun
+from ponder.agents.env import EnvRun
 from ponder.core.environment import Env
-from ponder.core.io import append_jsonl
-from ponder.core.records import Step, Trajectory, Usage
+from ponder.core.records import Step, Trajectory
 from ponder.envs.base import Episode
+from ponder.envs.play import scripted_run
 
 POLICY = "walkthrough"
 
@@ -52,9 +52,4 @@ def play_walkthrough(env: Env, episode: Episode, commands: list[str], out_dir: P
     except Exception as exc:  # a broken game or interpreter: a failed harness check, recorded
         error = f"{type(exc).__name__}: {exc}"
         traj.status, traj.error = "error", error
-    traj.usage = Usage(tool_calls=len(traj.steps), wall_seconds=round(time.perf_counter() - start, 4))
-    traj.metadata.update({"reward": reward, "env_steps": len(traj.steps)})
-    if out_dir is not None:
-        append_jsonl(Path(out_dir) / TRAJECTORY_FILE, traj)
-    return EnvRun(trajectory=traj, reward=reward, done=done, success=won and error is None,
-                  env_steps=len(traj.steps), error=error)
+    return scripted_run(traj, reward=reward, done=done, won=won, error=error, started=start, out_dir=out_dir)

@@ -27,6 +27,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from ponder.graphs.search.evaluate import EVALUATE, evaluate, fan_evaluate
 from ponder.graphs.search.outcome import finish, leaf_rank
 from ponder.graphs.search.run import SearchRun
 from ponder.graphs.search.stepper import Moved
@@ -88,12 +89,6 @@ class CandidateTask(TypedDict):
     seed: int
 
 
-class ScoreTask(TypedDict):
-    """The input of one ``evaluate`` branch."""
-
-    node: int
-
-
 def plan(state: BeamState, runtime: Runtime[BeamRun]) -> dict[str, Any]:
     """Check the stop rules, then give every beam ``b`` seeds."""
     run = runtime.context
@@ -134,21 +129,6 @@ def collect(state: BeamState, runtime: Runtime[BeamRun]) -> dict[str, Any]:
     return {"fresh": fresh}
 
 
-def fan_scores(state: BeamState) -> list[Send] | str:
-    """One ``evaluate`` branch per new candidate (none: straight to ``prune``)."""
-    fresh = state.get("fresh") or []
-    return [Send("evaluate", ScoreTask(node=i)) for i in fresh] if fresh else "prune"
-
-
-def evaluate(task: ScoreTask, runtime: Runtime[BeamRun]) -> dict[str, Any]:
-    """The verifier's score of one candidate."""
-    run = runtime.context
-    try:
-        return {"scores": [(task["node"], run.score(run.partials[task["node"]]))]}
-    finally:
-        run.leave()
-
-
 def prune(state: BeamState, runtime: Runtime[BeamRun]) -> dict[str, Any]:
     """Put finished candidates aside; the ``k`` best unfinished ones are the next beams."""
     run = runtime.context
@@ -177,13 +157,13 @@ def build_beam_graph() -> CompiledStateGraph:
     graph.add_node("plan", plan)
     graph.add_node("candidate", candidate)
     graph.add_node("collect", collect)
-    graph.add_node("evaluate", evaluate)
+    graph.add_node(EVALUATE, evaluate)
     graph.add_node("prune", prune)
     graph.add_edge(START, "plan")
     graph.add_conditional_edges("plan", fan_candidates, ["candidate", END])
     graph.add_edge("candidate", "collect")
-    graph.add_conditional_edges("collect", fan_scores, ["evaluate", "prune"])
-    graph.add_edge("evaluate", "prune")
+    graph.add_conditional_edges("collect", fan_evaluate("prune"), [EVALUATE, "prune"])
+    graph.add_edge(EVALUATE, "prune")
     graph.add_edge("prune", "plan")
     return graph.compile(name="beam")
 

@@ -45,6 +45,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from ponder.graphs.search.evaluate import EVALUATE, evaluate, fan_evaluate
 from ponder.graphs.search.outcome import best_leaf, finish
 from ponder.graphs.search.reflect import lessons_block, reflect_on
 from ponder.graphs.search.run import SearchRun
@@ -181,12 +182,6 @@ class ExpandTask(TypedDict):
     exclude: list[str]
 
 
-class EvaluateTask(TypedDict):
-    """The input of one ``evaluate`` branch."""
-
-    node: int
-
-
 def select(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
     """Check the stop rules, then pick the node to expand and the seeds of its children."""
     run = runtime.context
@@ -233,21 +228,6 @@ def gather(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
     run.batches.append(len(moves))
     run.enter(len(kept))
     return {"fresh": [run.add(node, moved, batch=len(moves)) for moved in kept]}
-
-
-def fan_evaluate(state: LATSState) -> list[Send] | str:
-    """One ``evaluate`` branch per new child (none: straight to ``simulate``)."""
-    fresh = state.get("fresh") or []
-    return [Send("evaluate", EvaluateTask(node=i)) for i in fresh] if fresh else "simulate"
-
-
-def evaluate(task: EvaluateTask, runtime: Runtime[LATSRun]) -> dict[str, Any]:
-    """The verifier's score of one new child."""
-    run = runtime.context
-    try:
-        return {"scores": [(task["node"], run.score(run.partials[task["node"]]))]}
-    finally:
-        run.leave()
 
 
 def simulate(state: LATSState, runtime: Runtime[LATSRun]) -> dict[str, Any]:
@@ -303,13 +283,13 @@ def build_lats_graph() -> CompiledStateGraph:
     graph.add_node("select", select)
     graph.add_node("expand", expand)
     graph.add_node("gather", gather)
-    graph.add_node("evaluate", evaluate)
+    graph.add_node(EVALUATE, evaluate)
     graph.add_node("simulate", simulate)
     graph.add_edge(START, "select")
     graph.add_conditional_edges("select", fan_expand, ["expand", END])
     graph.add_edge("expand", "gather")
-    graph.add_conditional_edges("gather", fan_evaluate, ["evaluate", "simulate"])
-    graph.add_edge("evaluate", "simulate")
+    graph.add_conditional_edges("gather", fan_evaluate("simulate"), [EVALUATE, "simulate"])
+    graph.add_edge(EVALUATE, "simulate")
     graph.add_edge("simulate", "select")
     return graph.compile(name="lats")
 
