@@ -30,12 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ponder.core.errors import ConfigError, GenerationCancelled
+from ponder.core.errors import ConfigError
 from ponder.core.records import Trajectory, Usage
 from ponder.graphs.self_consistency.graph import SCConfig
 from ponder.graphs.self_consistency.normalize import answer_key
 from ponder.graphs.strategies.base import Candidate, Outcome, Strategy, StrategyContext
-from ponder.graphs.strategies.self_consistency import apply_held_memory, sample_settings
+from ponder.graphs.strategies.self_consistency import apply_held_memory, run_sample, sample_settings
 from ponder.graphs.strategies.single import Single
 from ponder.graphs.strategies.spec import DEFAULT_SAMPLES
 from ponder.graphs.verifiers.agreement import vote_shares
@@ -52,23 +52,6 @@ def run_parallel(jobs: list[Any], fn: Any) -> list[Any]:
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = [pool.submit(contextvars.copy_context().run, fn, job) for job in jobs]
         return [f.result() for f in futures]
-
-
-def _safe_run(inner: Strategy, task: str, ctx: StrategyContext, label: str | None) -> Outcome:
-    """One sample; a sample that raises becomes an ``error`` trajectory (a caller's cancellation propagates)."""
-    try:
-        outcome = inner.run(task, ctx, label)
-    except GenerationCancelled:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one broken sample must not sink the others
-        traj = Trajectory(task=task, agent=ctx.agent, model=ctx.model.spec, status="error",
-                          error=f"{type(exc).__name__}: {exc}")
-        return Outcome(kind="single", task=task, status="error", trajectories=[traj], chosen=0)
-    if not outcome.trajectories:
-        traj = Trajectory(task=task, agent=ctx.agent, model=ctx.model.spec, status="error",
-                          error="the sample ran no trajectory")
-        outcome.trajectories.append(traj)
-    return outcome
 
 
 @dataclass
@@ -139,7 +122,7 @@ class BestOfN:
             own = ctx.derive(settings=sample_settings(ctx.settings, config, index), model=batcher or ctx.model,
                              memory=memory, write=False, on_step=None, on_attempt=None, on_sample=None)
             try:
-                return _safe_run(self.inner, task, own, label)
+                return run_sample(self.inner, task, own, label)
             finally:
                 if batcher is not None:
                     batcher.leave()

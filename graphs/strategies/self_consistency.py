@@ -195,17 +195,34 @@ class _Sampler:
                             end_s=round(end - self.started, 4))
 
     def _run(self, question: str, ctx: StrategyContext) -> Outcome:
-        try:
-            outcome = self.owner.inner.run(question, ctx, self.label)
-        except Exception as exc:  # one broken sample must not sink the others: it abstains
-            traj = Trajectory(task=question, agent=ctx.agent, model=ctx.model.spec, status="error",
-                              error=f"{type(exc).__name__}: {exc}")
-            return Outcome(kind="single", task=question, status="error", trajectories=[traj], chosen=0)
-        if not outcome.trajectories:
-            traj = Trajectory(task=question, agent=ctx.agent, model=ctx.model.spec, status="error",
-                              error="the sample ran no trajectory")
-            outcome.trajectories.append(traj)
-        return outcome
+        return run_sample(self.owner.inner, question, ctx, self.label, propagate=())
+
+
+def run_sample(inner: Strategy, task: str, ctx: StrategyContext, label: str | None, *,
+               propagate: tuple[type[Exception], ...] = (GenerationCancelled,)) -> Outcome:
+    """One sample of a vote or a best-of-N: a sample that raises becomes an ``error`` trajectory (it abstains).
+
+    Args:
+        inner: The strategy one sample runs.
+        task: The task.
+        ctx: The sample's own context (seed, held memory).
+        label: The gold answer, when known.
+        propagate: Exceptions that are not the sample's failure and go to the caller (default: a cancellation;
+            self-consistency records a cancelled sample itself, so it passes ``()``).
+    """
+    try:
+        outcome = inner.run(task, ctx, label)
+    except propagate:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one broken sample must not sink the others
+        traj = Trajectory(task=task, agent=ctx.agent, model=ctx.model.spec, status="error",
+                          error=f"{type(exc).__name__}: {exc}")
+        return Outcome(kind="single", task=task, status="error", trajectories=[traj], chosen=0)
+    if not outcome.trajectories:
+        traj = Trajectory(task=task, agent=ctx.agent, model=ctx.model.spec, status="error",
+                          error="the sample ran no trajectory")
+        outcome.trajectories.append(traj)
+    return outcome
 
 
 def _collect(steps: list[Step], token: CancelToken | None) -> Callable[[Step], None]:
