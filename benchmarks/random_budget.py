@@ -28,12 +28,23 @@ from ponder.envs.textworld.spec import GameSpec
 from ponder.envs.textworld.suite import TextWorldSuite
 
 
-def budgets_from(run_dir: Path) -> dict[str, int]:
-    """Episode id -> env steps the run used (all of them: a search's replays included)."""
+def budgets_from(run_dir: Path, count: str) -> dict[str, int]:
+    """Episode id -> env steps the run used on it.
+
+    ``count="all"``: every step sent to an environment, a search's replays included (``metadata.env_steps``);
+    ``"distinct"``: the search's distinct actions (its tree's nodes but the root: what a fork by state copy would
+    cost); runs without a tree count their own env steps either way.
+    """
     out = {}
     for line in (run_dir / "results.jsonl").read_text().splitlines():
         row = json.loads(line)
-        out[row["episode_id"]] = int(row.get("env_steps") or 0)
+        meta = row.get("metadata") or {}
+        steps = int(row.get("env_steps") or 0)
+        if count == "all" and meta.get("env_steps") is not None:
+            steps = int(meta["env_steps"])
+        elif count == "distinct" and meta.get("nodes"):
+            steps = int(meta["nodes"]) - 1
+        out[row["episode_id"]] = steps
     return out
 
 
@@ -55,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="TextWorld suite file (or shipped suite name)")
     parser.add_argument("--match", type=Path, help="run folder whose per-game env steps are the budgets")
     parser.add_argument("--steps", type=int, help="one budget (env steps) for every game")
+    parser.add_argument("--count", choices=("all", "distinct"), default="all",
+                        help="with --match: all env steps (replays included) or the search's distinct actions")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--label", default="random@budget")
     args = parser.parse_args(argv)
@@ -62,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give exactly one of --match RUN_DIR or --steps N")
     settings = load_settings()
     episodes = TextWorldSuite(args.data).episodes(settings)
-    budgets = budgets_from(args.match) if args.match else {e.id: args.steps for e in episodes}
+    budgets = budgets_from(args.match, args.count) if args.match else {e.id: args.steps for e in episodes}
     root = games_root(settings)
     wins = total = 0
     start = time.perf_counter()
@@ -82,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"episode_id": episode.id, "budget_env_steps": budgets[episode.id],
                           "won_fraction": won_here / args.repeats}), flush=True)
     low, high = wilson_interval(wins, total)
-    print(json.dumps({"summary": args.label, "games": total // max(args.repeats, 1), "repeats": args.repeats,
+    print(json.dumps({"summary": args.label, "count": args.count if args.match else "fixed",
+                      "mean_budget": round(sum(budgets.values()) / max(len(budgets), 1), 1),
+                      "games": total // max(args.repeats, 1), "repeats": args.repeats,
                       "success": round(wins / max(total, 1), 4), "wilson95": [round(low, 4), round(high, 4)],
                       "seconds": round(time.perf_counter() - start, 1)}), flush=True)
     return 0

@@ -70,7 +70,7 @@ def vote_json(result: SelfConsistencyResult, label: str | None, path: Path) -> d
     """The ``--json`` object of a self-consistency run."""
     from ponder.core.answers import is_correct
 
-    out = {"id": result.id, "answer": result.final_answer, "agreement": result.agreement,
+    out = {"strategy": "sc", "id": result.id, "answer": result.final_answer, "agreement": result.agreement,
            "votes": [r.model_dump() for r in result.votes], "abstained": result.abstained,
            "samples_planned": result.samples_planned, "samples_run": result.samples_run,
            "samples_discarded": result.samples_discarded, "stop_reason": result.stop_reason,

@@ -38,7 +38,7 @@ from ponder.graphs.strategies.allocation import (
     sample_cost,
     weighted_vote,
 )
-from ponder.graphs.strategies.base import Outcome, Strategy, StrategyContext
+from ponder.graphs.strategies.base import Candidate, Outcome, Strategy, StrategyContext
 from ponder.graphs.strategies.single import Single
 from ponder.graphs.strategies.spec import RunSpec
 
@@ -256,6 +256,8 @@ class Adaptive:
         status = best.status if best is not None else "error"
         return Outcome(kind="adaptive", task=task, answer=best.answer if best else None, status=status,  # type: ignore[arg-type]
                        trajectories=trajectories, chosen=index, usage=state.usage, attempts=state.outcomes,
+                       candidates=sorted((Candidate(answer=s.answer, score=round(s.score, 4)) for s in state.samples),
+                                         key=lambda c: -c.score),
                        records=[r for o in state.outcomes for r in o.records],
                        metadata={"allocation": allocation, "samples_run": len(state.samples),
                                  "answer_trajectory": best.trajectory_id if best else None})
