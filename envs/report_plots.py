@@ -106,6 +106,7 @@ def frontier(points: Sequence[dict]) -> bytes | None:
     if plt is None or not points:
         return None
     fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    drawn_so_far = 0
     for p in points:
         rate = p["rate"]
         if p["random"]:
@@ -116,7 +117,9 @@ def frontier(points: Sequence[dict]) -> bytes | None:
             continue
         yerr = [[max(0.0, rate.value - rate.low)], [max(0.0, rate.high - rate.value)]]
         ax.errorbar([p["tokens"]], [rate.value], yerr=yerr, fmt="o", capsize=4)
-        ax.annotate(p["label"], (p["tokens"], rate.value), xytext=(5, 4), textcoords="offset points", fontsize=8)
+        ax.annotate(p["label"], (p["tokens"], rate.value), xytext=(5, (4, 16)[drawn_so_far % 2]),
+                    textcoords="offset points", fontsize=8)  # staggered: points of similar cost stay readable
+        drawn_so_far += 1
     drawn = [p["tokens"] for p in points if not p["random"]]
     if drawn and min(drawn) > 0 and max(drawn) / min(drawn) > 20:
         ax.set_xscale("log")
