@@ -22,7 +22,7 @@ or contains 0).
 
 Usage::
 
-    python benchmarks/format_accuracy.py --out /work/notes/measure17 --constrained on
+    python benchmarks/format_accuracy.py --out runs/bench/measure --constrained on
     python benchmarks/format_accuracy.py --out DIR --formats original,q4_0 --limit 3
     python benchmarks/format_accuracy.py --out DIR --fidelity      # teacher-forced KL / NLL, ~1 min per format
 """

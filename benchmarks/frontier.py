@@ -30,7 +30,7 @@ suite (per-sample accuracy 0.9 / 0.5 / 0.1 / 0), with the tokens uniform needs t
 
 Usage::
 
-    nice -n 5 /work/notes/contain.sh .venv/bin/python benchmarks/frontier.py --suite textworld --tiers 1 \\
+    nice -n 5 .venv/bin/python benchmarks/frontier.py --suite textworld --tiers 1 \\
         --strategies single,random,sc,best_of_n,lats --budget 20000t --model embedded --out runs/bench/tw1
     .venv/bin/python benchmarks/frontier.py --suite gsm8k --limit 100 --agent pal \\
         --strategies single,best_of_n,beam --verifier execution,self --budget 20000t --out runs/bench/gsm8k

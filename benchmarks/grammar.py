@@ -17,7 +17,7 @@ McNemar's exact test on the items where the two disagree.
 
 Usage (long: run it niced, contained and in the background)::
 
-    python benchmarks/grammar.py --out /work/notes/measure17
+    python benchmarks/grammar.py --out runs/bench/measure
     python benchmarks/grammar.py --out DIR --only gsm8k-react-on,gsm8k-react-off --limit 3
     python benchmarks/grammar.py --out DIR --report          # the markdown tables of what is there
 """
