@@ -22,12 +22,12 @@ import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from ponder.graphs.search.evaluate import EVALUATE, evaluate, fan_evaluate
+from ponder.graphs.search.evaluate import search_graph
 from ponder.graphs.search.outcome import finish, leaf_rank
 from ponder.graphs.search.run import SearchRun
 from ponder.graphs.search.stepper import Moved
@@ -153,19 +153,8 @@ def prune(state: BeamState, runtime: Runtime[BeamRun]) -> dict[str, Any]:
 @functools.cache
 def build_beam_graph() -> CompiledStateGraph:
     """The beam-search graph, compiled once per process (each search passes its :class:`BeamRun`)."""
-    graph = StateGraph(BeamState, context_schema=BeamRun)
-    graph.add_node("plan", plan)
-    graph.add_node("candidate", candidate)
-    graph.add_node("collect", collect)
-    graph.add_node(EVALUATE, evaluate)
-    graph.add_node("prune", prune)
-    graph.add_edge(START, "plan")
-    graph.add_conditional_edges("plan", fan_candidates, ["candidate", END])
-    graph.add_edge("candidate", "collect")
-    graph.add_conditional_edges("collect", fan_evaluate("prune"), [EVALUATE, "prune"])
-    graph.add_edge(EVALUATE, "prune")
-    graph.add_edge("prune", "plan")
-    return graph.compile(name="beam")
+    return search_graph("beam", BeamState, BeamRun, decide=("plan", plan), fan_moves=fan_candidates,
+                        move=("candidate", candidate), gather=("collect", collect), conclude=("prune", prune))
 
 
 @dataclass

@@ -40,12 +40,12 @@ import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from ponder.graphs.search.evaluate import EVALUATE, evaluate, fan_evaluate
+from ponder.graphs.search.evaluate import search_graph
 from ponder.graphs.search.outcome import best_leaf, finish
 from ponder.graphs.search.reflect import lessons_block, reflect_on
 from ponder.graphs.search.run import SearchRun
@@ -279,19 +279,8 @@ def rollout(run: LATSRun, start: int, lessons: str | None) -> None:
 @functools.cache
 def build_lats_graph() -> CompiledStateGraph:
     """The LATS graph, compiled once per process (each search passes its :class:`LATSRun` as the context)."""
-    graph = StateGraph(LATSState, context_schema=LATSRun)
-    graph.add_node("select", select)
-    graph.add_node("expand", expand)
-    graph.add_node("gather", gather)
-    graph.add_node(EVALUATE, evaluate)
-    graph.add_node("simulate", simulate)
-    graph.add_edge(START, "select")
-    graph.add_conditional_edges("select", fan_expand, ["expand", END])
-    graph.add_edge("expand", "gather")
-    graph.add_conditional_edges("gather", fan_evaluate("simulate"), [EVALUATE, "simulate"])
-    graph.add_edge(EVALUATE, "simulate")
-    graph.add_edge("simulate", "select")
-    return graph.compile(name="lats")
+    return search_graph("lats", LATSState, LATSRun, decide=("select", select), fan_moves=fan_expand,
+                        move=("expand", expand), gather=("gather", gather), conclude=("simulate", simulate))
 
 
 @dataclass
