@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -63,9 +64,20 @@ class Step(BaseModel):
     logprob: float | None = Field(None, description="Sum of token log-probabilities, when the backend gave them.")
     model_seconds: float = 0.0
     tool_seconds: float = 0.0
+    tool_call_id: str | None = Field(None, description="Native tool calling: the server's id of this step's "
+                                     "tool call (the action and its JSON arguments are in action/action_input).")
 
-    def to_messages(self) -> list[dict[str, str]]:
-        """The chat messages this step contributes to the conversation."""
+    def to_messages(self) -> list[dict[str, Any]]:
+        """The chat messages this step contributes to the conversation.
+
+        Text protocol: the reply, then the observation as a user turn. Native tool calling (``tool_call_id``
+        set): an assistant message with the tool call, then a ``tool`` message with the result.
+        """
+        if self.tool_call_id is not None:
+            call = {"id": self.tool_call_id, "type": "function",
+                    "function": {"name": self.action or "", "arguments": self.action_input or "{}"}}
+            return [{"role": "assistant", "content": self.raw, "tool_calls": [call]},
+                    {"role": "tool", "tool_call_id": self.tool_call_id, "content": self.observation or ""}]
         msgs = [{"role": "assistant", "content": self.raw}]
         if self.observation is not None:
             msgs.append({"role": "user", "content": f"Observation: {self.observation}"})
@@ -91,4 +103,6 @@ class Trajectory(RunRecord):
     status: Status = "error"
     error: str | None = None
     usage: Usage = Field(default_factory=Usage)
+    output: Any = Field(None, description="With an output schema: the final answer as a validated JSON value "
+                        "(``None`` without a schema, or when no valid object came back; see metadata['output']).")
     metadata: dict[str, object] = Field(default_factory=dict)

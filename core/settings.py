@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -26,10 +26,12 @@ from ponder.core.types import (
     ConstrainMode,
     GgufFormat,
     IsolationMode,
+    MCPTransport,
     MemoryMode,
     SandboxKind,
     SearchMode,
     ToolName,
+    ToolProtocol,
     choices,
 )
 
@@ -190,8 +192,75 @@ class MemorySettings(_Group):
     memory_max_chars: int = Field(4000, ge=10, description="Longer memories are rejected.")
 
 
-class Settings(  # bases in reverse of the field order: paths, model, llamacpp, openai, agent, ..., memory
-    MemorySettings, SearchSettings, SandboxSettings, AgentSettings, OpenAISettings, LlamaCppSettings, BaseSettings
+class MCPServerConfig(_Group):
+    """One MCP server whose tools an agent may use: ``[mcp.servers.NAME]`` in ``ponder.toml``.
+
+    Exactly one of ``command`` (a child process spoken to over stdio) or ``url`` (streamable HTTP) is set.
+    """
+
+    command: str | None = Field(None, min_length=1, description="The server program (stdio transport).")
+    args: list[str] = Field(default_factory=list, description="Arguments of the server program.")
+    env: dict[str, str] = Field(default_factory=dict, description="Environment variables for the server program "
+                                "(added to a minimal environment: the host's secrets are not passed on).")
+    cwd: Path | None = Field(None, description="Working directory of the server program.")
+    url: str | None = Field(None, pattern=r"^https?://", description="The server's streamable-HTTP endpoint.")
+    headers: dict[str, str] = Field(default_factory=dict, description="HTTP headers (e.g. Authorization).")
+    startup_timeout: float = Field(30.0, gt=0, le=600, description="Seconds to start, connect and list tools.")
+    call_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds one tool call may take.")
+    tools: list[str] | None = Field(None, description="Only these of the server's tools (default: all).")
+    prefix: str = Field("", pattern=r"^[A-Za-z0-9_-]*$", max_length=32,
+                        description="Put before each tool name (e.g. 'fs_'), to keep names from clashing.")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("set exactly one of 'command' (stdio) or 'url' (streamable HTTP)")
+        return self
+
+    @property
+    def transport(self) -> MCPTransport:
+        """``stdio`` for a command, ``http`` for a URL."""
+        return "stdio" if self.command is not None else "http"
+
+
+class MCPConfig(_Group):
+    """The ``[mcp]`` table: the MCP servers ponder knows, by name."""
+
+    servers: dict[str, MCPServerConfig] = Field(default_factory=dict)
+
+
+class EcosystemSettings(_Group):
+    """MCP tools, native tool calling, structured output and tracing."""
+
+    mcp: MCPConfig = Field(default_factory=MCPConfig, description="MCP servers ([mcp.servers.NAME] tables).")
+    mcp_servers: list[str] = Field(default_factory=list, description="MCP servers (names from [mcp.servers]) "
+                                   "whose tools join the ReAct agent's tools (--mcp NAME).")
+    tool_calling: ToolProtocol = Field(
+        "auto", description="How ReAct calls tools: auto (the server's native function calling when it has "
+        "one, else text), native, or text (Thought / Action / Action Input).")
+    output_schema: str | None = Field(
+        None, description="The final answer as a validated object: a JSON Schema file (.json) or a pydantic model "
+        "(path/to/file.py:Model or package.module:Model).")
+    trace: bool = Field(False, description="Emit OpenTelemetry spans (also on when OTEL_EXPORTER_OTLP_ENDPOINT "
+                        "or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set).")
+    trace_endpoint: str | None = Field(None, pattern=r"^https?://", description="OTLP/HTTP endpoint for spans "
+                                       "(default: the OTEL_EXPORTER_OTLP_* variables, else http://127.0.0.1:6006, "
+                                       "where Phoenix listens).")
+    trace_project: str = Field("ponder", min_length=1, max_length=128,
+                               description="Project name the spans are filed under (Phoenix, Langfuse).")
+
+    @model_validator(mode="after")
+    def _known_servers(self) -> EcosystemSettings:
+        unknown = [n for n in self.mcp_servers if n not in self.mcp.servers]
+        if unknown:
+            known = ", ".join(self.mcp.servers) or "none configured: add [mcp.servers.NAME] to ponder.toml"
+            raise ValueError(f"unknown MCP server(s) {', '.join(unknown)}; known: {known}")
+        return self
+
+
+class Settings(  # bases in reverse of the field order: paths, model, llamacpp, openai, agent, ..., memory, ecosystem
+    EcosystemSettings, MemorySettings, SearchSettings, SandboxSettings, AgentSettings, OpenAISettings,
+    LlamaCppSettings, BaseSettings,
 ):
     """All of ponder's settings: every group in one flat object.
 
@@ -241,4 +310,4 @@ def _problem(err: ErrorDetails) -> str:
     where = ".".join(str(p) for p in err["loc"]) or "settings"
     if err["type"] == "literal_error":
         return f"{where}: unknown value {err['input']!r}; expected {err.get('ctx', {}).get('expected', '')}"
-    return f"{where}: {err['msg']}"
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}"

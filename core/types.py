@@ -50,6 +50,13 @@ SearchMode = Literal["bm25", "dense", "hybrid"]
 #: Whether agent steps are grammar-constrained (``auto``: when the backend supports grammars).
 ConstrainMode = Literal["auto", "on", "off"]
 
+#: How ReAct calls tools: ``native`` (the server's function-calling API: JSON-Schema tool definitions in, ``tool_calls``
+#: out), ``text`` (Thought / Action / Action Input lines) or ``auto`` (native when the backend supports it).
+ToolProtocol = Literal["auto", "native", "text"]
+
+#: MCP transports: ``stdio`` (a child process) or streamable ``http``.
+MCPTransport = Literal["stdio", "http"]
+
 #: The GGUF format the llama.cpp backend runs (``auto``: the measured fastest for the embedded model).
 GgufFormat = Literal["auto", "original", "q4_0", "q8_0"]
 

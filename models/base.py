@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, NotRequired, Protocol, TypedDict, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,11 +19,47 @@ FORBID_REAL_MODEL_ENV = "PONDER_FORBID_REAL_MODEL"
 LOGPROB_FLOOR = -1e4
 
 
-class Message(TypedDict):
-    """One chat message, as in the OpenAI chat format."""
+class ToolCallFunction(TypedDict):
+    """The function a tool call names and its arguments (a JSON object as text), as in the OpenAI chat format."""
 
-    role: Literal["system", "user", "assistant"]
+    name: str
+    arguments: str
+
+
+class ToolCallMessage(TypedDict):
+    """One tool call inside an assistant message (OpenAI chat format)."""
+
+    id: str
+    type: Literal["function"]
+    function: ToolCallFunction
+
+
+class Message(TypedDict):
+    """One chat message, as in the OpenAI chat format.
+
+    ``tool_calls`` (assistant) and ``tool_call_id`` (role ``tool``) appear only in native tool calling, which
+    only backends with ``capabilities.tool_calls`` are sent.
+    """
+
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: NotRequired[list[ToolCallMessage]]
+    tool_call_id: NotRequired[str]
+
+
+class ToolCall(BaseModel):
+    """A tool call the model made through the native function-calling API.
+
+    Attributes:
+        id: The call id the server gave (echoed back in the ``tool`` message with the result).
+        name: The tool's name.
+        arguments: The arguments as the model wrote them: a JSON object as text (possibly malformed: the
+            model's fault, so it becomes an observation).
+    """
+
+    id: str
+    name: str
+    arguments: str = "{}"
 
 
 class GenerationParams(BaseModel):
@@ -39,6 +75,14 @@ class GenerationParams(BaseModel):
     #: A GBNF grammar the completion must follow (``None``: free text). Backends whose
     #: ``capabilities.grammar`` is false ignore it; callers check the capability before relying on it.
     grammar: str | None = None
+    #: Native tool calling: OpenAI-format tool definitions (``{"type": "function", "function": {name,
+    #: description, parameters}}``) the model may call. Sent only to backends with ``capabilities.tool_calls``.
+    tools: list[dict[str, Any]] | None = None
+    #: Native tool calling: ``auto`` (the model may answer or call), ``required`` or ``none``.
+    tool_choice: Literal["auto", "required", "none"] | None = None
+    #: A JSON Schema the reply must follow (structured output), sent as ``response_format`` to backends with
+    #: ``capabilities.json_schema``; others ignore it (callers validate and repair).
+    json_schema: dict[str, Any] | None = None
 
 
 class Completion(BaseModel):
@@ -57,6 +101,8 @@ class Completion(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     logprob: float | None = None
+    #: Native tool calls in this reply (empty for text replies and backends without ``capabilities.tool_calls``).
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 class OptionLogprobs(BaseModel):
@@ -88,6 +134,11 @@ class ModelCapabilities(BaseModel):
             structured-output option).
         option_logprobs: :meth:`ModelBackend.option_logprobs` works (next-token scores of given options); where it
             is false the call raises :class:`~ponder.core.errors.ModelError`.
+        tool_calls: Native tool calling works: ``GenerationParams.tools`` is sent and ``Completion.tool_calls``
+            read (an OpenAI-compatible server with a tool-call parser: vLLM ``--enable-auto-tool-choice``,
+            llama.cpp's server with a tool-capable chat format).
+        json_schema: ``GenerationParams.json_schema`` is enforced by the backend (``response_format`` on a server,
+            or a grammar made from the schema).
 
     Frozen: a backend's capabilities are set when it is made (e.g. ``ScriptedModel(..., context_window=64)``).
     """
@@ -101,6 +152,8 @@ class ModelCapabilities(BaseModel):
     continuous_batching: bool = False
     grammar: bool = False
     option_logprobs: bool = False
+    tool_calls: bool = False
+    json_schema: bool = False
 
 
 @runtime_checkable

@@ -7,6 +7,7 @@ from ponder.core.errors import ConfigError
 from ponder.core.model_spec import parse_spec
 from ponder.core.settings import (
     AgentSettings,
+    EcosystemSettings,
     LlamaCppSettings,
     MemorySettings,
     ModelSettings,
@@ -110,7 +111,7 @@ def test_bad_toml_is_a_config_error(tmp_path, monkeypatch):
 # -- groups ---------------------------------------------------------------------------------------------------
 
 GROUPS = (PathSettings, ModelSettings, OpenAISettings, LlamaCppSettings, AgentSettings, SandboxSettings,
-          SearchSettings, MemorySettings)
+          SearchSettings, MemorySettings, EcosystemSettings)
 
 
 def test_settings_is_every_group_and_every_field_is_in_a_group():
@@ -196,3 +197,19 @@ def test_settings_imports_nothing_above_core():
             "print(sorted(m for m in sys.modules if m.startswith('ponder.') and not m.startswith('ponder.core')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_mcp_servers_from_toml_and_their_checks(tmp_path, monkeypatch):
+    toml = tmp_path / "ponder.toml"
+    toml.write_text('mcp_servers = ["files"]\n[mcp.servers.files]\ncommand = "npx"\nargs = ["-y", "srv"]\n'
+                    '[mcp.servers.remote]\nurl = "http://127.0.0.1:9/mcp"\nheaders = {Authorization = "Bearer x"}\n')
+    monkeypatch.setenv("PONDER_CONFIG", str(toml))
+    s = load_settings()
+    assert s.mcp_servers == ["files"]
+    assert (s.mcp.servers["files"].transport, s.mcp.servers["files"].args) == ("stdio", ["-y", "srv"])
+    assert s.mcp.servers["remote"].transport == "http"
+    with pytest.raises(ConfigError, match="unknown MCP server.*nope; known: files, remote"):
+        load_settings(mcp_servers=["nope"])
+    toml.write_text('[mcp.servers.both]\ncommand = "x"\nurl = "http://127.0.0.1:1/mcp"\n')
+    with pytest.raises(ConfigError, match="exactly one of 'command'"):
+        load_settings()
