@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ponder.cli.ecosystem_options import McpOpt, ToolCallingOpt, TraceOpt, ecosystem_overrides
 from ponder.cli.run import ConstrainedOpt, tool_list
 from ponder.cli.spec_options import spec_options
 
@@ -20,6 +21,9 @@ def chat_command(
     tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Max model calls per turn.")] = None,
     constrained: ConstrainedOpt = None,
+    mcp: McpOpt = None,
+    tool_calling: ToolCallingOpt = None,
+    trace: TraceOpt = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (0 = greedy).")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Max new tokens per model call.")] = None,
     db: Annotated[Path | None, typer.Option(help="The threads database (default: "
@@ -47,7 +51,8 @@ def chat_command(
     spec = parse_spec(spec_values)
     settings = load_settings(agent=spec.agent, model=model, max_steps=max_steps, temperature=temperature,
                              max_tokens=max_tokens, memory=spec.memory,
-                             tools=tool_list(tools), constrained_steps=constrained)
+                             tools=tool_list(tools), constrained_steps=constrained,
+                             **ecosystem_overrides(mcp=mcp, tool_calling=tool_calling, trace=trace))
     renderer = ChatRenderer(console, quiet=quiet, verbose=verbose)
     db_path = db or default_db_path()
     session = ChatSession.open(settings, renderer, db_path=db_path, thread_id=thread, spec=spec)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ponder.cli.ecosystem_options import McpOpt, ToolCallingOpt, TraceOpt, ecosystem_overrides
 from ponder.cli.run import ConstrainedOpt
 from ponder.cli.spec_options import spec_options
 from ponder.core.errors import ConfigError
@@ -42,6 +43,9 @@ def eval_command(
                                                            "as 'timeout'.")] = 600.0,
     max_steps: Annotated[int | None, typer.Option(help="Max agent steps per episode.")] = None,
     constrained: ConstrainedOpt = None,
+    mcp: McpOpt = None,
+    tool_calling: ToolCallingOpt = None,
+    trace: TraceOpt = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: "
                                                                  "<out_dir>/eval/<suite>-<time>).")] = None,
@@ -68,7 +72,8 @@ def eval_command(
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR (the run to continue)")
     settings = load_settings(agent=spec.agent, model=model, seed=seed, max_steps=max_steps, temperature=temperature,
-                             constrained_steps=constrained)
+                             constrained_steps=constrained,
+                             **ecosystem_overrides(mcp=mcp, tool_calling=tool_calling, trace=trace))
     chosen = get_suite(suite)
     out_dir = out or default_out_dir(settings, suite)
     strategy = {**spec.model_dump(exclude_unset=True), "agent": settings.agent,

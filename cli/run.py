@@ -13,6 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ponder.cli.ecosystem_options import (
+    McpOpt,
+    OutputSchemaOpt,
+    ToolCallingOpt,
+    TraceOpt,
+    ecosystem_overrides,
+)
 from ponder.cli.spec_options import spec_options
 from ponder.core.textsafe import setup_logging
 from ponder.core.types import ConstrainMode, SandboxKind
@@ -46,6 +53,10 @@ def run(
                                                    "lookup, retrieve.")] = None,
     sandbox: Annotated[SandboxKind | None, typer.Option(help="Where code runs: local or e2b.")] = None,
     constrained: ConstrainedOpt = None,
+    mcp: McpOpt = None,
+    tool_calling: ToolCallingOpt = None,
+    output_schema: OutputSchemaOpt = None,
+    trace: TraceOpt = None,
     namespace: Annotated[str | None, typer.Option(help="Memory namespace (default: settings).")] = None,
     label: Annotated[str | None, typer.Option(help="The gold answer: a wrong answer then counts as a failure.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for trajectories.jsonl.")] = None,
@@ -63,7 +74,9 @@ def run(
     settings = load_settings(agent=spec.agent, model=model, max_steps=max_steps, temperature=temperature,
                              max_tokens=max_tokens, seed=seed, device=device, out_dir=out, sandbox=sandbox,
                              memory=spec.memory, memory_namespace=namespace, tools=tool_list(tools),
-                             constrained_steps=constrained)
+                             constrained_steps=constrained,
+                             **ecosystem_overrides(mcp=mcp, tool_calling=tool_calling, trace=trace,
+                                                   output_schema=output_schema))
     status_console = err_console if as_json else console
     backend = load_backend(settings, status_console, verbose)
     if spec.strategy_name == "sc":
