@@ -12,10 +12,14 @@ from ponder.agents.context import AgentContext, Limits
 from ponder.agents.driver import TRAJECTORY_FILE, drive
 from ponder.agents.grammar import StepGrammar, pal_grammar, react_grammar_for, wants_grammar
 from ponder.agents.state import initial_state as base_state
+from ponder.agents.structured import OutputSchema, apply_output_schema, cached_output_schema
+from ponder.agents.tracing import traced_run
 from ponder.core.errors import ConfigError
 from ponder.core.io import append_jsonl
 from ponder.core.records import Step, Trajectory
 from ponder.core.settings import Settings, load_settings
+from ponder.core.spans import agent_span
+from ponder.core.tracing import current_trace_id
 from ponder.core.types import AgentName, choices
 from ponder.memory.context import MemoryContext
 from ponder.models.base import GenerationParams, ModelBackend
@@ -83,6 +87,7 @@ def run_agent(
     write: bool = True,
     metadata: dict[str, object] | None = None,
     memory: MemoryContext | None = None,
+    output_schema: OutputSchema | None = None,
 ) -> Trajectory:
     """Run one task and return its trajectory, appended to ``<out_dir>/trajectories.jsonl``.
 
@@ -99,6 +104,9 @@ def run_agent(
         metadata: Extra fields stored in the record.
         memory: Reflexion / ExpeL memory (see :mod:`ponder.memory.context`); ``None`` runs without memory.
             What was retrieved and written is recorded in ``metadata["memory"]``.
+        output_schema: Return the final answer as a validated object too (default: ``settings.output_schema``,
+            loaded once per process): ``traj.output`` and ``metadata["output"]`` (see
+            :func:`~ponder.agents.structured.apply_output_schema`).
 
     Raises:
         PonderError: for configuration problems or a failing backend; the record (status ``error``)
@@ -106,11 +114,14 @@ def run_agent(
     """
     from ponder.models.llamacpp_formats import format_metadata
     from ponder.models.spec import load_model
+    from ponder.models.traced import traced
 
     settings = settings or load_settings()
     agent = agent or settings.agent
     graph = agent_graph(agent)
-    model = model or load_model(settings.model, settings)
+    if output_schema is None and settings.output_schema:  # before the model loads: a bad file fails fast
+        output_schema = cached_output_schema(settings.output_schema)
+    model = traced(model or load_model(settings.model, settings))
     traj = Trajectory(task=task, agent=agent, model=model.spec, backend=model.backend_name,
                       metadata={**format_metadata(model.load_info), **(metadata or {})})
     ctx = make_context(settings, model, tools, executor, agent,
@@ -121,7 +132,13 @@ def run_agent(
     if write:
         traj.metadata["trajectory_path"] = str(path)
     try:
-        drive(graph, initial_state(agent, task), ctx, traj, on_step)
+        with agent_span(agent, task, model.spec) as current:
+            if trace_id := current_trace_id():
+                traj.metadata["trace_id"] = trace_id
+            drive(graph, initial_state(agent, task), ctx, traj, on_step)
+            if output_schema is not None:
+                apply_output_schema(traj, ctx.model, ctx.params, output_schema)
+            traced_run(current, traj)
     finally:
         _release(ctx, own_tools=tools is None, own_executor=executor is None)
         if write:

@@ -27,6 +27,7 @@ from ponder.core.types import ConstrainMode, SandboxKind
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ponder.agents.structured import OutputSchema
     from ponder.core.console import StepPrinter
     from ponder.core.records import Trajectory
     from ponder.core.settings import Settings
@@ -78,6 +79,7 @@ def run(
                              **ecosystem_overrides(mcp=mcp, tool_calling=tool_calling, trace=trace,
                                                    output_schema=output_schema))
     status_console = err_console if as_json else console
+    schema = _output_schema(settings.output_schema, spec.strategy_name)  # before the model: fails fast
     backend = load_backend(settings, status_console, verbose)
     if spec.strategy_name == "sc":
         _run_voted(question, spec, settings, backend, status_console, as_json=as_json, label=label, verbose=verbose)
@@ -88,11 +90,46 @@ def run(
         run_composed(question, spec, settings, backend, status_console, as_json=as_json, label=label)
         return
     printer = None if as_json else _printer(verbose)
-    runs = _run_attempts(question, spec, settings, backend, printer, label)
+    runs = _run_attempts(question, spec, settings, backend, printer, label, schema)
     if as_json:
         print(json.dumps(run_result(runs, label=label, memory=settings.memory != "none", trials=spec.trials)))
-    elif printer is not None and spec.trials == 1 and settings.memory == "none":  # trials print their own
+        return
+    if printer is not None and spec.trials == 1 and settings.memory == "none":  # trials print their own
         printer.final(runs[-1])
+    if schema is not None:
+        print_output(runs[-1], console)
+
+
+def _output_schema(text: str | None, strategy: str) -> OutputSchema | None:
+    """The ``--output-schema`` (or ``output_schema`` setting) loaded; only single runs and trials take one.
+
+    Raises:
+        ConfigError: for a bad schema, or another strategy (a vote or search picks among many runs).
+    """
+    from ponder.agents.structured import cached_output_schema
+    from ponder.core.errors import ConfigError
+
+    if not text:
+        return None
+    if strategy != "single":
+        raise ConfigError(f"--output-schema works with single runs (and --trials), not with the {strategy} "
+                          "strategy")
+    return cached_output_schema(text)
+
+
+def print_output(traj: Trajectory, out: Console) -> None:
+    """The structured answer after the text answer: the object, or why none is valid."""
+    from ponder.core.console import safe
+
+    meta = traj.metadata.get("output")
+    if not isinstance(meta, dict):
+        return
+    if meta.get("valid"):
+        out.print(f"[bold]Output[/] [dim]({meta.get('schema')}, {meta.get('method')}):[/]")
+        out.print_json(json.dumps(traj.output))
+        return
+    errors = "; ".join(str(e) for e in meta.get("errors") or []) or "no valid object"
+    out.print(f"[red]Output not valid[/] [dim]({meta.get('schema')}):[/] {safe(errors)}")
 
 
 def tool_list(tools: str | None) -> list[str] | None:
@@ -135,7 +172,8 @@ def _run_voted(question: str, spec: RunSpec, settings: Settings, backend: ModelB
 
 
 def _run_attempts(question: str, spec: RunSpec, settings: Settings, backend: ModelBackend,
-                  printer: StepPrinter | None, label: str | None) -> list[Trajectory]:
+                  printer: StepPrinter | None, label: str | None,
+                  schema: OutputSchema | None = None) -> list[Trajectory]:
     """One run, or up to ``spec.trials`` trials with memory (each trial's verdict printed as it ends)."""
     from ponder.agents.runner import run_agent
     from ponder.core.console import console, safe
@@ -143,7 +181,8 @@ def _run_attempts(question: str, spec: RunSpec, settings: Settings, backend: Mod
 
     on_step = printer.step if printer else None
     if settings.memory == "none" and spec.trials == 1:
-        return [run_agent(question, agent=settings.agent, settings=settings, model=backend, on_step=on_step)]
+        return [run_agent(question, agent=settings.agent, settings=settings, model=backend, on_step=on_step,
+                          output_schema=schema)]
 
     def on_trial(n: int, done: Trajectory) -> None:
         if printer is None:
@@ -170,6 +209,9 @@ def run_result(runs: list[Trajectory], *, label: str | None, memory: bool, trial
     }
     if label is not None:
         result["correct"] = is_correct(traj.final_answer, label)
+    if "output" in traj.metadata:  # with an output schema: the object (None when not valid) and its check
+        result["output"] = traj.output
+        result["output_check"] = traj.metadata["output"]
     if memory:
         result["memory"] = traj.metadata.get("memory")
     if traj.metadata.get("insights"):
