@@ -34,6 +34,8 @@ from langgraph.types import Command
 from ponder.agents.budget import fit_prompt
 from ponder.agents.context import AgentContext
 from ponder.agents.state import AgentState
+from ponder.agents.tracing import traced_step
+from ponder.core.spans import step_span
 from ponder.memory.nodes import recall, remember
 from ponder.models.base import Completion, Message
 
@@ -114,7 +116,9 @@ def _routed(node: Node, router: Router) -> Node:
     """
 
     def step(state: Any, runtime: Runtime[AgentContext]) -> Command:
-        update = node(state, runtime)
+        with step_span(len(state["steps"]) + 1) as current:
+            update = node(state, runtime)
+            traced_step(current, update.get("steps"))
         view = {**state, **update}
         if "steps" in update:
             view["steps"] = [*state["steps"], *update["steps"]]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ponder.core.model_spec import ModelSpec, parse_spec
+from ponder.models.traced import traced
 
 if TYPE_CHECKING:
     from ponder.core.settings import LlamaCppSettings, Settings
@@ -37,7 +38,7 @@ def load_model(spec: str, settings: Settings | None = None) -> ModelBackend:
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = _build(parsed, settings)
-        return _CACHE[key]
+        return traced(_CACHE[key])
 
 
 def close_models() -> None:

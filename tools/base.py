@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError, create_model
 
 from ponder.core.errors import ConfigError
+from ponder.core.spans import tool_span, traced_tool_result
 
 
 class ToolInputError(Exception):
@@ -156,8 +157,17 @@ class ToolBox:
             lines.append(f"{t.name}: {t.description} (input: {args})")
         return "\n".join(lines)
 
-    def call(self, name: str, raw_input: str) -> ToolResult:
-        """Run tool ``name`` on the model's raw input; the model's mistakes become ``ok=False`` observations."""
+    def call(self, name: str, raw_input: str, *, call_id: str | None = None) -> ToolResult:
+        """Run tool ``name`` on the model's raw input; the model's mistakes become ``ok=False`` observations.
+
+        Traced as an ``execute_tool {name}`` span (``call_id``: the native tool call's id, when there is one).
+        """
+        with tool_span(name, raw_input, call_id) as current:
+            result = self._call(name, raw_input)
+            traced_tool_result(current, result.observation, result.ok)
+            return result
+
+    def _call(self, name: str, raw_input: str) -> ToolResult:
         start = time.perf_counter()
         t = self.tools.get(name)
         if t is None:
