@@ -12,17 +12,24 @@ Grammars (``GenerationParams.grammar``, GBNF) go to servers that take them -- ll
 vLLM (``structured_outputs`` / ``guided_grammar``) -- in the request body; which option a server takes is asked once
 per backend, on the first read of :attr:`OpenAIBackend.capabilities` (:mod:`ponder.models.openai_grammar`).
 A server without one gets no grammar (logged once) and ``capabilities.grammar`` is ``False``.
+
+Native tool calling (``GenerationParams.tools`` / ``tool_choice``, read back into ``Completion.tool_calls``) and
+JSON-Schema replies (``GenerationParams.json_schema`` sent as ``response_format``) go to servers that support them;
+whether a server does is asked once per backend with two tiny probe requests, on the first read of
+:attr:`OpenAIBackend.capabilities` (:mod:`ponder.models.openai_tools`). Messages with ``tool_calls`` and role
+``tool`` messages are passed through as they are.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ponder.core.errors import MissingExtraError, ModelError
+from ponder.core.errors import MissingExtraError, ModelError, RealModelCallError
 from ponder.models.base import (
     BaseBackend,
     Completion,
@@ -36,14 +43,16 @@ from ponder.models.base import (
 )
 from ponder.models.openai_grammar import ServerGrammar
 from ponder.models.openai_options import first_top_logprobs, match_options, option_request
+from ponder.models.openai_response import attempts, split_tokens, status_message, sum_logprobs
+from ponder.models.openai_tools import PROBE_TIMEOUT_S, ServerFeatures, read_tool_calls
 
 if TYPE_CHECKING:
-    from openai import APIError
     from openai.types.chat import ChatCompletion
-    from openai.types.chat.chat_completion import Choice
 
     from ponder.core.model_spec import ModelSpec
     from ponder.core.settings import OpenAISettings
+
+logger = logging.getLogger("ponder.models")
 
 #: Used when the spec has no base URL and ``OPENAI_BASE_URL`` is unset.
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -80,6 +89,9 @@ class OpenAIBackend(BaseBackend):
             ``None``: unknown. :meth:`count_tokens` estimates (the server's tokenizer is not at hand).
         real: Whether the unit-test guard applies (``PONDER_FORBID_REAL_MODEL``). Pass ``False`` only
             for a test-owned fake server that runs no model.
+        tool_calls: Whether the server does native tool calling, when known; ``None`` (default): asked once.
+        json_schema: Whether the server honours ``response_format`` JSON Schemas (the standard form), when
+            known; ``None`` (default): asked once.
 
     Raises:
         MissingExtraError: when the ``openai`` package is not installed.
@@ -98,6 +110,8 @@ class OpenAIBackend(BaseBackend):
         concurrency: int = 8,
         context_window: int | None = None,
         real: bool = True,
+        tool_calls: bool | None = None,
+        json_schema: bool | None = None,
     ) -> None:
         try:
             import openai
@@ -120,6 +134,9 @@ class OpenAIBackend(BaseBackend):
         self._slots = threading.BoundedSemaphore(concurrency)
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout,
                                      max_retries=max_retries)
+        #: Native tool calls and JSON-Schema replies, asked on first use.
+        self._features = ServerFeatures(self.base_url, model, self._probe, tool_calls=tool_calls,
+                                        json_schema=json_schema)
 
     @classmethod
     def from_settings(cls, parsed: ModelSpec, settings: OpenAISettings) -> OpenAIBackend:
@@ -168,12 +185,17 @@ class OpenAIBackend(BaseBackend):
 
     @property
     def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
-        """Streaming, logprobs, N requests in flight; ``grammar`` when the server takes grammars.
+        """Streaming, logprobs, N requests in flight; ``grammar``, ``tool_calls`` and ``json_schema`` as supported.
 
-        Whether it does is asked once, on the first read (:class:`ServerGrammar`), and never changes afterwards.
+        What the server supports is asked once, on the first read (:class:`ServerGrammar`,
+        :class:`~ponder.models.openai_tools.ServerFeatures`), and never changes afterwards.
         """
-        if self._capabilities.grammar != self._grammar.supported:
-            self._capabilities = self._capabilities.model_copy(update={"grammar": self._grammar.supported})
+        features = self._features.features if self._probe_allowed() else None
+        found = {"grammar": self._grammar.supported, "tool_calls": bool(features and features.tool_calls),
+                 "json_schema": bool(features and features.response_format)}
+        updated = self._capabilities.model_copy(update=found)
+        if updated != self._capabilities:
+            self._capabilities = updated
         if self._capabilities.option_logprobs != (self._options_supported is not False):
             self._capabilities = self._capabilities.model_copy(update={"option_logprobs": False})
         return self._capabilities
@@ -233,6 +255,7 @@ class OpenAIBackend(BaseBackend):
         if params.seed is not None:
             kwargs["seed"] = params.seed
         kwargs.update(self._grammar.request_kwargs(params.grammar))
+        kwargs.update(self._features.request_kwargs(params.model_copy(update={"tools": None})))
         shown = StopFilter(stops)
         chunks, finish, usage = 0, "stop", None
         response = self._create(kwargs)
@@ -285,6 +308,7 @@ class OpenAIBackend(BaseBackend):
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = 0
         kwargs.update(self._grammar.request_kwargs(params.grammar))
+        kwargs.update(self._features.request_kwargs(params))
         response = self._create(kwargs)
         return self._convert(response, stops, params.logprobs)
 
@@ -301,7 +325,7 @@ class OpenAIBackend(BaseBackend):
             text, cut = truncate_at_stop(choice.message.content or "", stops)
             texts.append(text)
             cut_flags.append(cut)
-        counts = _split_tokens(total_completion, choices)
+        counts = split_tokens(total_completion, choices)
         out = []
         for choice, text, cut, count in zip(choices, texts, cut_flags, counts, strict=True):
             finish = "stop" if cut else _FINISH.get(choice.finish_reason or "stop", "stop")
@@ -311,12 +335,31 @@ class OpenAIBackend(BaseBackend):
                     finish_reason=finish,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=count,
-                    logprob=_sum_logprobs(choice, len(text) if cut else None) if logprobs else None,
+                    logprob=sum_logprobs(choice, len(text) if cut else None) if logprobs else None,
+                    tool_calls=read_tool_calls(choice.message),
                 )
             )
         return out
 
     # -- the request and its failures ------------------------------------------------------------------
+
+    def _probe_allowed(self) -> bool:
+        """Whether probe requests may be sent: not for a real server in unit tests (its features read as absent)."""
+        try:
+            self.check_allowed()
+        except RealModelCallError:
+            return False
+        return True
+
+    def _probe(self, kwargs: dict[str, Any]) -> Any:
+        """One feature probe (:mod:`ponder.models.openai_tools`): no retries; ``None`` when it is refused or fails."""
+        client = self._client.with_options(max_retries=0, timeout=min(self.timeout, PROBE_TIMEOUT_S))
+        try:
+            with self._slots:
+                return client.chat.completions.create(**kwargs)
+        except self._openai.APIError as exc:
+            logger.debug("%s: probe %s refused: %s", self.base_url, sorted(kwargs), exc)
+            return None
 
     def _create(self, kwargs: dict[str, Any]) -> Any:
         """Call ``chat.completions.create`` (the SDK retries); map what still fails to :class:`ModelError`."""
@@ -325,101 +368,18 @@ class OpenAIBackend(BaseBackend):
             with self._slots:
                 return self._client.chat.completions.create(**kwargs)
         except oa.APIStatusError as exc:
-            raise ModelError(self._status_message(exc)) from None
+            raise ModelError(status_message(exc, self.base_url, self.model, self.max_retries)) from None
         except oa.APITimeoutError as exc:
             raise ModelError(
-                f"request to {self.base_url} timed out after {self.timeout:g}s ({_attempts(exc)}); "
+                f"request to {self.base_url} timed out after {self.timeout:g}s ({attempts(exc)}); "
                 "raise openai_timeout or check the server's load"
             ) from None
         except oa.APIConnectionError as exc:
             cause = exc.__cause__ or exc
             raise ModelError(
-                f"cannot connect to the OpenAI-compatible server at {self.base_url} after {_attempts(exc)} "
+                f"cannot connect to the OpenAI-compatible server at {self.base_url} after {attempts(exc)} "
                 f"({type(cause).__name__}: {cause}); is the server running? Start it (e.g. 'vllm serve <model>' "
                 "or 'python -m llama_cpp.server --model <file.gguf>') or fix the URL in the model spec"
             ) from None
         except oa.APIError as exc:  # e.g. a 200 response that is not a chat completion
             raise ModelError(f"bad response from {self.base_url}: {exc.message}") from None
-
-    def _status_message(self, exc: Any) -> str:
-        """The message for an HTTP error answer: the fix for 401 and 404, the attempts for retried statuses."""
-        status, detail = exc.status_code, _server_message(exc)
-        if status == 401:
-            return (
-                f"{self.base_url} rejected the API key (HTTP 401: {detail}); set PONDER_OPENAI_API_KEY "
-                "(or OPENAI_API_KEY) to a key the server accepts"
-            )
-        if status == 404:
-            return (
-                f"{self.base_url} answered HTTP 404 for model {self.model!r}: {detail} (check the model name "
-                "the server serves and that the base URL ends in /v1)"
-            )
-        if status in (408, 409, 429) or status >= 500:  # the statuses the SDK retries
-            wait = exc.response.headers.get("retry-after")
-            stopped_early = wait and _attempt_count(exc) <= self.max_retries  # the SDK waits 2 minutes at most
-            asked = f" (not retried: the server asked to wait {wait}s)" if stopped_early else ""
-            return f"{self.base_url} kept failing with HTTP {status} after {_attempts(exc)}{asked}: {detail}"
-        return f"{self.base_url} rejected the request (HTTP {status}): {detail}"
-
-
-def _attempt_count(exc: APIError) -> int:
-    """How many attempts the SDK made up to ``exc``: its requests carry the number of retries before them."""
-    return 1 + int(exc.request.headers.get(_RETRY_COUNT_HEADER, "0") or 0)
-
-
-def _attempts(exc: APIError) -> str:
-    """:func:`_attempt_count` in words: ``1 attempt``, ``3 attempts``."""
-    count = _attempt_count(exc)
-    return "1 attempt" if count == 1 else f"{count} attempts"
-
-
-def _server_message(exc: Any) -> str:
-    """Extract the human-readable message from an OpenAI-style or FastAPI-style error body."""
-    body = exc.body
-    if isinstance(body, dict):
-        for key in ("message", "detail", "error"):
-            if body.get(key):
-                value = body[key]
-                return value if isinstance(value, str) else str(value)
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:500]
-    return str(exc.message)
-
-
-def _split_tokens(total: int, choices: list[Choice]) -> list[int]:
-    """Split the response's completion tokens over its choices.
-
-    Uses the per-choice logprob token counts when every choice has them, else shares ``total`` in
-    proportion to text length (largest remainder, so the parts add up to ``total``).
-    """
-    if len(choices) <= 1:
-        return [total] * len(choices)
-    exact = [_logprob_tokens(c) for c in choices]
-    if all(x is not None for x in exact):
-        return [int(x) for x in exact]  # type: ignore[arg-type]
-    weights = [len(c.message.content or "") + 1 for c in choices]
-    scale = total / sum(weights)
-    parts = [int(w * scale) for w in weights]
-    order = sorted(range(len(weights)), key=lambda i: weights[i] * scale - parts[i], reverse=True)
-    for i in order[: total - sum(parts)]:
-        parts[i] += 1
-    return parts
-
-
-def _logprob_tokens(choice: Choice) -> int | None:
-    content = choice.logprobs.content if choice.logprobs else None
-    return len(content) if content else None
-
-
-def _sum_logprobs(choice: Choice, keep_chars: int | None) -> float | None:
-    """Sum the choice's token logprobs; with ``keep_chars``, only tokens starting before that offset."""
-    content = choice.logprobs.content if choice.logprobs else None
-    if not content:
-        return None
-    total, pos = 0.0, 0
-    for tok in content:
-        if keep_chars is not None and pos >= keep_chars:
-            break
-        total += float(tok.logprob)
-        pos += len(tok.token or "")
-    return total

@@ -26,104 +26,12 @@ from ponder.core.settings import load_settings
 from ponder.models.base import GenerationParams, Message
 from ponder.models.openai import OpenAIBackend
 from ponder.models.spec import parse_spec
-
-# (status, headers, json body) from (request body, 1-based request number)
-Reply = tuple[int, dict[str, str], dict[str, Any]]
-Handler = Callable[[dict[str, Any], int], Reply]
-
-
-def chat_reply(*texts: str, finish: str = "stop", completion_tokens: int = 3, logprobs: Any = None) -> Reply:
-    choices = [
-        {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": finish,
-         "logprobs": logprobs}
-        for i, t in enumerate(texts)
-    ]  # fmt: skip
-    usage = {"prompt_tokens": 11, "completion_tokens": completion_tokens,
-             "total_tokens": 11 + completion_tokens}  # fmt: skip
-    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "fake", "choices": choices,
-            "usage": usage}  # fmt: skip
-    return 200, {}, body
-
-
-def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
-    return status, headers or {}, {"error": {"message": message, "type": "error", "code": status}}
-
-
-class FakeServer:
-    """A real HTTP server on 127.0.0.1 answering ``/v1/chat/completions`` from a handler function."""
-
-    def __init__(self, handler: Handler, delay: float = 0.0, gets: dict[str, Any] | None = None) -> None:
-        self.handler, self.delay, self.gets = handler, delay, gets or {}
-        self.requests: list[dict[str, Any]] = []
-        self.get_paths: list[str] = []
-        self.in_flight = self.max_in_flight = 0
-        self._lock = threading.Lock()
-        outer = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer._lock:
-                    outer.requests.append(body)
-                    count = len(outer.requests)
-                    outer.in_flight += 1
-                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
-                try:
-                    time.sleep(outer.delay)
-                    status, headers, payload = outer.handler(body, count)
-                finally:
-                    with outer._lock:
-                        outer.in_flight -= 1
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    for key, value in {"Content-Type": "application/json", **headers}.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:  # the client gave up (timeout test)
-                    pass
-
-            def do_GET(self) -> None:  # noqa: N802 - the JSON of ``gets`` by path, else 404
-                outer.get_paths.append(self.path)
-                found = self.path in outer.gets
-                data = json.dumps(outer.gets.get(self.path, {"detail": "Not Found"})).encode()
-                self.send_response(200 if found else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def backend(self, **kwargs: Any) -> OpenAIBackend:
-        kwargs = {"max_retries": 3, "timeout": 5.0, "real": False, **kwargs}
-        return OpenAIBackend("fake", self.base_url, **kwargs)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from ponder.tests.models.fake_openai_server import FakeServer, Handler, Reply, chat_reply, error_reply, fake_servers
 
 
 @pytest.fixture
 def fake() -> Iterator[Callable[..., FakeServer]]:
-    servers: list[FakeServer] = []
-
-    def start(handler: Handler, delay: float = 0.0, gets: dict[str, Any] | None = None) -> FakeServer:
-        servers.append(FakeServer(handler, delay, gets))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
+    yield from fake_servers()
 
 
 USER: list[Message] = [{"role": "user", "content": "hi"}]
