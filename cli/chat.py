@@ -45,6 +45,7 @@ def chat_command(
     from ponder.core.console import console
     from ponder.core.settings import load_settings
     from ponder.core.textsafe import setup_logging
+    from ponder.core.tracing import configure_tracing
     from ponder.graphs.strategies.spec import parse_spec
 
     setup_logging(logging.INFO if verbose else logging.WARNING)
@@ -53,6 +54,7 @@ def chat_command(
                              max_tokens=max_tokens, memory=spec.memory,
                              tools=tool_list(tools), constrained_steps=constrained,
                              **ecosystem_overrides(mcp=mcp, tool_calling=tool_calling, trace=trace))
+    configure_tracing(settings)
     renderer = ChatRenderer(console, quiet=quiet, verbose=verbose)
     db_path = db or default_db_path()
     session = ChatSession.open(settings, renderer, db_path=db_path, thread_id=thread, spec=spec)

@@ -62,6 +62,7 @@ def eval_command(
     import logging
 
     from ponder.core.settings import load_settings
+    from ponder.core.tracing import configure_tracing
     from ponder.envs.context import EvalOptions
     from ponder.envs.registry import get_suite
     from ponder.envs.runner import default_out_dir, run_eval
@@ -74,6 +75,7 @@ def eval_command(
     settings = load_settings(agent=spec.agent, model=model, seed=seed, max_steps=max_steps, temperature=temperature,
                              constrained_steps=constrained,
                              **ecosystem_overrides(mcp=mcp, tool_calling=tool_calling, trace=trace))
+    configure_tracing(settings)
     chosen = get_suite(suite)
     out_dir = out or default_out_dir(settings, suite)
     strategy = {**spec.model_dump(exclude_unset=True), "agent": settings.agent,

@@ -68,6 +68,7 @@ def run(
     """Answer QUESTION with an agent and print its steps and final answer."""
     from ponder.core.console import console, err_console
     from ponder.core.settings import load_settings
+    from ponder.core.tracing import configure_tracing
     from ponder.graphs.strategies.spec import parse_spec
 
     spec = parse_spec(spec_values)
@@ -78,6 +79,7 @@ def run(
                              constrained_steps=constrained,
                              **ecosystem_overrides(mcp=mcp, tool_calling=tool_calling, trace=trace,
                                                    output_schema=output_schema))
+    configure_tracing(settings)
     status_console = err_console if as_json else console
     schema = _output_schema(settings.output_schema, spec.strategy_name)  # before the model: fails fast
     backend = load_backend(settings, status_console, verbose)
@@ -212,6 +214,8 @@ def run_result(runs: list[Trajectory], *, label: str | None, memory: bool, trial
     if "output" in traj.metadata:  # with an output schema: the object (None when not valid) and its check
         result["output"] = traj.output
         result["output_check"] = traj.metadata["output"]
+    if traj.metadata.get("trace_id"):
+        result["trace_id"] = traj.metadata["trace_id"]
     if memory:
         result["memory"] = traj.metadata.get("memory")
     if traj.metadata.get("insights"):

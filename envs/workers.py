@@ -28,6 +28,7 @@ from typing import Any
 
 from ponder.core.errors import ConfigError, PonderError
 from ponder.core.settings import Settings
+from ponder.core.tracing import configure_tracing, flush_tracing
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, Suite
 from ponder.envs.context import EvalOptions, build_context, failed_result, with_deadline
 from ponder.models.base import ModelBackend
@@ -140,6 +141,7 @@ def _process_main(conn: Connection, suite: Suite, options: EvalOptions, settings
     """A worker process: build the context once, then play episodes sent over ``conn`` until ``None``."""
     os.setpgrp()  # its own process group: a timeout kills the worker and every game process it started
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    configure_tracing(settings)  # spans of its episodes too (flushed at its exit, bounded)
     try:
         ctx = build_context(options, settings)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
@@ -162,6 +164,7 @@ def _process_main(conn: Connection, suite: Suite, options: EvalOptions, settings
             conn.send(("fatal", index, f"{type(exc).__name__}: {exc}", isinstance(exc, ConfigError)))
             break
     _close_memory(ctx)
+    flush_tracing()
 
 
 class _Slot:
