@@ -2,7 +2,8 @@
 
 ``run`` (:mod:`~ponder.cli.run`, self-consistency output in :mod:`~ponder.cli.sc`), ``graph``
 (:mod:`~ponder.cli.graph`), ``chat`` (:mod:`~ponder.cli.chat`), ``sandbox exec`` (:mod:`~ponder.cli.sandbox`),
-``memory ...`` (:mod:`~ponder.cli.memory`), ``eval`` and ``report`` (:mod:`~ponder.cli.eval`) and ``version``.
+``memory ...`` (:mod:`~ponder.cli.memory`), ``mcp serve`` (:mod:`~ponder.cli.mcp`), ``eval`` and ``report``
+(:mod:`~ponder.cli.eval`) and ``version``.
 Every command imports its heavy modules inside its function, so ``ponder --help`` stays fast.
 """
 
@@ -15,6 +16,7 @@ import typer
 from ponder.cli.chat import chat_command
 from ponder.cli.eval import eval_command, report_command
 from ponder.cli.graph import graph
+from ponder.cli.mcp import mcp_app
 from ponder.cli.memory import memory_app
 from ponder.cli.run import run
 from ponder.cli.sandbox import sandbox_app
@@ -43,6 +45,7 @@ app.command()(graph)
 app.command("chat")(chat_command)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(memory_app, name="memory")
+app.add_typer(mcp_app, name="mcp")
 app.command("eval")(eval_command)
 app.command("report")(report_command)
 app.command()(version)
