@@ -32,6 +32,7 @@ from ponder.graphs.search.outcome import finish, leaf_rank
 from ponder.graphs.search.run import SearchRun
 from ponder.graphs.search.stepper import Moved
 from ponder.graphs.strategies.base import Outcome, StrategyContext
+from ponder.graphs.tracing import expanded_attributes, outcome_attributes, traced
 from ponder.graphs.verifiers.base import Score, Verifier
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ def fan_candidates(state: BeamState) -> list[Send] | str:
     return [Send("candidate", CandidateTask(node=node, seed=seed)) for node, seed in state["jobs"]]
 
 
+@traced("expand", expanded_attributes)
 def candidate(task: CandidateTask, runtime: Runtime[BeamRun]) -> dict[str, Any]:
     """One sampled step from a beam, applied in a session of its own."""
     run = runtime.context
@@ -173,6 +175,7 @@ class BeamSearch:
     verifier: Verifier | None = None
     actions_only: bool = True
 
+    @traced("beam", outcome_attributes, task_arg=1)
     def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
         """Search, then return the outcome (the best finished leaf chosen; the tree in ``records``)."""
         run = BeamRun(task, ctx, self.spec, self.verifier, self.actions_only)

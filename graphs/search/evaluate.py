@@ -21,6 +21,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from ponder.graphs.search.run import SearchRun
+from ponder.graphs.tracing import evaluated_attributes, traced
 
 EVALUATE = "evaluate"
 
@@ -42,6 +43,7 @@ def fan_evaluate(then: str) -> Callable[[Mapping[str, Any]], list[Send] | str]:
     return route
 
 
+@traced("evaluate", evaluated_attributes)
 def evaluate(task: EvaluateTask, runtime: Runtime[SearchRun]) -> dict[str, Any]:
     """The verifier's score of one new node (appended to ``scores``)."""
     run = runtime.context

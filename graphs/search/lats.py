@@ -51,6 +51,7 @@ from ponder.graphs.search.reflect import lessons_block, reflect_on
 from ponder.graphs.search.run import SearchRun
 from ponder.graphs.search.stepper import Moved, repeating
 from ponder.graphs.strategies.base import Outcome, StrategyContext
+from ponder.graphs.tracing import expanded_attributes, outcome_attributes, traced
 from ponder.graphs.verifiers.base import Score, Verifier
 
 if TYPE_CHECKING:
@@ -205,6 +206,7 @@ def fan_expand(state: LATSState) -> list[Send] | str:
             for seed in state["seeds"]]
 
 
+@traced("expand", expanded_attributes)
 def expand(task: ExpandTask, runtime: Runtime[LATSRun]) -> dict[str, Any]:
     """One sampled step from the selected node, in a session of its own."""
     run = runtime.context
@@ -304,6 +306,7 @@ class LATS:
     rollout_steps: int | None = None
     actions_only: bool = True
 
+    @traced("lats", outcome_attributes, task_arg=1)
     def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
         """Search, then return the outcome (the best leaf chosen; the tree in ``records``)."""
         steps = self.rollout_steps if self.rollout_steps is not None else self.spec.rollout_steps

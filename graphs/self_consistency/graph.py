@@ -33,6 +33,7 @@ from ponder.graphs.self_consistency.normalize import NormalizeContext
 from ponder.graphs.self_consistency.records import JudgeRecord, SampleRecord
 from ponder.graphs.self_consistency.stopping import Budget, settled
 from ponder.graphs.self_consistency.voting import Ballot, VoteTable, tally
+from ponder.graphs.tracing import decided_attributes, traced
 from ponder.models.cancel import cancel_scope, current_token
 
 if TYPE_CHECKING:
@@ -230,6 +231,7 @@ class _Nodes:
             return {"table": table, "stop_reason": "settled"}
         return {"table": table}
 
+    @traced("vote", decided_attributes)
     def decide(self, state: SCState) -> dict[str, Any]:
         samples = voters(state.get("samples", []))
         table = state.get("table") or self._table(samples)

@@ -38,6 +38,7 @@ from ponder.graphs.strategies.base import Candidate, Outcome, Strategy, Strategy
 from ponder.graphs.strategies.self_consistency import apply_held_memory, run_sample, sample_settings
 from ponder.graphs.strategies.single import Single
 from ponder.graphs.strategies.spec import DEFAULT_SAMPLES
+from ponder.graphs.tracing import outcome_attributes, traced
 from ponder.graphs.verifiers.agreement import vote_shares
 from ponder.graphs.verifiers.base import Score, Verifier
 from ponder.graphs.verifiers.registry import outcome_trace, resolve_verifier, verify_context
@@ -78,6 +79,7 @@ class BestOfN:
         if self.n < 1:
             raise ConfigError(f"best-of-N needs at least one sample (got {self.n})")
 
+    @traced("best_of_n", outcome_attributes, task_arg=1)
     def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
         """Run the samples, score them, pick one; its held memory writes are applied, the others' dropped."""
         start = time.perf_counter()
@@ -122,7 +124,7 @@ class BestOfN:
             own = ctx.derive(settings=sample_settings(ctx.settings, config, index), model=batcher or ctx.model,
                              memory=memory, write=False, on_step=None, on_attempt=None, on_sample=None)
             try:
-                return run_sample(self.inner, task, own, label)
+                return run_sample(self.inner, task, own, label, index=index)
             finally:
                 if batcher is not None:
                     batcher.leave()

@@ -29,6 +29,7 @@ from ponder.core.prompts import render
 from ponder.core.records import Usage
 from ponder.graphs.strategies.base import Candidate, Outcome, Strategy, StrategyContext
 from ponder.graphs.strategies.single import Single
+from ponder.graphs.tracing import outcome_attributes, traced
 from ponder.graphs.verifiers.base import Score, Verifier
 from ponder.graphs.verifiers.registry import outcome_trace, resolve_verifier, verify_context
 from ponder.memory.experience import compact_trajectory
@@ -112,6 +113,7 @@ class Refine:
         if not 0.0 < self.accept <= 1.0:
             raise ConfigError(f"refine accept must be in (0, 1] (got {self.accept})")
 
+    @traced("refine", outcome_attributes, task_arg=1)
     def run(self, task: str, ctx: StrategyContext, label: str | None = None) -> Outcome:
         """Attempt and revise; the outcome's answer is the best-scored attempt's."""
         verifier = resolve_verifier(self.verifier, agent=ctx.agent, env=ctx.env is not None, prm=self.prm)

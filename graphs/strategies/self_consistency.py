@@ -35,6 +35,7 @@ from ponder.core.errors import GenerationCancelled
 from ponder.core.io import append_jsonl
 from ponder.core.records import Step, Trajectory, Usage
 from ponder.core.settings import Settings
+from ponder.core.spans import chain_span, set_attributes
 from ponder.graphs.self_consistency.graph import SCConfig, SCDeps, build_sc_graph
 from ponder.graphs.self_consistency.judge import make_judge
 from ponder.graphs.self_consistency.normalize import answer_key
@@ -42,6 +43,7 @@ from ponder.graphs.self_consistency.records import SC_FILE, SampleRecord, SelfCo
 from ponder.graphs.self_consistency.voting import logprob_weight
 from ponder.graphs.strategies.base import Candidate, Outcome, Strategy, StrategyContext
 from ponder.graphs.strategies.single import Single
+from ponder.graphs.tracing import sc_attributes, traced
 from ponder.memory.context import MemoryContext
 from ponder.models.base import ModelBackend
 from ponder.models.batching import MicroBatcher
@@ -81,6 +83,7 @@ class SelfConsistency:
         result = self.vote(task, ctx, label, outcomes)
         return _outcome(result, [outcomes[s.index] for s in result.samples if s.index in outcomes])
 
+    @traced("self_consistency", sc_attributes, task_arg=1)
     def vote(self, task: str, ctx: StrategyContext, label: str | None = None,
              outcomes: dict[int, Outcome] | None = None) -> SelfConsistencyResult:
         """Run the samples and the vote; the record is appended to ``self_consistency.jsonl`` when ``ctx.write``.
@@ -164,7 +167,7 @@ class _Sampler:
         sample_ctx = ctx.derive(settings=own, model=self.batcher or ctx.model, memory=memory, write=False,
                                 on_step=_collect(steps, token), on_attempt=None, on_sample=None)
         try:
-            outcome = self._run(question, sample_ctx)
+            outcome = self._run(question, sample_ctx, index)
         finally:
             if self.batcher is not None:
                 self.batcher.leave()
@@ -194,12 +197,12 @@ class _Sampler:
                             key=None, trajectory=traj, discarded=True, start_s=round(begin - self.started, 4),
                             end_s=round(end - self.started, 4))
 
-    def _run(self, question: str, ctx: StrategyContext) -> Outcome:
-        return run_sample(self.owner.inner, question, ctx, self.label, propagate=())
+    def _run(self, question: str, ctx: StrategyContext, index: int) -> Outcome:
+        return run_sample(self.owner.inner, question, ctx, self.label, propagate=(), index=index)
 
 
 def run_sample(inner: Strategy, task: str, ctx: StrategyContext, label: str | None, *,
-               propagate: tuple[type[Exception], ...] = (GenerationCancelled,)) -> Outcome:
+               propagate: tuple[type[Exception], ...] = (GenerationCancelled,), index: int | None = None) -> Outcome:
     """One sample of a vote or a best-of-N: a sample that raises becomes an ``error`` trajectory (it abstains).
 
     Args:
@@ -209,9 +212,14 @@ def run_sample(inner: Strategy, task: str, ctx: StrategyContext, label: str | No
         label: The gold answer, when known.
         propagate: Exceptions that are not the sample's failure and go to the caller (default: a cancellation;
             self-consistency records a cancelled sample itself, so it passes ``()``).
+        index: The sample's number (its span is ``sample {index}``).
     """
     try:
-        outcome = inner.run(task, ctx, label)
+        with chain_span(f"sample {index}" if index is not None else "sample", {
+                "ponder.sample.index": index, "gen_ai.request.seed": ctx.settings.seed,
+                "gen_ai.request.temperature": ctx.settings.temperature}) as current:
+            outcome = inner.run(task, ctx, label)
+            set_attributes(current, {"output.value": outcome.answer, "ponder.status": outcome.status})
     except propagate:
         raise
     except Exception as exc:  # noqa: BLE001 - one broken sample must not sink the others
