@@ -6,6 +6,9 @@ grammar) can be held to a JSON Schema by the grammar :func:`schema_grammar` make
 The converter does not know every schema feature (``not``, lookaround patterns, remote ``$ref`` ...): for those,
 :func:`schema_grammar` falls back to a grammar of any JSON value (an object when the schema asks for one), so the
 reply is still JSON and the caller's validation catches what the grammar could not enforce.
+
+Arrays without a ``maxItems`` are held to :data:`MAX_ITEMS` items in the grammar (the schema itself is not changed):
+a small model decoding greedily can repeat an array item until the token limit cuts the JSON off.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ logger = logging.getLogger("ponder.models")
 
 #: How the grammar holds the reply: to the schema itself, or (a schema feature the converter lacks) to any JSON.
 GrammarKind = Literal["schema", "json"]
+#: The most items an array without ``maxItems`` may have in a grammar made from a schema.
+MAX_ITEMS = 32
+#: Keywords whose value maps names to schemas, and keywords whose value is a list of schemas.
+SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems", "items")
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ def schema_grammar(schema: dict[str, Any]) -> JsonGrammar | None:
     except ImportError:  # the optional llama.cpp extra is missing: the caller generates free text
         return None
     try:
-        return JsonGrammar(llama_grammar.json_schema_to_gbnf(json.dumps(schema)), "schema")
+        return JsonGrammar(llama_grammar.json_schema_to_gbnf(json.dumps(bounded_arrays(schema))), "schema")
     except (AssertionError, ValueError, KeyError, TypeError, RecursionError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         logger.info("the output schema has features the grammar converter lacks (%s); constraining to JSON", reason)
@@ -62,6 +70,29 @@ def any_json_grammar(*, object_root: bool = True) -> str:
         return text
     lines = text.splitlines()
     return "\n".join("root ::= value" if line.replace(" ", "") == "root::=object" else line for line in lines)
+
+
+def bounded_arrays(schema: Any, max_items: int = MAX_ITEMS) -> Any:
+    """A copy of ``schema`` where each array schema without ``maxItems`` gets one.
+
+    The bound is ``max_items``, or the array's ``minItems`` when that is larger.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    copy: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in SCHEMA_MAPS and isinstance(value, dict):  # name -> schema: the names are not keywords
+            copy[key] = {name: bounded_arrays(sub, max_items) for name, sub in value.items()}
+        elif isinstance(value, list) and key in SCHEMA_LISTS:
+            copy[key] = [bounded_arrays(sub, max_items) for sub in value]
+        elif isinstance(value, dict) and key not in ("const", "default", "enum", "examples"):
+            copy[key] = bounded_arrays(value, max_items)
+        else:
+            copy[key] = value
+    if (copy.get("type") == "array" or "items" in copy or "prefixItems" in copy) and "maxItems" not in copy:
+        least = copy.get("minItems")
+        copy["maxItems"] = max(max_items, least) if isinstance(least, int) else max_items
+    return copy
 
 
 def _wants_object(schema: dict[str, Any]) -> bool:

@@ -7,7 +7,7 @@ import sys
 import pytest
 from pydantic import BaseModel
 
-from ponder.models.json_grammar import any_json_grammar, schema_grammar
+from ponder.models.json_grammar import MAX_ITEMS, any_json_grammar, bounded_arrays, schema_grammar
 
 
 class Item(BaseModel):
@@ -48,3 +48,20 @@ def test_a_non_object_schema_falls_back_to_any_json_value() -> None:
 def test_without_llama_cpp_there_is_no_grammar(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp now raises ImportError
     assert schema_grammar({"type": "integer"}) is None
+
+
+def test_arrays_are_bounded_in_the_grammar_only() -> None:
+    schema = {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"type": "string"}},  # a property named like the keyword
+        "pair": {"type": "array", "minItems": 40, "items": {"type": "integer"}},
+        "fixed": {"type": "array", "maxItems": 2, "items": {"type": "integer"}},
+        "enum": {"enum": [{"items": 1}]}}}
+    bounded = bounded_arrays(schema)
+    props = bounded["properties"]
+    assert props["items"]["maxItems"] == MAX_ITEMS and "maxItems" not in bounded["properties"]
+    assert props["pair"]["maxItems"] == 40 and props["fixed"]["maxItems"] == 2
+    assert props["enum"] == {"enum": [{"items": 1}]} and "maxItems" not in schema["properties"]["items"]
+    grammar = schema_grammar(schema)
+    assert grammar is not None and grammar.kind == "schema"
+    items_rule = next(line for line in grammar.text.splitlines() if line.startswith("items ::= "))
+    assert items_rule.count('"," space string') == MAX_ITEMS - 1  # at most MAX_ITEMS strings
