@@ -54,6 +54,7 @@ _LOCK = threading.Lock()
 _NOOP: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
 _tracer: trace.Tracer | None = None
 _provider: TracerProvider | None = None
+_global_set = False
 
 AttributeValue = str | bool | int | float | Sequence[str] | Sequence[int] | Sequence[float]
 
@@ -109,14 +110,15 @@ def install_exporter(exporter: SpanExporter, project: str = SERVICE_NAME, *, bat
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    global _tracer, _provider
+    global _tracer, _provider, _global_set
     resource = Resource.create({"service.name": SERVICE_NAME, ResourceAttributes.PROJECT_NAME: project})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter, export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000))
                                 if batch else SimpleSpanProcessor(exporter))
     with _LOCK:
         old, _provider, _tracer = _provider, provider, provider.get_tracer("ponder")
-        if old is None:
+        if not _global_set:
+            _global_set = True
             trace.set_tracer_provider(provider)
             atexit.register(shutdown_tracing)
     if old is not None:

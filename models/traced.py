@@ -114,13 +114,15 @@ class TracedModel:
         _record_input(current, [messages])
         try:
             completion = yield from self.backend.stream(messages, params)
+            _record_output(current, [completion])
+            return completion
+        except GeneratorExit:  # the caller stopped reading: not a failure
+            raise
         except BaseException as exc:
             set_error(current, type(exc).__qualname__)
             raise
         finally:
             current.end()
-        _record_output(current, [completion])
-        return completion
 
     def count_tokens(self, messages: list[Message]) -> int:
         """The backend's prompt-token count."""
