@@ -18,7 +18,7 @@ DEMO_QUESTION ?= A shop sells 3 boxes of 12 pencils and 7 loose pencils. How man
 
 help:
 	@echo "make demo   - create .venv, install, run a ReAct agent on the embedded model (offline)"
-	@echo "make test   - same install plus the llama.cpp server extra, then the test suite"
+	@echo "make test   - same install plus the llama.cpp server extra and Phoenix (.venv-phoenix), then the test suite"
 	@echo "make test-fast - the unit tests only (no real model, browser or server; under a minute)"
 	@echo "make lint   - ruff and lint-imports (the package layers)"
 	@echo "make bench  - benchmarks (JSON lines)"
@@ -76,13 +76,25 @@ command -v $(1) >/dev/null 2>&1 || { \
 	else echo "warning: $(1) not found; $(3)"; fi; }
 endef
 
+# Arize Phoenix (the trace viewer the tracing tests send spans to) in a venv of its own: its heavy dependencies
+# never touch .venv. ~50 s and ~860 MB once; the stamp names the version, so a new pin reinstalls.
+PHOENIX_VENV := .venv-phoenix
+PHOENIX_VERSION := 20.26.1
+PHOENIX_STAMP := $(PHOENIX_VENV)/.ponder-phoenix-$(PHOENIX_VERSION)
+.PHONY: phoenix
+phoenix: $(PHOENIX_STAMP)
+$(PHOENIX_STAMP):
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip --disable-pip-version-check install -q arize-phoenix==$(PHOENIX_VERSION)
+	@touch $@
+
 demo: install llamacpp-check demo-run
 
 demo-run:
 	$(VENV)/bin/ponder run "$(DEMO_QUESTION)" --agent react --max-steps 4 --max-tokens 96
 
 # PONDER_STRICT_SKIPS=1: a skip not listed in tests/allowed_skips.py fails the run (as it does when CI is set).
-test: install install-server system-deps-browser
+test: install install-server system-deps-browser phoenix
 	PONDER_STRICT_SKIPS=1 XDG_CACHE_HOME=$(TEST_CACHE) $(PY) -m pytest
 
 # The pure unit tests (no real model, browser or server; under a minute): -m "not slow and not browser and not server".
@@ -102,4 +114,4 @@ bench: install install-server
 	$(PY) benchmarks/miniwob_latency.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache $(TEST_CACHE) runs
+	rm -rf $(VENV) $(PHOENIX_VENV) .pytest_cache .ruff_cache $(TEST_CACHE) runs
