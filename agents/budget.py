@@ -21,6 +21,8 @@ from ponder.models.base import GenerationParams, Message, ModelBackend
 KEEP_LAST_OBSERVATIONS = 2
 #: ``max_tokens`` is never lowered below this.
 MIN_COMPLETION_TOKENS = 16
+#: The roles of observation turns: the text protocol's user turns, native tool calling's tool results.
+OBSERVATION_ROLES = ("user", "tool")
 #: The line appended to the first turn when observations were elided.
 ELIDED_NOTE = "({n} earlier observation(s) and the replies before them were elided to fit the context window.)"
 
@@ -41,7 +43,7 @@ def elide(history: Sequence[Message], count: int) -> list[Message]:
     first, rest = history[0], history[1:]
     seen, cut = 0, 0
     for i, message in enumerate(rest):
-        if message["role"] == "user":
+        if message["role"] in OBSERVATION_ROLES:
             seen += 1
             if seen == count:
                 cut = i + 1
@@ -52,7 +54,7 @@ def elide(history: Sequence[Message], count: int) -> list[Message]:
 
 def elidable(history: Sequence[Message], keep_last: int = KEEP_LAST_OBSERVATIONS) -> int:
     """How many observations of ``history`` may be elided (all after the first turn but the last ``keep_last``)."""
-    observations = sum(1 for m in history[1:] if m["role"] == "user")
+    observations = sum(1 for m in history[1:] if m["role"] in OBSERVATION_ROLES)
     return max(0, observations - keep_last)
 
 

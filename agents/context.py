@@ -7,6 +7,7 @@ The graphs are compiled once per process (:mod:`ponder.agents.kernel`); each run
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ponder.agents.grammar import StepGrammar
 from ponder.core.environment import Env
@@ -16,6 +17,10 @@ from ponder.memory.context import MemoryContext
 from ponder.models.base import Completion, GenerationParams, Message, ModelBackend
 from ponder.tools.base import ToolBox
 from ponder.tools.executor import CodeExecutor
+from ponder.tools.schema import tool_definitions
+
+#: How ReAct calls tools: the server's native function calling, or the Thought / Action / Action Input text.
+ToolCalling = Literal["native", "text"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class AgentContext:
         limits: Step, parse-failure and retry caps.
         grammar: The grammar every step's reply must follow (``None``: free text); set only for a backend that
             honours grammars (:func:`~ponder.agents.grammar.wants_grammar` decides).
+        tool_protocol: ``native``: ReAct sends the tools' JSON-Schema definitions and reads the reply's tool calls
+            (a backend with ``capabilities.tool_calls``; no grammar then); ``text`` (default): the text protocol.
     """
 
     model: ModelBackend
@@ -58,6 +65,8 @@ class AgentContext:
     memory: MemoryContext | None = None
     limits: Limits = field(default_factory=Limits)
     grammar: StepGrammar | None = None
+    tool_protocol: ToolCalling = "text"
+    _native_params: GenerationParams | None = field(default=None, init=False, repr=False)
     _step_params: dict[tuple[tuple[str, ...], str | None], GenerationParams] = field(
         default_factory=dict, init=False, repr=False)
 
@@ -77,6 +86,19 @@ class AgentContext:
             params = self.params.model_copy(update={"n": 1, "stop": [*self.params.stop, *key[0]], "grammar": text})
             self._step_params[key] = params
         return params
+
+
+    def native_params(self) -> GenerationParams:
+        """The parameters of a native tool-calling step, computed once per run.
+
+        One completion, the tools' definitions with ``tool_choice="auto"``, no grammar and no stop sequences added
+        (the server ends the turn).
+        """
+        if self._native_params is None:
+            definitions = tool_definitions(list(self.tools.tools.values())) or None
+            self._native_params = self.params.model_copy(update={
+                "n": 1, "grammar": None, "tools": definitions, "tool_choice": "auto" if definitions else None})
+        return self._native_params
 
 
 @dataclass

@@ -37,7 +37,7 @@ from ponder.agents.state import AgentState
 from ponder.agents.tracing import traced_step
 from ponder.core.spans import step_span
 from ponder.memory.nodes import recall, remember
-from ponder.models.base import Completion, Message
+from ponder.models.base import Completion, GenerationParams, Message
 
 RECALL, STEP, REMEMBER, MAX_STEPS, GIVE_UP = "recall", "step", "remember", "max_steps", "give_up"
 #: Where a step may go next.
@@ -170,14 +170,15 @@ class ModelCall:
 
 
 def call_model(state: AgentState, ctx: AgentContext, history: list[Message], stop: tuple[str, ...],
-               grammar: str | None = None) -> ModelCall:
+               grammar: str | None = None, params: GenerationParams | None = None) -> ModelCall:
     """Call the model on the prompt prefix and ``history``, fitted into its context window (one completion).
 
     ``grammar`` constrains this call only (default: the run's grammar, if any; see
-    :meth:`~ponder.agents.context.AgentContext.step_params`).
+    :meth:`~ponder.agents.context.AgentContext.step_params`); ``params`` replaces the step parameters altogether
+    (native tool calling: :meth:`~ponder.agents.context.AgentContext.native_params`).
     """
     memory = state["memory"]
-    params = ctx.step_params(stop, grammar)
+    params = params or ctx.step_params(stop, grammar)
     fitted = fit_prompt(ctx.model, memory["prefix"], history, memory.get("lessons"), params)
     start = time.perf_counter()
     completion = ctx.model.generate(fitted.messages, fitted.params)[0]

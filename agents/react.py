@@ -7,7 +7,8 @@ START → recall → step ─┬─ final answer ──────────�
 
 One ``step`` is a model call, its reply parsed and, for an action, the tool call. The skeleton (``recall``, the caps,
 ``remember``) comes from :mod:`ponder.agents.kernel`; the graph is compiled once (:func:`build_react_graph`) and each
-run passes an :class:`~ponder.agents.context.AgentContext`.
+run passes an :class:`~ponder.agents.context.AgentContext`. With native tool calling (the context's
+``tool_protocol``) the step is :func:`~ponder.agents.react_native.native_step` and the prompt has no text format.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from langgraph.runtime import Runtime
 from ponder.agents.context import AgentContext, model_step
 from ponder.agents.kernel import AgentParts, agent_skeleton, call_model
 from ponder.agents.parsing import parse_react
+from ponder.agents.react_native import native_step, native_system_prompt
 from ponder.agents.state import ReActState
 from ponder.core.prompts import load_json_prompt, render
 from ponder.models.base import Message
@@ -56,13 +58,17 @@ def example_messages(tools: ToolBox) -> list[Message]:
 
 
 def react_prefix(ctx: AgentContext) -> tuple[str, list[Message]]:
-    """The system prompt and few-shot turns of a run (cached per tool set)."""
+    """The system prompt and few-shot turns of a run (cached per tool set; native runs have no examples)."""
+    if ctx.tool_protocol == "native":
+        return native_system_prompt(tuple(ctx.tools.names())), []
     return system_prompt(ctx.tools), example_messages(ctx.tools)
 
 
 def step(state: ReActState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """One ReAct step: a model call parsed into a final answer, a tool call (run here) or a format reminder."""
     ctx = runtime.context
+    if ctx.tool_protocol == "native":
+        return native_step(state, ctx)
     call = call_model(state, ctx, state["messages"], REACT_STOP)
     completion, seconds, index = call.completion, call.seconds, len(state["steps"])
     parsed = parse_react(completion.text, ctx.tools.names())

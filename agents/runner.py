@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
-from ponder.agents.context import AgentContext, Limits
+from ponder.agents.context import AgentContext, Limits, ToolCalling
 from ponder.agents.driver import TRAJECTORY_FILE, drive
 from ponder.agents.grammar import StepGrammar, pal_grammar, react_grammar_for, wants_grammar
 from ponder.agents.state import initial_state as base_state
@@ -20,13 +22,14 @@ from ponder.core.records import Step, Trajectory
 from ponder.core.settings import Settings, load_settings
 from ponder.core.spans import agent_span
 from ponder.core.tracing import current_trace_id
-from ponder.core.types import AgentName, choices
+from ponder.core.types import AgentName, ToolProtocol, choices
 from ponder.memory.context import MemoryContext
 from ponder.models.base import GenerationParams, ModelBackend
 from ponder.tools.base import Tool, ToolBox
 from ponder.tools.executor import CodeExecutor
 
 AGENTS = choices(AgentName)
+logger = logging.getLogger("ponder.agents")
 
 
 def agent_graph(agent: str) -> CompiledStateGraph:
@@ -64,9 +67,38 @@ def make_context(settings: Settings, model: ModelBackend, tools: list[Tool] | No
     limits = Limits(max_steps=settings.max_steps, max_parse_failures=settings.max_parse_failures,
                     pal_retries=settings.pal_retries)
     toolbox = ToolBox(tools)
-    grammar = step_grammar(agent, toolbox) if wants_grammar(settings.constrained_steps, model, agent) else None
+    protocol = tool_protocol(settings.tool_calling, model, agent, toolbox)
+    wanted = protocol == "text" and wants_grammar(settings.constrained_steps, model, agent)
+    grammar = step_grammar(agent, toolbox) if wanted else None
     return AgentContext(model=model, params=params, tools=toolbox, executor=executor, memory=memory,
-                        limits=limits, grammar=grammar)
+                        limits=limits, grammar=grammar, tool_protocol=protocol)
+
+
+def tool_protocol(setting: ToolProtocol, model: ModelBackend, agent: str, tools: ToolBox) -> ToolCalling:
+    """How a run calls tools (``settings.tool_calling``); the choice is logged once per model and protocol.
+
+    ``auto``: ``native`` for a ReAct run with tools on a backend with ``capabilities.tool_calls``, else ``text``.
+    ``native`` asks for it (PAL runs still have no tools to call); ``text`` never uses it.
+
+    Raises:
+        ConfigError: for ``native`` on a backend without native tool calling.
+    """
+    if setting == "text" or agent != "react":
+        return "text"
+    supported = model.capabilities.tool_calls
+    if setting == "native" and not supported:
+        raise ConfigError(f"tool_calling is native but {model.spec} has no native tool calling (serve the model "
+                          "with a tool-call parser: vllm serve --enable-auto-tool-choice --tool-call-parser ..., "
+                          "llama-server --jinja); use --tool-calling auto or text")
+    protocol: ToolCalling = "native" if supported and (setting == "native" or tools.names()) else "text"
+    _log_protocol(model.spec, protocol)
+    return protocol
+
+
+@functools.cache
+def _log_protocol(spec: str, protocol: str) -> None:
+    logger.info("ReAct on %s calls tools through the %s protocol", spec,
+                "native function-calling" if protocol == "native" else "Thought/Action text")
 
 
 def step_grammar(agent: str, tools: ToolBox) -> StepGrammar:
@@ -128,6 +160,8 @@ def run_agent(
                        memory=memory.for_run(memory.run_id or traj.id) if memory is not None else None)
     if ctx.grammar is not None:
         traj.metadata["grammar"] = ctx.grammar.name
+    if agent == "react":
+        traj.metadata["tool_protocol"] = ctx.tool_protocol
     path = Path(out_dir or settings.out_dir) / TRAJECTORY_FILE
     if write:
         traj.metadata["trajectory_path"] = str(path)

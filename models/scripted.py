@@ -2,10 +2,13 @@
 
 Responses come from a list (consumed in order) or from a function of the conversation.
 Stop sequences are honoured exactly as a real backend would, so agent code sees realistic text.
+A response may also be a :class:`~ponder.models.base.Completion` (e.g. one with native ``tool_calls``), returned
+as it is; with ``tool_calls=True`` the model claims ``capabilities.tool_calls`` so agents take the native path.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
@@ -22,11 +25,14 @@ from ponder.models.base import (
     Message,
     ModelCapabilities,
     OptionLogprobs,
+    ToolCall,
     floored,
     truncate_at_stop,
 )
 
-ResponseFn = Callable[[list[Message], GenerationParams], str]
+#: A scripted reply: its text, or a whole completion (native tool calls).
+Reply = str | Completion
+ResponseFn = Callable[[list[Message], GenerationParams], Reply]
 #: Scripted option scores: a function ``(messages, options) -> logprobs``.
 OptionFn = Callable[[list[Message], Sequence[str]], list[float]]
 
@@ -39,7 +45,8 @@ class ScriptedModel(BaseBackend):
     """A model that replays scripted responses.
 
     Args:
-        responses: A list of texts returned in order, or a function ``(messages, params) -> text``.
+        responses: A list of replies returned in order, or a function ``(messages, params) -> reply``; a reply is
+            a text or a :class:`Completion` (returned as it is: native tool calls).
         repeat_last: When the list is exhausted, keep returning its last item instead of raising.
         spec: The spec string recorded in trajectories.
         stream_delay: Seconds to wait before each word :meth:`stream` yields (default 0); a JSONL item
@@ -53,6 +60,8 @@ class ScriptedModel(BaseBackend):
             (one list per call, one value per option), a function ``(messages, options) -> logprobs``, ``None``
             (default: uniform, ``log(1 / len(options))`` each) or ``False`` (the capability is off and the call
             raises, as on a backend that cannot score options).
+        tool_calls: Claim ``capabilities.tool_calls`` (native tool calling), so tests drive that path.
+        json_schema: Claim ``capabilities.json_schema`` (the backend would enforce ``params.json_schema``).
 
     Attributes:
         calls: Every conversation the model was asked about, in order (for assertions in tests).
@@ -63,7 +72,7 @@ class ScriptedModel(BaseBackend):
 
     def __init__(
         self,
-        responses: Iterable[str] | ResponseFn,
+        responses: Iterable[Reply] | ResponseFn,
         *,
         repeat_last: bool = False,
         spec: str = "scripted",
@@ -72,11 +81,14 @@ class ScriptedModel(BaseBackend):
         context_window: int | None = None,
         continuous: bool = False,
         option_logprobs: Iterable[Sequence[float]] | OptionFn | bool | None = None,
+        tool_calls: bool = False,
+        json_schema: bool = False,
     ) -> None:
         self.spec = spec
         self.capabilities = ModelCapabilities(streaming=True, context_window=context_window,
                                               continuous_batching=continuous,
-                                              option_logprobs=option_logprobs is not False)
+                                              option_logprobs=option_logprobs is not False,
+                                              tool_calls=tool_calls, json_schema=json_schema)
         self._option_fn: OptionFn | None = option_logprobs if callable(option_logprobs) else None
         scripted = option_logprobs is not None and not isinstance(option_logprobs, bool) and not callable(
             option_logprobs)
@@ -88,7 +100,7 @@ class ScriptedModel(BaseBackend):
         self._delays: list[float | None] = list(delays or [])
         self._last_delay: float | None = None
         self._fn: ResponseFn | None = responses if callable(responses) else None
-        self._items: list[str] = [] if callable(responses) else list(responses)
+        self._items: list[Reply] = [] if callable(responses) else list(responses)
         self._next = 0
         self._repeat_last = repeat_last
         self._lock = threading.Lock()
@@ -97,6 +109,10 @@ class ScriptedModel(BaseBackend):
     @classmethod
     def from_jsonl(cls, path: str | Path) -> ScriptedModel:
         """Load responses from a JSONL file: each line a JSON string or ``{"text": ..., "delay": seconds}``.
+
+        A line may carry native tool calls: ``{"text": "", "tool_calls": [{"name": "calculator", "arguments":
+        {"expression": "2+2"}, "id": "c1"}]}`` (``arguments`` an object, or a string sent as it is; ``id``
+        optional). A script with tool calls claims ``capabilities.tool_calls``.
 
         A script is read strictly (:func:`~ponder.core.datafiles.read_jsonl_file`): a bad line would shift every
         later reply, so any bad line refuses the file, and an empty file is an error too.
@@ -109,9 +125,10 @@ class ScriptedModel(BaseBackend):
         read = read_jsonl_file(path, _script_item, what="scripted model", missing=ConfigError)
         items = [text for text, _ in read.values()]
         delays = [delay for _, delay in read.values()]
-        return cls(items, spec=f"scripted:{Path(path)}", delays=delays)
+        native = any(isinstance(item, Completion) and item.tool_calls for item in items)
+        return cls(items, spec=f"scripted:{Path(path)}", delays=delays, tool_calls=native)
 
-    def _next_text(self, messages: list[Message], params: GenerationParams) -> str:
+    def _next_text(self, messages: list[Message], params: GenerationParams) -> Reply:
         with self._lock:
             self.calls.append([dict(m) for m in messages])  # type: ignore[misc]
         if self._fn is not None:  # outside the lock: parallel branches may call it concurrently
@@ -165,14 +182,17 @@ class ScriptedModel(BaseBackend):
         return OptionLogprobs(logprobs=floored(values), prompt_tokens=self.count_tokens(messages))
 
     @staticmethod
-    def _complete(raw: str, messages: list[Message], params: GenerationParams) -> Completion:
+    def _complete(raw: Reply, messages: list[Message], params: GenerationParams) -> Completion:
+        prompt_tokens = sum(len(m["content"].split()) for m in messages)
+        if isinstance(raw, Completion):
+            return raw.model_copy(update={"prompt_tokens": raw.prompt_tokens or prompt_tokens})
         text, _ = truncate_at_stop(raw, params.stop)
         words = text.split(" ")
         finish = "stop"
         if len(words) > params.max_tokens:
             text, finish = " ".join(words[: params.max_tokens]), "length"
         return Completion(text=text, finish_reason=finish,  # type: ignore[arg-type]
-                          prompt_tokens=sum(len(m["content"].split()) for m in messages),
+                          prompt_tokens=prompt_tokens,
                           completion_tokens=len(text.split()))
 
     def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
@@ -190,12 +210,32 @@ class ScriptedModel(BaseBackend):
         return completion
 
 
-def _script_item(obj: object) -> tuple[str, float | None]:
-    """One line of a script file as ``(text, delay)``; ``ValueError`` says what is wrong."""
-    text = obj.get("text") if isinstance(obj, dict) else obj
+def _script_item(obj: object) -> tuple[Reply, float | None]:
+    """One line of a script file as ``(reply, delay)``; ``ValueError`` says what is wrong."""
+    text = obj.get("text", "" if isinstance(obj, dict) and "tool_calls" in obj else None) \
+        if isinstance(obj, dict) else obj
     if not isinstance(text, str):
         raise ValueError("expected a string or an object with a 'text' string")
     delay = obj.get("delay") if isinstance(obj, dict) else None
     if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0):
         raise ValueError("'delay' must be a number of seconds >= 0")
-    return text, delay
+    calls = obj.get("tool_calls") if isinstance(obj, dict) else None
+    if calls is None:
+        return text, delay
+    return Completion(text=text, tool_calls=_script_calls(calls), completion_tokens=len(text.split()) + 1), delay
+
+
+def _script_calls(calls: object) -> list[ToolCall]:
+    """The ``tool_calls`` of a script line: ``[{"name", "arguments" (object or string), "id" (optional)}]``."""
+    if not isinstance(calls, list) or not calls:
+        raise ValueError("'tool_calls' must be a non-empty list of {name, arguments, id}")
+    out = []
+    for i, call in enumerate(calls):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+            raise ValueError("each tool call needs a 'name' string")
+        args = call.get("arguments", {})
+        if not isinstance(args, str | dict):
+            raise ValueError("a tool call's 'arguments' must be an object or a string")
+        out.append(ToolCall(id=str(call.get("id") or f"call_{i}"), name=call["name"],
+                            arguments=args if isinstance(args, str) else json.dumps(args)))
+    return out
