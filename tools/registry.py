@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
 
 def build_tools(names: Sequence[ToolName | str], settings: Settings) -> list[Tool]:
-    """Fresh tool objects for one agent run, in the order given.
+    """Fresh tool objects for one agent run, in the order given, then the tools of ``settings.mcp_servers``.
 
-    ``search``, ``lookup`` and ``retrieve`` share one search session.
+    ``search``, ``lookup`` and ``retrieve`` share one search session. MCP servers are connected once per process
+    and shared by every run (:mod:`ponder.tools.mcp`).
 
     Raises:
-        ConfigError: for a name that is not a :data:`~ponder.core.types.ToolName`.
+        ConfigError: for a name that is not a :data:`~ponder.core.types.ToolName`, an MCP server that cannot be
+            used, or two tools of the same name.
     """
     available = choices(ToolName)
     unknown = [n for n in names if n not in available]
@@ -44,7 +46,23 @@ def build_tools(names: Sequence[ToolName | str], settings: Settings) -> list[Too
             tools.append(PythonTool(lambda: open_sandbox(settings)))
         else:
             tools.append(search[name])
+    if settings.mcp_servers:
+        tools.extend(_with_mcp_tools(tools, settings))
     return tools
+
+
+def _with_mcp_tools(builtin: list[Tool], settings: Settings) -> list[Tool]:
+    """The MCP servers' tools, checked against the built-in ones for clashing names."""
+    from ponder.tools.mcp import MCPTool, mcp_tools
+    from ponder.tools.mcp.naming import check_unique
+
+    extra = mcp_tools(settings)
+    by_server: dict[str, list[str]] = {}
+    for t in extra:
+        owner = f"MCP server {t.server!r}" if isinstance(t, MCPTool) else "MCP"
+        by_server.setdefault(owner, []).append(t.name)
+    check_unique({"the built-in tools": [t.name for t in builtin], **by_server})
+    return extra
 
 
 def close_tools(tools: list[Tool]) -> None:
