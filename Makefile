@@ -14,7 +14,7 @@ export PYTHONHASHSEED := 0
 TEST_CACHE ?= $(CURDIR)/.ponder-cache
 DEMO_QUESTION ?= A shop sells 3 boxes of 12 pencils and 7 loose pencils. How many pencils is that?
 
-.PHONY: demo demo-run test test-fast lint bench install install-server llamacpp-check system-deps system-deps-browser alfworld clean help
+.PHONY: demo demo-run test test-fast lint bench install install-server llamacpp-check system-deps system-deps-browser alfworld mcp-servers clean help
 
 help:
 	@echo "make demo   - create .venv, install, run a ReAct agent on the embedded model (offline)"
@@ -76,6 +76,19 @@ command -v $(1) >/dev/null 2>&1 || { \
 	else echo "warning: $(1) not found; $(3)"; fi; }
 endef
 
+# The third-party MCP server the tests use: the reference "everything" server (pinned) from the npm registry,
+# installed into the git-ignored .mcp-servers/ (run: node .mcp-servers/node_modules/$(MCP_EVERYTHING_PKG)/dist/index.js stdio).
+MCP_SERVERS_DIR := .mcp-servers
+MCP_EVERYTHING_PKG := @modelcontextprotocol/server-everything
+MCP_EVERYTHING_VERSION := 2026.8.31
+MCP_EVERYTHING_STAMP := $(MCP_SERVERS_DIR)/.everything-$(MCP_EVERYTHING_VERSION)
+mcp-servers: $(MCP_EVERYTHING_STAMP)
+$(MCP_EVERYTHING_STAMP):
+	@$(call apt_install,npm,nodejs npm,the MCP client tests against the 'everything' server will fail)
+	npm install --prefix $(MCP_SERVERS_DIR) --no-audit --no-fund --no-save --loglevel=error \
+		$(MCP_EVERYTHING_PKG)@$(MCP_EVERYTHING_VERSION)
+	@touch $@
+
 # Arize Phoenix (the trace viewer the tracing tests send spans to) in a venv of its own: its heavy dependencies
 # never touch .venv. ~50 s and ~860 MB once; the stamp names the version, so a new pin reinstalls.
 PHOENIX_VENV := .venv-phoenix
@@ -94,7 +107,7 @@ demo-run:
 	$(VENV)/bin/ponder run "$(DEMO_QUESTION)" --agent react --max-steps 4 --max-tokens 96
 
 # PONDER_STRICT_SKIPS=1: a skip not listed in tests/allowed_skips.py fails the run (as it does when CI is set).
-test: install install-server system-deps-browser phoenix
+test: install install-server system-deps-browser mcp-servers phoenix
 	PONDER_STRICT_SKIPS=1 XDG_CACHE_HOME=$(TEST_CACHE) $(PY) -m pytest
 
 # The pure unit tests (no real model, browser or server; under a minute): -m "not slow and not browser and not server".
