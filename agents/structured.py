@@ -32,7 +32,7 @@ from ponder.models.base import Completion, GenerationParams, Message, ModelBacke
 from ponder.models.json_grammar import schema_grammar
 
 __all__ = ["OutputSchema", "StructuredResult", "apply_output_schema", "cached_output_schema", "load_output_schema",
-           "structure_answer"]
+           "output_record", "structure_answer"]
 
 logger = logging.getLogger("ponder.agents")
 
@@ -104,26 +104,31 @@ def apply_output_schema(traj: Trajectory, model: ModelBackend, params: Generatio
                         schema: OutputSchema) -> None:
     """Structure ``traj``'s final answer: ``traj.output``, ``metadata["output"]`` and the usage are updated.
 
-    A run without a final answer gets ``valid: False`` and no model call; a backend failure during the
-    structuring is recorded as an error of the output (the run and its text answer stand).
+    See :func:`output_record` (no answer: no call; a backend failure is recorded, the run stands).
     """
-    meta: dict[str, object] = {"valid": False, "method": None, "attempts": 0, "errors": [], "schema": schema.name}
-    traj.output = None
-    if traj.final_answer is None:
-        meta["errors"] = ["the run ended without a final answer"]
-        traj.metadata["output"] = meta
-        return
+    traj.output, traj.metadata["output"], usage = output_record(model, params, traj.task, traj.final_answer, schema)
+    traj.usage = traj.usage + usage
+
+
+def output_record(model: ModelBackend, params: GenerationParams, task: str, answer: str | None,
+                  schema: OutputSchema) -> tuple[Any, dict[str, object], Usage]:
+    """The structured ``answer`` as a record gets it: ``(value or None, check, usage)``.
+
+    ``check`` is ``{"valid", "method", "attempts", "errors", "schema"}``. Without an answer nothing is called; a
+    backend failure during the structuring is an error of the check (the caller's text answer stands).
+    """
+    check: dict[str, object] = {"valid": False, "method": None, "attempts": 0, "errors": [], "schema": schema.name}
+    if answer is None:
+        check["errors"] = ["the run ended without a final answer"]
+        return None, check, Usage()
     try:
-        result = structure_answer(model, params, traj.task, traj.final_answer, schema)
+        result = structure_answer(model, params, task, answer, schema)
     except ModelError as exc:
         logger.warning("structuring the answer failed: %s", exc)
-        meta["errors"] = [f"the model call failed: {exc}"]
-        traj.metadata["output"] = meta
-        return
-    traj.output = result.value if result.valid else None
-    meta.update(valid=result.valid, method=result.method, attempts=result.attempts, errors=result.errors)
-    traj.metadata["output"] = meta
-    traj.usage = traj.usage + result.usage
+        check["errors"] = [f"the model call failed: {exc}"]
+        return None, check, Usage()
+    check.update(valid=result.valid, method=result.method, attempts=result.attempts, errors=result.errors)
+    return (result.value if result.valid else None), check, result.usage
 
 
 def _call_params(model: ModelBackend, params: GenerationParams,

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ponder.cli.output import ChosenOutput, print_output
 from ponder.cli.sc import sample_line
 from ponder.core.console import safe
 from ponder.graphs.search.tree import SEARCH_FILE
@@ -37,8 +38,11 @@ WRAPPERS = ("trials", "self_consistency", "memory", "best_of_n", "refine", "adap
 
 
 def run_composed(question: str, spec: RunSpec, settings: Settings, backend: ModelBackend, console: Console, *,
-                 as_json: bool, label: str | None) -> Outcome:
-    """Run the spec's composed strategy on ``question`` and print progress and the outcome."""
+                 as_json: bool, label: str | None, output: ChosenOutput | None = None) -> Outcome:
+    """Run the spec's composed strategy on ``question`` and print progress and the outcome.
+
+    With ``output`` (``--output-schema``), the chosen answer is structured too and printed after it.
+    """
     from ponder.graphs.strategies.base import StrategyContext
     from ponder.graphs.strategies.build import run_spec
 
@@ -62,8 +66,12 @@ def run_composed(question: str, spec: RunSpec, settings: Settings, backend: Mode
                           on_sample=on_sample)
     outcome = run_spec(question, spec, ctx, label)
     path = Path(settings.out_dir) / SEARCH_FILE
+    fields, spent = output(outcome.answer) if output is not None else ({}, None)
     if as_json:
-        print(json.dumps(outcome_json(outcome, label, strategy=spec.strategy_name, search_path=path)))
+        out = {**outcome_json(outcome, label, strategy=spec.strategy_name, search_path=path), **fields}
+        if spent is not None:
+            out["usage"] = (outcome.usage + spent).model_dump()
+        print(json.dumps(out))
         return outcome
     for line in tree(outcome):
         console.print(line)
@@ -79,6 +87,8 @@ def run_composed(question: str, spec: RunSpec, settings: Settings, backend: Mode
                       f"{max((n.depth for n in found.nodes), default=0)}, stop: {found.stop_reason or '-'} → {path}[/]")
     if label is not None:
         console.print("correct" if _verdict(outcome, label) == ", correct" else f"[red]wrong[/] (label {safe(label)})")
+    if fields:
+        print_output(fields["output"], fields["output_check"], console)
     return outcome
 
 

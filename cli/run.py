@@ -20,6 +20,7 @@ from ponder.cli.ecosystem_options import (
     TraceOpt,
     ecosystem_overrides,
 )
+from ponder.cli.output import ChosenOutput, load_schema, print_output
 from ponder.cli.spec_options import spec_options
 from ponder.core.textsafe import setup_logging
 from ponder.core.types import ConstrainMode, SandboxKind
@@ -81,15 +82,20 @@ def run(
                                                    output_schema=output_schema))
     configure_tracing(settings)
     status_console = err_console if as_json else console
-    schema = _output_schema(settings.output_schema, spec.strategy_name)  # before the model: fails fast
+    schema = load_schema(settings.output_schema)  # before the model loads: a bad file fails fast
     backend = load_backend(settings, status_console, verbose)
+    output = None
+    if schema is not None and spec.strategy_name != "single":  # a vote or search: only the chosen answer
+        output = ChosenOutput(question, schema, settings, backend)
+        settings = settings.model_copy(update={"output_schema": None})
     if spec.strategy_name == "sc":
-        _run_voted(question, spec, settings, backend, status_console, as_json=as_json, label=label, verbose=verbose)
+        _run_voted(question, spec, settings, backend, status_console, as_json=as_json, label=label, verbose=verbose,
+                   output=output)
         return
     if spec.strategy_name != "single":
         from ponder.cli.composed import run_composed
 
-        run_composed(question, spec, settings, backend, status_console, as_json=as_json, label=label)
+        run_composed(question, spec, settings, backend, status_console, as_json=as_json, label=label, output=output)
         return
     printer = None if as_json else _printer(verbose)
     runs = _run_attempts(question, spec, settings, backend, printer, label, schema)
@@ -99,39 +105,7 @@ def run(
     if printer is not None and spec.trials == 1 and settings.memory == "none":  # trials print their own
         printer.final(runs[-1])
     if schema is not None:
-        print_output(runs[-1], console)
-
-
-def _output_schema(text: str | None, strategy: str) -> OutputSchema | None:
-    """The ``--output-schema`` (or ``output_schema`` setting) loaded; only single runs and trials take one.
-
-    Raises:
-        ConfigError: for a bad schema, or another strategy (a vote or search picks among many runs).
-    """
-    from ponder.agents.structured import cached_output_schema
-    from ponder.core.errors import ConfigError
-
-    if not text:
-        return None
-    if strategy != "single":
-        raise ConfigError(f"--output-schema works with single runs (and --trials), not with the {strategy} "
-                          "strategy")
-    return cached_output_schema(text)
-
-
-def print_output(traj: Trajectory, out: Console) -> None:
-    """The structured answer after the text answer: the object, or why none is valid."""
-    from ponder.core.console import safe
-
-    meta = traj.metadata.get("output")
-    if not isinstance(meta, dict):
-        return
-    if meta.get("valid"):
-        out.print(f"[bold]Output[/] [dim]({meta.get('schema')}, {meta.get('method')}):[/]")
-        out.print_json(json.dumps(traj.output))
-        return
-    errors = "; ".join(str(e) for e in meta.get("errors") or []) or "no valid object"
-    out.print(f"[red]Output not valid[/] [dim]({meta.get('schema')}):[/] {safe(errors)}")
+        print_output(runs[-1].output, runs[-1].metadata.get("output"), console)
 
 
 def tool_list(tools: str | None) -> list[str] | None:
@@ -160,17 +134,17 @@ def _printer(verbose: bool) -> StepPrinter:
 
 
 def _run_voted(question: str, spec: RunSpec, settings: Settings, backend: ModelBackend, out: Console, *,
-               as_json: bool, label: str | None, verbose: bool) -> None:
+               as_json: bool, label: str | None, verbose: bool, output: ChosenOutput | None = None) -> None:
     """Self-consistency: ``spec.samples`` trajectories and a vote; with trials or memory, the composed strategy."""
     from ponder.cli.composed import run_composed
     from ponder.cli.sc import run_samples
     from ponder.graphs.self_consistency.graph import SCConfig
 
     if spec.trials > 1 or settings.memory != "none":
-        run_composed(question, spec, settings, backend, out, as_json=as_json, label=label)
+        run_composed(question, spec, settings, backend, out, as_json=as_json, label=label, output=output)
         return
     run_samples(question, settings=settings, backend=backend, config=SCConfig.from_spec(spec), console=out,
-                as_json=as_json, label=label, verbose=verbose)
+                as_json=as_json, label=label, verbose=verbose, output=output)
 
 
 def _run_attempts(question: str, spec: RunSpec, settings: Settings, backend: ModelBackend,

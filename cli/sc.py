@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ponder.cli.output import ChosenOutput, print_output
 from ponder.core.console import safe
 from ponder.core.settings import Settings
 from ponder.graphs.self_consistency.graph import SCConfig
@@ -41,8 +42,12 @@ def sample_line(sample: SampleRecord) -> str:
 
 
 def run_samples(question: str, *, settings: Settings, backend: ModelBackend, config: SCConfig, console: Console,
-                as_json: bool, label: str | None, verbose: bool) -> SelfConsistencyResult:
-    """Run self-consistency for ``question`` and print progress and the result."""
+                as_json: bool, label: str | None, verbose: bool,
+                output: ChosenOutput | None = None) -> SelfConsistencyResult:
+    """Run self-consistency for ``question`` and print progress and the result.
+
+    With ``output`` (``--output-schema``), the voted answer is structured too and printed after it.
+    """
     from ponder.graphs.self_consistency.run import run_self_consistency
 
     lock = threading.Lock()
@@ -59,10 +64,16 @@ def run_samples(question: str, *, settings: Settings, backend: ModelBackend, con
     result = run_self_consistency(question, config=config, agent=settings.agent, settings=settings, model=backend,
                                   on_sample=on_sample)
     path = Path(settings.out_dir) / SC_FILE
+    fields, spent = output(result.final_answer) if output is not None else ({}, None)
     if as_json:
-        print(json.dumps(vote_json(result, label, path)))
+        out = {**vote_json(result, label, path), **fields}
+        if spent is not None:
+            out["usage"] = (result.usage + spent).model_dump()
+        print(json.dumps(out))
     else:
         print_vote(result, console, label=label, verbose=verbose, path=path)
+        if fields:
+            print_output(fields["output"], fields["output_check"], console)
     return result
 
 

@@ -72,9 +72,28 @@ def test_bad_schemas_fail_before_the_model_loads(tmp_path: Path, capsys: pytest.
     assert rc == 2 and message in err and len(err.splitlines()) == 1
 
 
-def test_other_strategies_say_it_works_with_single_runs(tmp_path: Path, schema_file: str,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    spec = script(tmp_path, "Final Answer: 5")
-    rc = main(["run", "q", "--model", spec, "--samples", "3", "--output-schema", schema_file])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and "works with single runs" in err and len(err.splitlines()) == 1
+def test_a_vote_structures_only_the_voted_answer(tmp_path: Path, schema_file: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    spec = script(tmp_path, "Final Answer: 5", "Final Answer: 5", "Final Answer: 5", '{"total": 5}')
+    rc = main(["run", "q", "--model", spec, "--out", str(tmp_path), "--samples", "3", "--json",
+               "--output-schema", schema_file])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["strategy"] == "sc" and out["answer"] == "5" and out["output"] == {"total": 5}
+    assert out["output_check"]["attempts"] == 1 and out["usage"]["model_calls"] == 4  # 3 samples, 1 structuring
+
+
+def test_a_vote_prints_the_object_after_the_answer(tmp_path: Path, schema_file: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    spec = script(tmp_path, "Final Answer: 5", "Final Answer: 5", "not json", "still not json")
+    rc = main(["run", "q", "--model", spec, "--out", str(tmp_path), "--samples", "2", "--output-schema", schema_file])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.index("Final Answer") < out.index("Output not valid") and "no JSON value" in out
+
+
+def test_best_of_n_structures_the_chosen_answer(tmp_path: Path, schema_file: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    spec = script(tmp_path, "Final Answer: 5", "Final Answer: 5", *['{"total": 5}'] * 4)
+    rc = main(["run", "q", "--model", spec, "--out", str(tmp_path), "--strategy", "best_of_n", "--samples", "2",
+               "--json", "--output-schema", schema_file])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["answer"] == "5" and out["output"] == {"total": 5} and out["output_check"]["valid"]
