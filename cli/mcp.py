@@ -41,9 +41,11 @@ def mcp_serve(
     """Serve ponder's tools over MCP; one sandbox session per client session. Logs go to stderr."""
     from ponder.core.settings import load_settings
     from ponder.serving.mcp_server import DEFAULT_TOOLS, build_mcp_server, parse_tool_names
-    from ponder.serving.mcp_transports import serve_http, serve_stdio
+    from ponder.serving.mcp_transports import check_host, serve_http, serve_stdio
 
     setup_logging(logging.INFO if verbose else logging.WARNING)
+    if transport == "http":
+        check_host(host, allow_remote=allow_remote)
     names = parse_tool_names(tools) if tools is not None else list(DEFAULT_TOOLS)
     settings = load_settings(sandbox=sandbox, exec_timeout=exec_timeout, search_corpus=corpus,
                              memory_path=memory_path, memory_namespace=namespace)

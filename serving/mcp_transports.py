@@ -28,7 +28,7 @@ from ponder.core.errors import ConfigError
 if TYPE_CHECKING:
     from ponder.serving.mcp_server import PonderMCP
 
-__all__ = ["MCP_PATH", "is_loopback", "serve_http", "serve_stdio"]
+__all__ = ["MCP_PATH", "check_host", "is_loopback", "serve_http", "serve_stdio"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_host(host: str, *, allow_remote: bool) -> None:
+    """Refuse a host that is not loopback unless ``allow_remote``.
+
+    Raises:
+        ConfigError: when it is refused.
+    """
+    if not allow_remote and not is_loopback(host):
+        raise ConfigError(f"--host {host} is not a loopback address: anyone who can reach it could run code in "
+                          "the sandbox and read the memory store; add --allow-remote to serve it anyway")
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` (port 0: a free one)."""
     try:
@@ -93,6 +104,18 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Stop(Exception):  # noqa: N818 - a signal, not an error
+    """SIGTERM / SIGINT after uvicorn's graceful shutdown: end :func:`serve_http` normally."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signum)
+
+
 def serve_http(mcp: PonderMCP, host: str = "127.0.0.1", port: int = 8765, *, allow_remote: bool = False) -> None:
     """Serve any number of clients over streamable HTTP at ``http://host:port/mcp`` until SIGTERM / SIGINT.
 
@@ -101,10 +124,8 @@ def serve_http(mcp: PonderMCP, host: str = "127.0.0.1", port: int = 8765, *, all
     """
     import uvicorn
 
+    check_host(host, allow_remote=allow_remote)
     loopback = is_loopback(host)
-    if not loopback and not allow_remote:
-        raise ConfigError(f"--host {host} is not a loopback address: anyone who can reach it could run code in "
-                          "the sandbox and read the memory store; add --allow-remote to serve it anyway")
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -116,9 +137,13 @@ def serve_http(mcp: PonderMCP, host: str = "127.0.0.1", port: int = 8765, *, all
               "this port can use the tools", file=sys.stderr, flush=True)
     print(f"ponder mcp: listening on http://{shown}:{bound}{MCP_PATH} (tools: {', '.join(mcp.names)})",
           file=sys.stderr, flush=True)
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=[sock])  # it shuts down gracefully, then raises the signal again
+    except _Stop as stop:
+        logger.info("ponder mcp: %s, stopped", signal.Signals(stop.signum).name)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sock.close()
         mcp.close()
-        logger.info("ponder mcp: stopped")
