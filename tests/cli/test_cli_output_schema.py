@@ -97,3 +97,15 @@ def test_best_of_n_structures_the_chosen_answer(tmp_path: Path, schema_file: str
                "--json", "--output-schema", schema_file])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["answer"] == "5" and out["output"] == {"total": 5} and out["output_check"]["valid"]
+
+
+def test_each_trial_structures_its_answer(tmp_path: Path, schema_file: str, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PONDER_MEMORY_PATH", str(tmp_path / "memory"))
+    spec = script(tmp_path, "Final Answer: 4", '{"total": 4}', "Final Answer: 5", '{"total": 5}')
+    rc = main(["run", "What is 2+3?", "--model", spec, "--out", str(tmp_path), "--trials", "2", "--label", "5",
+               "--json", "--output-schema", schema_file])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["answer"] == "5" and out["output"] == {"total": 5} and len(out["trials"]) == 2
+    records = [json.loads(line) for line in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
+    assert [r["output"] for r in records] == [{"total": 4}, {"total": 5}]
