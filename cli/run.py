@@ -188,6 +188,8 @@ def run_result(runs: list[Trajectory], *, label: str | None, memory: bool, trial
     if "output" in traj.metadata:  # with an output schema: the object (None when not valid) and its check
         result["output"] = traj.output
         result["output_check"] = traj.metadata["output"]
+    if traj.metadata.get("tool_protocol"):  # ReAct: native function calling or the text protocol
+        result["tool_protocol"] = traj.metadata["tool_protocol"]
     if traj.metadata.get("trace_id"):
         result["trace_id"] = traj.metadata["trace_id"]
     if memory:
