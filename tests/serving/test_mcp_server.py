@@ -7,7 +7,9 @@ stdin, SIGTERM) leaves no process behind.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,7 +21,7 @@ import psutil
 import pytest
 from mcp.client.client import Client
 from mcp.shared.exceptions import MCPError
-from mcp_harness import INSIGHT, McpEnv, descendants, start_http, wait_gone
+from mcp_harness import INSIGHT, STOP_TIMEOUT, McpEnv, descendants, start_http, wait_gone
 from mcp_types import UNSUPPORTED_PROTOCOL_VERSION
 
 pytestmark = pytest.mark.server  # real server processes (and sandboxes): make test, not make test-fast
@@ -212,3 +214,36 @@ def test_bad_options_are_one_line_and_exit_2(mcp_env: McpEnv, args: list[str], m
     assert done.returncode == 2 and done.stdout == ""
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("ponder: error:") and message in line
+
+
+def test_stdio_stdout_carries_only_the_protocol_and_sigterm_stops_cleanly(mcp_env: McpEnv) -> None:
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "python", "arguments": {"code": "import sys; print('to stdout'); print('x', file=sys.stderr)"}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+            "name": "memory_search", "arguments": {"query": "units"}}},
+    ]
+    proc = subprocess.Popen(mcp_env.command("--tools", "python,search,memory_search", "-v"), env=mcp_env.env,
+                            cwd=mcp_env.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("".join(json.dumps(r) + "\n" for r in requests))
+        proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in range(4)]  # a line that is not JSON fails here
+        assert sorted(r["id"] for r in replies) == [1, 2, 3, 4] and all(r["jsonrpc"] == "2.0" for r in replies)
+        texts = {r["id"]: r["result"].get("content", [{}])[0].get("text") for r in replies}
+        assert "to stdout" in texts[3] and INSIGHT in texts[4]
+        spawned = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=STOP_TIMEOUT)
+        assert proc.returncode == 0 and out == ""  # nothing after the replies either
+        assert "client session closed" in err and wait_gone(spawned) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
