@@ -9,12 +9,29 @@ calling sends the server's schema as it is.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+
+def _number(value: Any) -> int | float:
+    """A JSON number: an int stays an int, a float a float (text is read as either)."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            try:
+                value = float(value.strip())
+            except ValueError:
+                pass
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a number")
+    return value
+
 
 #: JSON types checked (and, for plain-text input, coerced) on our side; the rest is the server's to check.
-_SIMPLE_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": int | float, "boolean": bool}
+_SIMPLE_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": Annotated[Any, AfterValidator(_number)],
+                                 "boolean": bool}
 
 
 class MCPArguments(BaseModel):
@@ -55,8 +72,7 @@ def args_model(tool_name: str, input_schema: dict[str, Any]) -> type[BaseModel]:
 
 def _annotation(spec: Any) -> Any:
     kind = spec.get("type") if isinstance(spec, dict) else None
-    base = _SIMPLE_TYPES.get(kind, Any) if isinstance(kind, str) else Any
-    return base if base is Any else base | None
+    return _SIMPLE_TYPES.get(kind, Any) if isinstance(kind, str) else Any
 
 
 def _needs_alias(prop: str) -> bool:

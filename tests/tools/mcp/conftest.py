@@ -17,7 +17,7 @@ import pytest
 from ponder.tools.mcp import close_mcp
 
 sys.path.append(str(Path(__file__).resolve().parent))  # mcp_helpers, next to this file
-from mcp_helpers import EVERYTHING, TEST_SERVER, wait_gone  # noqa: E402
+from mcp_helpers import EVERYTHING, TEST_SERVER, free_port, wait_gone  # noqa: E402
 
 
 @pytest.fixture
@@ -57,13 +57,6 @@ def everything_server(marker: str) -> dict[str, Any]:
         pytest.skip("the MCP 'everything' server is not installed: run `make mcp-servers`")
     return {"command": "node", "args": [str(EVERYTHING), "stdio", marker], "startup_timeout": 20,
             "call_timeout": 10}
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
