@@ -29,7 +29,7 @@ from ponder.core.errors import ModelError
 from ponder.core.prompts import render
 from ponder.core.records import Trajectory, Usage
 from ponder.models.base import Completion, GenerationParams, Message, ModelBackend
-from ponder.models.json_grammar import schema_grammar
+from ponder.models.json_grammar import json_fallback, schema_grammar
 
 __all__ = ["OutputSchema", "StructuredResult", "apply_output_schema", "cached_output_schema", "load_output_schema",
            "output_record", "structure_answer"]
@@ -89,7 +89,7 @@ def structure_answer(model: ModelBackend, params: GenerationParams, task: str, a
         if turn:
             messages += [{"role": "user", "content": render("structured_repair", errors="\n".join(
                 f"- {e}" for e in errors))}]
-        completion = model.generate(messages, call_params)[0]
+        completion, call_params = _generate(model, messages, call_params, result, schema)
         _count(result, completion)
         value, errors = _check(completion, schema)
         if not errors:
@@ -146,6 +146,24 @@ def _call_params(model: ModelBackend, params: GenerationParams,
             method: Method = "grammar" if grammar.kind == "schema" else "json_grammar"
             return method, base.model_copy(update={"grammar": grammar.text})
     return "text", base
+
+
+def _generate(model: ModelBackend, messages: list[Message], params: GenerationParams, result: StructuredResult,
+              schema: OutputSchema) -> tuple[Completion, GenerationParams]:
+    """One structuring call, and the params the later calls use.
+
+    A schema grammar the backend refuses (llama.cpp's parser rejects some converter output, e.g. very long bounded
+    strings) is replaced by the any-JSON grammar for this call and the next.
+    """
+    try:
+        return model.generate(messages, params)[0], params
+    except ModelError as exc:
+        if result.method != "grammar":
+            raise
+        logger.warning("the backend refused the grammar made from the output schema (%s); constraining to JSON", exc)
+        result.method = "json_grammar"
+        params = params.model_copy(update={"grammar": json_fallback(schema.schema, str(exc)).text})
+        return model.generate(messages, params)[0], params
 
 
 def _check(completion: Completion, schema: OutputSchema) -> tuple[Any, list[str]]:

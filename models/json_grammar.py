@@ -58,7 +58,15 @@ def schema_grammar(schema: dict[str, Any]) -> JsonGrammar | None:
     except (AssertionError, ValueError, KeyError, TypeError, RecursionError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         logger.info("the output schema has features the grammar converter lacks (%s); constraining to JSON", reason)
-        return JsonGrammar(any_json_grammar(object_root=_wants_object(schema)), "json", reason)
+        return json_fallback(schema, reason)
+
+
+def json_fallback(schema: dict[str, Any], reason: str) -> JsonGrammar:
+    """The any-JSON grammar for ``schema`` (an object at the root when it asks for one).
+
+    For when the schema's own grammar cannot be made or is refused (``reason``). Needs llama-cpp-python.
+    """
+    return JsonGrammar(any_json_grammar(object_root=_wants_object(schema)), "json", reason)
 
 
 def any_json_grammar(*, object_root: bool = True) -> str:

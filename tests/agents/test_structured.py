@@ -131,3 +131,29 @@ def test_a_backend_failure_while_structuring_is_recorded(schema: OutputSchema, t
                      output_schema=schema, write=False)
     assert traj.final_answer == "5" and traj.output is None
     assert traj.metadata["output"]["errors"] == ["the model call failed: connection refused"]
+
+
+def test_a_refused_schema_grammar_falls_back_to_any_json(schema: OutputSchema) -> None:
+    grammars: list[str] = []
+
+    def reply(messages: list[Message], params: GenerationParams) -> str:
+        grammars.append(params.grammar or "")
+        if "total-kv" in (params.grammar or ""):  # the grammar made from the schema
+            raise ModelError("llama.cpp rejected the grammar (root rule 'root')")
+        return '{"total": "5"}' if len(grammars) == 2 else '{"total": 5}'
+
+    model = ScriptedModel(reply)
+    model.capabilities = ModelCapabilities(grammar=True)
+    result = structure_answer(model, GenerationParams(), TASK, ANSWER, schema)
+    assert result.method == "json_grammar" and result.valid and result.attempts == 2
+    assert "total-kv" in grammars[0] and all("root   ::= object" in g for g in grammars[1:]) and len(grammars) == 3
+
+
+def test_other_backend_failures_propagate(schema: OutputSchema) -> None:
+    def reply(messages: list[Message], params: GenerationParams) -> str:
+        raise ModelError("connection refused")
+
+    model = ScriptedModel(reply)
+    model.capabilities = ModelCapabilities(json_schema=True)
+    with pytest.raises(ModelError, match="connection refused"):
+        structure_answer(model, GenerationParams(), TASK, ANSWER, schema)
