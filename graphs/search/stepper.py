@@ -149,7 +149,8 @@ def repeating(partial: Partial, window: int = LOOP_WINDOW, distinct: int = LOOP_
     steps = partial.state.get("steps") or []
     if len(steps) < window:
         return False
-    last = {" ".join(step.raw.split()) for step in steps[-window:]}
+    # a native tool call's text may be empty: its call is part of the reply (text steps' calls come from the text)
+    last = {" ".join(f"{step.raw} {step.action or ''} {step.action_input or ''}".split()) for step in steps[-window:]}
     return len(last) <= distinct
 
 
