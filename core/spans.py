@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
 from opentelemetry.trace import Span
 
-from ponder.core.tracing import AttributeValue, clip, span
+from ponder.core.tracing import NOOP, AttributeValue, clip, span, tracing_enabled
 
 KIND = SpanAttributes.OPENINFERENCE_SPAN_KIND
 AGENT = OpenInferenceSpanKindValues.AGENT.value
@@ -32,6 +32,8 @@ OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 
 def agent_span(agent: str, task: str, model: str) -> AbstractContextManager[Span]:
     """The root span of one agent run (``invoke_agent {agent}``, OpenInference AGENT)."""
+    if not tracing_enabled():
+        return NOOP
     return span(f"invoke_agent {agent}", {
         OPERATION: "invoke_agent", AGENT_NAME: agent, "gen_ai.request.model": model,
         KIND: AGENT, SpanAttributes.AGENT_NAME: agent, SpanAttributes.INPUT_VALUE: clip(task),
@@ -40,11 +42,15 @@ def agent_span(agent: str, task: str, model: str) -> AbstractContextManager[Span
 
 def step_span(index: int) -> AbstractContextManager[Span]:
     """One agent step (``step N``, CHAIN): the model call and the tool call it asked for."""
+    if not tracing_enabled():
+        return NOOP
     return span(f"step {index}", {KIND: CHAIN, "ponder.step.index": index})
 
 
 def tool_span(name: str, raw_input: str, call_id: str | None = None) -> AbstractContextManager[Span]:
     """One tool call (``execute_tool {tool}``, OpenInference TOOL) with the model's raw input."""
+    if not tracing_enabled():
+        return NOOP
     return span(f"execute_tool {name}", {
         OPERATION: "execute_tool", TOOL_NAME: name, TOOL_CALL_ID: call_id,
         KIND: TOOL, SpanAttributes.TOOL_NAME: name, SpanAttributes.TOOL_ID: call_id,
@@ -65,6 +71,8 @@ def traced_tool_result(current: Span, observation: str, ok: bool) -> None:
 def chain_span(name: str, attributes: dict[str, AttributeValue | None] | None = None,
                input_value: str | None = None) -> AbstractContextManager[Span]:
     """A strategy node (self-consistency, a vote, a search expansion, a refine round): an OpenInference CHAIN."""
+    if not tracing_enabled():
+        return NOOP
     return span(name, {KIND: CHAIN, SpanAttributes.INPUT_VALUE: clip(input_value) if input_value else None,
                        **(attributes or {})})
 

@@ -51,7 +51,8 @@ MAX_VALUE_CHARS = 4000
 SERVICE_NAME = "ponder"
 
 _LOCK = threading.Lock()
-_NOOP: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
+#: The context every span helper returns while tracing is off (a shared no-op span).
+NOOP: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
 _tracer: trace.Tracer | None = None
 _provider: TracerProvider | None = None
 _global_set = False
@@ -150,7 +151,7 @@ def span(name: str, attributes: Mapping[str, AttributeValue | None] | None = Non
     """
     tracer = _tracer
     if tracer is None:
-        return _NOOP
+        return NOOP
     return _recording(tracer, name, attributes)
 
 
