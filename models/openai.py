@@ -241,9 +241,15 @@ class OpenAIBackend(BaseBackend):
 
         Failures before the first chunk are retried like :meth:`generate`; a stream that breaks
         midway raises :class:`ModelError`. Token counts come from the server's final usage chunk when it
-        sends one (``stream_options.include_usage``), else the number of content chunks is used.
+        sends one (``stream_options.include_usage``), else the number of content chunks is used. A request with
+        tools to a server with native tool calls is not streamed: its text comes at once, its calls in the completion.
         """
         self.check_allowed()
+        if params.tools and self._features.features.tool_calls:
+            completion = self.generate(messages, params.model_copy(update={"n": 1}))[0]
+            if completion.text:
+                yield completion.text
+            return completion
         stops = [s for s in params.stop if s]
         kwargs: dict[str, Any] = {
             "model": self.model, "messages": list(messages), "temperature": params.temperature,

@@ -144,3 +144,18 @@ def test_a_real_server_is_not_probed_in_unit_tests(fake):
     server = fake(native_server)
     backend = server.backend(real=True, tool_calls=None, json_schema=None)
     assert backend.capabilities.tool_calls is False and server.requests == []
+
+
+def test_a_streamed_request_with_tools_comes_at_once_with_its_calls(fake):
+    server = fake(native_server)
+    backend = server.backend(tool_calls=True)
+    stream = backend.stream(USER, GenerationParams(tools=[CALC], tool_choice="auto"))
+    pieces = []
+    while True:
+        try:
+            pieces.append(next(stream))
+        except StopIteration as done:
+            completion = done.value
+            break
+    assert pieces == [] and [c.name for c in completion.tool_calls] == ["calculator"]
+    assert "stream" not in server.requests[-1] and server.requests[-1]["tools"] == [CALC]
