@@ -148,7 +148,24 @@ def response_format(form: ResponseFormat, schema: dict[str, Any]) -> dict[str, A
         return {"type": "json_object", "schema": schema}
     title = schema.get("title")
     name = re.sub(r"[^A-Za-z0-9_-]", "_", title)[:64] if isinstance(title, str) and title else "answer"
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict_ok(schema)}}
+
+
+def strict_ok(schema: Any) -> bool:
+    """Whether OpenAI's strict mode takes ``schema``.
+
+    It does when every object lists all its properties as required and sets ``additionalProperties`` to false
+    (the official API refuses a strict schema otherwise; vLLM and llama.cpp enforce the schema either way).
+    """
+    if isinstance(schema, list):
+        return all(strict_ok(x) for x in schema)
+    if not isinstance(schema, dict):
+        return True
+    if isinstance(schema.get("properties"), dict) and (
+            schema.get("additionalProperties") is not False
+            or set(schema.get("required") or ()) != set(schema["properties"])):
+        return False
+    return all(strict_ok(v) for k, v in schema.items() if k not in ("enum", "const", "default", "examples"))
 
 
 def read_tool_calls(message: Any) -> list[ToolCall]:

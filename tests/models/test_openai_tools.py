@@ -66,8 +66,12 @@ def test_a_server_with_native_tools_is_found_once_and_gets_tools_and_response_fo
     assert c.text == "" and c.finish_reason == "stop"
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
     backend.generate(USER, GenerationParams(json_schema=schema))
-    assert server.requests[-1]["response_format"] == {
-        "type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+    assert server.requests[-1]["response_format"] == {  # strict only where OpenAI's strict mode takes the schema
+        "type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": False}}
+    closed = {**schema, "additionalProperties": False}
+    assert response_format("json_schema", closed)["json_schema"]["strict"] is True
+    nested = {**closed, "properties": {"answer": {"type": "object", "properties": {"x": {"type": "integer"}}}}}
+    assert response_format("json_schema", nested)["json_schema"]["strict"] is False
 
 
 def test_native_messages_pass_through(fake):
