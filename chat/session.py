@@ -194,6 +194,9 @@ class ChatSession:
 
     def _run_turn(self, question: str, turns: list[Turn]) -> Turn:
         """Run the turn's strategy on ``question`` with ``turns`` in context (the graph's ``respond`` node)."""
+        from openinference.semconv.trace import SpanAttributes
+
+        from ponder.core.spans import chain_span, set_output
         from ponder.graphs.strategies.base import StrategyContext
         from ponder.graphs.strategies.build import run_spec
 
@@ -207,7 +210,10 @@ class ChatSession:
                               store=self.open_memory_store() if self.memory_mode != "none" else None,
                               on_step=self.renderer.step, on_sample=self._on_sample, on_attempt=self._on_attempt,
                               metadata={"chat_thread": self.thread_id, "chat_question": question})
-        outcome = run_spec(task, spec, ctx)
+        with chain_span("chat turn", {SpanAttributes.SESSION_ID: self.thread_id, "ponder.turn": len(turns) + 1},
+                        input_value=question) as current:
+            outcome = run_spec(task, spec, ctx)
+            set_output(current, outcome.answer)
         chosen = outcome.trajectory or Trajectory(task=task, agent=self.agent, model=self.model.spec,
                                                   status=outcome.status)
         self.last_traj = chosen

@@ -110,6 +110,8 @@ class TracedModel:
 
     def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
         """The backend's stream; the span (not made current) lasts until the stream ends or is closed."""
+        if _inside.get():
+            return (yield from self.backend.stream(messages, params))
         current = start_span(f"chat {self.spec}", {**self._request(params), "ponder.stream": True})
         _record_input(current, [messages])
         try:
@@ -130,6 +132,8 @@ class TracedModel:
 
     def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
         """The backend's option scores, recorded as an LLM span (``ponder.operation`` ``option_logprobs``)."""
+        if _inside.get():
+            return self.backend.option_logprobs(messages, options)
         with span(f"chat {self.spec}", {**self._request(None), "ponder.operation": "option_logprobs"}) as current:
             _record_input(current, [messages])
             scores = self.backend.option_logprobs(messages, options)
