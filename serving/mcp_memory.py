@@ -1,12 +1,15 @@
 """The ``memory_search`` tool of ``ponder mcp serve``: read-only search over ponder's Chroma memory store.
 
-One store is opened per server process, on the first search, with the embedder it was created with (ponder's
-own: MiniLM, or the hashing test double); nothing is downloaded. A store that does not exist yet is reported as
+One store is opened per server process, with the embedder it was created with (ponder's own: MiniLM, or the
+hashing test double; nothing is downloaded), by :meth:`MemorySearchTool.warm_up` in a background thread when the
+server starts (loading MiniLM takes about ten seconds) or else by the first search. The query is embedded once
+per search, for every kind. A store that does not exist yet is reported as
 holding no memories, and is not created: searching never writes (hits are not counted as uses).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from ponder.memory.store import ChromaMemoryStore
 
 __all__ = ["MemorySearchArgs", "MemorySearchTool"]
+
+logger = logging.getLogger(__name__)
 
 _CHROMA_FILE = "chroma.sqlite3"  # what a Chroma PersistentClient directory holds once a store was created
 _SNIPPET = 600  # characters of each memory shown
@@ -56,6 +61,7 @@ class MemorySearchTool:
         self.settings = settings
         self._store: ChromaMemoryStore | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def location(self) -> str:
@@ -68,11 +74,26 @@ class MemorySearchTool:
 
     def _open(self) -> ChromaMemoryStore | None:
         with self._lock:
-            if self._store is None and self._exists():
+            if self._store is None and not self._closed and self._exists():
                 from ponder.memory.store import open_store
 
                 self._store = open_store(self.settings)
             return self._store
+
+    def warm_up(self) -> threading.Thread:
+        """Open the store and load its embedder in a daemon thread (failures are left to the first search)."""
+
+        def load() -> None:
+            try:
+                store = self._open()
+                if store is not None:
+                    store.embedder(["warm up"])
+            except Exception as exc:  # reported by the first search that hits it
+                logger.debug("memory_search warm-up failed: %s", exc)
+
+        thread = threading.Thread(target=load, name="memory-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def run(self, args: BaseModel) -> str:
         """Search every kind (or ``args.kind``) and merge the hits, best first.
@@ -85,7 +106,8 @@ class MemorySearchTool:
         if store is None:
             return f"No memories: the memory store at {self.location} is empty (nothing has been stored yet)."
         kinds = [args.kind] if args.kind else choices(MemoryKind)
-        hits = [h for kind in kinds for h in store.search(kind, args.query, args.k, mark_used=False)]
+        vector = store.embedder([args.query])[0]
+        hits = [h for kind in kinds for h in store.search(kind, args.query, args.k, embedding=vector, mark_used=False)]
         hits = sorted(hits, key=lambda h: -h.similarity)[:args.k]
         if not hits:
             where = f"namespace {store.namespace!r} of {self.location}"
@@ -95,7 +117,7 @@ class MemorySearchTool:
     def close(self) -> None:
         """Close the store (if it was opened); calling it twice is fine."""
         with self._lock:
-            store, self._store = self._store, None
+            store, self._store, self._closed = self._store, None, True
         if store is not None:
             store.close()
 

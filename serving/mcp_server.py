@@ -80,7 +80,9 @@ def _shared_tools(names: Sequence[str], settings: Settings) -> dict[str, Tool]:
 
         shared["calculator"] = calculator_tool()
     if "memory_search" in names:
-        shared["memory_search"] = MemorySearchTool(settings)
+        memory = MemorySearchTool(settings)
+        memory.warm_up()
+        shared["memory_search"] = memory
     return shared
 
 
