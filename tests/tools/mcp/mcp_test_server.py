@@ -1,9 +1,10 @@
 """A small MCP server for the tests (the SDK's server API), run as a real process over stdio or HTTP.
 
-Usage: mcp_test_server.py [--transport stdio|http] [--port N] [--mode ok|exit|hang] [--marker TEXT]
+Usage: mcp_test_server.py [--transport stdio|http] [--port N] [--mode ok|exit|hang] [--marker TEXT] [--flag-dir DIR]
 
 ``--mode exit`` exits at once with a message on stderr; ``--mode hang`` never reads its input (never answers);
-``--marker`` only tags the command line so a test can find the process.
+``--marker`` only tags the command line so a test can find the process; with ``--flag-dir DIR`` the sleep
+tool creates ``DIR/sleeping`` when it starts.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("ponder-test")
+FLAG_DIR: list[Path] = []
 
 
 @server.tool()
@@ -40,6 +43,8 @@ def fail(message: str) -> str:
 @server.tool()
 def sleep(seconds: float) -> str:
     """Sleep, then say so."""
+    for folder in FLAG_DIR:
+        (folder / "sleeping").touch()
     time.sleep(seconds)
     return f"slept {seconds}"
 
@@ -74,7 +79,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--mode", default="ok", choices=["ok", "exit", "hang"])
     parser.add_argument("--marker", default="")
+    parser.add_argument("--flag-dir", type=Path)
     args = parser.parse_args()
+    FLAG_DIR.extend([args.flag_dir] if args.flag_dir else [])
     if args.mode == "exit":
         print("test server: refusing to start", file=sys.stderr)
         sys.exit(7)
