@@ -53,11 +53,14 @@ from ponder.agents.grammar import StepGrammar, env_grammar, gbnf_literal, wants_
 from ponder.agents.kernel import AgentParts, ModelCall, agent_skeleton, call_model
 from ponder.agents.state import EnvAgentState
 from ponder.agents.state import initial_state as base_state
+from ponder.agents.tracing import traced_run
 from ponder.core.environment import Env, EnvReset
 from ponder.core.io import append_jsonl
 from ponder.core.prompts import load_json_prompt, load_prompt, render
 from ponder.core.records import Trajectory, Usage
 from ponder.core.settings import Settings
+from ponder.core.spans import agent_span
+from ponder.core.tracing import current_trace_id
 from ponder.memory.context import MemoryContext
 from ponder.models.base import GenerationParams, Message, ModelBackend
 from ponder.models.llamacpp_formats import format_metadata
@@ -261,12 +264,16 @@ def run_env_agent(env: Env, task: str, *, model: ModelBackend, settings: Setting
     error: str | None = None
     start = time.perf_counter()
     try:
-        reset = env.reset()
-        run_memory = memory.for_run(traj.id) if memory is not None else None
-        ctx = env_context(env, reset, model, settings, steps_cap, run_memory, show_actions)
-        if ctx.grammar is not None:
-            traj.metadata["grammar"] = ctx.grammar.name
-        drive(build_env_agent_graph(), dict(initial_state(task, reset)), ctx, traj, started=start, values=final)
+        with agent_span(AGENT_NAME, task, model.spec) as current:
+            if trace_id := current_trace_id():
+                traj.metadata["trace_id"] = trace_id
+            reset = env.reset()
+            run_memory = memory.for_run(traj.id) if memory is not None else None
+            ctx = env_context(env, reset, model, settings, steps_cap, run_memory, show_actions)
+            if ctx.grammar is not None:
+                traj.metadata["grammar"] = ctx.grammar.name
+            drive(build_env_agent_graph(), dict(initial_state(task, reset)), ctx, traj, started=start, values=final)
+            traced_run(current, traj)
     except Exception as exc:  # the environment (or a bug) failed: a result, recorded with the error
         error = describe_error(exc)
         traj.status, traj.error = "error", error
