@@ -4,10 +4,10 @@ stdio: the SDK's ``stdio_server`` points fd 1 at stderr while serving, so nothin
 stdout (logs go to stderr). The server speaks the handshake era only (``serve_loop``): ponder's tools keep state
 per client session. It ends at EOF on stdin, on SIGTERM, SIGINT or SIGHUP.
 
-HTTP: the SDK's streamable-HTTP app (stateful sessions, ``Mcp-Session-Id``; DNS-rebinding protection on loopback)
-under uvicorn, on a socket bound here so that ``--port 0`` works and the address is known before the first
-request; the listening URL goes to stderr. A host that is not a loopback address must be allowed explicitly.
-uvicorn stops on SIGTERM / SIGINT.
+HTTP: the SDK's streamable-HTTP app (stateful sessions, ``Mcp-Session-Id``; DNS-rebinding protection on loopback;
+at most :data:`MAX_SESSIONS` sessions, one idle for 30 minutes is closed) under uvicorn, on a socket bound here so
+that ``--port 0`` works and the address is known before the first request; the listening URL goes to stderr. A
+host that is not a loopback address must be allowed explicitly. uvicorn stops on SIGTERM / SIGINT.
 
 Either way, every client session's sandbox is closed before the function returns.
 """
@@ -22,6 +22,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import anyio
+from mcp.server.transport_security import TransportSecuritySettings
 
 from ponder.core.errors import ConfigError
 
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
 _GRACE_SECONDS = 3  # uvicorn's wait for open requests and streams at shutdown
+MAX_SESSIONS = 32  # open client sessions (each may hold a sandbox); more get 503 until one ends or idles out
 
 
 def serve_stdio(mcp: PonderMCP) -> None:
@@ -116,6 +118,15 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop(signum)
 
 
+def _security(host: str, loopback: bool) -> TransportSecuritySettings:
+    """DNS-rebinding protection on loopback: only requests naming a loopback host (and origin) are served."""
+    if not loopback:  # reached by other names: the Host header cannot be checked (explicit: the SDK's default is on)
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    hosts = list(dict.fromkeys([host, "127.0.0.1", "localhost", "[::1]"]))
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=[f"{h}:*" for h in hosts],
+                                     allowed_origins=[f"http://{h}:*" for h in hosts])
+
+
 def serve_http(mcp: PonderMCP, host: str = "127.0.0.1", port: int = 8765, *, allow_remote: bool = False) -> None:
     """Serve any number of clients over streamable HTTP at ``http://host:port/mcp`` until SIGTERM / SIGINT.
 
@@ -129,7 +140,8 @@ def serve_http(mcp: PonderMCP, host: str = "127.0.0.1", port: int = 8765, *, all
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    app = mcp.server.streamable_http_app(streamable_http_path=MCP_PATH, host=host if loopback else "0.0.0.0")
+    app = mcp.server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=_security(shown, loopback),
+                                         max_sessions=MAX_SESSIONS)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=_GRACE_SECONDS,
                             server_header=False)
     if not loopback:

@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -247,3 +249,17 @@ def test_stdio_stdout_carries_only_the_protocol_and_sigterm_stops_cleanly(mcp_en
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({"Host": "attacker.example"}, 421),  # a DNS-rebinding page: its name resolves to 127.0.0.1
+    ({"Origin": "http://attacker.example"}, 403),  # a web page posting across origins
+])
+def test_http_refuses_foreign_hosts_and_origins(http_server: Any, headers: dict[str, str], status: int) -> None:
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "web", "version": "0"}}}
+    request = urllib.request.Request(http_server.url, data=json.dumps(initialize).encode(), method="POST", headers={
+        "Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == status
