@@ -62,6 +62,18 @@ def test_ponder_chat_uses_the_everything_servers_tool(everything_server, cli_env
     assert out.stderr.count("MCP server 'everything'") <= 1 and not wait_gone(marker, 5)
 
 
+def test_ponder_eval_gives_the_agent_the_servers_tools(everything_server, cli_env, write_script, tmp_path, monkeypatch,
+                                                       capsys):
+    from ponder.cli.entry import main
+
+    spec = write_script(tmp_path / "script.jsonl", *SUM_SCRIPT)
+    monkeypatch.setenv("PONDER_CONFIG", cli_env(everything=everything_server)["PONDER_CONFIG"])
+    out = tmp_path / "eval"
+    assert main(["eval", "gsm8k", "--limit", "1", "--mcp", "everything", "-m", spec, "--out", str(out)]) == 0
+    record = json.loads((out / "trajectories.jsonl").read_text().splitlines()[0])
+    assert record["steps"][0]["observation"] == "The sum of 19 and 23 is 42."
+
+
 def test_a_server_that_fails_to_start_is_one_line_and_exit_2(script_server, cli_env, write_script, tmp_path):
     spec = write_script(tmp_path / "script.jsonl", "Final Answer: x")
     out = subprocess.run([str(PONDER), "run", "q", "--mcp", "bad", "-m", spec, "--json"],
