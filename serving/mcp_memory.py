@@ -108,7 +108,7 @@ class MemorySearchTool:
         kinds = [args.kind] if args.kind else choices(MemoryKind)
         vector = store.embedder([args.query])[0]
         hits = [h for kind in kinds for h in store.search(kind, args.query, args.k, embedding=vector, mark_used=False)]
-        hits = sorted(hits, key=lambda h: -h.similarity)[:args.k]
+        hits = sorted((h for h in hits if h.similarity > 0), key=lambda h: -h.similarity)[:args.k]  # > 0: related
         if not hits:
             where = f"namespace {store.namespace!r} of {self.location}"
             return f"No memories found for this query in {where}."

@@ -32,7 +32,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 
 from ponder.core.errors import ConfigError, PonderError
 from ponder.serving.mcp_memory import MemorySearchTool
-from ponder.serving.mcp_session import SESSION_TOOLS, SessionRegistry, ToolSession
+from ponder.serving.mcp_session import SEARCH_TOOLS, SessionRegistry, ToolSession
 from ponder.tools.base import ToolInputError
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def build_mcp_server(settings: Settings, names: Sequence[str] = DEFAULT_TOOLS) -
     from ponder import __version__
 
     names = parse_tool_names(names)
-    if any(n in SESSION_TOOLS[1:] for n in names):
+    if any(n in SEARCH_TOOLS for n in names):
         from ponder.tools.search.index import get_index
 
         get_index(settings)  # loaded (or built and cached) once per process, now rather than on a first call

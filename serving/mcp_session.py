@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     from ponder.core.settings import Settings
     from ponder.tools.base import Tool
 
-__all__ = ["SessionRegistry", "ToolSession", "validate_arguments"]
+__all__ = ["SEARCH_TOOLS", "SESSION_TOOLS", "SessionRegistry", "ToolSession", "validate_arguments"]
 
 logger = logging.getLogger(__name__)
 
 #: Tools holding per-client state; the others are built once and shared.
-SESSION_TOOLS = ("python", "search", "lookup", "retrieve")
-_SEARCH_GROUP = ("search", "lookup", "retrieve")  # one search session: one lock
+SEARCH_TOOLS = ("search", "lookup", "retrieve")  # one search session per client: one lock
+SESSION_TOOLS = ("python", *SEARCH_TOOLS)
 
 
 def validate_arguments(t: Tool, arguments: Mapping[str, object] | None) -> BaseModel:
@@ -73,7 +73,7 @@ class ToolSession:
         if t is None:
             raise ToolInputError(f"unknown tool {name!r}; available: {', '.join(self.tools)}")
         args = validate_arguments(t, arguments)
-        lock = self._locks.get("search" if name in _SEARCH_GROUP else name)
+        lock = self._locks.get("search" if name in SEARCH_TOOLS else name)
         if lock is None:
             return t.run(args)
         with lock:
