@@ -93,3 +93,20 @@ def test_a_tool_without_arguments_is_an_empty_object():
         return "noon"
 
     assert tool_parameters(FunctionTool(now)) == {"type": "object", "properties": {}}
+
+
+def test_an_mcp_tools_argument_model_gives_the_servers_schema():
+    from ponder.tools.mcp.arguments import args_model
+
+    input_schema = {"type": "object", "properties": {
+        "a": {"type": "number", "description": "First number"}, "mode": {"type": "string", "enum": ["x", "y"]}},
+        "required": ["a"]}
+
+    class Tool:
+        name, description = "add", "Add."
+        args_schema = args_model("add", input_schema)
+
+        def run(self, args: BaseModel) -> str:
+            return ""
+
+    assert tool_parameters(Tool()) == input_schema
