@@ -74,14 +74,17 @@ def test_ponder_eval_gives_the_agent_the_servers_tools(everything_server, cli_en
     assert record["steps"][0]["observation"] == "The sum of 19 and 23 is 42."
 
 
-def test_a_server_that_fails_to_start_is_one_line_and_exit_2(script_server, cli_env, write_script, tmp_path):
+def test_a_server_that_fails_to_start_is_one_line_and_exit_2(script_server, cli_env, write_script, tmp_path,
+                                                            monkeypatch, capsys):
+    from ponder.cli.entry import main
+
     spec = write_script(tmp_path / "script.jsonl", "Final Answer: x")
-    out = subprocess.run([str(PONDER), "run", "q", "--mcp", "bad", "-m", spec, "--json"],
-                         env=cli_env(bad=script_server("exit")), capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
+    monkeypatch.setenv("PONDER_CONFIG", cli_env(bad=script_server("exit"))["PONDER_CONFIG"])
+    assert main(["run", "q", "--mcp", "bad", "-m", spec, "--json", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ponder: error: MCP server 'bad'")
-    assert "refusing to start" in lines[0] and "Traceback" not in out.stderr
+    assert "refusing to start" in lines[0] and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
