@@ -136,3 +136,12 @@ def test_connections_are_reused_and_closed(script_server, marker):
     close_mcp()
     assert not wait_gone(marker, 5)
     assert ToolBox(mcp_tools(settings)).call("echo", "reopened").observation == "reopened"
+
+
+def test_calls_from_many_threads_share_one_connection(script_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    box = ToolBox(mcp_tools(settings_with({"t": script_server()})))
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: box.call("add", f'{{"a": {i}, "b": 1000}}'), range(40)))
+    assert [r.observation for r in results] == [str(i + 1000) for i in range(40)]
