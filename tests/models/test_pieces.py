@@ -16,7 +16,8 @@ def test_completion_cut_at_stop_counts_only_the_tokens_kept():
 def test_completion_without_stop_is_length_or_end():
     pieces = ["é".encode()[:1], "é".encode()[1:], b"!"]  # a character split across two tokens
     assert completion_from_pieces(pieces, [], hit_end=False, prompt_tokens=1, logprobs=None).model_dump() == {
-        "text": "é!", "finish_reason": "length", "prompt_tokens": 1, "completion_tokens": 3, "logprob": None, "tool_calls": []}
+        "text": "é!", "finish_reason": "length", "prompt_tokens": 1, "completion_tokens": 3, "logprob": None,
+        "tool_calls": []}
     assert completion_from_pieces(pieces, [], hit_end=True, prompt_tokens=1, logprobs=None).finish_reason == "stop"
 
 
