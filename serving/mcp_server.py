@@ -214,9 +214,10 @@ def build_mcp_server(settings: Settings, names: Sequence[str] = DEFAULT_TOOLS) -
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         return await _call_tool(mcp, ctx, params)
 
-    server: Server[Any] = Server("ponder", version=__version__, title="ponder tools",
-                                 instructions="ponder's tools: " + ", ".join(names) + ". The python tool's "
-                                 "variables persist between your calls (one sandbox per client session).",
+    instructions = f"ponder's tools: {', '.join(names)}."
+    if "python" in names:
+        instructions += " The python tool's variables persist between your calls (one sandbox per client session)."
+    server: Server[Any] = Server("ponder", version=__version__, title="ponder tools", instructions=instructions,
                                  on_list_tools=list_tools, on_call_tool=call_tool)
     server.middleware.append(HandshakeEraOnly())
     mcp = PonderMCP(server=server, names=list(names), settings=settings, shared=_shared_tools(names, settings))
