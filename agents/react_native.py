@@ -56,7 +56,7 @@ def run_tool_call(tools: ToolBox, call: ToolCall) -> ToolResult:
     if arguments is None or problem:
         return ToolResult(f"Error: the arguments of {call.name} are {problem}; call it again with a JSON object "
                           "of its arguments.", False, 0.0)
-    return tools.call(call.name, json.dumps(arguments))
+    return tools.call(call.name, json.dumps(arguments), call_id=call.id)
 
 
 def native_step(state: ReActState, ctx: AgentContext) -> dict[str, Any]:
