@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("ponder-test")
@@ -59,6 +59,14 @@ def env(name: str) -> str:
 def die() -> str:
     """Exit the server process at once."""
     os._exit(3)
+
+
+@server.tool()
+def header(name: str, ctx: Context) -> str:
+    """The value of an HTTP request header of this call (HTTP only), or <none>."""
+    request = ctx.request_context.request
+    headers = request.headers if request is not None else {}
+    return headers.get(name, "<none>")
 
 
 @server.tool(name="dotted.name")

@@ -22,6 +22,7 @@ def test_tools_over_http_are_called_and_errors_are_observations(http_script_serv
     box = ToolBox(tools)
     assert {"web_echo", "web_add", "web_fail"} <= set(box.names())
     assert box.call("web_add", '{"a": 20, "b": 22}').observation == "42"
+    assert box.call("web_header", "X-Test").observation == "1"  # the configured headers are sent
     failed = box.call("web_fail", "over http")
     assert not failed.ok and "failed on purpose: over http" in failed.observation
     slow = box.call("web_sleep", "20")
