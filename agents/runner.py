@@ -58,6 +58,8 @@ def make_context(settings: Settings, model: ModelBackend, tools: list[Tool] | No
         from ponder.tools.registry import build_tools
 
         tools = build_tools(settings.tools, settings) if agent == "react" else []
+        if agent != "react" and settings.mcp_servers:
+            _warn_unused_mcp(agent, tuple(settings.mcp_servers))
     if executor is None and agent == "pal":
         from ponder.tools.sandbox import open_sandbox
 
@@ -93,6 +95,12 @@ def tool_protocol(setting: ToolProtocol, model: ModelBackend, agent: str, tools:
     protocol: ToolCalling = "native" if supported and (setting == "native" or tools.names()) else "text"
     _log_protocol(model.spec, protocol)
     return protocol
+
+
+@functools.cache
+def _warn_unused_mcp(agent: str, servers: tuple[str, ...]) -> None:
+    logger.warning("MCP server(s) %s are not used: only the ReAct agent calls tools, and this run's agent is %s",
+                   ", ".join(servers), agent)
 
 
 @functools.cache

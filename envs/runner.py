@@ -40,7 +40,7 @@ MANIFEST_FILE = "run.json"
 #: Settings recorded in the manifest (what changes results).
 _SETTINGS_KEYS = ("model", "agent", "temperature", "top_p", "max_tokens", "seed", "max_steps", "tools", "sandbox",
                   "exec_timeout", "search_mode", "search_k", "search_corpus", "data_dir", "memory_namespace",
-                  "constrained_steps")
+                  "constrained_steps", "mcp_servers", "tool_calling", "output_schema")
 
 
 @dataclass
