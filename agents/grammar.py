@@ -18,6 +18,7 @@ parser reads:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -145,28 +146,57 @@ def calc_rules(max_terms: int, max_depth: int) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def react_grammar(tool_names: Sequence[str], json_tools: Sequence[str] = ()) -> str:
+def react_grammar(tool_names: Sequence[str], json_tools: Sequence[str] = (),
+                  typed_inputs: Sequence[tuple[str, str, str]] = ()) -> str:
     """The GBNF of one ReAct step with these tools.
 
     Args:
         tool_names: The run's tools, as the model writes them on the ``Action:`` line.
         json_tools: Tools that take several arguments (their input is a JSON object on one line).
+        typed_inputs: ``(tool, start rule, rules)`` of json tools whose input follows their argument schema (see
+            :func:`typed_input_rules`); the other json tools take any one-line object.
 
     The ``calculator`` gets an arithmetic expression in its syntax, ``python`` a line or a fenced block of code,
     any other tool one non-empty line. Pass tuples (the result is cached).
     """
+    typed = {tool: start for tool, start, _ in typed_inputs}
     actions = []
     for name in tool_names:
-        rule = JSON_INPUT if name in json_tools else TOOL_INPUT_RULES.get(name, LINE_INPUT)
+        rule = typed.get(name) or (JSON_INPUT if name in json_tools else TOOL_INPUT_RULES.get(name, LINE_INPUT))
         actions.append(f"{gbnf_literal(f'Action: {name}' + chr(10) + 'Action Input: ')} {rule} | ")
-    return _load("react_step").substitute(actions="".join(actions)) + "\n" + _tool_inputs()
+    extra = "".join("\n" + rules for _, _, rules in typed_inputs)
+    return _load("react_step").substitute(actions="".join(actions)) + "\n" + _tool_inputs() + extra
+
+
+@functools.lru_cache(maxsize=256)
+def typed_input_rules(index: int, schema_json: str) -> tuple[str, str] | None:
+    """GBNF rules holding a tool's input to its argument schema: ``(start rule, rules)``, or ``None``.
+
+    ``None`` when the schema cannot be expressed (or llama-cpp-python, whose converter makes the rules, is missing):
+    the tool then takes any one-line JSON object. ``index`` keeps the rule names of the run's tools apart.
+    """
+    from ponder.models.json_grammar import embedded_schema_rules
+
+    return embedded_schema_rules(json.loads(schema_json), f"tool{index}-args")
 
 
 def react_grammar_for(tools: ToolBox) -> StepGrammar:
-    """The ReAct step grammar of a run's :class:`~ponder.tools.base.ToolBox`."""
+    """The ReAct step grammar of a run's :class:`~ponder.tools.base.ToolBox`.
+
+    A tool with several arguments (an MCP tool, a multi-argument function) writes a JSON object that follows its
+    argument schema (names, types, required keys), so a local model's calls are well-formed as a served model's
+    native calls are.
+    """
+    from ponder.tools.schema import tool_parameters
+
     names = tuple(tools.names())
     several = tuple(n for n in names if len(tools.tools[n].args_schema.model_fields) != 1)
-    return StepGrammar("react", react_grammar(names, several))
+    typed = []
+    for index, name in enumerate(several):
+        rules = typed_input_rules(index, json.dumps(tool_parameters(tools.tools[name]), sort_keys=True))
+        if rules is not None:
+            typed.append((name, *rules))
+    return StepGrammar("react", react_grammar(names, several, tuple(typed)))
 
 
 @functools.cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -106,3 +107,44 @@ def bounded_arrays(schema: Any, max_items: int = MAX_ITEMS) -> Any:
 def _wants_object(schema: dict[str, Any]) -> bool:
     """Whether ``schema`` asks for an object at the top (``type: object`` or object keywords)."""
     return schema.get("type") == "object" or "properties" in schema or "required" in schema
+
+
+#: A GBNF token: a string literal, a character class, a repetition count, or a name (rule names start with a letter).
+_GBNF_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]|\{[^}]*\}|[A-Za-z][A-Za-z0-9-]*')
+
+
+#: The converter's string character (any but a quote or a backslash) and, inside a one-line tool input, the same
+#: without control characters (no newline); its unbounded strings get at most MAX_STRING_CHARS characters.
+_ANY_CHAR, _LINE_CHAR = '[^"\\\\]', '[^"\\\\\\x00-\\x1F\\x7F]'
+_STAR_CHARS = re.compile(r"(?<![A-Za-z0-9-])char\*")
+MAX_STRING_CHARS = 200
+
+
+def embedded_schema_rules(schema: dict[str, Any], prefix: str) -> tuple[str, str] | None:
+    """GBNF rules for ``schema`` that can sit inside another grammar: ``(start rule name, rules text)``.
+
+    Every rule llama.cpp's converter makes (``root``, ``space``, ``string``, ...) is renamed ``<prefix>-<name>``,
+    so the rules of several schemas, and the host grammar's own, cannot clash. The JSON stays on one line (the
+    converter's whitespace rule is at most one space, strings have no control characters and at most
+    :data:`MAX_STRING_CHARS` characters unless the schema says otherwise). ``None`` when llama-cpp-python is not
+    installed or the converter cannot express the schema (the caller then constrains less, e.g. to any JSON object).
+    """
+    try:
+        from llama_cpp import llama_grammar
+    except ImportError:
+        return None
+    try:
+        converter = llama_grammar.SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+        bounded = converter.resolve_refs(bounded_arrays(schema), "")
+        converter.visit(bounded, "")
+        rules = dict(line.split(" ::= ", 1) for line in converter.format_grammar().splitlines())
+    except (AssertionError, ValueError, KeyError, TypeError, RecursionError, AttributeError) as exc:
+        logger.info("a tool's argument schema has features the grammar converter lacks (%s)", exc)
+        return None
+
+    def rename(body: str) -> str:
+        body = _STAR_CHARS.sub(f"char{{0,{MAX_STRING_CHARS}}}", body.replace(_ANY_CHAR, _LINE_CHAR))
+        return _GBNF_TOKEN.sub(lambda m: f"{prefix}-{m[0]}" if m[0] in rules else m[0], body)
+
+    text = "\n".join(f"{prefix}-{name} ::= {rename(body)}" for name, body in rules.items())
+    return f"{prefix}-root", text

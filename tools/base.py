@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from ponder.core.errors import ConfigError
 from ponder.core.spans import tool_span, traced_tool_result
+from ponder.tools.schema import describe_input
 
 
 class ToolInputError(Exception):
@@ -161,12 +162,12 @@ class ToolBox:
         return list(self.tools)
 
     def describe(self) -> str:
-        """One line per tool for the prompt: ``name: description (args: ...)``."""
-        lines = []
-        for t in self.tools.values():
-            args = ", ".join(t.args_schema.model_fields)
-            lines.append(f"{t.name}: {t.description} (input: {args})")
-        return "\n".join(lines)
+        """One line per tool for the prompt: ``name: description (input: ...)``.
+
+        A one-argument tool names its argument; a tool with several gives its JSON object's keys with their types
+        and descriptions (:func:`~ponder.tools.schema.describe_input`).
+        """
+        return "\n".join(f"{t.name}: {t.description} (input: {describe_input(t)})" for t in self.tools.values())
 
     def call(self, name: str, raw_input: str, *, call_id: str | None = None) -> ToolResult:
         """Run tool ``name`` on the model's raw input; the model's mistakes become ``ok=False`` observations.

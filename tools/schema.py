@@ -9,9 +9,11 @@ it goes through the same way. :func:`tool_definition` wraps it as an OpenAI ``fu
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
-from ponder.tools.base import Tool
+if TYPE_CHECKING:
+    from ponder.tools.base import Tool
 
 #: Keys whose value maps names to schemas (the names are not schema keywords: a property may be called title).
 _SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
@@ -59,3 +61,38 @@ def _untitled(node: Any) -> Any:
         else:
             out[key] = _untitled(value)
     return out
+
+
+def describe_input(t: Tool) -> str:
+    """What the text protocol's prompt says a tool takes (``(input: ...)``).
+
+    A one-argument tool: the argument's name (its input is plain text). Several arguments: the JSON object with
+    each key's type, ``?`` after optional keys, then each key's description, e.g. ``a JSON object {"a": number,
+    "b": number}; a: first number; b: second number``.
+    """
+    fields = t.args_schema.model_fields
+    if len(fields) == 1:
+        return next(iter(fields))
+    schema = tool_parameters(t)
+    props: dict[str, Any] = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    keys = ", ".join(f'"{name}"{"" if name in required else "?"}: {_type_name(spec)}' for name, spec in props.items())
+    notes = "; ".join(f"{name}: {' '.join(str(spec['description']).split())}" for name, spec in props.items()
+                      if isinstance(spec, dict) and spec.get("description"))
+    return f"a JSON object {{{keys}}}" + (f"; {notes}" if notes else "")
+
+
+def _type_name(spec: Any) -> str:
+    """A short type of a property schema: ``number``, ``string``, ``array of string``, ``"a" | "b"``, ``any``."""
+    if not isinstance(spec, dict):
+        return "any"
+    if isinstance(spec.get("enum"), list):
+        return " | ".join(json.dumps(v) for v in spec["enum"][:8])
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        return " | ".join(str(k) for k in kind)
+    if kind == "array":
+        return f"array of {_type_name(spec.get('items'))}"
+    if kind is None and isinstance(spec.get("anyOf"), list):
+        return " | ".join(_type_name(s) for s in spec["anyOf"])
+    return str(kind) if kind else "any"

@@ -151,3 +151,33 @@ def test_env_turns_are_constrained_to_the_admissible_actions_when_listed(tmp_pat
 def test_gbnf_literals_escape_quotes_backslashes_and_control_characters() -> None:
     assert gbnf_literal('say "hi"\\') == '"say \\"hi\\"\\\\"'
     assert gbnf_literal("a\nb\tc") == '"a\\nb\\x09c"'
+
+
+def test_a_tool_whose_schema_cannot_be_converted_takes_any_json_object() -> None:
+    pytest.importorskip("llama_cpp")  # the converter of argument schemas (installed by make test)
+    from pydantic import BaseModel, ConfigDict
+
+    from ponder.agents.grammar import JSON_INPUT, react_grammar_for
+    from ponder.tools.base import ToolBox
+
+    class Odd(BaseModel):
+        model_config = ConfigDict(json_schema_extra={"properties": {"a": {"not": {"type": "string"}}, "b": {}}})
+        a: object = None
+        b: object = None
+
+    class OddTool:
+        name, description, args_schema = "odd", "takes odd arguments", Odd
+
+        def run(self, args: BaseModel) -> str:
+            return "ok"
+
+    class Pair(BaseModel):
+        a: int
+        b: int
+
+    class PairTool(OddTool):
+        name, args_schema = "pair", Pair
+
+    text = react_grammar_for(ToolBox([OddTool(), PairTool()])).text
+    assert f'"Action: odd\\nAction Input: " {JSON_INPUT} |' in text
+    assert '"Action: pair\\nAction Input: " tool1-args-root |' in text and "tool1-args-root ::=" in text

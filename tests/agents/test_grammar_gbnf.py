@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
 
 from ponder.agents.env import match_admissible, parse_turn
-from ponder.agents.grammar import env_grammar, pal_grammar, react_grammar
+from ponder.agents.grammar import env_grammar, pal_grammar, react_grammar, react_grammar_for
 from ponder.agents.parsing import extract_code, parse_react
 from ponder.models.gguf_cache import find_embedded_gguf
 from ponder.models.llamacpp_grammar import GrammarSampler
-from ponder.tools.base import ToolInputError
+from ponder.tools.base import FunctionTool, ToolBox, ToolInputError, parse_tool_input
 from ponder.tools.calculator import calculate
 
 TOOLS = ("calculator", "python", "search")
@@ -182,6 +182,50 @@ def test_a_tool_with_several_arguments_takes_a_json_object(vocab: Vocab) -> None
     grammar = react_grammar(("add",), ("add",))
     assert vocab.accepts(grammar, 'Thought: add\nAction: add\nAction Input: {"a": 1, "b": 2}')
     assert not vocab.accepts(grammar, "Thought: add\nAction: add\nAction Input: 1 2")
+
+
+def convert(amount: float, unit: Literal["m", "km"], places: int = 2) -> str:
+    """Converts a distance.
+
+    Args:
+        amount: How far.
+        unit: The unit of the result.
+        places: Decimal places.
+    """
+    return f"{amount} {unit}"
+
+
+def _typed_grammar() -> str:
+    return react_grammar_for(ToolBox([FunctionTool(convert), FunctionTool(calculate, name="calculator")])).text
+
+
+TYPED_GOOD = ['{"amount": 19, "unit": "km"}', '{"amount": -2.5e3, "unit": "m", "places": 0}',
+              '{ "amount": 1, "unit": "m"}']
+TYPED_BAD = ['{"amount": "far", "unit": "km"}', '{"unit": "km"}', '{"amount": 1, "unit": "miles"}',
+             '{"amount": 1, "unit": "m", "extra": 1}', '{"amount": 1, "unit": "m", "places": 1.5}', "{19 + 23}",
+             '{"amount": 1,\n"unit": "m"}']
+
+
+@pytest.mark.parametrize("arguments", TYPED_GOOD)
+def test_a_typed_tool_input_follows_its_argument_schema(vocab: Vocab, arguments: str) -> None:
+    assert vocab.accepts(_typed_grammar(), f"Thought: convert\nAction: convert\nAction Input: {arguments}")
+
+
+@pytest.mark.parametrize("arguments", TYPED_BAD)
+def test_a_typed_tool_input_refuses_what_the_schema_refuses(vocab: Vocab, arguments: str) -> None:
+    assert not vocab.accepts(_typed_grammar(), f"Thought: convert\nAction: convert\nAction Input: {arguments}")
+
+
+def test_every_drawn_typed_input_is_valid_for_the_tool(vocab: Vocab, ids: np.ndarray) -> None:
+    tool, rng, grammar, checked = FunctionTool(convert), np.random.default_rng(19), _typed_grammar(), 0
+    for _ in range(60):
+        text = vocab.draw(grammar, rng, ids)
+        step = parse_react(text, ["convert", "calculator"]) if text is not None else None
+        if step is None or step.action != "convert":
+            continue
+        parse_tool_input(tool, step.action_input or "")  # raises ToolInputError for arguments the tool refuses
+        checked += 1
+    assert checked >= 5
 
 
 @pytest.mark.parametrize("text", PAL_GOOD)

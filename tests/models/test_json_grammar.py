@@ -65,3 +65,27 @@ def test_arrays_are_bounded_in_the_grammar_only() -> None:
     assert grammar is not None and grammar.kind == "schema"
     items_rule = next(line for line in grammar.text.splitlines() if line.startswith("items ::= "))
     assert items_rule.count('"," space string') == MAX_ITEMS - 1  # at most MAX_ITEMS strings
+
+
+def test_embedded_rules_are_prefixed_so_two_schemas_share_one_grammar() -> None:
+    LlamaGrammar = pytest.importorskip("llama_cpp").LlamaGrammar  # noqa: N806 - the class
+
+    from ponder.models.json_grammar import MAX_STRING_CHARS, embedded_schema_rules
+
+    first = embedded_schema_rules(Order.model_json_schema(), "t0-args")
+    second = embedded_schema_rules({"type": "object", "properties": {"q": {"type": "string"}}}, "t1-args")
+    assert first is not None and second is not None
+    assert (first[0], second[0]) == ("t0-args-root", "t1-args-root")
+    names = [line.split(" ::= ")[0] for line in f"{first[1]}\n{second[1]}".splitlines()]
+    assert len(names) == len(set(names)) and all(n.startswith(("t0-args-", "t1-args-")) for n in names)
+    rules = dict(line.split(" ::= ", 1) for line in second[1].splitlines())
+    assert rules["t1-args-string"] == f'"\\"" t1-args-char{{0,{MAX_STRING_CHARS}}} "\\"" t1-args-space'
+    assert "\\x00-\\x1F" in rules["t1-args-char"]  # no newline inside a one-line tool input
+    LlamaGrammar.from_string(f"root ::= {first[0]} | {second[0]}\n{first[1]}\n{second[1]}", verbose=False)
+
+
+def test_a_schema_the_converter_cannot_express_gives_no_embedded_rules() -> None:
+    pytest.importorskip("llama_cpp")
+    from ponder.models.json_grammar import embedded_schema_rules
+
+    assert embedded_schema_rules({"type": "object", "properties": {"a": {"not": {"type": "string"}}}}, "x") is None

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel
 
 from ponder.core.settings import Settings
-from ponder.tools.base import FunctionTool
+from ponder.tools.base import FunctionTool, ToolBox
 from ponder.tools.calculator import calculator_tool
 from ponder.tools.python_tool import PythonTool
 from ponder.tools.schema import tool_definition, tool_parameters
@@ -110,3 +110,21 @@ def test_an_mcp_tools_argument_model_gives_the_servers_schema():
             return ""
 
     assert tool_parameters(Tool()) == input_schema
+
+
+def test_the_text_prompt_gives_a_several_argument_tool_its_keys_types_and_descriptions():
+    def convert(amount: float, unit: Literal["m", "km"], tags: list[str] | None = None) -> str:
+        """Converts a distance.
+
+        Args:
+            amount: How far,
+                in metres.
+            unit: The unit of the result.
+        """
+        return ""
+
+    described = ToolBox([FunctionTool(convert), calculator_tool()]).describe().splitlines()
+    assert described[0] == ('convert: Converts a distance. (input: a JSON object {"amount": number, "unit": "m" | '
+                            '"km", "tags"?: array of string | null}; amount: How far, in metres.; unit: The unit of '
+                            'the result.)')
+    assert described[1].endswith("(input: expression)")  # one-argument tools keep their plain-text input
