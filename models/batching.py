@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 from ponder.core.errors import GenerationCancelled
 from ponder.models.base import (
@@ -34,10 +32,9 @@ from ponder.models.base import (
     GenerationParams,
     Message,
     ModelBackend,
-    ModelCapabilities,
-    OptionLogprobs,
 )
 from ponder.models.cancel import current_token
+from ponder.models.wrapper import BackendWrapper
 
 
 @dataclass
@@ -50,7 +47,7 @@ class _Request:
         return self.params.model_dump_json(exclude={"seed"})
 
 
-class MicroBatcher:
+class MicroBatcher(BackendWrapper):
     """A backend wrapper that batches concurrent single-conversation calls.
 
     It is a :class:`~ponder.models.base.ModelBackend` itself: ``spec``, ``backend_name``, ``real``,
@@ -67,7 +64,7 @@ class MicroBatcher:
     """
 
     def __init__(self, backend: ModelBackend, *, window: float = 0.05, max_batch: int = 16) -> None:
-        self.backend = backend
+        super().__init__(backend)
         self.window = window
         self.max_batch = max_batch
         self.batches: list[int] = []
@@ -92,32 +89,7 @@ class MicroBatcher:
             self._active = max(0, self._active - 1)
             self._cond.notify_all()
 
-    # -- the backend protocol -----------------------------------------------------------------------
-
-    @property
-    def spec(self) -> str:
-        """The wrapped backend's spec."""
-        return self.backend.spec
-
-    @property
-    def backend_name(self) -> str:
-        """The wrapped backend's name."""
-        return self.backend.backend_name
-
-    @property
-    def real(self) -> bool:
-        """Whether the wrapped backend runs a real model."""
-        return self.backend.real
-
-    @property
-    def capabilities(self) -> ModelCapabilities:
-        """The wrapped backend's capabilities."""
-        return self.backend.capabilities
-
-    @property
-    def load_info(self) -> Mapping[str, Any]:
-        """How the wrapped backend was loaded."""
-        return self.backend.load_info
+    # -- the backend protocol (the rest is passed through: BackendWrapper) ----------------------------
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """Queue one call and wait for its batch (straight to a continuous backend, or for ``n > 1``).
@@ -151,25 +123,6 @@ class MicroBatcher:
                     self._leader = False
                     self._cond.notify_all()
         return request.future.result()
-
-    def generate_batch(self, conversations: list[list[Message]], params: GenerationParams) -> list[list[Completion]]:
-        """Pass an explicit batch straight to the backend."""
-        return self.backend.generate_batch(conversations, params)
-
-    def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
-        """Stream one completion straight from the backend (a stream is not batched)."""
-        return (yield from self.backend.stream(messages, params))
-
-    def count_tokens(self, messages: list[Message]) -> int:
-        """The backend's prompt-token count for ``messages``."""
-        return self.backend.count_tokens(messages)
-
-    def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
-        """The wrapped backend's next-token scores of ``options`` (one prompt evaluation, nothing batched here)."""
-        return self.backend.option_logprobs(messages, options)
-
-    def close(self) -> None:
-        """Nothing to release: the wrapped backend belongs to whoever made it (close it there)."""
 
     # -- internals ------------------------------------------------------------------------------------
 

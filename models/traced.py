@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import Generator, Mapping, Sequence
-from typing import Any
+from collections.abc import Generator, Sequence
 
 from openinference.semconv.trace import SpanAttributes as SA
 from opentelemetry.trace import Span
@@ -24,9 +23,9 @@ from ponder.models.base import (
     GenerationParams,
     Message,
     ModelBackend,
-    ModelCapabilities,
     OptionLogprobs,
 )
+from ponder.models.wrapper import BackendWrapper
 
 #: The most input messages recorded per call (the system prompt and the latest turns).
 MAX_MESSAGES = 12
@@ -43,40 +42,12 @@ def traced(model: ModelBackend) -> ModelBackend:
     return TracedModel(model)
 
 
-class TracedModel:
+class TracedModel(BackendWrapper):
     """A :class:`~ponder.models.base.ModelBackend` that delegates every call and records it as a span.
 
     Args:
         backend: The model that really runs.
     """
-
-    def __init__(self, backend: ModelBackend) -> None:
-        self.backend = backend
-
-    @property
-    def spec(self) -> str:
-        """The wrapped backend's spec."""
-        return self.backend.spec
-
-    @property
-    def backend_name(self) -> str:
-        """The wrapped backend's name."""
-        return self.backend.backend_name
-
-    @property
-    def real(self) -> bool:
-        """Whether the wrapped backend runs a real model."""
-        return self.backend.real
-
-    @property
-    def capabilities(self) -> ModelCapabilities:
-        """The wrapped backend's capabilities (read through: a backend may detect them late)."""
-        return self.backend.capabilities
-
-    @property
-    def load_info(self) -> Mapping[str, Any]:
-        """How the wrapped backend was loaded."""
-        return self.backend.load_info
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """The backend's completions, recorded as one LLM span."""
@@ -125,10 +96,6 @@ class TracedModel:
             raise
         finally:
             current.end()
-
-    def count_tokens(self, messages: list[Message]) -> int:
-        """The backend's prompt-token count."""
-        return self.backend.count_tokens(messages)
 
     def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
         """The backend's option scores, recorded as an LLM span (``ponder.operation`` ``option_logprobs``)."""

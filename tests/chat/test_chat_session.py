@@ -73,11 +73,11 @@ def test_default_stream_and_streaming_wrapper() -> None:
     wrapped = StreamingModel(ScriptedModel(["Final Answer: 4 apples"]), seen.append)
     [completion] = wrapped.generate(Q, GenerationParams())
     assert "".join(seen) == completion.text == "Final Answer: 4 apples" and len(seen) == 4
-    assert wrapped.model.calls  # the call reached the backend
+    assert wrapped.backend.calls  # the call reached the backend
     # the protocol's members pass through to the backend
     assert (wrapped.spec, wrapped.backend_name, wrapped.real) == ("scripted", "scripted", False)
-    assert wrapped.capabilities is wrapped.model.capabilities
-    assert wrapped.count_tokens(Q) == wrapped.model.count_tokens(Q)
+    assert wrapped.capabilities is wrapped.backend.capabilities
+    assert wrapped.count_tokens(Q) == wrapped.backend.count_tokens(Q)
 
 
 # -- context and threads -------------------------------------------------------------------------------------
