@@ -3,10 +3,8 @@ server, an HTTP server on 127.0.0.1), each tagged with a marker so a test can ch
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from ponder.tools.mcp import close_mcp
 
 sys.path.append(str(Path(__file__).resolve().parent))  # mcp_helpers, next to this file
-from mcp_helpers import EVERYTHING, TEST_SERVER, free_port, wait_gone  # noqa: E402
+from mcp_helpers import EVERYTHING, TEST_SERVER, free_port, wait_gone, wait_listening  # noqa: E402
 
 
 @pytest.fixture
@@ -66,16 +64,7 @@ def http_script_server(marker: str) -> Iterator[str]:
     proc = subprocess.Popen([sys.executable, str(TEST_SERVER), "--transport", "http", "--port", str(port),
                              "--marker", marker], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                    pytest.fail(f"the HTTP test server did not start: {err[-500:]}")
-                time.sleep(0.05)
+        wait_listening(proc, port, "the HTTP test server", timeout=20)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         close_mcp()  # the client first: a session still open would wait for the server on its way out

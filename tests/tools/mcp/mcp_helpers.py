@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 HERE = Path(__file__).resolve().parent
 TEST_SERVER = HERE / "mcp_test_server.py"
@@ -37,3 +39,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str, timeout: float) -> None:
+    """Wait until ``proc`` accepts connections on ``port`` of 127.0.0.1; fail the test (with its stderr) if it
+    exits or ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                pytest.fail(f"{what} did not start: {err[-500:]}")
+            time.sleep(0.05)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from mcp_helpers import free_port
+from mcp_helpers import free_port, wait_listening
 
 from ponder.agents.runner import run_agent
 from ponder.core.settings import load_settings
@@ -43,16 +41,7 @@ def ponder_http_server(marker: str):
                              "--tools", "calculator", "--namespace", marker],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                    pytest.fail(f"ponder mcp serve did not start: {err[-500:]}")
-                time.sleep(0.1)
+        wait_listening(proc, port, "ponder mcp serve", timeout=60)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         from ponder.tools.mcp import close_mcp
