@@ -31,6 +31,7 @@ from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, Implem
 
 from ponder.core.errors import ConfigError
 from ponder.core.settings import MCPServerConfig
+from ponder.tools.mcp import noise
 from ponder.tools.mcp.loop import LoopThread
 from ponder.tools.mcp.processes import child_pids, kill_groups, new_group_leaders
 
@@ -77,7 +78,8 @@ class ServerConnection:
     def where(self) -> str:
         """The server's command line or URL, for messages."""
         cfg = self.config
-        return shlex.join([cfg.command, *cfg.args]) if cfg.command is not None else str(cfg.url)
+        where = shlex.join([cfg.command, *cfg.args]) if cfg.command is not None else str(cfg.url)
+        return where.replace("\r", "\\r").replace("\n", "\\n")  # messages stay one line
 
     def open(self) -> list[mcp_types.Tool]:
         """Start (or connect to) the server, handshake and list its tools, within ``startup_timeout``.
@@ -179,6 +181,7 @@ class ServerConnection:
         if cfg.command is None:
             return _http_transport(str(cfg.url), cfg.headers, cfg.startup_timeout)
         params = StdioServerParameters(command=cfg.command, args=cfg.args, env=cfg.env or None, cwd=cfg.cwd)
+        noise.install()  # stray stdout lines: one warning, not a traceback each
         return self._tracked(stdio_client(params, errlog=self._errlog))  # type: ignore[arg-type]
 
     @asynccontextmanager
