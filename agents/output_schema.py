@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from referencing.exceptions import Unresolvable
 
 from ponder.core.errors import ConfigError
 
@@ -71,6 +72,8 @@ def load_output_schema(text: str) -> OutputSchema:
     target, _, attr = text.rpartition(":")
     if target.endswith(".py") and attr:
         return _from_model(_model_from_file(Path(target), attr, text), text)
+    if text.endswith(".py"):
+        raise ConfigError(f"--output-schema {text!r}: name the model in the file: {text}:ClassName")
     if text.endswith(".json") or Path(text).is_file():
         return _from_json_file(Path(text))
     if MODULE_FORM.match(text):
@@ -113,14 +116,58 @@ def _json_schema_validator(schema: dict[str, Any], where: str) -> Validator:
     except SchemaError as exc:
         at = "/".join(map(str, exc.absolute_path)) or "(top)"
         raise ConfigError(f"output schema {where}: not a valid JSON Schema at {at}: {_one_line(exc.message)}") from None
+    _check_references(schema, where)
     checker = cls(schema, format_checker=cls.FORMAT_CHECKER)
 
     def validate(value: Any) -> tuple[Any, list[str]]:
-        found = sorted(checker.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
+        try:
+            found = sorted(checker.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
+        except Unresolvable as exc:  # a reference the load-time check could not see (inside a nested $id)
+            return None, [f"the schema's $ref cannot be resolved: {_one_line(str(exc))}"]
         return (value, []) if not found else (None, _capped([f"{e.json_path}: {_one_line(e.message)}"
                                                                 for e in found]))
 
     return validate
+
+
+def _check_references(schema: dict[str, Any], where: str) -> None:
+    """Fail now, not when the answer is validated, on a ``$ref`` that cannot be resolved.
+
+    A missing ``$defs`` entry or a remote schema (nothing is fetched) is a ConfigError. Schemas with a nested
+    ``$id`` (whose references resolve against it) are left to validation.
+    """
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012, specification_with
+
+    refs, nested_ids = _references(schema)
+    if nested_ids:
+        return
+    spec = specification_with(str(schema.get("$schema", "")), default=DRAFT202012)
+    resolver = Registry().resolver_with_root(spec.create_resource(schema))
+    for ref in refs:
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise ConfigError(f"output schema {where}: cannot resolve $ref {ref!r} (only references inside the "
+                              "file work; nothing is fetched)") from None
+
+
+def _references(node: Any, top: bool = True) -> tuple[list[str], bool]:
+    """The ``$ref`` strings anywhere in ``node``, and whether a subschema below the top has its own ``$id``."""
+    refs: list[str] = []
+    nested = False
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            refs.append(node["$ref"])
+        nested = not top and "$id" in node
+        children = list(node.values())
+    else:
+        children = list(node) if isinstance(node, list) else []
+    for child in children:
+        found, child_nested = _references(child, top=False)
+        refs.extend(found)
+        nested = nested or child_nested
+    return refs, nested
 
 
 def _from_model(model: type[BaseModel], source: str) -> OutputSchema:
@@ -155,7 +202,7 @@ def _model_from_file(path: Path, attr: str, source: str) -> type[BaseModel]:
         sys.modules.pop(name, None)
         raise ConfigError(f"output schema {source}: importing {path} failed: {type(exc).__name__}: "
                           f"{_one_line(str(exc))}") from None
-    return _model_attr(module, attr, source)
+    return _model_attr(module, attr, source, str(path))
 
 
 def _model_from_module(module_name: str, attr: str, source: str) -> type[BaseModel]:
@@ -169,10 +216,10 @@ def _model_from_module(module_name: str, attr: str, source: str) -> type[BaseMod
     return _model_attr(module, attr, source)
 
 
-def _model_attr(module: Any, attr: str, source: str) -> type[BaseModel]:
+def _model_attr(module: Any, attr: str, source: str, shown: str | None = None) -> type[BaseModel]:
     found = vars(module).get(attr)
     if found is None:
-        raise ConfigError(f"output schema {source}: {module.__name__} has no attribute {attr!r}")
+        raise ConfigError(f"output schema {source}: {shown or module.__name__} has no attribute {attr!r}")
     if not (isinstance(found, type) and issubclass(found, BaseModel)):
         raise ConfigError(f"output schema {source}: {attr} is not a pydantic model (a BaseModel subclass)")
     return found

@@ -76,7 +76,10 @@ def test_a_pydantic_model_from_a_module(tmp_path: Path, monkeypatch: pytest.Monk
     (lambda d: write(d / "invalid.json", '{"type": "integr"}'), "not a valid JSON Schema"),
     (lambda d: write(d / "invalid2.json", '{"properties": {"a": {"minimum": "zero"}}}'), "properties/a/minimum"),
     (lambda d: str(d / "missing.py") + ":Answer", "no such file"),
-    (lambda d: write(d / "m.py", MODEL_SOURCE) + ":Nope", "has no attribute 'Nope'"),
+    (lambda d: write(d / "m.py", MODEL_SOURCE) + ":Nope", "m.py has no attribute 'Nope'"),
+    (lambda d: write(d / "m.py", MODEL_SOURCE), "name the model in the file: "),
+    (lambda d: write(d / "ref.json", '{"properties": {"a": {"$ref": "#/$defs/nope"}}}'), "cannot resolve $ref"),
+    (lambda d: write(d / "remote.json", '{"$ref": "https://example.com/s.json"}'), "cannot resolve $ref"),
     (lambda d: write(d / "m.py", MODEL_SOURCE) + ":NOT_A_MODEL", "is not a pydantic model"),
     (lambda d: write(d / "boom.py", "raise RuntimeError('no\\nway')") + ":A", "RuntimeError: no way"),
     (lambda d: "no_such_package_xyz.mod:Model", "no module named 'no_such_package_xyz'"),
@@ -87,3 +90,10 @@ def test_bad_schemas_are_one_line_config_errors(tmp_path: Path, make, message: s
     with pytest.raises(ConfigError) as caught:
         load_output_schema(make(tmp_path))
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_reference_is_resolved_when_validating(tmp_path: Path) -> None:
+    schema = load_output_schema(write(tmp_path / "defs.json", json.dumps(
+        {"$defs": {"n": {"type": "integer"}}, "type": "object", "properties": {"a": {"$ref": "#/$defs/n"}}})))
+    assert schema.validate({"a": 1})[1] == []
+    assert schema.validate({"a": "x"})[1]
