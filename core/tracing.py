@@ -95,6 +95,8 @@ def configure_tracing(settings: EcosystemSettings) -> bool:
     where = endpoint or "the OTEL_EXPORTER_OTLP_* endpoint"
     # The exporter logs every failed batch; we say it once (see _GuardedExporter).
     logging.getLogger("opentelemetry.exporter").setLevel(logging.CRITICAL)
+    if not log.isEnabledFor(logging.WARNING):  # a quiet command (ponder eval) still says its spans are lost
+        log.setLevel(logging.WARNING)
     install_exporter(_GuardedExporter(exporter, where), settings.trace_project)
     log.info("tracing on: spans go to %s (project %s)", where, settings.trace_project)
     return True

@@ -148,3 +148,17 @@ def test_unreachable_collector_neither_fails_nor_hangs_and_warns_once(
     finally:
         shutdown_tracing()
     assert not tracing_enabled()
+
+
+def test_the_export_warning_shows_under_a_quiet_root_logger(no_otel_env: None) -> None:
+    """``ponder eval`` sets the root logger to ERROR (a quiet progress line): --trace's warning must still show."""
+    root, tracing_log = logging.getLogger(), logging.getLogger("ponder.tracing")
+    saved = root.level, tracing_log.level
+    root.setLevel(logging.ERROR)
+    try:
+        assert configure_tracing(load_settings(trace=True, trace_endpoint=f"http://127.0.0.1:{_closed_port()}"))
+        assert tracing_log.isEnabledFor(logging.WARNING)
+    finally:
+        shutdown_tracing()
+        root.setLevel(saved[0])
+        tracing_log.setLevel(saved[1])
