@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ponder.cli.ecosystem_options import McpOpt, ToolCallingOpt, TraceOpt, ecosystem_overrides
 from ponder.cli.run import ConstrainedOpt, tool_list
 from ponder.cli.spec_options import spec_options
+
+if TYPE_CHECKING:
+    from ponder.core.settings import Settings
+    from ponder.models.base import ModelBackend
 
 
 @spec_options(short={"agent": "-a"})
@@ -60,6 +64,7 @@ def chat_command(
     session = ChatSession.open(settings, renderer, db_path=db_path, thread_id=thread, spec=spec)
     try:
         backend = session.load_model()
+        _check_tools(settings, backend, session.agent)
         turns = session.turns()
         if not quiet:
             renderer.info(f"ponder chat · thread {session.thread_id}"
@@ -77,3 +82,19 @@ def chat_command(
         session.store.close()
     if code:
         raise typer.Exit(code)
+
+
+def _check_tools(settings: Settings, backend: ModelBackend, agent: str) -> None:
+    """Fail at the start, not at every turn (ConfigError: one line, exit 2).
+
+    Checks MCP servers that cannot start, tool names that clash, and ``--tool-calling native`` on a model
+    without it. The MCP connections opened here are the ones the turns reuse.
+    """
+    if agent != "react":
+        return
+    from ponder.agents.runner import tool_protocol
+    from ponder.tools.base import ToolBox
+    from ponder.tools.registry import build_tools
+
+    tool_protocol(settings.tool_calling, backend, agent, ToolBox(build_tools(settings.tools, settings)))
+
