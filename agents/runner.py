@@ -85,6 +85,8 @@ def tool_protocol(setting: ToolProtocol, model: ModelBackend, agent: str, tools:
     Raises:
         ConfigError: for ``native`` on a backend without native tool calling.
     """
+    if setting == "native" and agent != "react":
+        _warn_unused_native(agent)
     if setting == "text" or agent != "react":
         return "text"
     supported = model.capabilities.tool_calls
@@ -101,6 +103,11 @@ def tool_protocol(setting: ToolProtocol, model: ModelBackend, agent: str, tools:
 def _warn_unused_mcp(agent: str, servers: tuple[str, ...]) -> None:
     logger.warning("MCP server(s) %s are not used: only the ReAct agent calls tools, and this run's agent is %s",
                    ", ".join(servers), agent)
+
+
+@functools.cache
+def _warn_unused_native(agent: str) -> None:
+    logger.warning("tool_calling is native, but only the ReAct agent calls tools; this run's agent is %s", agent)
 
 
 @functools.cache

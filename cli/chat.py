@@ -22,7 +22,8 @@ def chat_command(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec, e.g. embedded, "
                                               "openai:<model>@<url>, scripted:<file>.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only the answers.")] = False,
-    tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools.")] = None,
+    tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools (none: only the "
+                                                                     "--mcp servers' tools).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Max model calls per turn.")] = None,
     constrained: ConstrainedOpt = None,
     mcp: McpOpt = None,

@@ -23,8 +23,9 @@ _TOOLS_HELP = ("Comma-separated tools to serve: calculator, python, search, look
 def mcp_serve(
     transport: Annotated[MCPTransport, typer.Option(help="stdio (for a client that starts ponder) or http "
                                                          "(streamable HTTP at http://HOST:PORT/mcp).")] = "stdio",
-    host: Annotated[str, typer.Option(help="HTTP: address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP: port (0: a free one, printed on stderr).")] = 8765,
+    host: Annotated[str | None, typer.Option(help="HTTP: address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="HTTP: port (0: a free one, printed on "
+                                             "stderr) [default: 8765].")] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="HTTP: allow a --host that is not a loopback "
                                                "address (no authentication: anyone reaching it can use the "
                                                "tools).")] = False,
@@ -44,6 +45,9 @@ def mcp_serve(
     from ponder.serving.mcp_transports import check_host, serve_http, serve_stdio
 
     setup_logging(logging.INFO if verbose else logging.WARNING)
+    if transport == "stdio" and (host is not None or port is not None or allow_remote):
+        raise typer.BadParameter("--host, --port and --allow-remote are for --transport http", param_hint="--port")
+    host, port = host or "127.0.0.1", 8765 if port is None else port
     if transport == "http":
         check_host(host, allow_remote=allow_remote)
     names = parse_tool_names(tools) if tools is not None else list(DEFAULT_TOOLS)

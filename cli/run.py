@@ -52,7 +52,7 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     device: Annotated[str | None, typer.Option(help="Torch device for local models (cpu, cuda).")] = None,
     tools: Annotated[str | None, typer.Option(help="Comma-separated ReAct tools: calculator, python, search, "
-                                                   "lookup, retrieve.")] = None,
+                                                   "lookup, retrieve; none: only the --mcp servers' tools.")] = None,
     sandbox: Annotated[SandboxKind | None, typer.Option(help="Where code runs: local or e2b.")] = None,
     constrained: ConstrainedOpt = None,
     mcp: McpOpt = None,
@@ -109,7 +109,9 @@ def run(
 
 
 def tool_list(tools: str | None) -> list[str] | None:
-    """The ``--tools a,b`` option as a list (``None`` when not given)."""
+    """The ``--tools a,b`` option as a list (``None`` when not given; ``none``: no built-in tools, e.g. only MCP's)."""
+    if tools is not None and tools.strip().lower() == "none":
+        return []
     return [t.strip() for t in tools.split(",") if t.strip()] if tools else None
 
 

@@ -101,3 +101,10 @@ def test_graph_diagram_matches_docs_snapshot(agent, capsys):
     assert "graph TD" in printed and "__start__" in printed
     hint = f"graph changed: run `ponder graph {agent} > docs/graphs/{agent}.mmd`"
     assert (DOCS / f"{agent}.mmd").read_text() == printed, hint
+
+
+def test_tools_none_means_no_built_in_tools() -> None:
+    from ponder.cli.run import tool_list
+
+    assert tool_list("none") == [] and tool_list(" None ") == []
+    assert tool_list("calculator, python") == ["calculator", "python"] and tool_list(None) is None

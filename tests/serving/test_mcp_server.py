@@ -209,6 +209,7 @@ def test_stdio_server_ends_with_its_client_and_leaves_no_process(mcp_env: McpEnv
     (["--tools", "calculator,shell"], "unknown tool(s) shell"),
     (["--transport", "tcp"], "Invalid value for '--transport'"),
     (["--tools", ","], "no tools to serve"),
+    (["--port", "9000"], "are for --transport http"),  # stdio has no port: not silently ignored
 ])
 def test_bad_options_are_one_line_and_exit_2(mcp_env: McpEnv, args: list[str], message: str) -> None:
     done = subprocess.run([sys.executable, "-m", "ponder.cli", "mcp", "serve", *args], env=mcp_env.env,
