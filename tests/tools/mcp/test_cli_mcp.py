@@ -87,6 +87,12 @@ def test_a_server_that_fails_to_start_is_one_line_and_exit_2(script_server, cli_
     assert "refusing to start" in lines[0] and "Traceback" not in err
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: Ctrl-C kills as usual even where this test runs with SIGINT ignored (a shell's
+    background job or ``nohup`` passes SIG_IGN down, and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
 def test_an_interrupted_run_leaves_no_server_running(sig, code, script_server, cli_env, write_script, tmp_path,
                                                       marker):
@@ -94,7 +100,8 @@ def test_an_interrupted_run_leaves_no_server_running(sig, code, script_server, c
     config = script_server(call_timeout=120, tools=["sleep", "echo"])
     config["args"] += ["--flag-dir", str(tmp_path)]
     proc = subprocess.Popen([str(PONDER), "run", "q", "--mcp", "t", "-m", spec, "--json"], env=cli_env(t=config),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)  # noqa: PLW1509 - a test's child, no threads to race
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "sleeping").exists() and time.monotonic() < deadline and proc.poll() is None:
