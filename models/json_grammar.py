@@ -25,6 +25,8 @@ logger = logging.getLogger("ponder.models")
 GrammarKind = Literal["schema", "json"]
 #: The most items an array without ``maxItems`` may have in a grammar made from a schema.
 MAX_ITEMS = 32
+#: What llama.cpp's converter raises for a schema it cannot express.
+CONVERTER_ERRORS = (AssertionError, ValueError, KeyError, TypeError, RecursionError)
 #: Keywords whose value maps names to schemas, and keywords whose value is a list of schemas.
 SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems", "items")
@@ -56,7 +58,7 @@ def schema_grammar(schema: dict[str, Any]) -> JsonGrammar | None:
         return None
     try:
         return JsonGrammar(llama_grammar.json_schema_to_gbnf(json.dumps(bounded_arrays(schema))), "schema")
-    except (AssertionError, ValueError, KeyError, TypeError, RecursionError) as exc:
+    except CONVERTER_ERRORS as exc:
         reason = f"{type(exc).__name__}: {exc}"
         logger.info("the output schema has features the grammar converter lacks (%s); constraining to JSON", reason)
         return json_fallback(schema, reason)
@@ -134,13 +136,11 @@ def embedded_schema_rules(schema: dict[str, Any], prefix: str) -> tuple[str, str
     except ImportError:
         return None
     try:
-        converter = llama_grammar.SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
-        bounded = converter.resolve_refs(bounded_arrays(schema), "")
-        converter.visit(bounded, "")
-        rules = dict(line.split(" ::= ", 1) for line in converter.format_grammar().splitlines())
-    except (AssertionError, ValueError, KeyError, TypeError, RecursionError, AttributeError) as exc:
+        grammar = llama_grammar.json_schema_to_gbnf(json.dumps(bounded_arrays(schema)))
+    except CONVERTER_ERRORS as exc:
         logger.info("a tool's argument schema has features the grammar converter lacks (%s)", exc)
         return None
+    rules = dict(line.split(" ::= ", 1) for line in grammar.splitlines())
 
     def rename(body: str) -> str:
         body = _STAR_CHARS.sub(f"char{{0,{MAX_STRING_CHARS}}}", body.replace(_ANY_CHAR, _LINE_CHAR))
