@@ -9,9 +9,10 @@ a traced wrapper) records no second span.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 
 from openinference.semconv.trace import SpanAttributes as SA
 from opentelemetry.trace import Span
@@ -35,6 +36,19 @@ MAX_MESSAGE_CHARS = 2000
 _inside = contextvars.ContextVar("ponder_traced_model_call", default=False)
 
 
+@contextlib.contextmanager
+def _outermost() -> Iterator[bool]:
+    """Whether the traced call being made is the outermost one (only that one records a span), for its duration."""
+    if _inside.get():
+        yield False
+        return
+    token = _inside.set(True)
+    try:
+        yield True
+    finally:
+        _inside.reset(token)
+
+
 def traced(model: ModelBackend) -> ModelBackend:
     """``model`` recording LLM spans while tracing is on (itself when tracing is off or it is already traced)."""
     if not tracing_enabled() or isinstance(model, TracedModel):
@@ -51,24 +65,20 @@ class TracedModel(BackendWrapper):
 
     def generate(self, messages: list[Message], params: GenerationParams) -> list[Completion]:
         """The backend's completions, recorded as one LLM span."""
-        if _inside.get():
-            return self.backend.generate(messages, params)
-        token = _inside.set(True)
-        try:
+        with _outermost() as outer:
+            if not outer:
+                return self.backend.generate(messages, params)
             with span(f"chat {self.spec}", self._request(params)) as current:
                 _record_input(current, [messages])
                 completions = self.backend.generate(messages, params)
                 _record_output(current, completions)
                 return completions
-        finally:
-            _inside.reset(token)
 
     def generate_batch(self, conversations: list[list[Message]], params: GenerationParams) -> list[list[Completion]]:
         """The backend's completions for a batch, recorded as one LLM span (``ponder.batch_size``)."""
-        if _inside.get():
-            return self.backend.generate_batch(conversations, params)
-        token = _inside.set(True)
-        try:
+        with _outermost() as outer:
+            if not outer:
+                return self.backend.generate_batch(conversations, params)
             with span(f"chat {self.spec}", {**self._request(params), "ponder.batch_size": len(conversations)}) \
                     as current:
                 _record_input(current, conversations)
@@ -76,8 +86,6 @@ class TracedModel(BackendWrapper):
                 _record_output(current, [c for completions in results for c in completions],
                                sum(completions[0].prompt_tokens for completions in results if completions))
                 return results
-        finally:
-            _inside.reset(token)
 
     def stream(self, messages: list[Message], params: GenerationParams) -> Generator[str, None, Completion]:
         """The backend's stream; the span (not made current) lasts until the stream ends or is closed."""
@@ -99,14 +107,16 @@ class TracedModel(BackendWrapper):
 
     def option_logprobs(self, messages: list[Message], options: Sequence[str]) -> OptionLogprobs:
         """The backend's option scores, recorded as an LLM span (``ponder.operation`` ``option_logprobs``)."""
-        if _inside.get():
-            return self.backend.option_logprobs(messages, options)
-        with span(f"chat {self.spec}", {**self._request(None), "ponder.operation": "option_logprobs"}) as current:
-            _record_input(current, [messages])
-            scores = self.backend.option_logprobs(messages, options)
-            set_usage(current, scores.prompt_tokens, 0)
-            set_output(current, json.dumps(dict(zip(options, scores.logprobs, strict=True))))
-            return scores
+        with _outermost() as outer:
+            if not outer:
+                return self.backend.option_logprobs(messages, options)
+            with span(f"chat {self.spec}", {**self._request(None), "ponder.operation": "option_logprobs"}) \
+                    as current:
+                _record_input(current, [messages])
+                scores = self.backend.option_logprobs(messages, options)
+                set_usage(current, scores.prompt_tokens, 0)
+                set_output(current, json.dumps(dict(zip(options, scores.logprobs, strict=True))))
+                return scores
 
     def close(self) -> None:
         """Close the wrapped backend."""

@@ -65,8 +65,9 @@ def test_a_traced_backend_under_a_batcher_records_each_call_once(spans: InMemory
     model = traced(MicroBatcher(traced(ScriptedModel(["a", "b"]))))
     model.generate([{"role": "user", "content": "q"}], GenerationParams())
     model.generate_batch([[{"role": "user", "content": "q"}]], GenerationParams())
+    model.option_logprobs([{"role": "user", "content": "q"}], ["yes", "no"])
     names = [s.name for s in spans.get_finished_spans()]
-    assert names == ["chat scripted", "chat scripted"]
+    assert names == ["chat scripted", "chat scripted", "chat scripted"]
     assert spans.get_finished_spans()[1].attributes["ponder.batch_size"] == 1
 
 
