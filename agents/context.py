@@ -87,7 +87,6 @@ class AgentContext:
             self._step_params[key] = params
         return params
 
-
     def native_params(self) -> GenerationParams:
         """The parameters of a native tool-calling step, computed once per run.
 
