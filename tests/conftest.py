@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 sys.path.append(str(Path(__file__).resolve().parent))  # the skip policy and its allowlist live next to this file
 import skip_policy  # noqa: E402
@@ -101,3 +105,16 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
         "PONDER_FORBID_REAL_MODEL": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
     })
     return env
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on into memory (project ``test``; every span exported as it ends); off again afterwards."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from ponder.core.tracing import install_exporter, shutdown_tracing
+
+    exporter = InMemorySpanExporter()
+    install_exporter(exporter, "test", batch=False)
+    yield exporter
+    shutdown_tracing()

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ponder.core.tracing import install_exporter, shutdown_tracing
 
-
-def test_each_turn_is_a_span_of_the_threads_session(session_for) -> None:
-    exporter = InMemorySpanExporter()
-    install_exporter(exporter, batch=False)
-    try:
-        session, _ = session_for(["Thought: easy\nFinal Answer: 4", "Thought: easy\nFinal Answer: 6"])
-        session.ask("What is 2+2?")
-        session.ask("And 3+3?")
-    finally:
-        shutdown_tracing()
-    finished = exporter.get_finished_spans()
+def test_each_turn_is_a_span_of_the_threads_session(session_for, spans: InMemorySpanExporter) -> None:
+    session, _ = session_for(["Thought: easy\nFinal Answer: 4", "Thought: easy\nFinal Answer: 6"])
+    session.ask("What is 2+2?")
+    session.ask("And 3+3?")
+    finished = spans.get_finished_spans()
     turns = [s for s in finished if s.name == "chat turn"]
     assert [t.parent for t in turns] == [None, None]
     assert [t.attributes["session.id"] for t in turns] == [session.thread_id] * 2
@@ -28,20 +21,15 @@ def test_each_turn_is_a_span_of_the_threads_session(session_for) -> None:
     assert len([s for s in finished if s.attributes.get("openinference.span.kind") == "LLM"]) == 2
 
 
-def test_a_streamed_reply_under_two_traced_wrappers_is_one_span() -> None:
+def test_a_streamed_reply_under_two_traced_wrappers_is_one_span(spans: InMemorySpanExporter) -> None:
     from ponder.chat.streaming import StreamingModel
     from ponder.models.base import GenerationParams
     from ponder.models.scripted import ScriptedModel
     from ponder.models.traced import traced
 
-    exporter = InMemorySpanExporter()
-    install_exporter(exporter, batch=False)
     pieces: list[str] = []
-    try:
-        model = traced(StreamingModel(traced(ScriptedModel(["a b c"])), pieces.append))
-        [completion] = model.generate([{"role": "user", "content": "q"}], GenerationParams())
-    finally:
-        shutdown_tracing()
+    model = traced(StreamingModel(traced(ScriptedModel(["a b c"])), pieces.append))
+    [completion] = model.generate([{"role": "user", "content": "q"}], GenerationParams())
     assert completion.text == "a b c" and "".join(pieces) == "a b c"
-    (call,) = exporter.get_finished_spans()
+    (call,) = spans.get_finished_spans()
     assert call.attributes["output.value"] == "a b c"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -18,7 +17,6 @@ from ponder.core.tracing import (
     configure_tracing,
     current_trace_id,
     flush_tracing,
-    install_exporter,
     shutdown_tracing,
     span,
     traces_url,
@@ -29,14 +27,6 @@ from ponder.tools.calculator import calculator_tool
 
 CALC = ["Thought: multiply\nAction: calculator\nAction Input: 17 * 3", "Thought: done\nFinal Answer: 51"]
 
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Tracing on into memory (every span exported as it ends); off again afterwards."""
-    exporter = InMemorySpanExporter()
-    install_exporter(exporter, "test", batch=False)
-    yield exporter
-    shutdown_tracing()
 
 
 @pytest.fixture

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ponder.core.settings import load_settings
-from ponder.core.tracing import install_exporter, shutdown_tracing
 from ponder.graphs.self_consistency.graph import SCConfig
 from ponder.graphs.self_consistency.run import run_self_consistency
 from ponder.graphs.strategies.base import StrategyContext
@@ -24,13 +20,6 @@ ANSWERS = {0: "41", 1: "42", 2: "42"}
 def by_seed(messages, params) -> str:
     return f"Thought: multiply.\nFinal Answer: {ANSWERS[params.seed]}"
 
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    install_exporter(exporter, batch=False)
-    yield exporter
-    shutdown_tracing()
 
 
 def children(all_spans: tuple[ReadableSpan, ...], parent: ReadableSpan) -> list[ReadableSpan]:

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ponder.core.tracing import install_exporter, shutdown_tracing
 from ponder.models.base import GenerationParams, ModelBackend
 from ponder.models.batching import MicroBatcher
 from ponder.models.scripted import ScriptedModel
 from ponder.models.spec import load_model
 from ponder.models.traced import TracedModel, traced
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    install_exporter(exporter, batch=False)
-    yield exporter
-    shutdown_tracing()
 
 
 def test_off_returns_the_backend_itself(tmp_path) -> None:
