@@ -201,6 +201,9 @@ def build_mcp_server(settings: Settings, names: Sequence[str] = DEFAULT_TOOLS) -
     from ponder import __version__
 
     names = parse_tool_names(names)
+    # ponder's own tools only: MCP servers named in the settings (ponder.toml's mcp_servers) are for agents, and
+    # every client session would otherwise open client connections to them (to this server itself, even)
+    settings = settings.model_copy(update={"mcp_servers": []})
     if any(n in SEARCH_TOOLS for n in names):
         from ponder.tools.search.index import get_index
 

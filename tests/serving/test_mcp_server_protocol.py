@@ -53,3 +53,21 @@ def test_tool_names_are_checked() -> None:
     assert parse_tool_names("python, calculator,python") == ["python", "calculator"]
     with pytest.raises(ConfigError, match=r"unknown tool\(s\) shell; available: calculator, python"):
         parse_tool_names("calculator,shell")
+
+
+def test_mcp_servers_in_the_settings_are_not_opened_by_the_server(tmp_path: Path) -> None:
+    """``mcp_servers`` (e.g. from ponder.toml) are for agents: serving ponder's tools never connects to them."""
+    settings = load_settings(cache_dir=tmp_path / "cache", mcp_servers=["missing"],
+                             mcp={"servers": {"missing": {"command": str(tmp_path / "no-such-server")}}})
+    server = build_mcp_server(settings, ["calculator", "python"])
+
+    async def body() -> None:
+        with anyio.fail_after(30):
+            async with Client(server.server, mode="legacy") as client:
+                assert [t.name for t in (await client.list_tools()).tools] == ["calculator", "python"]
+                assert (await client.call_tool("calculator", {"expression": "2 + 3"})).content[0].text == "5"
+
+    try:
+        anyio.run(body)
+    finally:
+        server.close()
