@@ -14,16 +14,16 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from ponder.tools.base import ToolInputError
+from ponder.tools.base import ToolInputError, validate_arguments
 from ponder.tools.registry import build_tools, close_tools
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
     from ponder.tools.base import Tool
 
-__all__ = ["SEARCH_TOOLS", "SESSION_TOOLS", "SessionRegistry", "ToolSession", "validate_arguments"]
+__all__ = ["SEARCH_TOOLS", "SESSION_TOOLS", "SessionRegistry", "ToolSession", "client_arguments"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +32,13 @@ SEARCH_TOOLS = ("search", "lookup", "retrieve")  # one search session per client
 SESSION_TOOLS = ("python", *SEARCH_TOOLS)
 
 
-def validate_arguments(t: Tool, arguments: Mapping[str, object] | None) -> BaseModel:
+def client_arguments(t: Tool, arguments: Mapping[str, object] | None) -> BaseModel:
     """The tool's validated arguments.
 
     Raises:
         ToolInputError: when they do not fit the tool's schema (one line per problem, as the model sees them).
     """
-    try:
-        return t.args_schema.model_validate(dict(arguments or {}))
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
-        raise ToolInputError(f"invalid arguments for {t.name}: {problems}") from None
+    return validate_arguments(t, dict(arguments or {}), whole="arguments")
 
 
 class ToolSession:
@@ -72,7 +68,7 @@ class ToolSession:
         t = self.tools.get(name)
         if t is None:
             raise ToolInputError(f"unknown tool {name!r}; available: {', '.join(self.tools)}")
-        args = validate_arguments(t, arguments)
+        args = client_arguments(t, arguments)
         lock = self._locks.get("search" if name in SEARCH_TOOLS else name)
         if lock is None:
             return t.run(args)

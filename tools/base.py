@@ -108,8 +108,7 @@ def parse_tool_input(t: Tool, raw: str) -> BaseModel:
     Raises:
         ToolInputError: when the text does not fit the schema.
     """
-    schema = t.args_schema
-    fields = schema.model_fields
+    fields = t.args_schema.model_fields
     text = raw.strip()
     data: Any = None
     if text.startswith("{"):
@@ -130,10 +129,20 @@ def parse_tool_input(t: Tool, raw: str) -> BaseModel:
             except (ValueError, RecursionError):
                 pass
         data = {only: text}
+    return validate_arguments(t, data)
+
+
+def validate_arguments(t: Tool, data: Any, whole: str = "input") -> BaseModel:
+    """``data`` validated by ``t``'s argument schema.
+
+    Raises:
+        ToolInputError: when it does not fit: one ``field: problem`` per error (``whole`` names a problem of the
+            arguments as a whole), as the caller (the model, an MCP client) sees it.
+    """
     try:
-        return schema.model_validate(data)
+        return t.args_schema.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in exc.errors())
         raise ToolInputError(f"invalid arguments for {t.name}: {problems}") from None
 
 

@@ -10,12 +10,12 @@ from ponder.core.settings import load_settings
 from ponder.memory.embeddings import HashingEmbeddingFunction
 from ponder.memory.schema import Insight, Reflection
 from ponder.serving.mcp_memory import MemorySearchTool
-from ponder.serving.mcp_session import validate_arguments
+from ponder.serving.mcp_session import client_arguments
 from ponder.tools.base import ToolInputError
 
 
 def search(tool: MemorySearchTool, **arguments: object) -> str:
-    return tool.run(validate_arguments(tool, arguments))
+    return tool.run(client_arguments(tool, arguments))
 
 
 def test_a_missing_store_is_reported_empty_and_not_created(tmp_path: Path) -> None:
