@@ -95,7 +95,11 @@ def _check_tools(settings: Settings, backend: ModelBackend, agent: str) -> None:
         return
     from ponder.agents.runner import tool_protocol
     from ponder.tools.base import ToolBox
-    from ponder.tools.registry import build_tools
+    from ponder.tools.registry import build_tools, close_tools
 
-    tool_protocol(settings.tool_calling, backend, agent, ToolBox(build_tools(settings.tools, settings)))
+    tools = build_tools(settings.tools, settings)
+    try:
+        tool_protocol(settings.tool_calling, backend, agent, ToolBox(tools))
+    finally:
+        close_tools(tools)  # per-run resources only: the MCP connections stay open for the turns
 
