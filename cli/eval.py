@@ -11,7 +11,7 @@ stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -24,6 +24,7 @@ from ponder.graphs.strategies.spec import spec_fields
 
 #: The run-spec options of ``ponder eval``: every command-line one but ``answer_kind`` (each suite compares answers
 #: its own way).
+Executor = Literal["local", "ray"]
 EVAL_SPEC_FIELDS = tuple(f.name for f in spec_fields() if f.cli and f.name != "answer_kind")
 
 
@@ -54,6 +55,12 @@ def eval_command(
     budget_total: Annotated[str | None, typer.Option(help="--strategy adaptive: the whole suite's budget, e.g. "
                                                           "200000t (tokens) or 400s (samples), spent where it "
                                                           "helps most.")] = None,
+    executor: Annotated[Executor, typer.Option(help="local: this machine's worker pool; ray: shards of episodes "
+                                                   "as Ray tasks (pip install 'ponder[ray]').")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="--executor ray: the cluster to join (auto, HOST:PORT or "
+                                                         "ray://HOST:PORT); default: a local Ray instance.")] = None,
+    shards: Annotated[int | None, typer.Option(min=1, help="--executor ray: split the episodes into N shards "
+                                                           "(default: several per worker slot).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log warnings and backend details.")] = False,
     **spec_values: Any,
@@ -72,6 +79,8 @@ def eval_command(
     spec = parse_spec(spec_values)
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR (the run to continue)")
+    if executor != "ray" and (ray_address is not None or shards is not None):
+        raise ConfigError("--ray-address and --shards apply to --executor ray")
     settings = load_settings(agent=spec.agent, model=model, seed=seed, max_steps=max_steps, temperature=temperature,
                              constrained_steps=constrained,
                              **ecosystem_overrides(mcp=mcp, tool_calling=tool_calling, trace=trace))
@@ -82,12 +91,17 @@ def eval_command(
                 "memory": spec.memory or settings.memory}
     options = EvalOptions(suite=suite, data=data, limit=limit, policy=policy, workers=workers, timeout=timeout,
                           out_dir=out_dir, resume=resume, budget_total=budget_total, **strategy)
-    runner = run_eval
-    if options.budget_total is not None:  # one budget for the suite, allocated where it gains most
+    if executor == "ray":
+        from ponder.envs.ray_executor import run_eval_ray
+        from ponder.envs.ray_options import RayOptions
+
+        run = run_eval_ray(chosen, options, settings, RayOptions(address=ray_address, shards=shards), quiet=quiet)
+    elif options.budget_total is not None:  # one budget for the suite, allocated where it gains most
         from ponder.envs.adaptive import run_adaptive_eval
 
-        runner = run_adaptive_eval
-    run = runner(chosen, options, settings, quiet=quiet)
+        run = run_adaptive_eval(chosen, options, settings, quiet=quiet)
+    else:
+        run = run_eval(chosen, options, settings, quiet=quiet)
     _print_summary(run.out_dir, run.new, len(run.results))
 
 

@@ -31,6 +31,7 @@ from ponder.core.settings import Settings
 from ponder.core.tracing import configure_tracing, flush_tracing
 from ponder.envs.base import Episode, EpisodeResult, EvalContext, Suite
 from ponder.envs.context import EvalOptions, build_context, failed_result, with_deadline
+from ponder.models.affinity import model_session
 from ponder.models.base import ModelBackend
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ def play(suite: Suite, episode: Episode, ctx: EvalContext, timeout: float) -> Ep
     """
     start = time.monotonic()
     try:
-        result = suite.run_episode(episode, with_deadline(ctx, start + timeout))
+        with model_session(episode.id):  # a multi-server model keeps the episode on one server (prefix cache)
+            result = suite.run_episode(episode, with_deadline(ctx, start + timeout))
     except ConfigError:
         raise
     except Exception as exc:  # a bug or a broken environment: record it, keep the run going
