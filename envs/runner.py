@@ -14,6 +14,7 @@ Layout of a run directory:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -118,8 +119,9 @@ def repair_tail(path: Path) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The repository's commit (with ``-dirty`` when modified), or ``None`` outside a git checkout."""
+    """The repository's commit (with ``-dirty`` when modified), or ``None`` outside a git checkout (once a process)."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,
                              text=True, timeout=5, check=True).stdout.strip()
@@ -131,8 +133,11 @@ def git_commit() -> str | None:
 
 
 def write_manifest(out_dir: Path, suite: Suite, options: EvalOptions, settings: Settings, n_episodes: int,
-                   resumed: int) -> dict[str, Any]:
+                   resumed: int, executor: dict[str, Any] | None = None) -> dict[str, Any]:
     """Create or extend ``run.json``; a resumed run must be the same suite.
+
+    ``executor`` describes a distributed start (``{"executor": "ray", "address": ..., "shards": ..., "nodes": ...}``)
+    and goes into this start's entry.
 
     Raises:
         ConfigError: when resuming a directory that holds another suite's run.
@@ -141,7 +146,7 @@ def write_manifest(out_dir: Path, suite: Suite, options: EvalOptions, settings: 
 
     path = out_dir / MANIFEST_FILE
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    start = {"started": now, "resumed_from": resumed, "workers": options.workers}
+    start = {"started": now, "resumed_from": resumed, "workers": options.workers, **(executor or {})}
     if path.is_file():
         manifest = json.loads(path.read_text(encoding="utf-8"))
         if manifest.get("suite") != suite.name:
@@ -161,7 +166,12 @@ def write_manifest(out_dir: Path, suite: Suite, options: EvalOptions, settings: 
     return manifest
 
 
-def _unique(episodes: list[Episode]) -> None:
+def check_unique(episodes: list[Episode]) -> None:
+    """Reject duplicate episode ids (resume and the distributed merge key on them).
+
+    Raises:
+        DataError: naming the duplicate.
+    """
     seen: set[str] = set()
     for ep in episodes:
         if ep.id in seen:
@@ -195,9 +205,9 @@ def run_eval(suite: Suite, options: EvalOptions, settings: Settings, *, progress
     check_options(suite, options)
     if episodes is None:
         episodes = suite.episodes(settings, options.data, options.limit)
-    _unique(episodes)
+    check_unique(episodes)
     out_dir = Path(options.out_dir)
-    done = _open_run(out_dir, suite, options, settings, episodes)
+    done = open_run(out_dir, suite, options, settings, episodes)
     todo = deque((i, ep) for i, ep in enumerate(episodes) if ep.id not in done)
     fresh: list[EpisodeResult] = []
     if todo:
@@ -214,9 +224,8 @@ def run_eval(suite: Suite, options: EvalOptions, settings: Settings, *, progress
     return run
 
 
-def _open_run(out_dir: Path, suite: Suite, options: EvalOptions, settings: Settings,
-              episodes: list[Episode]) -> dict[str, EpisodeResult]:
-    """Create (or, with ``resume``, reopen) the run directory and write its manifest: the episodes already done.
+def check_out_dir(out_dir: Path, options: EvalOptions) -> None:
+    """Refuse a run directory that already has results unless resuming.
 
     Raises:
         ConfigError: when the run has results and ``options.resume`` is off.
@@ -224,10 +233,21 @@ def _open_run(out_dir: Path, suite: Suite, options: EvalOptions, settings: Setti
     results_path = out_dir / RESULTS_FILE
     if results_path.is_file() and results_path.stat().st_size and not options.resume:
         raise ConfigError(f"{results_path} already exists; pass --resume to continue that run or choose another --out")
+
+
+def open_run(out_dir: Path, suite: Suite, options: EvalOptions, settings: Settings, episodes: list[Episode],
+             executor: dict[str, Any] | None = None) -> dict[str, EpisodeResult]:
+    """Create (or, with ``resume``, reopen) the run directory and write its manifest: the episodes already done.
+
+    Raises:
+        ConfigError: when the run has results and ``options.resume`` is off.
+    """
+    check_out_dir(out_dir, options)
+    results_path = out_dir / RESULTS_FILE
     out_dir.mkdir(parents=True, exist_ok=True)
     wanted = {ep.id for ep in episodes}
     done = {k: v for k, v in load_done(results_path).items() if k in wanted}
-    write_manifest(out_dir, suite, options, settings, len(episodes), len(done))
+    write_manifest(out_dir, suite, options, settings, len(episodes), len(done), executor)
     return done
 
 

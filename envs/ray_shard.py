@@ -1,0 +1,139 @@
+"""What runs on the Ray cluster: a shard of episodes played by the single-machine runner, and the sink it streams to.
+
+:func:`play_shard` (a Ray task) asks the sink which of its episodes are already recorded (a retried shard
+replays nothing finished), then runs :func:`ponder.envs.runner.run_eval` whole on the rest in a node-local
+run directory, with a :class:`ShardStream` as its progress display: each finished record goes to the
+:class:`ShardSink` actor (on the driver's node) as it ends, with the trajectory lines it names.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ponder.envs.base import Episode, EpisodeResult
+from ponder.envs.progress import Progress
+from ponder.envs.sharding import FirstWins, Shard
+
+TRAJECTORY_FILE = "trajectories.jsonl"
+
+
+class ShardSink:
+    """The driver-side merge (a Ray actor pinned to the driver's node): first record per episode id wins.
+
+    Shards :meth:`put` records as they finish and ask :meth:`done` when they (re)start; the driver
+    :meth:`drain` s what is new every few hundred milliseconds and appends it to the run's files.
+    """
+
+    def __init__(self) -> None:
+        self.merge = FirstWins()
+
+    def put(self, record: dict[str, Any], trajectories: list[str]) -> bool:
+        """Record one finished episode (dropped when its id already came); returns whether it was kept."""
+        record.setdefault("metadata", {})["received"] = time.time()
+        return self.merge.put(record, trajectories)
+
+    def put_loose(self, lines: list[str]) -> None:
+        """Trajectory lines no record named."""
+        self.merge.put_loose(lines)
+
+    def done(self, ids: list[str]) -> list[str]:
+        """Those of ``ids`` already recorded."""
+        return self.merge.done(ids)
+
+    def drain(self) -> tuple[list[tuple[dict[str, Any], list[str]]], list[str]]:
+        """New records (with their trajectory lines) and loose trajectory lines since the last call."""
+        return self.merge.drain()
+
+
+class ShardStream(Progress):
+    """The progress display of a shard's ``run_eval``: sends each finished record (and its trajectories) to the sink.
+
+    Args:
+        sink: The :class:`ShardSink` actor handle.
+        out_dir: The shard's node-local run directory (its ``trajectories.jsonl`` is read as it grows).
+        index: Each episode id's index in the whole run.
+        tags: Added to every record's metadata (``node``, ``shard``).
+    """
+
+    def __init__(self, sink: Any, out_dir: Path, index: dict[str, int], tags: dict[str, Any]) -> None:
+        super().__init__(len(index), [], quiet=True)
+        self._sink, self._path, self._index, self._tags = sink, out_dir / TRAJECTORY_FILE, index, tags
+        self._offset = 0
+        self._lines: dict[str, str] = {}  # trajectory id -> its line, not yet sent
+
+    def _read(self) -> None:
+        """Take the complete lines appended to the shard's trajectories file since the last read."""
+        if not self._path.is_file():
+            return
+        with open(self._path, "rb") as fh:
+            fh.seek(self._offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self._offset += end
+        for raw in data[:end].decode("utf-8").splitlines():
+            if raw.strip():
+                try:
+                    key = str(json.loads(raw).get("id", ""))
+                except (json.JSONDecodeError, AttributeError):
+                    key = ""
+                self._lines[key or f"loose-{len(self._lines)}"] = raw
+
+    def update(self, result: EpisodeResult) -> None:
+        """Send ``result`` with its global index, node and shard, and the trajectory lines it names."""
+        import ray
+
+        super().update(result)
+        self._read()
+        lines = [self._lines.pop(t) for t in result.trajectory_ids if t in self._lines]
+        result.metadata.update(index=self._index[result.episode_id], **self._tags, sent=time.time())
+        ray.get(self._sink.put.remote(result.model_dump(mode="json"), lines))
+
+    def finish(self) -> None:
+        """Send the trajectory lines no record named."""
+        import ray
+
+        self._read()
+        if self._lines:
+            ray.get(self._sink.put_loose.remote(list(self._lines.values())))
+            self._lines.clear()
+
+
+def play_shard(suite: Any, options: Any, settings: Any, shard: Shard[Episode], sink: Any,
+               run_id: str, submitted: float) -> dict[str, Any]:
+    """Play the shard's episodes not yet recorded with :func:`~ponder.envs.runner.run_eval` (a Ray task).
+
+    Returns:
+        Timings for the scaling figures: node, episodes played, queued (submit to start), setup (start to
+        the runner's start) and wall seconds.
+    """
+    import ray
+
+    from ponder.core.tracing import configure_tracing, flush_tracing
+    from ponder.envs.ray_cluster import short_node_id
+    from ponder.envs.runner import run_eval
+
+    started = time.time()
+    node = short_node_id(ray.get_runtime_context().get_node_id())
+    recorded = set(ray.get(sink.done.remote([ep.id for _, ep in shard.items])))
+    todo = [(i, ep) for i, ep in shard.items if ep.id not in recorded]
+    stats = {"shard": shard.id, "node": node, "episodes": len(todo), "queued_s": round(started - submitted, 4)}
+    if not todo:
+        return {**stats, "setup_s": 0.0, "wall_s": round(time.time() - started, 4)}
+    configure_tracing(settings)
+    out_dir = Path(tempfile.gettempdir()) / f"ponder-ray-{run_id}-{shard.id}"
+    shutil.rmtree(out_dir, ignore_errors=True)  # a previous attempt of this shard died here
+    stream = ShardStream(sink, out_dir, {ep.id: i for i, ep in todo}, {"node": node, "shard": shard.id})
+    opts = options.model_copy(update={"out_dir": out_dir, "resume": False, "workers": min(options.workers, len(todo))})
+    ready = time.time()
+    try:
+        run_eval(suite, opts, settings, episodes=[ep for _, ep in todo], progress=stream, report=False, quiet=True)
+        stream.finish()
+    finally:
+        flush_tracing()
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return {**stats, "setup_s": round(ready - started, 4), "wall_s": round(time.time() - started, 4)}
