@@ -159,6 +159,7 @@ def run_agent(
         PonderError: for configuration problems or a failing backend; the record (status ``error``)
         is written before the exception propagates.
     """
+    from ponder.models.affinity import model_session, session_key
     from ponder.models.llamacpp_formats import format_metadata
     from ponder.models.spec import load_model
     from ponder.models.traced import traced
@@ -181,7 +182,7 @@ def run_agent(
     if write:
         traj.metadata["trajectory_path"] = str(path)
     try:
-        with agent_span(agent, task, model.spec) as current:
+        with model_session(session_key() or traj.id), agent_span(agent, task, model.spec) as current:
             if trace_id := current_trace_id():
                 traj.metadata["trace_id"] = trace_id
             drive(graph, initial_state(agent, task), ctx, traj, on_step)

@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 from ponder.core.errors import ConfigError
-from ponder.core.model_spec import parse_spec
+from ponder.core.model_spec import check_base_urls, parse_spec
 from ponder.core.types import (
     AgentName,
     ConstrainMode,
@@ -88,7 +88,7 @@ class ModelSettings(PathSettings):
     """The model and how it samples (the paths: converted weights live under ``cache_dir``)."""
 
     model: str = Field("embedded", description="Model spec: embedded | llamacpp[:gguf] | transformers[:gguf|dir] "
-                       "| openai:<model>@<base_url> | scripted:<file.jsonl>")
+                       "| openai:<model>@<base_url>[,<base_url>...] | scripted:<file.jsonl>")
     device: str = Field("cpu", description="Torch device for the transformers backend (cpu, cuda, cuda:1).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     temperature: float = Field(0.0, ge=0.0, le=2.0)
@@ -114,6 +114,15 @@ class OpenAISettings(_Group):
     openai_context_window: int | None = Field(
         None, ge=1, description="Context size in tokens of the model behind the openai backend, when known "
         "(agents then elide old observations before a prompt would not fit); default: unknown.")
+    openai_base_urls: list[str] = Field(
+        default_factory=list, description="Base URLs of identical OpenAI-compatible servers (e.g. vLLM replicas), "
+        "used when an openai: spec names no URL; two or more: requests are spread over them (least in flight, "
+        "one episode per server, a failing server taken out and retried later). A spec's own @URL1,URL2 wins.")
+
+    @field_validator("openai_base_urls")
+    @classmethod
+    def _check_base_urls(cls, value: list[str]) -> list[str]:
+        return check_base_urls(value)  # raises ConfigError naming the bad URL
 
 
 class LlamaCppSettings(ModelSettings):

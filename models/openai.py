@@ -43,7 +43,14 @@ from ponder.models.base import (
 )
 from ponder.models.openai_grammar import ServerGrammar
 from ponder.models.openai_options import first_top_logprobs, match_options, option_request
-from ponder.models.openai_response import attempts, split_tokens, status_message, sum_logprobs
+from ponder.models.openai_response import (
+    ServerUnavailableError,
+    attempts,
+    server_at_fault,
+    split_tokens,
+    status_message,
+    sum_logprobs,
+)
 from ponder.models.openai_tools import PROBE_TIMEOUT_S, ServerFeatures, read_tool_calls
 
 if TYPE_CHECKING:
@@ -135,7 +142,7 @@ class OpenAIBackend(BaseBackend):
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout,
                                      max_retries=max_retries)
         #: Native tool calls and JSON-Schema replies, asked on first use.
-        self._features = ServerFeatures(self.base_url, model, self._probe, tool_calls=tool_calls,
+        self._features = ServerFeatures(self.base_url, model, self.probe, tool_calls=tool_calls,
                                         json_schema=json_schema)
 
     @classmethod
@@ -278,7 +285,7 @@ class OpenAIBackend(BaseBackend):
                 if shown.stopped and len(stops) > MAX_SERVER_STOPS:  # the server does not know this stop
                     break
         except self._openai.APIError as exc:
-            raise ModelError(f"the stream from {self.base_url} broke: {exc}") from None
+            raise ServerUnavailableError(f"the stream from {self.base_url} broke: {exc}") from None
         finally:
             response.close()
         rest = shown.finish()
@@ -357,7 +364,14 @@ class OpenAIBackend(BaseBackend):
             return False
         return True
 
-    def _probe(self, kwargs: dict[str, Any]) -> Any:
+    def share_probes(self, grammar: ServerGrammar, features: ServerFeatures) -> None:
+        """Take the answers about what the server supports from ``grammar`` and ``features`` (asked elsewhere).
+
+        A pool of identical replicas (:mod:`ponder.models.openai_pool`) asks once for all its members.
+        """
+        self._grammar, self._features = grammar, features
+
+    def probe(self, kwargs: dict[str, Any]) -> Any:
         """One feature probe (:mod:`ponder.models.openai_tools`): no retries; ``None`` when it is refused or fails."""
         client = self._client.with_options(max_retries=0, timeout=min(self.timeout, PROBE_TIMEOUT_S))
         try:
@@ -374,15 +388,16 @@ class OpenAIBackend(BaseBackend):
             with self._slots:
                 return self._client.chat.completions.create(**kwargs)
         except oa.APIStatusError as exc:
-            raise ModelError(status_message(exc, self.base_url, self.model, self.max_retries)) from None
+            error = ServerUnavailableError if server_at_fault(exc.status_code) else ModelError
+            raise error(status_message(exc, self.base_url, self.model, self.max_retries)) from None
         except oa.APITimeoutError as exc:
-            raise ModelError(
+            raise ServerUnavailableError(
                 f"request to {self.base_url} timed out after {self.timeout:g}s ({attempts(exc)}); "
                 "raise openai_timeout or check the server's load"
             ) from None
         except oa.APIConnectionError as exc:
             cause = exc.__cause__ or exc
-            raise ModelError(
+            raise ServerUnavailableError(
                 f"cannot connect to the OpenAI-compatible server at {self.base_url} after {attempts(exc)} "
                 f"({type(cause).__name__}: {cause}); is the server running? Start it (e.g. 'vllm serve <model>' "
                 "or 'python -m llama_cpp.server --model <file.gguf>') or fix the URL in the model spec"

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ponder.core.errors import ModelError
+
 if TYPE_CHECKING:
     from openai import APIError
     from openai.types.chat.chat_completion import Choice
 
 #: Header the SDK puts on every request: how many retries came before it.
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
+
+
+class ServerUnavailableError(ModelError):
+    """The server, not the request, failed: no connection, a timeout, a broken stream or a retried status.
+
+    The retried statuses are the SDK's: 408, 409, 429 and 5xx. A pool of servers (:mod:`ponder.models.openai_pool`)
+    takes such a server out and sends the request to another; other errors (4xx) are the request's fault.
+    """
+
+
+def server_at_fault(status: int) -> bool:
+    """Whether an HTTP status is the server's fault (the statuses the SDK retries: 408, 409, 429, 5xx)."""
+    return status in (408, 409, 429) or status >= 500
 
 
 def attempt_count(exc: APIError) -> int:
@@ -89,7 +104,7 @@ def status_message(exc: Any, base_url: str, model: str, max_retries: int) -> str
             f"{base_url} answered HTTP 404 for model {model!r}: {detail} (check the model name "
             "the server serves and that the base URL ends in /v1)"
         )
-    if status in (408, 409, 429) or status >= 500:  # the statuses the SDK retries
+    if server_at_fault(status):
         wait = exc.response.headers.get("retry-after")
         stopped_early = wait and attempt_count(exc) <= max_retries  # the SDK waits 2 minutes at most
         asked = f" (not retried: the server asked to wait {wait}s)" if stopped_early else ""

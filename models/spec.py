@@ -34,7 +34,8 @@ def load_model(spec: str, settings: Settings | None = None) -> ModelBackend:
     settings = settings or load_settings()
     parsed = parse_spec(spec)
     key = (str(parsed), settings.device, settings.dtype, str(settings.cache_dir), settings.llamacpp_threads,
-           settings.llamacpp_n_ctx, settings.llamacpp_format, settings.llamacpp_slots, settings.llamacpp_kv_cells)
+           settings.llamacpp_n_ctx, settings.llamacpp_format, settings.llamacpp_slots, settings.llamacpp_kv_cells,
+           tuple(settings.openai_base_urls))
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = _build(parsed, settings)
@@ -60,9 +61,7 @@ def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
 
         return ScriptedModel.from_jsonl(parsed.path)
     if parsed.kind == "openai":
-        from ponder.models.openai import OpenAIBackend
-
-        return OpenAIBackend.from_settings(parsed, settings)
+        return _build_openai(parsed, settings)
     kind = resolve_embedded(settings) if parsed.kind == "embedded" else parsed.kind
     if kind == "llamacpp":
         backend = _build_llamacpp(parsed, settings)
@@ -72,6 +71,18 @@ def _build(parsed: ModelSpec, settings: Settings) -> ModelBackend:
         backend = TransformersBackend.from_settings(parsed, settings)
     log.info("model %s runs on the %s backend", parsed, kind)
     return backend
+
+
+def _build_openai(parsed: ModelSpec, settings: Settings) -> ModelBackend:
+    """One server: :class:`OpenAIBackend`; several (the spec's URLs, else ``openai_base_urls``): a pool of them."""
+    urls = parsed.base_urls or tuple(settings.openai_base_urls)
+    if len(urls) > 1:
+        from ponder.models.openai_pool import OpenAIPool
+
+        return OpenAIPool.from_settings(replace(parsed, base_url=",".join(urls)), settings)
+    from ponder.models.openai import OpenAIBackend
+
+    return OpenAIBackend.from_settings(replace(parsed, base_url=urls[0] if urls else ""), settings)
 
 
 def _build_llamacpp(parsed: ModelSpec, settings: Settings) -> ModelBackend:

@@ -32,6 +32,19 @@ def chat_reply(*texts: str, finish: str = "stop", completion_tokens: int = 3, lo
     return 200, {}, body
 
 
+def sse_reply(*pieces: str) -> Reply:
+    """A streamed answer (``text/event-stream``): one chunk per piece, then the usage chunk and ``[DONE]``."""
+    return 200, {}, {"sse": list(pieces)}
+
+
+def _sse_body(pieces: list[str]) -> bytes:
+    base = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "fake"}
+    out = [{**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+    out.append({**base, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": len(pieces),
+                                                 "total_tokens": 11 + len(pieces)}})
+    return "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in out).encode() + b"data: [DONE]\n\n"
+
+
 def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
     return status, headers or {}, {"error": {"message": message, "type": "error", "code": status}}
 
@@ -39,7 +52,8 @@ def error_reply(status: int, message: str, headers: dict[str, str] | None = None
 class FakeServer:
     """A real HTTP server on 127.0.0.1 answering ``/v1/chat/completions`` from a handler function."""
 
-    def __init__(self, handler: Handler, delay: float = 0.0, gets: dict[str, Any] | None = None) -> None:
+    def __init__(self, handler: Handler, delay: float = 0.0, gets: dict[str, Any] | None = None,
+                 port: int = 0) -> None:
         self.handler, self.delay, self.gets = handler, delay, gets or {}
         self.requests: list[dict[str, Any]] = []
         self.get_paths: list[str] = []
@@ -61,10 +75,12 @@ class FakeServer:
                 finally:
                     with outer._lock:
                         outer.in_flight -= 1
-                data = json.dumps(payload).encode()
+                sse = "sse" in payload
+                data = _sse_body(payload["sse"]) if sse else json.dumps(payload).encode()
+                kind = "text/event-stream" if sse else "application/json"
                 try:
                     self.send_response(status)
-                    for key, value in {"Content-Type": "application/json", **headers}.items():
+                    for key, value in {"Content-Type": kind, **headers}.items():
                         self.send_header(key, value)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
@@ -85,7 +101,7 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
@@ -96,6 +112,10 @@ class FakeServer:
                   **kwargs}
         return OpenAIBackend("fake", self.base_url, **kwargs)
 
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -105,8 +125,8 @@ def fake_servers() -> Iterator[Callable[..., FakeServer]]:
     """The body of a ``fake`` fixture: ``start(handler, delay, gets)`` starts a server; all are closed at the end."""
     servers: list[FakeServer] = []
 
-    def start(handler: Handler, delay: float = 0.0, gets: dict[str, Any] | None = None) -> FakeServer:
-        servers.append(FakeServer(handler, delay, gets))
+    def start(handler: Handler, delay: float = 0.0, gets: dict[str, Any] | None = None, port: int = 0) -> FakeServer:
+        servers.append(FakeServer(handler, delay, gets, port))
         return servers[-1]
 
     yield start
