@@ -1,9 +1,14 @@
-"""Progress of an evaluation run: a Rich bar (live success rate, tokens, ETA) or plain lines when not a TTY."""
+"""Progress of an evaluation run: a Rich bar or plain lines when not a TTY.
+
+Both show episodes done, the live success rate, tokens (and tokens per second of this run's episodes), the
+ETA and, for a distributed run (records with ``metadata["node"]``), how many episodes each node finished.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, TextIO
 
 from ponder.core.textsafe import terminal_safe
@@ -21,13 +26,23 @@ class Tally:
         self.wins = sum(1 for r in done if r.success)
         self.tokens = sum(r.usage.total_tokens for r in done)
         self.resumed = self.done
+        self.resumed_tokens = self.tokens
+        self.nodes: Counter[str] = Counter()
         self.started = time.monotonic()
 
     def add(self, result: EpisodeResult) -> None:
-        """Count one finished episode."""
+        """Count one finished episode (and its node, when a distributed run tagged it)."""
         self.done += 1
         self.wins += int(result.success)
         self.tokens += result.usage.total_tokens
+        node = result.metadata.get("node")
+        if node:
+            self.nodes[str(node)] += 1
+
+    def tokens_per_second(self) -> float:
+        """Tokens of this run's episodes (resumed ones excluded) per second since the run started."""
+        elapsed = time.monotonic() - self.started
+        return (self.tokens - self.resumed_tokens) / elapsed if elapsed > 0 else 0.0
 
     @property
     def rate(self) -> float:
@@ -90,7 +105,10 @@ class Progress:
 
     def _stats(self) -> str:
         t = self.tally
-        return f"success {t.wins}/{t.done} ({100 * t.rate:.1f}%) | tokens {t.tokens:,}"
+        text = f"success {t.wins}/{t.done} ({100 * t.rate:.1f}%) | tokens {t.tokens:,} ({t.tokens_per_second():,.0f}/s)"
+        if t.nodes:
+            text += " | nodes " + " ".join(f"{node}:{n}" for node, n in sorted(t.nodes.items()))
+        return text
 
     def _line(self, text: str) -> None:
         print(terminal_safe(text), file=self.stream, flush=True)  # episode ids and failures come from data

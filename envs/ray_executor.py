@@ -168,6 +168,7 @@ class _Driver:
                 self.drain()
                 for ref in ready:
                     self.finished(ref, self.pending.pop(ref))
+            self.drain()  # what the last lost shard's env_error records and the last shards put
         except BaseException as exc:
             self.cancel()
             if isinstance(exc, KeyboardInterrupt):
