@@ -131,9 +131,10 @@ class TrajectorySuite(FakeSuite):
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
         result = super().run_episode(episode, ctx)
         traj = Trajectory(task=episode.task, agent="react", model="none", final_answer=episode.id)
-        append_jsonl(Path(ctx.out_dir) / "trajectories.jsonl", traj)
+        path = Path(ctx.out_dir) / "trajectories.jsonl"
+        append_jsonl(path, traj)
         if episode.id == "e00":
-            append_jsonl(Path(ctx.out_dir) / "trajectories.jsonl", Trajectory(task="loose", agent="react", model="none"))
+            append_jsonl(path, Trajectory(task="loose", agent="react", model="none"))
         result.trajectory_ids = [traj.id]
         return result
 
