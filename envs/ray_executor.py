@@ -146,6 +146,7 @@ class _Driver:
             num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False)).remote()
         self.task = ray_mod.remote(play_shard).options(**need.options(), max_retries=ray.max_retries,
                                                        retry_exceptions=False)
+        self.shared = [ray_mod.put(x) for x in (suite, options, settings)]  # stored once, not once per shard
         self.run_id = uuid.uuid4().hex[:12]
         self.pending: dict[Any, Shard[Episode]] = {}
         self.fresh: list[EpisodeResult] = []
@@ -155,7 +156,7 @@ class _Driver:
     def submit(self, shards: list[Shard[Episode]]) -> None:
         """Start each shard as a Ray task."""
         for shard in shards:
-            ref = self.task.remote(self.suite, self.options, self.settings, shard, self.sink, self.run_id, time.time())
+            ref = self.task.remote(*self.shared, shard, self.sink, self.run_id, time.time())
             self.pending[ref] = shard
             self.next_id = max(self.next_id, shard.id + 1)
 
