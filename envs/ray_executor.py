@@ -197,18 +197,22 @@ class _Driver:
 
     def finished(self, ref: Any, shard: Shard[Episode]) -> None:
         """A shard's task ended: log its timings, or handle its failure."""
-        from ray.exceptions import RayError, RayTaskError
+        from ray import exceptions as rx
 
+        died = (rx.WorkerCrashedError, rx.NodeDiedError, rx.LocalRayletDiedError, rx.OutOfMemoryError,
+                rx.ObjectLostError)
         try:
             stats = self.ray.get(ref)
-        except RayTaskError as exc:  # the shard's own code raised: configuration error or a bug
+        except died as exc:  # its worker process or node died more often than max_retries
+            self.lost(shard, exc)
+            return
+        except rx.RayTaskError as exc:  # the shard's own code raised: configuration error or a bug
             cause = exc.cause if isinstance(exc.cause, BaseException) else exc
             if isinstance(cause, ConfigError):
                 raise ConfigError(str(cause)) from None
             raise PonderError(f"shard {shard.id} failed: {type(cause).__name__}: {cause}") from None
-        except RayError as exc:  # its worker process or node died more often than max_retries
-            self.lost(shard, exc)
-            return
+        except rx.RayError as exc:  # Ray could not run it (runtime env, scheduling, ...)
+            raise PonderError(f"shard {shard.id} could not run on Ray: {type(exc).__name__}: {exc}") from None
         _append_lines(self.out_dir / SHARDS_FILE, [_json(stats)])
 
     def lost(self, shard: Shard[Episode], exc: BaseException) -> None:
