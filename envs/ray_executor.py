@@ -179,21 +179,23 @@ class _Driver:
         return self.fresh
 
     def drain(self) -> None:
-        """Append what the sink accepted since the last drain: records (fsynced) and their trajectories."""
-        items, loose = self.ray.get(self.sink.drain.remote())
+        """Append what the sink accepted since the last drain: records (fsynced), trajectories and side lines."""
+        items, side = self.ray.get(self.sink.drain.remote())
         now = time.time()
         lines: list[str] = []
         for record, trajectories in items:
-            meta = record.get("metadata", {})
-            sent, received = meta.pop("sent", None), meta.pop("received", None)
-            if sent is not None and received is not None:
+            sent = record.get("metadata", {}).pop("sent", None)
+            if sent is not None:
                 self.latency.append(now - sent)
             result = EpisodeResult.model_validate(record)
             append_jsonl(self.out_dir / RESULTS_FILE, result)
             lines.extend(trajectories)
             self.fresh.append(result)
             self.display.update(result)
-        _append_lines(self.out_dir / TRAJECTORY_FILE, [*lines, *loose])
+        side.setdefault(TRAJECTORY_FILE, [])[:0] = lines
+        for name, more in side.items():
+            if _safe_name(name):
+                _append_lines(self.out_dir / name, more)
 
     def finished(self, ref: Any, shard: Shard[Episode]) -> None:
         """A shard's task ended: log its timings, or handle its failure."""
@@ -229,7 +231,7 @@ class _Driver:
             result = failed_result(episode, self.options, "env_error",
                                    f"its Ray worker died {tries} times ({type(exc).__name__})")
             result.metadata.update(index=index, shard=shard.id, node="")
-            self.ray.get(self.sink.put.remote(result.model_dump(mode="json"), []))
+            self.ray.get(self.sink.put.remote(result.model_dump(mode="json"), [], {}))
 
     def cancel(self) -> None:
         """Cancel every running shard and append whatever the sink still holds."""
@@ -256,6 +258,11 @@ def _json(data: dict[str, Any]) -> str:
     import json
 
     return json.dumps(data, sort_keys=True)
+
+
+def _safe_name(name: str) -> bool:
+    """A plain ``*.jsonl`` file name of the run directory (not the results or manifest, no path)."""
+    return name.endswith(".jsonl") and name == Path(name).name and name not in (RESULTS_FILE, SHARDS_FILE)
 
 
 def _append_lines(path: Path, lines: list[str]) -> None:

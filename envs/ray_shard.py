@@ -12,11 +12,13 @@ import json
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from ponder.envs.base import Episode, EpisodeResult
 from ponder.envs.progress import Progress
+from ponder.envs.runner import RESULTS_FILE
 from ponder.envs.sharding import FirstWins, Shard
 
 TRAJECTORY_FILE = "trajectories.jsonl"
@@ -32,75 +34,97 @@ class ShardSink:
     def __init__(self) -> None:
         self.merge = FirstWins()
 
-    def put(self, record: dict[str, Any], trajectories: list[str]) -> bool:
+    def put(self, record: dict[str, Any], trajectories: list[str], side: dict[str, list[str]]) -> bool:
         """Record one finished episode (dropped when its id already came); returns whether it was kept."""
-        record.setdefault("metadata", {})["received"] = time.time()
-        return self.merge.put(record, trajectories)
+        return self.merge.put(record, trajectories, side)
 
-    def put_loose(self, lines: list[str]) -> None:
-        """Trajectory lines no record named."""
-        self.merge.put_loose(lines)
+    def put_side(self, side: dict[str, list[str]]) -> None:
+        """Lines of other run files, by name."""
+        self.merge.put_side(side)
 
     def done(self, ids: list[str]) -> list[str]:
         """Those of ``ids`` already recorded."""
         return self.merge.done(ids)
 
-    def drain(self) -> tuple[list[tuple[dict[str, Any], list[str]]], list[str]]:
-        """New records (with their trajectory lines) and loose trajectory lines since the last call."""
+    def drain(self) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str, list[str]]]:
+        """New records (with their trajectory lines) and side lines by file name since the last call."""
         return self.merge.drain()
+
+
+class _Tail:
+    """The complete lines appended to one file since the last read (a line still being written waits)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+
+    def read(self) -> list[str]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return [line for line in data[:end].decode("utf-8").splitlines() if line.strip()]
 
 
 class ShardStream(Progress):
     """The progress display of a shard's ``run_eval``: sends each finished record (and its trajectories) to the sink.
 
+    Other JSONL files the suite or strategy appends to in the run directory (``search.jsonl``,
+    ``self_consistency.jsonl``, ...) are streamed with the records, by name.
+
     Args:
         sink: The :class:`ShardSink` actor handle.
-        out_dir: The shard's node-local run directory (its ``trajectories.jsonl`` is read as it grows).
+        out_dir: The shard's node-local run directory.
         index: Each episode id's index in the whole run.
         tags: Added to every record's metadata (``node``, ``shard``).
     """
 
     def __init__(self, sink: Any, out_dir: Path, index: dict[str, int], tags: dict[str, Any]) -> None:
         super().__init__(len(index), [], quiet=True)
-        self._sink, self._path, self._index, self._tags = sink, out_dir / TRAJECTORY_FILE, index, tags
-        self._offset = 0
-        self._lines: dict[str, str] = {}  # trajectory id -> its line, not yet sent
+        self._sink, self._dir, self._index, self._tags = sink, out_dir, index, tags
+        self._tails: dict[str, _Tail] = {}
+        self._trajectories: dict[str, str] = {}  # trajectory id -> its line, not yet sent
 
-    def _read(self) -> None:
-        """Take the complete lines appended to the shard's trajectories file since the last read."""
-        if not self._path.is_file():
-            return
-        with open(self._path, "rb") as fh:
-            fh.seek(self._offset)
-            data = fh.read()
-        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
-        self._offset += end
-        for raw in data[:end].decode("utf-8").splitlines():
-            if raw.strip():
+    def _read(self) -> dict[str, list[str]]:
+        """New lines of the run directory's JSONL files (trajectories kept aside by id), by file name."""
+        side: dict[str, list[str]] = {}
+        for path in sorted(self._dir.glob("*.jsonl")):
+            if path.name not in self._tails and path.name != RESULTS_FILE:
+                self._tails[path.name] = _Tail(path)
+        for name, tail in self._tails.items():
+            lines = tail.read()
+            if name != TRAJECTORY_FILE:
+                side[name] = lines
+                continue
+            for raw in lines:
                 try:
                     key = str(json.loads(raw).get("id", ""))
                 except (json.JSONDecodeError, AttributeError):
                     key = ""
-                self._lines[key or f"loose-{len(self._lines)}"] = raw
+                self._trajectories[key or f"loose-{uuid.uuid4().hex}"] = raw
+        return side
 
     def update(self, result: EpisodeResult) -> None:
-        """Send ``result`` with its global index, node and shard, and the trajectory lines it names."""
+        """Send ``result`` with its global index, node and shard, the trajectory lines it names, and side lines."""
         import ray
 
         super().update(result)
-        self._read()
-        lines = [self._lines.pop(t) for t in result.trajectory_ids if t in self._lines]
+        side = self._read()
+        lines = [self._trajectories.pop(t) for t in result.trajectory_ids if t in self._trajectories]
         result.metadata.update(index=self._index[result.episode_id], **self._tags, sent=time.time())
-        ray.get(self._sink.put.remote(result.model_dump(mode="json"), lines))
+        ray.get(self._sink.put.remote(result.model_dump(mode="json"), lines, side))
 
     def finish(self) -> None:
-        """Send the trajectory lines no record named."""
+        """Send what is left: side lines and the trajectory lines no record named."""
         import ray
 
-        self._read()
-        if self._lines:
-            ray.get(self._sink.put_loose.remote(list(self._lines.values())))
-            self._lines.clear()
+        side = self._read()
+        side[TRAJECTORY_FILE] = list(self._trajectories.values())
+        self._trajectories.clear()
+        if any(side.values()):
+            ray.get(self._sink.put_side.remote(side))
 
 
 def play_shard(suite: Any, options: Any, settings: Any, shard: Shard[Episode], sink: Any,

@@ -58,34 +58,39 @@ def singles(items: Iterable[tuple[int, T]], first_id: int) -> list[Shard[T]]:
 class FirstWins:
     """Merge of streamed records by episode id, first record wins; new accepted items wait to be drained.
 
-    An item is ``(record, trajectory lines)``, the record a JSON-ready dict with ``episode_id``.
+    An item is ``(record, trajectory lines)``, the record a JSON-ready dict with ``episode_id``. Lines of other
+    run files (``search.jsonl``, ``self_consistency.jsonl``, trajectories no record names) travel as *side*
+    lines by file name.
     """
 
     seen: set[str] = field(default_factory=set)
     _new: list[tuple[dict[str, Any], list[str]]] = field(default_factory=list)
-    _loose: list[str] = field(default_factory=list)
+    _side: dict[str, list[str]] = field(default_factory=dict)
     dropped: int = 0
 
-    def put(self, record: dict[str, Any], trajectories: list[str]) -> bool:
-        """Keep ``record`` (and its trajectories) unless its episode id already came; returns whether it was kept."""
+    def put(self, record: dict[str, Any], trajectories: list[str], side: dict[str, list[str]] | None = None) -> bool:
+        """Keep ``record`` with its lines unless its episode id already came (then drop them all); whether kept."""
         key = record["episode_id"]
         if key in self.seen:
             self.dropped += 1
             return False
         self.seen.add(key)
         self._new.append((record, trajectories))
+        self.put_side(side or {})
         return True
 
-    def put_loose(self, lines: list[str]) -> None:
-        """Trajectory lines no kept record names (e.g. written by an episode after its timeout was recorded)."""
-        self._loose.extend(lines)
+    def put_side(self, side: dict[str, list[str]]) -> None:
+        """Lines for other run files by name (or trajectories no kept record names)."""
+        for name, lines in side.items():
+            if lines:
+                self._side.setdefault(name, []).extend(lines)
 
     def done(self, ids: Iterable[str]) -> list[str]:
         """Those of ``ids`` already recorded."""
         return [i for i in ids if i in self.seen]
 
-    def drain(self) -> tuple[list[tuple[dict[str, Any], list[str]]], list[str]]:
-        """The items and loose trajectory lines accepted since the last drain."""
-        new, loose = self._new, self._loose
-        self._new, self._loose = [], []
-        return new, loose
+    def drain(self) -> tuple[list[tuple[dict[str, Any], list[str]]], dict[str, list[str]]]:
+        """The items and side lines (by file name) accepted since the last drain."""
+        new, side = self._new, self._side
+        self._new, self._side = [], {}
+        return new, side

@@ -126,7 +126,7 @@ def test_resume_plays_only_the_rest_once(ray_local, tmp_path, settings):
 
 @dataclass
 class TrajectorySuite(FakeSuite):
-    """Each episode appends one named trajectory; ``e00`` also an unnamed one (a loose line)."""
+    """Each episode appends one named trajectory and a search-tree line; ``e00`` also an unnamed trajectory."""
 
     def run_episode(self, episode: Episode, ctx: EvalContext) -> EpisodeResult:
         result = super().run_episode(episode, ctx)
@@ -135,6 +135,8 @@ class TrajectorySuite(FakeSuite):
         append_jsonl(path, traj)
         if episode.id == "e00":
             append_jsonl(path, Trajectory(task="loose", agent="react", model="none"))
+        with open(Path(ctx.out_dir) / "search.jsonl", "a") as fh:
+            fh.write(json.dumps({"episode": episode.id}) + "\n")
         result.trajectory_ids = [traj.id]
         return result
 
@@ -147,6 +149,8 @@ def test_trajectories_arrive_with_their_records(ray_local, tmp_path, settings):
     assert [r.failure for r in run.results] == ["", "wrong_answer"] * 2 + [""]
     assert len(lines) == 6 and sum(t["task"] == "loose" for t in lines) == 1
     assert all(by_id[r.trajectory_ids[0]]["final_answer"] == r.episode_id for r in run.results)
+    trees = [json.loads(line)["episode"] for line in (tmp_path / "run" / "search.jsonl").read_text().splitlines()]
+    assert sorted(trees) == [r.episode_id for r in run.results]  # other run files are streamed too
 
 
 @pytest.mark.slow

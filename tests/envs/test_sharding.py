@@ -30,12 +30,13 @@ def test_singles_are_one_item_shards():
 
 def test_first_record_wins_and_drain_hands_each_item_once():
     merge = FirstWins()
-    assert merge.put({"episode_id": "a", "score": 1.0}, ["t1"])
-    assert not merge.put({"episode_id": "a", "score": 0.0}, ["t2"])  # a retried shard's duplicate
+    assert merge.put({"episode_id": "a", "score": 1.0}, ["t1"], {"search.jsonl": ["s1"]})
+    assert not merge.put({"episode_id": "a", "score": 0.0}, ["t2"], {"search.jsonl": ["s2"]})  # a duplicate
     assert merge.put({"episode_id": "b"}, [])
-    merge.put_loose(["x"])
+    merge.put_side({"trajectories.jsonl": ["x"], "empty.jsonl": []})
     assert merge.done(["a", "b", "c"]) == ["a", "b"]
-    items, loose = merge.drain()
-    assert items == [({"episode_id": "a", "score": 1.0}, ["t1"]), ({"episode_id": "b"}, [])] and loose == ["x"]
-    assert merge.drain() == ([], []) and merge.dropped == 1
+    items, side = merge.drain()
+    assert items == [({"episode_id": "a", "score": 1.0}, ["t1"]), ({"episode_id": "b"}, [])]
+    assert side == {"search.jsonl": ["s1"], "trajectories.jsonl": ["x"]}
+    assert merge.drain() == ([], {}) and merge.dropped == 1
     assert not merge.put({"episode_id": "b"}, [])  # still known after the drain
