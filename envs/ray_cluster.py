@@ -65,7 +65,10 @@ def connect(address: str | None, *, verbose: bool = False) -> Iterator[ModuleTyp
             ray.init(address=address, include_dashboard=False, **quiet)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         ray.shutdown()
-        raise ConfigError(f"--ray-address {address or 'local'}: cannot start or join Ray: {exc}") from None
+        hint = "" if address is None or os.environ.get("RAY_AUTH_MODE") else (
+            " (a cluster with token authentication also needs RAY_AUTH_MODE=token here, and its token in "
+            "~/.ray/auth_token or RAY_AUTH_TOKEN)")
+        raise ConfigError(f"--ray-address {address or 'local'}: cannot start or join Ray: {exc}{hint}") from None
     try:
         yield ray
     finally:
