@@ -56,9 +56,9 @@ class ServerState:
     probing: bool = False
     last_error: str = ""
 
-    def counts(self) -> dict[str, Any]:
-        """The counts for ``load_info``."""
-        return {"url": self.url, "healthy": self.down_until is None, "in_flight": self.in_flight,
+    def counts(self, sessions: int = 0) -> dict[str, Any]:
+        """The counts for ``load_info`` (``sessions``: how many sessions are tied to the server)."""
+        return {"url": self.url, "healthy": self.down_until is None, "in_flight": self.in_flight, "sessions": sessions,
                 "requests": self.requests, "failures": self.failures, "ejections": self.ejections,
                 "last_error": self.last_error}
 
@@ -182,6 +182,9 @@ class Router:
             return "; ".join(f"{s.url}: {s.last_error or 'no answer yet'}" for s in self.servers)
 
     def counts(self) -> list[dict[str, Any]]:
-        """Per-server counts (requests, failures, ejections, ...)."""
+        """Per-server counts (requests, failures, ejections, sessions tied, ...)."""
         with self._lock:
-            return [s.counts() for s in self.servers]
+            tied = [0] * len(self.servers)
+            for index in self._sessions.values():
+                tied[index] += 1
+            return [s.counts(n) for s, n in zip(self.servers, tied, strict=True)]

@@ -56,8 +56,36 @@ def llama_tool_server() -> Iterator[str]:
     yield from _serve_llama(["--chat_format", "chatml-function-calling"])
 
 
-def _serve_llama(extra: list[str]) -> Iterator[str]:
-    """Start the llama-cpp-python server with ``extra`` arguments; yield its base URL; kill it at the end."""
+class LlamaPair:
+    """Two llama.cpp servers of the same model (:func:`llama_pair_server`); a test may kill one."""
+
+    def __init__(self, urls: list[str], procs: list[subprocess.Popen]) -> None:
+        self.urls, self.procs = urls, procs
+
+    def kill(self, index: int) -> None:
+        """SIGKILL server ``index``'s process group (connections to it are refused afterwards)."""
+        os.killpg(self.procs[index].pid, signal.SIGKILL)
+        self.procs[index].wait(timeout=10)
+
+
+@pytest.fixture
+def llama_pair_server() -> Iterator[LlamaPair]:
+    """Two ``python -m llama_cpp.server`` processes serving SmolLM2-135M on free ports (killed at the end)."""
+    procs: list[subprocess.Popen] = []
+    servers = [_serve_llama([], procs), _serve_llama([], procs)]
+    try:
+        urls = [next(server) for server in servers]
+        yield LlamaPair(urls, procs)
+    finally:
+        for server in servers:
+            server.close()
+
+
+def _serve_llama(extra: list[str], started: list[subprocess.Popen] | None = None) -> Iterator[str]:
+    """Start the llama-cpp-python server with ``extra`` arguments; yield its base URL; kill it at the end.
+
+    ``started``, when given, receives the server's process (for a test that kills it).
+    """
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install 'ponder[server]')")
     try:
@@ -75,6 +103,8 @@ def _serve_llama(extra: list[str]) -> Iterator[str]:
         "--n_threads", str(_threads()), "--verbose", "False", *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    if started is not None:
+        started.append(proc)
 
     def log_tail() -> str:
         log.flush()

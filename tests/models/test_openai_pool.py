@@ -91,6 +91,7 @@ def test_a_sessions_requests_stay_on_one_server(fake) -> None:
             assert [ask(pool) for _ in range(4)] == [first] * 4
             assert pool.router.session_server(key) == (a if first == "a" else b).base_url
     assert len(a.requests) == len(b.requests) == 10  # ties rotate: the four sessions split over the two
+    assert [s["sessions"] for s in counts(pool)] == [2, 2]
 
 
 def test_requests_without_a_session_go_to_the_least_busy_server(fake) -> None:
