@@ -224,3 +224,29 @@ def test_bad_combinations_exit_2(tmp_path, capsys, args, message):
                "--out", str(tmp_path / "o"), *args])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_shard_resources_cpus_per_worker_and_a_gpu_for_a_local_gpu_model(settings):
+    from ponder.envs.ray_cluster import shard_resources
+
+    gpu = settings.model_copy(update={"model": "transformers:/m", "device": "cuda:0"})
+    assert shard_resources(FakeSuite(), opts(Path("o"), workers=3), settings).options() == {"num_cpus": 3.0}
+    assert shard_resources(FakeSuite(), opts(Path("o"), policy="agent"), gpu).options() == {"num_cpus": 1.0,
+                                                                                           "num_gpus": 1.0}
+    assert shard_resources(FakeSuite(), opts(Path("o")), gpu).num_gpus == 0  # a harness policy loads no model
+    served = gpu.model_copy(update={"model": "openai:m@http://h:8000/v1"})
+    assert shard_resources(FakeSuite(), opts(Path("o"), policy="agent"), served).num_gpus == 0
+
+
+def test_slots_count_what_the_live_nodes_hold_and_refuse_a_shard_no_node_fits():
+    from types import SimpleNamespace
+
+    from ponder.envs.ray_cluster import ShardResources, slots
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}}, {"Alive": True, "Resources": {"CPU": 3.0}},
+             {"Alive": False, "Resources": {"CPU": 64.0}}]
+    fake_ray = SimpleNamespace(nodes=lambda: nodes)
+    assert slots(fake_ray, ShardResources(num_cpus=2, num_gpus=0)) == 5
+    assert slots(fake_ray, ShardResources(num_cpus=2, num_gpus=1)) == 1
+    with pytest.raises(ConfigError, match="no Ray node has 16 CPUs free for one shard"):
+        slots(fake_ray, ShardResources(num_cpus=16, num_gpus=0))
