@@ -14,12 +14,17 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ponder.envs.base import Episode, EpisodeResult
 from ponder.envs.progress import Progress
 from ponder.envs.runner import RESULTS_FILE
 from ponder.envs.sharding import FirstWins, Shard
+
+if TYPE_CHECKING:
+    from ponder.core.settings import Settings
+    from ponder.envs.base import Suite
+    from ponder.envs.context import EvalOptions
 
 TRAJECTORY_FILE = "trajectories.jsonl"
 
@@ -127,7 +132,7 @@ class ShardStream(Progress):
             ray.get(self._sink.put_side.remote(side))
 
 
-def play_shard(suite: Any, options: Any, settings: Any, shard: Shard[Episode], sink: Any,
+def play_shard(suite: Suite, options: EvalOptions, settings: Settings, shard: Shard[Episode], sink: Any,
                run_id: str, submitted: float) -> dict[str, Any]:
     """Play the shard's episodes not yet recorded with :func:`~ponder.envs.runner.run_eval` (a Ray task).
 
