@@ -28,7 +28,7 @@ from ponder.core.io import append_jsonl
 from ponder.envs.base import EpisodeResult
 from ponder.envs.context import failed_result
 from ponder.envs.metrics import summarize
-from ponder.envs.ray_shard import TRAJECTORY_FILE, ShardSink, play_shard
+from ponder.envs.ray_shard import TRAJECTORY_FILE, ShardSink, play_shard, remove_shard_dirs
 from ponder.envs.runner import RESULTS_FILE, EvalRun, check_options, check_out_dir, check_unique, load_done, open_run
 from ponder.envs.sharding import Shard, shard_count, singles, split
 
@@ -176,6 +176,8 @@ class _Driver:
                 print(f"\ninterrupted: {already + len(self.fresh)} of {total} episodes recorded; continue with "
                       f"--resume --out {self.out_dir}", file=sys.stderr, flush=True)
             raise
+        finally:
+            remove_shard_dirs(self.run_id)  # on this node: what killed or cancelled workers left behind
         return self.fresh
 
     def drain(self) -> None:
@@ -247,11 +249,15 @@ class _Driver:
             log.warning("could not drain the last records: %s", exc)
 
     def stats(self) -> dict[str, Any]:
-        """Per-record latency (shard send to driver append) of this run, for the scaling figures."""
+        """Figures of the run: its id, shards submitted (lost ones' retries included), per-record latency.
+
+        The latency is from a shard sending a record to the driver appending it.
+        """
         lat = sorted(self.latency)
-        if not lat:
-            return {}
-        return {"records": len(lat), "latency_p50_s": round(lat[len(lat) // 2], 4), "latency_max_s": round(lat[-1], 4)}
+        out: dict[str, Any] = {"run_id": self.run_id, "shards": self.next_id, "records": len(lat)}
+        if lat:
+            out.update(latency_p50_s=round(lat[len(lat) // 2], 4), latency_max_s=round(lat[-1], 4))
+        return out
 
 
 def _json(data: dict[str, Any]) -> str:

@@ -132,6 +132,18 @@ class ShardStream(Progress):
             ray.get(self._sink.put_side.remote(side))
 
 
+def shard_dir(run_id: str, shard_id: int | str) -> Path:
+    """A shard's node-local run directory (``*`` as ``shard_id``: the pattern of all of a run's)."""
+    return Path(tempfile.gettempdir()) / f"ponder-ray-{run_id}-{shard_id}"
+
+
+def remove_shard_dirs(run_id: str) -> None:
+    """Remove this node's shard directories of a run (those of workers killed mid-shard included)."""
+    pattern = shard_dir(run_id, "*")
+    for path in pattern.parent.glob(pattern.name):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def play_shard(suite: Suite, options: EvalOptions, settings: Settings, shard: Shard[Episode], sink: Any,
                run_id: str, submitted: float) -> dict[str, Any]:
     """Play the shard's episodes not yet recorded with :func:`~ponder.envs.runner.run_eval` (a Ray task).
@@ -154,7 +166,7 @@ def play_shard(suite: Suite, options: EvalOptions, settings: Settings, shard: Sh
     if not todo:
         return {**stats, "setup_s": 0.0, "wall_s": round(time.time() - started, 4)}
     configure_tracing(settings)
-    out_dir = Path(tempfile.gettempdir()) / f"ponder-ray-{run_id}-{shard.id}"
+    out_dir = shard_dir(run_id, shard.id)
     shutil.rmtree(out_dir, ignore_errors=True)  # a previous attempt of this shard died here
     stream = ShardStream(sink, out_dir, {ep.id: i for i, ep in todo}, {"node": node, "shard": shard.id})
     opts = options.model_copy(update={"out_dir": out_dir, "resume": False, "workers": min(options.workers, len(todo))})

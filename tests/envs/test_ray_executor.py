@@ -158,11 +158,13 @@ def test_episode_that_kills_its_worker_becomes_env_error(ray_local, tmp_path, se
     eps = make_episodes(6)
     eps[2].metadata["exit"] = True  # os._exit in a thread of the shard: the whole Ray worker dies
     run = run_ray(FakeSuite(), opts(tmp_path / "run", workers=2), settings, episodes=eps, shards=2, max_retries=1)
+    run_id = json.loads((tmp_path / "run" / "ray_shards.jsonl").read_text().splitlines()[-1])["run"]["run_id"]
     got = records(tmp_path / "run")
     assert sorted(r.episode_id for r in got) == [e.id for e in eps]  # every episode exactly once
     dead = run.results[2]
     assert dead.failure == "env_error" and "died 2 times" in (dead.error or "") and dead.metadata["index"] == 2
     assert [r.success for r in run.results if r.episode_id != "e02"] == [True, False, False, True, False]
+    assert not list(Path(tempfile.gettempdir()).glob(f"ponder-ray-{run_id}-*")), "killed shards' directories are left"
 
 
 @pytest.mark.slow
