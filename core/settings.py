@@ -109,7 +109,8 @@ class OpenAISettings(_Group):
 
     openai_api_key: str = Field("EMPTY", description="API key for the openai backend (also OPENAI_API_KEY).")
     openai_timeout: float = Field(120.0, gt=0)
-    openai_max_retries: int = Field(3, ge=0, le=20, description="Retries of the openai client (its own backoff).")
+    openai_max_retries: int = Field(3, ge=0, le=20, description="Retries of the openai client (its own backoff); "
+                                    "with several base URLs: waits for a server to come back when all are out.")
     openai_concurrency: int = Field(8, ge=1, le=256)
     openai_context_window: int | None = Field(
         None, ge=1, description="Context size in tokens of the model behind the openai backend, when known "

@@ -226,3 +226,24 @@ def test_capabilities_are_probed_once_through_a_healthy_member(fake) -> None:
     assert pool.capabilities.grammar is True  # asked of b, the healthy one (llama.cpp's /props)
     assert all(m.capabilities.grammar for m in pool.members)  # shared by every member, not asked again
     assert b.get_paths.count("/props") == 1 and not a.get_paths
+
+
+def test_a_run_is_one_model_session_and_an_episode_keeps_its_own(tmp_path) -> None:
+    from ponder.agents.runner import run_agent
+    from ponder.models.affinity import session_key
+    from ponder.models.base import BaseBackend, Completion
+
+    class Recorder(BaseBackend):
+        real = False
+        keys: list[str | None] = []
+
+        def generate(self, messages, params):
+            self.keys.append(session_key())
+            return [Completion(text="Thought: easy.\nFinal Answer: 4")]
+
+    model = Recorder()
+    traj = run_agent("What is 2 + 2?", agent="react", model=model, settings=Settings(), write=False, tools=[])
+    assert model.keys and set(model.keys) == {traj.id}
+    with model_session("episode-7"):  # inside an eval episode the episode's session stays
+        run_agent("What is 2 + 2?", agent="react", model=model, settings=Settings(), write=False, tools=[])
+    assert model.keys[-1] == "episode-7" and session_key() is None
