@@ -213,9 +213,12 @@ class OpenAIPool(BaseBackend):
             return result
 
     def _failed(self, lease: Lease, exc: ModelError) -> None:
-        self.router.release(lease, str(exc))
-        logger.warning("model server %s failed (%s); it is taken out and the request goes elsewhere",
-                       self.router.urls[lease.index], exc)
+        """Count a server's failure; say so once per ejection (a failed probe or a straggler: debug only)."""
+        url = self.router.urls[lease.index]
+        if self.router.release(lease, str(exc)):
+            logger.warning("model server %s is taken out (%s); its requests go to the other servers", url, exc)
+        else:
+            logger.debug("model server %s failed again: %s", url, exc)
 
     def _wait(self, waits: int) -> int:
         """Sleep until a server may take a request; the count of backoff waits so far (raises past the retries)."""

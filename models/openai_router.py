@@ -121,11 +121,14 @@ class Router:
         tied = [i for i in healthy if self.servers[i].in_flight == fewest]
         return tied[next(self._turn) % len(tied)], False
 
-    def release(self, lease: Lease, error: str | None = None) -> None:
+    def release(self, lease: Lease, error: str | None = None) -> bool:
         """Count the request answered: ``error`` is the message of a failure through the server's fault.
 
         A success (any answer, 4xx included) ties the session to the server and brings a probed server back; a
         failure takes a healthy server out (or doubles a failed probe's backoff) and unties the session.
+
+        Returns:
+            Whether this failure took the server out (it was healthy until now).
         """
         with self._lock:
             server = self.servers[lease.index]
@@ -137,7 +140,7 @@ class Router:
                     server.down_until, server.backoff = None, 0.0
                 if lease.session is not None and server.down_until is None:
                     self._remember(lease.session, lease.index)
-                return
+                return False
             server.failures += 1
             server.last_error = error
             if lease.session is not None and self._sessions.get(lease.session) == lease.index:
@@ -146,9 +149,11 @@ class Router:
                 server.ejections += 1
                 server.backoff = BACKOFF_START_S
                 server.down_until = self.clock() + server.backoff
-            elif lease.probe:
+                return True
+            if lease.probe:
                 server.backoff = min(server.backoff * 2, BACKOFF_MAX_S)
                 server.down_until = self.clock() + server.backoff
+            return False
 
     def _remember(self, session: str, index: int) -> None:
         self._sessions[session] = index

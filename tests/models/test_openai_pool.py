@@ -161,7 +161,8 @@ def test_a_refusing_server_is_taken_out_and_comes_back_after_its_backoff(fake) -
         assert ask(pool) == "a"
 
 
-def test_a_failed_probe_doubles_the_backoff(fake) -> None:
+def test_a_failed_probe_doubles_the_backoff(fake, caplog) -> None:
+    caplog.set_level("WARNING", logger="ponder.models")
     a, b = fake(named("a")), fake(lambda body, n: error_reply(503, "overloaded"))
     pool = pool_of(a, b)
     assert {ask(pool) for _ in range(3)} == {"a"}
@@ -170,6 +171,8 @@ def test_a_failed_probe_doubles_the_backoff(fake) -> None:
     assert ask(pool) == "a"  # b was probed (503 again) and the request went on to a
     assert len(b.requests) == 2 and pool.router.servers[1].backoff == pytest.approx(0.6)
     assert counts(pool)[1]["ejections"] == 1 and counts(pool)[1]["failures"] == 2
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and f"{b.base_url} is taken out" in warned[0] and "HTTP 503" in warned[0]
 
 
 def test_a_4xx_answer_is_the_requests_fault_and_ejects_nothing(fake) -> None:
