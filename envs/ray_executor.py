@@ -94,10 +94,12 @@ def run_eval_ray(suite: Suite, options: EvalOptions, settings: Settings, ray: Ra
     check_unique(episodes)
     out_dir = Path(options.out_dir)
     check_out_dir(out_dir, options)
-    with connect(ray.address, verbose=logging.getLogger().getEffectiveLevel() <= logging.INFO) as ray_mod:
-        done, shards, need = _plan(ray_mod, suite, options, settings, ray, episodes)
-        fresh: list[EpisodeResult] = []
-        if shards:
+    fresh: list[EpisodeResult] = []
+    if options.resume and not {ep.id for ep in episodes} - set(load_done(out_dir / RESULTS_FILE)):
+        done = open_run(out_dir, suite, options, settings, episodes, {"executor": "ray", "shards": 0})  # no Ray needed
+    else:
+        with connect(ray.address, verbose=logging.getLogger().getEffectiveLevel() <= logging.INFO) as ray_mod:
+            done, shards, need = _plan(ray_mod, suite, options, settings, ray, episodes)
             display = progress or Progress(len(episodes), list(done.values()), label=suite.name, quiet=quiet)
             driver = _Driver(ray_mod, suite, options, settings, ray, need, display)
             with display:

@@ -120,6 +120,7 @@ def test_resume_plays_only_the_rest_once(ray_local, tmp_path, settings):
     assert sorted(r.episode_id for r in records(out)) == [e.id for e in eps]  # each exactly once
     again = run_ray(FakeSuite(), opts(out, resume=True), settings, episodes=eps)
     assert again.new == 0 and (out / RESULTS_FILE).read_text() == text
+    assert json.loads((out / "run.json").read_text())["starts"][-1]["shards"] == 0  # nothing left: Ray not started
     with pytest.raises(ConfigError, match="already exists; pass --resume"):
         run_ray(FakeSuite(), opts(out), settings, episodes=eps)
 
