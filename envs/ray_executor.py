@@ -186,20 +186,18 @@ class _Driver:
         """Append what the sink accepted since the last drain: records (fsynced), trajectories and side lines."""
         items, side = self.ray.get(self.sink.drain.remote())
         now = time.time()
-        lines: list[str] = []
-        for record, trajectories in items:
+        side.setdefault(TRAJECTORY_FILE, [])[:0] = [line for _, trajectories in items for line in trajectories]
+        for name, more in side.items():  # first, as in a local run: a recorded episode has its trajectories
+            if _safe_name(name):
+                _append_lines(self.out_dir / name, more)
+        for record, _ in items:
             sent = record.get("metadata", {}).pop("sent", None)
             if sent is not None:
                 self.latency.append(now - sent)
             result = EpisodeResult.model_validate(record)
             append_jsonl(self.out_dir / RESULTS_FILE, result)
-            lines.extend(trajectories)
             self.fresh.append(result)
             self.display.update(result)
-        side.setdefault(TRAJECTORY_FILE, [])[:0] = lines
-        for name, more in side.items():
-            if _safe_name(name):
-                _append_lines(self.out_dir / name, more)
 
     def finished(self, ref: Any, shard: Shard[Episode]) -> None:
         """A shard's task ended: log its timings, or handle its failure."""
