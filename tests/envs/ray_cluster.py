@@ -124,7 +124,7 @@ class RayCluster:
                      str(free_port()), "--temp-dir", str(self.root)]
         else:
             args += ["--address", self.address]
-        log = self.root.parent / f"{self.root.name}-{name}.log"
+        log = self.root / f"node-{name}.log"  # removed with the cluster (the failure messages quote its tail)
         with log.open("ab") as sink:
             proc = subprocess.Popen(args, env=self.env, stdout=sink, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
