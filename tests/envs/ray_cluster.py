@@ -179,6 +179,11 @@ class RayCluster:
             time.sleep(1.0)
         raise RuntimeError(f"the cluster did not come up in {timeout:.0f} s ({problem[-1500:]})\n{self.tails()}")
 
+    def running(self, task: str) -> list[int]:
+        """Worker processes of the nodes now running ``task`` (Ray titles them ``ray::<task>``)."""
+        mine = {pid for node in self.nodes for pid in node.pids()}
+        return [pid for pid, argv in processes() if pid in mine and argv[0].startswith(f"ray::{task}")]
+
     def tails(self) -> str:
         return "\n".join(node.tail() for node in self.nodes)
 

@@ -94,6 +94,14 @@ def assert_once_each(out: Path, n: int) -> list[dict]:
     return recs
 
 
+def assert_no_shard_left(cluster: RayCluster, timeout: float = 20) -> None:
+    """No shard plays on once its driver is gone (Ray kills a dead driver's tasks; Ctrl-C cancels them)."""
+    deadline = time.monotonic() + timeout
+    while cluster.running("play_shard") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not cluster.running("play_shard"), "shards still running without their driver"
+
+
 def test_scripted_suite_on_two_nodes_matches_the_local_runner(ray_two_nodes, tmp_path):
     cluster = ray_two_nodes
     data = tmp_path / "q.jsonl"  # golds 18 and 7 alternate: with a model that always says 18, half are solved
@@ -133,6 +141,7 @@ def test_killed_driver_then_resume_keeps_every_record_once(ray_two_nodes, tmp_pa
     wait_for(lambda: len(records(out)) >= 3, proc, "three records")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
+    assert_no_shard_left(cluster)
     before = (out / "results.jsonl").read_text()
     kept = {r["episode_id"]: r for r in records(out)}
     assert 3 <= len(kept) < 12, "the kill did not land mid-run"
@@ -158,6 +167,7 @@ def test_ctrl_c_on_the_driver_leaves_a_resumable_run(ray_two_nodes, tmp_path):
     assert proc.returncode == 130, stderr[-3000:]
     assert time.monotonic() - sent < 15, "Ctrl-C did not stop the driver promptly"
     assert "--resume" in stderr
+    assert_no_shard_left(cluster)
     interrupted = len(records(out))
     assert interrupted < 12, "the interrupt did not land mid-run"
 
