@@ -239,7 +239,8 @@ def pids_naming(text: str) -> list[int]:
 def start_cluster(workers: int = 1, **env: str) -> RayCluster:
     """A head plus ``workers`` worker nodes, all alive (or a ``RuntimeError`` with the logs; nothing left running)."""
     root = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
-    cluster = RayCluster(root=root, port=free_port(), env=cluster_env(**env))
+    # TMPDIR: what the nodes' workers leave in temp files (a killed shard's run directory) goes with the cluster
+    cluster = RayCluster(root=root, port=free_port(), env=cluster_env(TMPDIR=str(root), **env))
     try:
         cluster.start_node("head", head=True)
         for i in range(workers):
