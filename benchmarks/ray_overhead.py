@@ -17,6 +17,8 @@ Sections (JSON lines on stdout):
   / (N - 1) is Ray's scheduling overhead per shard (task submit, a worker, the shard's ``run_eval`` set-up).
 * ``ray_per_record`` -- the same episodes as one shard: (wall - fixed) / (N - 1) is the overhead per streamed
   record (sink actor call, drain, fsynced append); ``pool_per_record`` is the local runner's for comparison.
+  The fixed cost (~0.9 s here) varies by ~0.1 s from run to run: use ``--zero`` 200 or more for these two lines
+  (a smoke run's values are noise, even negative).
 
 Usage::
 
