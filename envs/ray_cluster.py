@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from ponder.envs.context import EvalOptions
 
 FEATURE = "ponder eval --executor ray"
+#: Seconds to wait for a TCP connection to ``--ray-address`` before giving up.
+CONNECT_TIMEOUT_S = 5.0
 
 
 def import_ray() -> ModuleType:
@@ -54,6 +57,8 @@ def connect(address: str | None, *, verbose: bool = False) -> Iterator[ModuleTyp
     if ray.is_initialized():
         yield ray
         return
+    if address not in (None, "auto"):
+        check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet: dict[str, Any] = {"logging_level": logging.INFO if verbose else logging.ERROR, "log_to_driver": verbose}
     try:
@@ -73,6 +78,27 @@ def connect(address: str | None, *, verbose: bool = False) -> Iterator[ModuleTyp
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when nothing accepts a TCP connection at ``HOST:PORT`` (``ray://HOST:PORT``).
+
+    ``ray.init`` keeps retrying an address where no cluster listens for minutes, printing its own warnings;
+    this check makes a wrong ``--ray-address`` one clear error within ``timeout`` seconds. An address that
+    is not ``HOST:PORT`` is left to Ray to judge.
+
+    Raises:
+        ConfigError: when the connection is refused, unreachable or times out.
+    """
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                          "start one with 'ray start --head --port PORT' or check the address") from None
 
 
 @dataclass(frozen=True)
