@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,23 @@ def _run_facts(run: RunData) -> list[tuple[str, str]]:
              ("ponder", f"{m.get('ponder_version', '?')} (git {m.get('git_commit') or '-'})")]
     if opts.get("data"):
         facts.append(("data", str(opts["data"])))
+    executor = _executor_fact(m, run.results)
+    if executor:
+        facts.append(("executor", executor))
     return facts
+
+
+def _executor_fact(manifest: dict[str, Any], results: list[EpisodeResult]) -> str | None:
+    """``ray (address, nodes, shards); episodes per node: ...`` for a run (or resume) on Ray, else ``None``."""
+    starts = [s for s in manifest.get("starts", []) if isinstance(s, dict) and s.get("executor") == "ray"]
+    if not starts:
+        return None
+    last = next((s for s in reversed(starts) if "nodes" in s), starts[-1])  # not a resume with nothing to play
+    text = f"ray ({last.get('address', 'local')}, {last.get('nodes', '?')} nodes, {last.get('shards', '?')} shards)"
+    per_node = Counter(str(r.metadata["node"]) for r in results if r.metadata.get("node"))
+    if per_node:
+        text += "; episodes per node: " + ", ".join(f"{node} {n}" for node, n in sorted(per_node.items()))
+    return text
 
 
 # ---------------------------------------------------------------- markdown

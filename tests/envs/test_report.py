@@ -65,3 +65,23 @@ def test_rewrite_and_compare(tmp_path):
     assert "data:image/png;base64," in page.read_text()
     with pytest.raises(DataError, match="not an evaluation run"):
         load_run(tmp_path / "nothing")
+
+
+def test_a_ray_run_names_its_executor_and_episodes_per_node(tmp_path):
+    import json
+
+    run = make_run(tmp_path, "ray", "agent", n=4)
+    local_md = (run / "report.md").read_text()
+    assert "| executor |" not in local_md  # a local run's report is unchanged
+    manifest = json.loads((run / "run.json").read_text())
+    manifest["starts"][0].update(executor="ray", address="local", shards=3, nodes=2, slots=2)
+    manifest["starts"].append({"executor": "ray", "shards": 0})  # a resume with nothing left to play
+    (run / "run.json").write_text(json.dumps(manifest))
+    lines = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    for i, line in enumerate(lines):
+        line["metadata"]["node"] = "aaaa0000" if i % 4 else "bbbb1111"
+    (run / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    write_report(run)
+    md = (run / "report.md").read_text()
+    assert "| executor | ray (local, 2 nodes, 3 shards); episodes per node: aaaa0000 3, bbbb1111 1 |" in md
+    assert "episodes per node: aaaa0000 3, bbbb1111 1" in (run / "report.html").read_text()
