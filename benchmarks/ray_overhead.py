@@ -164,6 +164,40 @@ def per_shard_and_record(n: int, tmp: Path) -> None:
          ms_per_record=round(1000 * (wall - fixed) / (n - 1), 2))
 
 
+def textworld_ray_vs_pool(games: int, workers: list[int], tmp: Path) -> None:
+    """A real process suite: TextWorld walkthroughs (no model) on the local process pool and on Ray, each worker
+    count side by side; on Ray each shard runs the runner's process pool with one worker process."""
+    from ponder.envs.ray_executor import run_eval_ray
+    from ponder.envs.ray_options import RayOptions
+    from ponder.envs.registry import get_suite
+    from ponder.envs.runner import run_eval
+
+    suite, settings = get_suite("textworld"), load_settings(out_dir=tmp)
+    start = time.perf_counter()
+    episodes = suite.episodes(settings, None, games)
+    emit(bench="textworld_prepare", games=len(episodes), prepare_s=round(time.perf_counter() - start, 2))
+    for w in workers:
+        ray = start_ray(w, tmp)
+        try:
+            for executor, shards in (("pool", None), ("ray", None), ("ray", w)):
+                out = Path(tempfile.mkdtemp(prefix=f"tw-{executor}-", dir=tmp)) / "run"
+                options = EvalOptions(suite="textworld", policy="walkthrough", out_dir=out,
+                                      workers=w if executor == "pool" else 1)
+                t0 = time.perf_counter()
+                if executor == "pool":
+                    run = run_eval(suite, options, settings, episodes=episodes, quiet=True, report=False)
+                else:
+                    run = run_eval_ray(suite, options, settings, RayOptions(shards=shards), episodes=episodes,
+                                       quiet=True, report=False)
+                wall = time.perf_counter() - t0
+                extra = shard_stats(out) if executor == "ray" else {}
+                emit(bench="textworld_ray_vs_pool", executor=executor, workers=w, games=len(episodes),
+                     shards_asked=shards, wall_s=round(wall, 2), episodes_per_s=round(len(episodes) / wall, 3),
+                     success_rate=run.summary.success_rate.value, **extra)
+        finally:
+            ray.shutdown()
+
+
 def main() -> None:
     """Parse flags and run the sections."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,6 +205,7 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.2, help="Seconds each episode sleeps.")
     parser.add_argument("--workers", default="1,2", help="Worker counts (comma-separated).")
     parser.add_argument("--zero", type=int, default=40, help="Zero-work episodes for the per-shard/record runs (>= 2).")
+    parser.add_argument("--games", type=int, default=12, help="TextWorld games (process suite; 0: skip).")
     args = parser.parse_args()
     emit(bench="env", python=sys.version.split()[0], platform=platform.platform(), cpus=os.cpu_count(),
          load_avg=[round(x, 2) for x in os.getloadavg()])
@@ -178,6 +213,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="prb-", dir="/tmp") as tmp:
         ray_vs_pool(args.episodes, args.sleep, [int(w) for w in args.workers.split(",")], Path(tmp))
         per_shard_and_record(args.zero, Path(tmp))
+        if args.games:
+            textworld_ray_vs_pool(args.games, [int(w) for w in args.workers.split(",")], Path(tmp))
 
 
 if __name__ == "__main__":

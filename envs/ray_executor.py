@@ -30,7 +30,7 @@ from ponder.envs.context import failed_result
 from ponder.envs.metrics import summarize
 from ponder.envs.ray_shard import TRAJECTORY_FILE, ShardSink, play_shard, remove_shard_dirs
 from ponder.envs.runner import RESULTS_FILE, EvalRun, check_options, check_out_dir, check_unique, load_done, open_run
-from ponder.envs.sharding import Shard, shard_count, singles, split
+from ponder.envs.sharding import PROCESS_SHARDS_PER_SLOT, SHARDS_PER_SLOT, Shard, shard_count, singles, split
 
 if TYPE_CHECKING:
     from ponder.core.settings import Settings
@@ -125,7 +125,8 @@ def _plan(ray_mod: ModuleType, suite: Suite, options: EvalOptions, settings: Set
     out_dir = Path(options.out_dir)
     wanted = {ep.id for ep in episodes}
     left = len(wanted - set(load_done(out_dir / RESULTS_FILE))) if options.resume else len(wanted)
-    n = shard_count(left, n_slots, ray.shards)
+    per_slot = PROCESS_SHARDS_PER_SLOT if suite.needs_process else SHARDS_PER_SLOT
+    n = shard_count(left, n_slots, ray.shards, per_slot)
     executor = {"executor": "ray", "address": ray.address or "local", "shards": n,
                 "nodes": len(alive_nodes(ray_mod)), "slots": n_slots}
     done = open_run(out_dir, suite, options, settings, episodes, executor)

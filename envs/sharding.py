@@ -17,6 +17,10 @@ T = TypeVar("T")
 
 #: Shards per worker slot when ``--shards`` is not given.
 SHARDS_PER_SLOT = 4
+#: Shards per slot by default for suites that run in worker processes (games, browsers): each shard starts its own
+#: process pool (a spawned interpreter, the game engine, the model), measured at about 4 s per shard for TextWorld
+#: here (benchmarks/ray_overhead.py), so one shard per slot unless ``--shards`` asks for more.
+PROCESS_SHARDS_PER_SLOT = 1
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,17 @@ def test_slots_count_what_the_live_nodes_hold_and_refuse_a_shard_no_node_fits():
     assert slots(fake_ray, ShardResources(num_cpus=2, num_gpus=1)) == 1
     with pytest.raises(ConfigError, match="no Ray node has 16 CPUs free for one shard"):
         slots(fake_ray, ShardResources(num_cpus=16, num_gpus=0))
+
+
+@pytest.mark.slow
+def test_default_sharding_one_shard_per_slot_for_process_suites_several_for_thread_suites(ray_local, tmp_path,
+                                                                                          settings):
+    eps = make_episodes(12)
+    threads = run_ray(FakeSuite(), opts(tmp_path / "threads"), settings, episodes=eps)
+    procs = run_ray(FakeSuite(needs_process=True), opts(tmp_path / "procs"), settings, episodes=eps)
+    assert threads.new == procs.new == 12
+    starts = {name: json.loads((tmp_path / name / "run.json").read_text())["starts"][0]
+              for name in ("threads", "procs")}
+    assert starts["threads"]["slots"] == starts["procs"]["slots"] == 2
+    assert starts["threads"]["shards"] == 8  # 4 per slot: stragglers matter less when a shard costs milliseconds
+    assert starts["procs"]["shards"] == 2  # each shard spawns its own process pool (seconds): one per slot
