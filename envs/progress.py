@@ -9,7 +9,11 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TextIO
+
+from rich.progress import Progress as RichProgress
+from rich.text import Text
 
 from ponder.core.textsafe import terminal_safe
 
@@ -90,20 +94,19 @@ class Progress:
         if self.rich:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-            from rich.progress import Progress as RichProgress
 
-            self._bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
-                                     TextColumn("eta {task.fields[eta]}"),
-                                     console=Console(file=self.stream), transient=False)
+            self._bar = _Bar(self, TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"),
+                             console=Console(file=self.stream), transient=False)
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=self.tally.total, completed=self.tally.done,
-                                            stats=self._stats(), eta=_clock(None))
+                                            eta=_clock(None))
         elif not self.quiet and self.tally.resumed:
             self._line(f"resuming: {self.tally.resumed}/{self.tally.total} episodes already finished")
         return self
 
-    def _stats(self) -> str:
+    def stats(self) -> str:
+        """Success so far, tokens (per second) and, for a distributed run, episodes per node."""
         t = self.tally
         text = f"success {t.wins}/{t.done} ({100 * t.rate:.1f}%) | tokens {t.tokens:,} ({t.tokens_per_second():,.0f}/s)"
         if t.nodes:
@@ -120,13 +123,26 @@ class Progress:
             return
         eta = _clock(self.tally.eta())
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.tally.done, stats=self._stats(), eta=eta)  # type: ignore[arg-type]
+            self._bar.update(self._task, completed=self.tally.done, eta=eta)  # type: ignore[arg-type]
             return
         width = len(str(self.tally.total))
         verdict = "ok  " if result.success else f"FAIL {result.failure or '?'}"
         self._line(f"[{self.tally.done:>{width}}/{self.tally.total}] {self.label} {result.episode_id} {verdict} "
-                   f"| {self._stats()} | eta {eta}")
+                   f"| {self.stats()} | eta {eta}")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+
+class _Bar(RichProgress):
+    """The Rich bar, with the stats (:meth:`Progress.stats`) on a line of their own: both fit 80 columns."""
+
+    def __init__(self, owner: Progress, *columns: Any, **kwargs: Any) -> None:
+        self._owner = owner  # before Rich's own set-up, which may render
+        super().__init__(*columns, **kwargs)
+
+    def get_renderables(self) -> Iterator[Any]:
+        yield self.make_tasks_table(self.tasks)
+        yield Text(self._owner.stats(), overflow="fold")

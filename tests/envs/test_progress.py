@@ -42,3 +42,18 @@ def test_no_node_column_for_a_local_run():
     with Progress(1, [], stream=stream, rich=False) as display:
         display.update(result(0, 10))
     assert "nodes" not in stream.getvalue() and "tokens 10 (" in stream.getvalue()
+
+
+def test_the_rich_bar_keeps_its_count_at_80_columns_with_two_nodes(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # the stats on the bar's line squeezed out the bar, the count and the clock
+    clock = iter(range(100, 10_000))
+    monkeypatch.setattr("ponder.envs.progress.time.monotonic", lambda: float(next(clock)))
+    stream = io.StringIO()
+    with Progress(3, [], label="gsm8k", stream=stream, rich=True) as display:
+        for i, node in enumerate(("aaaa1111", "bbbb2222", "aaaa1111")):
+            display.update(result(i, 300_000, node))
+    last = stream.getvalue().split("\x1b[2K")[-1]  # the final frame
+    bar, stats = last.splitlines()[:2]
+    assert "━" in bar and "3/3" in bar and "eta 0:00:00" in bar and "…" not in last, last
+    assert stats.startswith("success 3/3 (100.0%) | tokens 900,000 (")
+    assert stats.endswith("| nodes aaaa1111:2 bbbb2222:1")
