@@ -216,7 +216,9 @@ class OpenAIPool(BaseBackend):
         """Count a server's failure; say so once per ejection (a failed probe or a straggler: debug only)."""
         url = self.router.urls[lease.index]
         if self.router.release(lease, str(exc)):
-            logger.warning("model server %s is taken out (%s); its requests go to the other servers", url, exc)
+            left = sum(1 for server in self.router.counts() if server["healthy"])
+            where = "its requests go to the other servers" if left else "no server is left: requests wait for one"
+            logger.warning("model server %s is taken out (%s); %s", url, exc, where)
         else:
             logger.debug("model server %s failed again: %s", url, exc)
 

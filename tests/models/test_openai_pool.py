@@ -250,3 +250,24 @@ def test_a_run_is_one_model_session_and_an_episode_keeps_its_own(tmp_path) -> No
     with model_session("episode-7"):  # inside an eval episode the episode's session stays
         run_agent("What is 2 + 2?", agent="react", model=model, settings=Settings(), write=False, tools=[])
     assert model.keys[-1] == "episode-7" and session_key() is None
+
+
+def test_the_last_server_taken_out_does_not_claim_others_take_its_requests(caplog) -> None:
+    caplog.set_level("WARNING", logger="ponder.models")
+    pool = pool_of(*[_Closed() for _ in range(2)], max_retries=0)
+    with pytest.raises(ModelError, match="all 2 servers of 'fake' are down"):
+        ask(pool)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2 and "go to the other servers" in warned[0], warned
+    assert "no server is left" in warned[1] and "other servers" not in warned[1], warned
+
+
+class _Closed:
+    """A base URL where nothing listens (a port bound, then closed)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
