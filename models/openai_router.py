@@ -14,6 +14,7 @@ The router only keeps the books (thread-safe); :mod:`ponder.models.openai_pool` 
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -28,6 +29,15 @@ BACKOFF_MAX_S = 60.0
 MAX_SESSIONS = 4096
 #: How long to wait when every server is out but some probe is still running, in seconds.
 PROBE_POLL_S = 0.2
+
+
+def start_turn(n: int) -> int:
+    """Where a new router's rotation among tied servers starts: a random one of ``n``.
+
+    Many processes with a pool of their own (the shards of a Ray run, each with few workers) would otherwise all
+    send their first episode -- and, running in step, their k-th -- to the same server.
+    """
+    return random.randrange(n) if n else 0
 
 
 @dataclass
@@ -88,7 +98,7 @@ class Router:
     def __post_init__(self) -> None:
         self.servers = [ServerState(url) for url in self.urls]
         self._sessions: OrderedDict[str, int] = OrderedDict()
-        self._turn = itertools.count()
+        self._turn = itertools.count(start_turn(len(self.urls)))
         self._lock = threading.Lock()
 
     def acquire(self, session: str | None) -> Lease | None:

@@ -31,6 +31,7 @@ def fake() -> Iterator[Callable[..., FakeServer]]:
 def short_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoffs of 0.3 s (doubling) instead of 1 s, so a server comes back within the test."""
     monkeypatch.setattr(openai_router, "BACKOFF_START_S", 0.3)
+    monkeypatch.setattr(openai_router, "start_turn", lambda n: 0)  # ties rotate from the first server
 
 
 def named(name: str) -> Callable[[dict, int], tuple]:
@@ -271,3 +272,15 @@ class _Closed:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+def test_new_routers_start_their_rotation_at_a_random_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the real start_turn
+    urls = ["http://a/v1", "http://b/v1", "http://c/v1"]
+    first = set()
+    for _ in range(60):  # one router per process (a Ray shard): the first episode of each
+        router = openai_router.Router(urls)
+        lease = router.acquire("episode-0")
+        assert lease is not None
+        first.add(lease.index)
+    assert first == {0, 1, 2}
