@@ -166,7 +166,8 @@ def per_shard_and_record(n: int, tmp: Path) -> None:
 
 def textworld_ray_vs_pool(games: int, workers: list[int], tmp: Path) -> None:
     """A real process suite: TextWorld walkthroughs (no model) on the local process pool and on Ray, each worker
-    count side by side; on Ray each shard runs the runner's process pool with one worker process."""
+    count side by side; on Ray each shard runs the runner's process pool with one worker process: the default
+    sharding (one shard per slot for a process suite) and four shards per slot (what a thread suite gets)."""
     from ponder.envs.ray_executor import run_eval_ray
     from ponder.envs.ray_options import RayOptions
     from ponder.envs.registry import get_suite
@@ -179,7 +180,8 @@ def textworld_ray_vs_pool(games: int, workers: list[int], tmp: Path) -> None:
     for w in workers:
         ray = start_ray(w, tmp)
         try:
-            for executor, shards in (("pool", None), ("ray", None), ("ray", w)):
+            timed("ray", SleepSuite(w, 0.0), 1, tmp)  # warm: Ray's first worker processes import ponder
+            for executor, shards in (("pool", None), ("ray", None), ("ray", 4 * w)):
                 out = Path(tempfile.mkdtemp(prefix=f"tw-{executor}-", dir=tmp)) / "run"
                 options = EvalOptions(suite="textworld", policy="walkthrough", out_dir=out,
                                       workers=w if executor == "pool" else 1)
