@@ -70,7 +70,7 @@ def connect(address: str | None, *, verbose: bool = False) -> Iterator[ModuleTyp
             ray.init(address=address, include_dashboard=False, **quiet)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         ray.shutdown()
-        hint = "" if address is None or os.environ.get("RAY_AUTH_MODE") else (
+        hint = "" if address is None or isinstance(exc, ValueError) or os.environ.get("RAY_AUTH_MODE") else (
             " (a cluster with token authentication also needs RAY_AUTH_MODE=token here, and its token in "
             "~/.ray/auth_token or RAY_AUTH_TOKEN)")
         raise ConfigError(f"--ray-address {address or 'local'}: cannot start or join Ray: {exc}{hint}") from None

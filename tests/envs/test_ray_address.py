@@ -41,3 +41,11 @@ def test_a_listening_port_passes_and_other_forms_are_left_to_ray() -> None:
         check_reachable(address)  # not HOST:PORT: Ray's own error
     with pytest.raises(ConfigError, match="no Ray cluster"):
         check_reachable(f"ray://127.0.0.1:{_closed_port()}")
+
+
+def test_a_malformed_address_is_one_line_without_the_token_hint(monkeypatch) -> None:
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with pytest.raises(ConfigError, match="--ray-address nonsense: cannot start or join Ray") as info:
+        with connect("nonsense"):
+            pass
+    assert "RAY_AUTH_MODE" not in str(info.value) and "\n" not in str(info.value)
