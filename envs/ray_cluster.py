@@ -121,10 +121,20 @@ def uses_local_gpu(options: EvalOptions, settings: Settings) -> bool:
     return kind in ("transformers", "embedded") and settings.device.startswith("cuda")
 
 
+def uses_local_model(options: EvalOptions, settings: Settings) -> bool:
+    """Whether each shard computes with a model of its own (``embedded``, ``llamacpp``, ``transformers``)."""
+    return options.policy == "agent" and parse_spec(settings.model).kind in ("embedded", "llamacpp", "transformers")
+
+
 def shard_resources(suite: Suite, options: EvalOptions, settings: Settings) -> ShardResources:
-    """Resources of one shard running ``options.workers`` workers (threads or processes) of ``suite``."""
-    del suite  # every suite needs one CPU per worker today (game/browser suites: one process per worker)
-    return ShardResources(num_cpus=float(options.workers), num_gpus=1.0 if uses_local_gpu(options, settings) else 0.0)
+    """Resources of one shard running ``options.workers`` workers (threads or processes) of ``suite``.
+
+    A CPU per worker where the workers compute: worker processes (game and browser suites) or threads sharing a
+    model loaded in the shard. One CPU for a thread suite whose threads wait on a served model (or play a
+    harness policy): its ``--workers`` are concurrent requests, not CPUs, so ``--workers 32`` fits any node.
+    """
+    cpus = options.workers if suite.needs_process or uses_local_model(options, settings) else 1
+    return ShardResources(num_cpus=float(cpus), num_gpus=1.0 if uses_local_gpu(options, settings) else 0.0)
 
 
 def alive_nodes(ray: ModuleType) -> list[dict[str, Any]]:

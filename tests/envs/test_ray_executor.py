@@ -233,7 +233,13 @@ def test_shard_resources_cpus_per_worker_and_a_gpu_for_a_local_gpu_model(setting
     from ponder.envs.ray_cluster import shard_resources
 
     gpu = settings.model_copy(update={"model": "transformers:/m", "device": "cuda:0"})
-    assert shard_resources(FakeSuite(), opts(Path("o"), workers=3), settings).options() == {"num_cpus": 3.0}
+    local = settings.model_copy(update={"model": "embedded"})
+    assert shard_resources(FakeSuite(), opts(Path("o"), workers=3, policy="agent"), local).options() == {
+        "num_cpus": 3.0}  # threads computing with the shard's own model: a CPU each
+    assert shard_resources(FakeSuite(needs_process=True), opts(Path("o"), workers=3), settings).num_cpus == 3.0
+    served = settings.model_copy(update={"model": "openai:m@http://h:8000/v1"})
+    assert shard_resources(FakeSuite(), opts(Path("o"), workers=32, policy="agent"), served).num_cpus == 1.0
+    assert shard_resources(FakeSuite(), opts(Path("o"), workers=3), settings).num_cpus == 1.0  # harness threads
     assert shard_resources(FakeSuite(), opts(Path("o"), policy="agent"), gpu).options() == {"num_cpus": 1.0,
                                                                                            "num_gpus": 1.0}
     assert shard_resources(FakeSuite(), opts(Path("o")), gpu).num_gpus == 0  # a harness policy loads no model
