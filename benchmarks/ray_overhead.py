@@ -15,6 +15,8 @@ Sections (JSON lines on stdout):
   first drain, the run's files), subtracted below.
 * ``ray_per_shard`` -- ``--zero`` (40) zero-work episodes as one shard each (``--shards N``, 1 CPU): (wall - fixed)
   / (N - 1) is Ray's scheduling overhead per shard (task submit, a worker, the shard's ``run_eval`` set-up).
+* ``sink_capacity`` -- ``--sink`` (3000) records put into one sink actor as fast as Ray delivers them, then
+  drained and appended with fsync as the driver does: the driver side's ceiling in records/s.
 * ``ray_per_record`` -- the same episodes as one shard: (wall - fixed) / (N - 1) is the overhead per streamed
   record (sink actor call, drain, fsynced append); ``pool_per_record`` is the local runner's for comparison.
   The fixed cost (~0.9 s here) varies by ~0.1 s from run to run: use ``--zero`` 200 or more for these two lines
@@ -164,6 +166,38 @@ def per_shard_and_record(n: int, tmp: Path) -> None:
          ms_per_record=round(1000 * (wall - fixed) / (n - 1), 2))
 
 
+def sink_capacity(n: int, tmp: Path) -> None:
+    """The driver side's ceiling: ``n`` realistic records put into one sink actor as fast as Ray delivers them
+    (calls pipelined from one caller), then drained and appended with fsync as the driver does."""
+    from ponder.core.io import append_jsonl
+    from ponder.envs.ray_shard import ShardSink
+
+    ray = start_ray(1, tmp)
+    try:
+        sink = ray.remote(ShardSink).options(num_cpus=0).remote()
+        ray.get(sink.done.remote([]))  # the actor's process is up
+        usage = Usage(prompt_tokens=900, completion_tokens=120)
+        records = [EpisodeResult(episode_id=f"r{i:06d}", suite="sink", task="t " * 100, policy="agent",
+                                 policy_kind="agent", success=True, score=1.0, status="solved", usage=usage,
+                                 metadata={"index": i, "node": "abcdef12", "shard": i % 64}).model_dump(mode="json")
+                   for i in range(n)]
+        start = time.perf_counter()
+        ray.get([sink.put.remote(r, ['{"id": "t"}'], {}) for r in records])
+        put_s = time.perf_counter() - start
+        start = time.perf_counter()
+        items, _ = ray.get(sink.drain.remote())
+        drain_s = time.perf_counter() - start
+        start = time.perf_counter()
+        for record, _ in items:
+            append_jsonl(tmp / "sink-results.jsonl", EpisodeResult.model_validate(record))
+        append_s = time.perf_counter() - start
+        emit(bench="sink_capacity", records=n, record_bytes=len(json.dumps(records[0])),
+             puts_per_s=round(n / put_s), drain_s=round(drain_s, 3), appends_per_s=round(n / append_s),
+             note="puts pipelined from one caller into one actor; appends: validate + fsynced append, as the driver")
+    finally:
+        ray.shutdown()
+
+
 def textworld_ray_vs_pool(games: int, workers: list[int], tmp: Path) -> None:
     """A real process suite: TextWorld walkthroughs (no model) on the local process pool and on Ray, each worker
     count side by side; on Ray each shard runs the runner's process pool with one worker process: the default
@@ -207,6 +241,7 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.2, help="Seconds each episode sleeps.")
     parser.add_argument("--workers", default="1,2", help="Worker counts (comma-separated).")
     parser.add_argument("--zero", type=int, default=40, help="Zero-work episodes for the per-shard/record runs (>= 2).")
+    parser.add_argument("--sink", type=int, default=3000, help="Records for the sink-capacity section.")
     parser.add_argument("--games", type=int, default=12, help="TextWorld games (process suite; 0: skip).")
     args = parser.parse_args()
     emit(bench="env", python=sys.version.split()[0], platform=platform.platform(), cpus=os.cpu_count(),
@@ -215,6 +250,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="prb-", dir="/tmp") as tmp:
         ray_vs_pool(args.episodes, args.sleep, [int(w) for w in args.workers.split(",")], Path(tmp))
         per_shard_and_record(args.zero, Path(tmp))
+        sink_capacity(args.sink, Path(tmp))
         if args.games:
             textworld_ray_vs_pool(args.games, [int(w) for w in args.workers.split(",")], Path(tmp))
 
