@@ -27,9 +27,17 @@ from ponder.core.errors import ConfigError, PonderError
 from ponder.core.io import append_jsonl
 from ponder.envs.base import EpisodeResult
 from ponder.envs.context import failed_result
-from ponder.envs.metrics import summarize
 from ponder.envs.ray_shard import TRAJECTORY_FILE, ShardSink, play_shard, remove_shard_dirs
-from ponder.envs.runner import RESULTS_FILE, EvalRun, check_options, check_out_dir, check_unique, load_done, open_run
+from ponder.envs.runner import (
+    RESULTS_FILE,
+    EvalRun,
+    check_options,
+    check_out_dir,
+    check_unique,
+    finish_run,
+    load_done,
+    open_run,
+)
 from ponder.envs.sharding import PROCESS_SHARDS_PER_SLOT, SHARDS_PER_SLOT, Shard, shard_count, singles, split
 
 if TYPE_CHECKING:
@@ -105,14 +113,7 @@ def run_eval_ray(suite: Suite, options: EvalOptions, settings: Settings, ray: Ra
             with display:
                 fresh = driver.run(shards, total=len(episodes), already=len(done))
             _append_lines(out_dir / SHARDS_FILE, [_json({"run": driver.stats()})])
-    order = {ep.id: i for i, ep in enumerate(episodes)}
-    results = sorted([*done.values(), *fresh], key=lambda r: order.get(r.episode_id, len(order)))
-    run = EvalRun(out_dir=out_dir, results=results, summary=summarize(results), new=len(fresh))
-    if report:
-        from ponder.envs.report import write_report
-
-        write_report(out_dir)
-    return run
+    return finish_run(out_dir, episodes, done, fresh, report=report)
 
 
 def _plan(ray_mod: ModuleType, suite: Suite, options: EvalOptions, settings: Settings, ray: RayOptions,

@@ -214,6 +214,12 @@ def run_eval(suite: Suite, options: EvalOptions, settings: Settings, *, progress
         display = progress or Progress(len(episodes), list(done.values()), label=suite.name, quiet=quiet)
         opts = options.model_copy(update={"out_dir": out_dir, "workers": min(options.workers, len(todo))})
         fresh = _play(suite, opts, settings, model, todo, display)
+    return finish_run(out_dir, episodes, done, fresh, report=report)
+
+
+def finish_run(out_dir: Path, episodes: list[Episode], done: dict[str, EpisodeResult], fresh: list[EpisodeResult],
+               *, report: bool) -> EvalRun:
+    """The run's results in episode order (resumed and fresh), summarized; the report written when asked."""
     order = {ep.id: i for i, ep in enumerate(episodes)}
     results = sorted([*done.values(), *fresh], key=lambda r: order.get(r.episode_id, len(order)))
     run = EvalRun(out_dir=out_dir, results=results, summary=summarize(results), new=len(fresh))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -33,3 +34,13 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def drain_stream(stream: Generator[str, None, Any]) -> tuple[list[str], Any]:
+    """Every piece a backend's ``stream`` yields, and the completion it returns at the end."""
+    pieces: list[str] = []
+    while True:
+        try:
+            pieces.append(next(stream))
+        except StopIteration as done:
+            return pieces, done.value

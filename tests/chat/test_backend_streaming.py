@@ -6,6 +6,7 @@ The OpenAI backend's streaming is tested against a fake server in ``tests/models
 from __future__ import annotations
 
 import pytest
+from testkit import drain_stream
 
 from ponder.core.settings import load_settings
 from ponder.models.base import GenerationParams
@@ -23,13 +24,7 @@ def test_stream_matches_generate(spec: str) -> None:
     params = GenerationParams(max_tokens=24, stop=["five", "Five"], seed=0)
     [expected] = model.generate(MESSAGES, params)
     stream = model.stream(MESSAGES, params)
-    pieces = []
-    while True:
-        try:
-            pieces.append(next(stream))
-        except StopIteration as done:
-            completion = done.value
-            break
+    pieces, completion = drain_stream(stream)
     assert len(pieces) > 1  # token by token, not the whole text at once
     assert "".join(pieces) == completion.text == expected.text
     assert completion.completion_tokens == expected.completion_tokens

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from testkit import drain_stream
 
 from ponder.core.errors import ConfigError
 from ponder.core.settings import load_settings
@@ -91,14 +92,8 @@ def test_protocol_members_are_present_and_truthful(backend: BaseBackend, request
     caps = backend.capabilities
     assert caps.batched_decoding is (kind != "scripted") and caps.streaming
     assert caps.context_window == {"scripted": None, "llamacpp": 2048, "transformers": 8192}[kind]
-    pieces = []
     stream = backend.stream(STORY, GenerationParams(max_tokens=8))
-    while True:
-        try:
-            pieces.append(next(stream))
-        except StopIteration as done:
-            completion = done.value
-            break
+    pieces, completion = drain_stream(stream)
     assert len(pieces) > 1 and "".join(pieces) == completion.text  # streamed as decoded, not all at once
     [c] = backend.generate(QUESTION, GenerationParams(max_tokens=2, logprobs=True))
     assert (c.logprob is not None) is caps.logprobs

@@ -20,6 +20,7 @@ from typing import Any
 
 import openai
 import pytest
+from testkit import drain_stream
 
 from ponder.core.errors import ModelError, RealModelCallError
 from ponder.core.settings import load_settings
@@ -269,13 +270,7 @@ def test_openai_stream_against_a_fake_sse_server() -> None:
     try:
         backend = OpenAIBackend("m", f"http://127.0.0.1:{server.server_port}/v1", real=False, max_retries=0)
         gen = backend.stream(USER, GenerationParams(stop=["\nObservation:"]))
-        pieces = []
-        while True:
-            try:
-                pieces.append(next(gen))
-            except StopIteration as done:
-                completion = done.value
-                break
+        pieces, completion = drain_stream(gen)
     finally:
         server.shutdown()
         server.server_close()

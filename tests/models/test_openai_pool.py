@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from testkit import drain_stream
 
 from ponder.core.errors import ModelError
 from ponder.core.settings import Settings
@@ -210,13 +211,7 @@ def test_a_stream_fails_over_before_its_first_piece(fake) -> None:
     pool = pool_of(a, b)
     for _ in range(2):  # whichever server is picked first, the stream comes from b
         gen = pool.stream(USER, PARAMS)
-        pieces: list[str] = []
-        while True:
-            try:
-                pieces.append(next(gen))
-            except StopIteration as done:
-                completion = done.value
-                break
+        pieces, completion = drain_stream(gen)
         assert "".join(pieces) == completion.text == "Thought: add"
     assert len(a.requests) == 1 and counts(pool)[0]["ejections"] == 1
     assert [s["in_flight"] for s in counts(pool)] == [0, 0]

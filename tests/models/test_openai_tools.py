@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from testkit import drain_stream
 
 from ponder.models.base import GenerationParams, Message
 from ponder.models.openai_tools import response_format
@@ -154,12 +155,6 @@ def test_a_streamed_request_with_tools_comes_at_once_with_its_calls(fake):
     server = fake(native_server)
     backend = server.backend(tool_calls=True)
     stream = backend.stream(USER, GenerationParams(tools=[CALC], tool_choice="auto"))
-    pieces = []
-    while True:
-        try:
-            pieces.append(next(stream))
-        except StopIteration as done:
-            completion = done.value
-            break
+    pieces, completion = drain_stream(stream)
     assert pieces == [] and [c.name for c in completion.tool_calls] == ["calculator"]
     assert "stream" not in server.requests[-1] and server.requests[-1]["tools"] == [CALC]
