@@ -40,3 +40,16 @@ def test_first_record_wins_and_drain_hands_each_item_once():
     assert side == {"search.jsonl": ["s1"], "trajectories.jsonl": ["x"]}
     assert merge.drain() == ([], {}) and merge.dropped == 1
     assert not merge.put({"episode_id": "b"}, [])  # still known after the drain
+
+
+def test_a_shard_bounds_llamacpp_threads_to_its_cpus_unless_pinned():
+    from ponder.core.settings import load_settings
+    from ponder.envs.ray_shard import cpu_bound
+
+    settings = load_settings()
+    assert settings.llamacpp_threads is None
+    assert cpu_bound(settings, 2.0).llamacpp_threads == 2
+    assert cpu_bound(settings, 0.5).llamacpp_threads == 1
+    assert cpu_bound(settings, None) is settings  # Ray reported no CPU: llama.cpp's own default
+    pinned = settings.model_copy(update={"llamacpp_threads": 6})
+    assert cpu_bound(pinned, 2.0).llamacpp_threads == 6
