@@ -135,7 +135,6 @@ class Progress:
             self._bar.stop()
 
 
-
 class _Bar(RichProgress):
     """The Rich bar, with the stats (:meth:`Progress.stats`) on a line of their own: both fit 80 columns."""
 
