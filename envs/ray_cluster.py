@@ -62,12 +62,8 @@ def connect(address: str | None, *, verbose: bool = False) -> Iterator[ModuleTyp
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet: dict[str, Any] = {"logging_level": logging.INFO if verbose else logging.ERROR, "log_to_driver": verbose}
     try:
-        if address is None:
-            ray.init(address="local", include_dashboard=False, **quiet)
-        elif address.startswith("ray://"):
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(address=address, include_dashboard=False, **quiet)
+        client = address is not None and address.startswith("ray://")  # Ray Client takes no dashboard option
+        ray.init(address=address or "local", **quiet, **({} if client else {"include_dashboard": False}))
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         ray.shutdown()
         hint = "" if address is None or isinstance(exc, ValueError) or os.environ.get("RAY_AUTH_MODE") else (
@@ -115,10 +111,8 @@ class ShardResources:
 
 def uses_local_gpu(options: EvalOptions, settings: Settings) -> bool:
     """Whether each shard loads the model itself onto a GPU (transformers/embedded with a ``cuda`` device)."""
-    if options.policy != "agent":
-        return False
-    kind = parse_spec(settings.model).kind
-    return kind in ("transformers", "embedded") and settings.device.startswith("cuda")
+    return (uses_local_model(options, settings) and parse_spec(settings.model).kind != "llamacpp"
+            and settings.device.startswith("cuda"))
 
 
 def uses_local_model(options: EvalOptions, settings: Settings) -> bool:
