@@ -27,7 +27,8 @@ from ponder.models.base import Message
 
 
 @functools.cache
-def _system() -> str:
+def pal_system_prompt() -> str:
+    """PAL's system prompt (``prompts/pal_system.txt``)."""
     return render("pal_system")
 
 
@@ -35,7 +36,7 @@ def pal_prefix(ctx: AgentContext) -> tuple[str, list[Message]]:
     """The system prompt (no few-shot turns); refuses a context without an executor before any model call."""
     if ctx.executor is None:
         raise ConfigError("the PAL agent needs a code executor")
-    return _system(), []
+    return pal_system_prompt(), []
 
 
 def step(state: PALState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

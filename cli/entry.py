@@ -15,11 +15,14 @@ import typer
 
 from ponder.cli.chat import chat_command
 from ponder.cli.eval import eval_command, report_command
+from ponder.cli.export import export_app
 from ponder.cli.graph import graph
 from ponder.cli.mcp import mcp_app
 from ponder.cli.memory import memory_app
 from ponder.cli.run import run
 from ponder.cli.sandbox import sandbox_app
+from ponder.cli.star import star_command
+from ponder.cli.train import train_command
 from ponder.core.errors import BadLinesError, PonderError
 from ponder.core.textsafe import terminal_safe
 
@@ -48,6 +51,9 @@ app.add_typer(memory_app, name="memory")
 app.add_typer(mcp_app, name="mcp")
 app.command("eval")(eval_command)
 app.command("report")(report_command)
+app.add_typer(export_app, name="export")
+app.command("train")(train_command)
+app.command("star")(star_command)
 app.command()(version)
 
 

@@ -1,0 +1,82 @@
+"""One supervised fine-tuning example (a chat conversation) and the JSONL files that hold them.
+
+The format is the conversational one TRL's ``SFTTrainer`` and OpenAI fine-tuning read: one JSON object per line
+with ``messages`` (``role`` / ``content``; ``system``, ``user``, ``assistant``). ponder adds ``metadata`` (where
+the example came from: source, task id, episode, hint), which both readers ignore.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ponder.core.errors import DataError
+
+Role = Literal["system", "user", "assistant"]
+
+
+class ChatTurn(BaseModel):
+    """One turn of a training conversation."""
+
+    role: Role
+    content: str
+
+
+class SFTExample(BaseModel):
+    """A training conversation: the agent's real prompt, then its turns; the loss covers the assistant turns only.
+
+    ``metadata`` keys used by ponder: ``source`` (``gold-react``, ``gold-pal``, ``run``, ``eval``,
+    ``self_consistency``, ``search``, ``star``), ``task_id``, ``task``, ``agent``, ``episode_id``,
+    ``trajectory_id``, ``answer``, ``hint`` (True when the rationale was written with the answer as a hint).
+    """
+
+    messages: list[ChatTurn] = Field(min_length=2)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def assistant_turns(self) -> int:
+        """How many turns the loss covers."""
+        return sum(1 for turn in self.messages if turn.role == "assistant")
+
+
+def write_examples(path: Path, examples: Iterable[SFTExample]) -> int:
+    """Write ``examples`` as JSONL (atomically: a temp file renamed into place); returns how many."""
+    from ponder.core.io import write_atomic
+
+    lines = [ex.model_dump_json(exclude_defaults=False) for ex in examples]
+    write_atomic(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def iter_examples(path: Path) -> Iterator[SFTExample]:
+    """Read a chat-format JSONL file.
+
+    Raises:
+        DataError: for a missing file, or a line that is not a conversation (with its line number).
+    """
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read training data {path}: {exc.strerror or exc}") from None
+    with handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield SFTExample.model_validate(json.loads(line))
+            except (ValueError, ValidationError) as exc:
+                first = str(exc).splitlines()[0]
+                raise DataError(f"{path}:{lineno}: not a chat training example ({first})") from None
+
+
+def data_sha256(path: Path) -> str:
+    """SHA-256 of a data file's bytes (recorded beside trained weights)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
