@@ -1,18 +1,30 @@
 """``ponder train``: supervised fine-tuning of a causal LM on chat-format data with TRL's ``SFTTrainer``.
 
-(Lead: being written. The interface below is fixed.)
+The loss covers the assistant turns only (their end-of-turn token included: :mod:`ponder.training.chat_template`).
+Full fine-tuning or LoRA (PEFT; the adapter is merged before saving). Checkpoints go to ``<out>/checkpoints``
+(the last two are kept) and ``resume`` continues from the newest. The result in ``<out>`` is a transformers model
+directory (``--model transformers:<out>``), ``<out>/model.gguf`` (``--model llamacpp:<out>/model.gguf``) and
+``<out>/ponder-train.json``: the config, the data's SHA-256, the library versions and the run's figures.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
+import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ponder.core.errors import ConfigError, DataError
+from ponder.core.io import write_atomic
+from ponder.training.examples import data_sha256, iter_examples
 
 GgufFormat = Literal["q8_0", "f16", "none"]
 #: What ``ponder train`` writes beside the weights: this config, the data's SHA-256 and the run's figures.
 TRAIN_RECORD = "ponder-train.json"
+_VERSIONS = ("torch", "transformers", "trl", "peft", "datasets")
 
 
 class TrainConfig(BaseModel):
@@ -30,8 +42,8 @@ class TrainConfig(BaseModel):
     max_minutes: float | None = Field(None, gt=0, description="Stop (and save) after this much training time.")
     limit: int | None = Field(None, ge=1, description="Only the first N examples of the data.")
     learning_rate: float | None = Field(None, gt=0, description="Default: 5e-5 full, 2e-4 LoRA.")
-    batch_size: int = Field(4, ge=1)
-    grad_accum: int = Field(1, ge=1)
+    batch_size: int = Field(1, ge=1, description="Sequences per forward pass (1 wastes no compute on padding).")
+    grad_accum: int = Field(8, ge=1, description="Forward passes per optimizer step.")
     max_length: int = Field(1024, ge=16)
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
@@ -39,6 +51,10 @@ class TrainConfig(BaseModel):
     resume: bool = False
     seed: int = 0
     gguf: GgufFormat = "q8_0"
+
+    def lr(self) -> float:
+        """The learning rate: the configured one, else the method's default."""
+        return self.learning_rate or (2e-4 if self.method == "lora" else 5e-5)
 
 
 class TrainResult(BaseModel):
@@ -56,10 +72,133 @@ class TrainResult(BaseModel):
     stopped_by: Literal["done", "max_steps", "max_minutes"]
 
 
+def load_dataset_rows(config: TrainConfig) -> list[dict[str, Any]]:
+    """The examples as TRL conversational rows (``{"messages": [...]}``; metadata dropped).
+
+    Raises:
+        DataError: for unreadable data, or none with an assistant turn.
+    """
+    rows = []
+    for example in iter_examples(config.data):
+        if config.limit is not None and len(rows) >= config.limit:
+            break
+        if example.assistant_turns():
+            rows.append({"messages": [turn.model_dump() for turn in example.messages]})
+    if not rows:
+        raise DataError(f"{config.data}: no training conversations with an assistant turn")
+    return rows
+
+
+def _sft_args(config: TrainConfig, cuda: bool) -> Any:
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(config.out / "checkpoints"), per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr(), num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1, lr_scheduler_type="cosine", warmup_steps=0.03, logging_steps=5,
+        save_steps=config.save_steps, save_total_limit=2, seed=config.seed, data_seed=config.seed,
+        assistant_only_loss=True, max_length=config.max_length, report_to=[], use_cpu=not cuda, bf16=cuda,
+        dataloader_num_workers=0, disable_tqdm=True, include_num_input_tokens_seen="non_padding",
+        gradient_checkpointing=False, save_only_model=False)
+
+
+def _peft_config(config: TrainConfig) -> Any:
+    if config.method != "lora":
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.05, target_modules="all-linear",
+                      task_type="CAUSAL_LM")
+
+
+def _device(config: TrainConfig) -> bool:
+    """Whether the run uses CUDA (checked: a clear error when it is not there)."""
+    from ponder.models.transformers_backend import resolve_device
+
+    return resolve_device(config.device).type == "cuda"
+
+
+def _has_checkpoint(config: TrainConfig) -> bool:
+    folder = config.out / "checkpoints"
+    return folder.is_dir() and any(p.name.startswith("checkpoint-") for p in folder.iterdir())
+
+
 def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
     """Fine-tune ``config.base`` on ``config.data``.
 
     The merged model is saved as a transformers directory in ``config.out`` and, unless ``gguf="none"``, exported
     to ``config.out / "model.gguf"``.
+
+    Raises:
+        ConfigError: missing extra, bad base, CUDA unavailable, an output folder with a model but no ``resume``.
+        DataError: unreadable or empty data.
     """
-    raise NotImplementedError("lead is writing this")
+    from ponder.training.sft_base import load_base, require_train_extra
+
+    require_train_extra()
+    if (config.out / TRAIN_RECORD).exists() and not config.resume:
+        raise ConfigError(f"{config.out} already holds a trained model; choose another --out or pass --resume")
+    cuda = _device(config)
+    rows = load_dataset_rows(config)
+    model, tokenizer = load_base(config.base)
+    started = time.monotonic()
+    trainer, budget, progress = _trainer(config, model, tokenizer, rows, cuda, quiet)
+    resume = config.resume and _has_checkpoint(config)
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    result = _finish(config, trainer, tokenizer, budget, progress, len(rows), time.monotonic() - started)
+    return result
+
+
+def _trainer(config: TrainConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]], cuda: bool,
+             quiet: bool) -> tuple[Any, Any, Any]:
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from ponder.training.chat_template import training_template
+    from ponder.training.sft_progress import ProgressLines, TimeBudget
+
+    original = tokenizer.chat_template
+    tokenizer.chat_template = training_template(tokenizer)
+    tokenizer.init_kwargs["ponder_original_chat_template"] = original
+    budget, progress = TimeBudget(config.max_minutes), ProgressLines(quiet=quiet)
+    trainer = SFTTrainer(model=model, args=_sft_args(config, cuda), train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, peft_config=_peft_config(config), callbacks=[budget, progress])
+    return trainer, budget, progress
+
+
+def _finish(config: TrainConfig, trainer: Any, tokenizer: Any, budget: Any, progress: Any, examples: int,
+            seconds: float) -> TrainResult:
+    state = trainer.state
+    model = trainer.model
+    if config.method == "lora":
+        model = model.merge_and_unload()
+    tokenizer.chat_template = tokenizer.init_kwargs.pop("ponder_original_chat_template")
+    model.save_pretrained(config.out)
+    tokenizer.save_pretrained(config.out)
+    gguf = None
+    if config.gguf != "none":
+        from ponder.training.gguf_export import export_gguf
+
+        gguf = export_gguf(config.out, config.out / "model.gguf", config.gguf)
+    steps, tokens = int(state.global_step), int(state.num_input_tokens_seen or 0)
+    stopped = "max_minutes" if budget.hit else ("max_steps" if config.max_steps and steps >= config.max_steps
+                                                else "done")
+    result = TrainResult(out=config.out, steps=steps, examples=examples, epochs_done=round(float(state.epoch or 0), 4),
+                         train_tokens=tokens, seconds=round(seconds, 2),
+                         tokens_per_second=round(tokens / seconds, 1) if seconds > 0 else 0.0,
+                         final_loss=progress.last_loss, gguf=gguf, stopped_by=stopped)
+    _write_record(config, result)
+    return result
+
+
+def _write_record(config: TrainConfig, result: TrainResult) -> None:
+    versions = {}
+    for name in _VERSIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    record = {"config": config.model_dump(mode="json"), "data_sha256": data_sha256(config.data),
+              "result": result.model_dump(mode="json"), "versions": versions,
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_atomic(config.out / TRAIN_RECORD, json.dumps(record, indent=2) + "\n")
