@@ -46,7 +46,9 @@ def drive(graph: CompiledStateGraph, state: dict[str, Any], context: AgentContex
         state: The input state.
         context: The run's runtime context (its ``limits.max_steps`` sets the recursion limit).
         trajectory: Receives the steps (as they finish), status, final answer, ``metadata["memory"]``
-            (the memory log, when memory is on), ``metadata["elided_observations"]`` (when the context budget
+            (the memory log, when memory is on), ``metadata["tools"]`` and ``["prompt_sha256"]`` (the prompt's
+            tool names and fingerprint: :func:`~ponder.agents.kernel.prompt_facts`),
+            ``metadata["elided_observations"]`` (when the context budget
             elided any) and the usage.
         on_step: Called with each finished step.
         started: ``time.perf_counter()`` when the run began (default: now); the usage's wall time counts from it.
@@ -98,5 +100,6 @@ def _conclude(trajectory: Trajectory, final: dict[str, Any], memory: dict[str, A
         trajectory.status = status
     if memory.get("log"):
         trajectory.metadata["memory"] = memory["log"]
+    trajectory.metadata.update(memory.get("prompt") or {})
     if final.get("elided_observations"):
         trajectory.metadata["elided_observations"] = final["elided_observations"]

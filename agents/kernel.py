@@ -35,6 +35,7 @@ from ponder.agents.budget import fit_prompt
 from ponder.agents.context import AgentContext
 from ponder.agents.state import AgentState
 from ponder.agents.tracing import traced_step
+from ponder.core.hashing import messages_sha256
 from ponder.core.spans import step_span
 from ponder.memory.nodes import recall, remember
 from ponder.models.base import Completion, GenerationParams, Message
@@ -132,9 +133,23 @@ def _recall_node(parts: AgentParts) -> Node:
         ctx = runtime.context
         system, examples = parts.prefix(ctx)
         prefix: list[Message] = [{"role": "system", "content": system}, *examples]
-        return {"memory": {"prefix": prefix, **recall(ctx.memory, state["task"], parts.name, system, examples)}}
+        memory = {"prefix": prefix, **recall(ctx.memory, state["task"], parts.name, system, examples)}
+        return {"memory": {**memory, "prompt": prompt_facts(memory, ctx.tools.names())}}
 
     return recall_node
+
+
+def prompt_facts(memory: dict[str, Any], tools: list[str]) -> dict[str, Any]:
+    """What a trajectory records of its prompt (``metadata["tools"]``, ``metadata["prompt_sha256"]``).
+
+    The fingerprint covers the prefix the run sent (system prompt, few-shot turns, recalled insights and
+    experiences) and Reflexion's lessons when there were any, so an export that rebuilds the prompt from the
+    prompt files and ``tools`` can tell when the run saw something else.
+    """
+    sent: list[Message] = list(memory["prefix"])
+    if memory.get("lessons"):
+        sent.append({"role": "user", "content": memory["lessons"]})
+    return {"tools": list(tools), "prompt_sha256": messages_sha256(sent)}
 
 
 def _remember_node(agent: str) -> Node:

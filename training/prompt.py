@@ -8,11 +8,10 @@ export can tell when the prompt files or the tool set changed since the run.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 
 from ponder.core.errors import ConfigError
+from ponder.core.hashing import messages_sha256
 from ponder.core.settings import Settings, load_settings
 from ponder.models.base import Message
 
@@ -46,6 +45,8 @@ def question_turn(task: str) -> Message:
 
 
 def prefix_sha256(prefix: Sequence[Message]) -> str:
-    """A short fingerprint of a prompt prefix (16 hex digits of the SHA-256 of its canonical JSON)."""
-    blob = json.dumps([{"role": m["role"], "content": m["content"]} for m in prefix], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """A short fingerprint of a prompt prefix (16 hex digits of the SHA-256 of its canonical JSON).
+
+    The same function the agents record with (:func:`ponder.core.hashing.messages_sha256`).
+    """
+    return messages_sha256(prefix)

@@ -33,7 +33,7 @@ from langgraph.runtime import Runtime
 
 from ponder.agents.context import AgentContext
 from ponder.agents.driver import describe_error
-from ponder.agents.kernel import GIVE_UP, MAX_STEPS, AgentParts
+from ponder.agents.kernel import GIVE_UP, MAX_STEPS, AgentParts, prompt_facts
 from ponder.core.environment import EnvReset, replay
 from ponder.core.records import Step, Trajectory, Usage
 from ponder.graphs.strategies.base import StrategyContext
@@ -239,7 +239,8 @@ class Stepper:
     def _recall(self, agent_ctx: AgentContext) -> dict[str, Any]:
         system, examples = self.parts.prefix(agent_ctx)
         prefix: list[Message] = [{"role": "system", "content": system}, *examples]
-        return {"prefix": prefix, **recall(self.ctx.memory, self.task, self.parts.name, system, examples)}
+        memory = {"prefix": prefix, **recall(self.ctx.memory, self.task, self.parts.name, system, examples)}
+        return {**memory, "prompt": prompt_facts(memory, agent_ctx.tools.names())}
 
     def _count(self, steps: int, resets: int = 0) -> None:
         with self._lock:
@@ -389,7 +390,8 @@ class Stepper:
     def trajectory(self, partial: Partial, metadata: dict[str, Any] | None = None) -> Trajectory:
         """The trajectory of the run that ends at ``partial`` (status ``max_steps`` when it had not ended)."""
         state, steps = partial.state, partial.steps
-        meta: dict[str, Any] = {**self.ctx.metadata, **(metadata or {})}
+        prompt = (state.get("memory") or {}).get("prompt", {})
+        meta: dict[str, Any] = {**self.ctx.metadata, **prompt, **(metadata or {})}
         if self.agent == "env":
             meta.update(env=self.env_name, reward=float(state.get("reward", 0.0) or 0.0),
                         env_steps=int(state.get("env_steps", 0)))
