@@ -16,6 +16,7 @@ from ponder.agents.react import build_react_graph
 from ponder.agents.runner import agent_graph, initial_state, run_agent
 from ponder.agents.state import AgentState
 from ponder.core.errors import ConfigError
+from ponder.core.hashing import messages_sha256
 from ponder.core.settings import load_settings
 from ponder.models.scripted import ScriptedModel
 from ponder.tools.base import ToolBox
@@ -90,8 +91,9 @@ def test_step_cap_counts_malformed_replies_too() -> None:
 
 def test_without_memory_recall_and_remember_only_set_the_prompt_prefix() -> None:
     _, final, _ = play(["done"])
-    assert set(final["memory"]) == {"prefix"}
+    assert set(final["memory"]) == {"prefix", "prompt"}  # the prefix and its fingerprint (prompt_facts)
     assert final["memory"]["prefix"][0]["content"] == "You are a toy."
+    assert final["memory"]["prompt"]["prompt_sha256"] == messages_sha256(final["memory"]["prefix"])
 
 
 def test_agent_graphs_are_compiled_once_per_process() -> None:
