@@ -54,6 +54,8 @@ def star_command(
     from ponder.training.star import run_star
     from ponder.training.star_config import build_config
 
+    if learning_rate is not None and learning_rate <= 0:
+        raise typer.BadParameter("must be > 0", param_hint="--lr")
     train = {"method": method, "max_steps": max_steps, "max_minutes": max_minutes, "epochs": epochs,
              "device": device, "max_length": max_length, "grad_accum": grad_accum, "learning_rate": learning_rate}
     config = build_config(suite=suite, out=out, rounds=rounds, base=base, samples=samples, temperature=temperature,

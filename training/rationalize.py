@@ -55,7 +55,7 @@ def keep_rationales(trajs: dict[str, list[Trajectory]], episodes: Sequence[Episo
         problem = rationale_problem(runs[0], episode, suite) if runs else "no_trajectory"
         example = None if problem else to_example(runs[0], episode, prefix, hint=True, round_no=round_no)
         if example is None:
-            stats.drop(problem or "not_text_protocol")
+            stats.drop(problem or "unusable")
             continue
         kept.append(example)
     stats.rationalized += len(kept)

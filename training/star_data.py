@@ -33,6 +33,7 @@ class DataStats(BaseModel):
     questions_solved: int = 0
     kept: int = 0
     malformed_dropped: int = 0
+    unusable: int = Field(0, description="Correct, but sent another prompt or used native tool calls.")
     rationalize_tried: int = 0
     rationalized: int = 0
     rationale_dropped: dict[str, int] = Field(default_factory=dict)
@@ -69,10 +70,15 @@ def malformed(traj: Trajectory) -> bool:
 
 def to_example(traj: Trajectory, episode: Episode, prefix: Sequence[Message], *, hint: bool,
                round_no: int) -> SFTExample | None:
-    """The training conversation of ``traj`` with the original question (``None``: not a text-protocol run).
+    """The training conversation of ``traj`` with the original question.
 
     The question turn is rebuilt from ``episode.task``, so a rationalized run's hint never reaches the data.
+    ``None`` when the run did not send ``prefix`` (its recorded ``prompt_sha256`` differs) or did not use the text
+    tool protocol.
     """
+    recorded = traj.metadata.get("prompt_sha256")
+    if recorded is not None and recorded != prefix_sha256(prefix):
+        return None
     turns: list[dict[str, Any]] = [*prefix, question_turn(episode.task)]
     for step in traj.steps:
         turns.extend(step.to_messages())
@@ -99,6 +105,8 @@ def keep_correct(trajs: Sequence[Trajectory], episode: Episode, suite: QASuite, 
             continue
         key = tuple(step.raw for step in traj.steps)
         example = to_example(traj, episode, prefix, hint=False, round_no=round_no)
+        if example is None:
+            stats.unusable += 1
         if key in seen or example is None or len(kept) >= limit:
             continue
         seen.add(key)

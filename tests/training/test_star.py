@@ -207,3 +207,20 @@ def test_config_errors_name_the_option(tmp_path) -> None:
         build_config(suite="gsm8k", out=tmp_path, train={"base": "x"})
     with pytest.raises(ConfigError, match="training split"):
         build_config(suite="svamp", out=tmp_path).train_file(tmp_path)
+
+
+def test_a_trajectory_that_sent_another_prompt_is_not_kept() -> None:
+    from ponder.core.records import Step, Trajectory
+    from ponder.envs.base import Episode
+    from ponder.training.prompt import agent_prefix, prefix_sha256
+    from ponder.training.star_data import to_example
+
+    prefix = agent_prefix("react", ["calculator"])
+    episode = Episode(id="q", suite="gsm8k", task="What is 2+2?", gold="4")
+    steps = [Step(index=0, kind="final", raw="Thought: I now know the final answer\nFinal Answer: 4")]
+    ours = Trajectory(task="What is 2+2?", agent="react", model="m", steps=steps, status="solved",
+                      final_answer="4", metadata={"prompt_sha256": prefix_sha256(prefix)})
+    example = to_example(ours, episode, prefix, hint=False, round_no=1)
+    assert example is not None and example.messages[-1].content == steps[0].raw
+    other = ours.model_copy(update={"metadata": {"prompt_sha256": "0123456789abcdef"}})
+    assert to_example(other, episode, prefix, hint=False, round_no=1) is None
