@@ -85,6 +85,15 @@ def test_agents_record_their_tools_and_prompt_fingerprint(tmp_path, settings):
     assert traj.metadata["prompt_sha256"] == prefix_sha256(prefix)
 
 
+def test_the_fingerprint_covers_recalled_lessons():
+    from ponder.agents.kernel import prompt_facts
+
+    prefix = [{"role": "system", "content": "s"}]
+    plain = prompt_facts({"prefix": prefix, "lessons": None}, ["calculator"])
+    assert plain == {"tools": ["calculator"], "prompt_sha256": prefix_sha256(prefix)}
+    assert prompt_facts({"prefix": prefix, "lessons": "Lessons: ..."}, [])["prompt_sha256"] != plain["prompt_sha256"]
+
+
 def test_prompt_drift_is_dropped_unless_allowed_and_old_runs_are_unverified(tmp_path, settings):
     run_dir = tmp_path / "runs"
     for n in range(3):
@@ -149,6 +158,7 @@ def test_search_records_carry_verifier_scores(tmp_path, settings):
     assert report.kept == 1 and report.by_source == {"search": 1}
     [ex] = iter_examples(tmp_path / "out.jsonl")
     assert ex.metadata["score"] == 0.9 and ex.metadata["correct"] is True
+    assert ex.metadata["prompt"] == "same"  # the search stepper records the prompt fingerprint too
 
 
 def test_search_paths_below_the_score_are_dropped(tmp_path, settings):
