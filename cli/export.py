@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+
+if TYPE_CHECKING:
+    from ponder.training.export_filters import AnswerKey
 
 export_app = typer.Typer(help="Export records as training data.", no_args_is_help=True)
 
@@ -49,6 +52,7 @@ def export_sft(
 ) -> None:
     """Turn trajectories into training data, with filters and a held-out guard; prints kept/dropped counts."""
     from ponder.core.settings import load_settings
+    from ponder.training.export import NothingExportedError, stats_path_for
     from ponder.training.export import export_sft as run_export
     from ponder.training.export_filters import ExportFilters
     from ponder.training.held_out import build_held_out
@@ -59,8 +63,6 @@ def export_sft(
                             agent=agent, exclude_hints=exclude_hints, keep_parse_errors=keep_parse_errors,
                             allow_prompt_drift=allow_prompt_drift, held_out=guard,
                             answers=load_answers(answers) if answers is not None else None)
-    from ponder.training.export import NothingExportedError, stats_path_for
-
     try:
         report = run_export(runs, out, filters, fmt, settings)
     except NothingExportedError:
@@ -71,7 +73,7 @@ def export_sft(
     print_summary(report.stats())
 
 
-def load_answers(path: Path):  # noqa: ANN201 - AnswerKey, imported lazily
+def load_answers(path: Path) -> AnswerKey:
     """The ``--answers`` file as an answer key (rows with ``answer`` and ``id`` and/or ``question``).
 
     Raises:
