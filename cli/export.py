@@ -100,7 +100,7 @@ def print_summary(stats: dict) -> None:
 
     from ponder.core.console import console
 
-    table = Table(title=f"export → {stats['out']} ({stats['format']})", title_justify="left")
+    table = Table(title="export sft: kept and dropped", title_justify="left")
     table.add_column("trajectories")
     table.add_column("count", justify="right")
     table.add_row("read", str(stats["read"]))
@@ -117,3 +117,6 @@ def print_summary(stats: dict) -> None:
     if stats["missing_trajectories"]:
         table.add_row("results without their trajectory", str(stats["missing_trajectories"]))
     console.print(table)
+    if stats["kept"]:
+        console.print(f"wrote {stats['kept']} {stats['format']} line(s) to {stats['out']} (counts: "
+                      f"{stats['out']}.stats.json)", highlight=False)
