@@ -35,11 +35,14 @@ class MemoryState(TypedDict, total=False):
             retrieved experiences).
         lessons: Reflexion's "Lessons from earlier attempts" block, put in front of the question, or ``None``.
         log: What was retrieved and written (``Trajectory.metadata["memory"]``); absent when memory is off.
+        prompt: The prompt's tool names and fingerprint (set by the kernel's ``recall`` node:
+            :func:`ponder.agents.kernel.prompt_facts`; ``Trajectory.metadata["tools"]`` and ``["prompt_sha256"]``).
     """
 
     prefix: list[Message]
     lessons: str | None
     log: dict[str, Any]
+    prompt: dict[str, Any]
 
 
 def recall(ctx: MemoryContext | None, task: str, agent: str, system: str,
