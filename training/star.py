@@ -28,7 +28,8 @@ from ponder.core.io import write_atomic
 from ponder.core.settings import Settings
 from ponder.envs.base import Episode
 from ponder.envs.qa import QASuite
-from ponder.training.star_config import StarConfig, normalize_question
+from ponder.training.held_out import question_key
+from ponder.training.star_config import StarConfig
 from ponder.training.star_runs import ModelRun, StarDeps, evaluate, play
 
 SUMMARY_FILE = "star.json"
@@ -51,14 +52,14 @@ def qa_suite(name: str) -> QASuite:
 
 
 def check_heldout(train: list[Episode], evals: Evals) -> None:
-    """Refuse training questions that are also evaluated (normalized question text).
+    """Refuse training questions that are also evaluated (same question, case and spacing aside: ``question_key``).
 
     Raises:
         ConfigError: naming how many overlap and a few ids.
     """
-    seen = {normalize_question(ep.task): ep.id for ep in train}
+    seen = {question_key(ep.task): ep.id for ep in train}
     for name, _suite, episodes in evals:
-        clash = [f"{seen[key]}={ep.id}" for ep in episodes if (key := normalize_question(ep.task)) in seen]
+        clash = [f"{seen[key]}={ep.id}" for ep in episodes if (key := question_key(ep.task)) in seen]
         if clash:
             raise ConfigError(f"{len(clash)} training question(s) are in the held-out {name} questions (e.g. "
                               f"{', '.join(clash[:3])}); train on other rows (--train-data, --train-skip) or "

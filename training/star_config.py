@@ -6,7 +6,6 @@ validated by building one; ``data``, ``out``, ``base`` and ``resume`` are set pe
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,7 +116,3 @@ def build_config(**values: Any) -> StarConfig:
         message = str(err["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"--{where.replace('_', '-')}: {message}" if where else message) from None
 
-
-def normalize_question(text: str) -> str:
-    """A question's text for the held-out check: lower case, letters and digits only, single spaces."""
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())

@@ -190,7 +190,7 @@ def test_report_numbers_come_from_the_evaluations(tmp_path, setup) -> None:
 
 def test_heldout_guard_refuses_overlap(tmp_path, setup) -> None:
     settings, train, held = setup
-    leaky = write_rows(tmp_path / "leaky.jsonl", [*TRAIN, ("t-x", "  sam HAS 2 cats, and 9 dogs.  How many pets? ",
+    leaky = write_rows(tmp_path / "leaky.jsonl", [*TRAIN, ("t-x", "  sam HAS 2 cats and 9 dogs.\n How many pets? ",
                                                            "11")])
     with pytest.raises(ConfigError, match="1 training question.*t-x=e-1"):
         run(config(tmp_path, leaky, held), settings)
