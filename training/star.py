@@ -83,8 +83,27 @@ def load_questions(config: StarConfig, settings: Settings) -> tuple[QASuite, lis
             raise ConfigError(f"--eval-extra {name}: evaluated already")
         extra = qa_suite(name)
         evals.append((name, extra, extra.episodes(settings, None, config.eval_limit)))
-    check_heldout(train, evals)
+    check_heldout([*train, *seed_questions(config)], evals)
     return suite, train, evals
+
+
+def seed_questions(config: StarConfig) -> list[Episode]:
+    """The questions of ``--seed-data`` (each example's first ``Question:`` turn), for the held-out check.
+
+    Raises:
+        DataError: for unreadable seed data.
+    """
+    if config.seed_data is None:
+        return []
+    from ponder.training.examples import iter_examples
+
+    out = []
+    for n, example in enumerate(iter_examples(config.seed_data), 1):
+        turn = next((t.content for t in example.messages if t.role == "user" and t.content.startswith("Question: ")),
+                    None)
+        if turn is not None:
+            out.append(Episode(id=f"{config.seed_data.name}:{n}", suite="seed", task=turn.removeprefix("Question: ")))
+    return out
 
 
 class Stages:

@@ -19,7 +19,7 @@ TRAIN_FILES = {"gsm8k": "gsm8k/train.jsonl"}
 #: Options of TrainConfig the loop sets itself.
 _LOOP_OWNED = frozenset({"data", "out", "base", "resume"})
 #: ``star.json`` options that may change on ``--resume`` (more rounds, other display or evaluation sizes keep data).
-RESUMABLE = frozenset({"rounds", "resume", "quiet", "workers"})
+RESUMABLE = frozenset({"out", "rounds", "resume", "quiet", "workers"})
 
 
 class StarConfig(BaseModel):

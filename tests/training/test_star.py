@@ -195,6 +195,11 @@ def test_heldout_guard_refuses_overlap(tmp_path, setup) -> None:
     with pytest.raises(ConfigError, match="1 training question.*t-x=e-1"):
         run(config(tmp_path, leaky, held), settings)
     assert not (tmp_path / "star").exists()
+    seed = tmp_path / "seed.jsonl"
+    seed.write_text(json.dumps({"messages": [{"role": "user", "content": "Question: " + EVAL[1][1]},
+                                             {"role": "assistant", "content": "Final Answer: 30"}]}) + "\n")
+    with pytest.raises(ConfigError, match="seed.jsonl:1=e-2"):
+        run(config(tmp_path, train, held, seed_data=seed), settings)
     run(config(tmp_path, leaky, held, train_limit=3), settings)  # the first three rows do not overlap
 
 
