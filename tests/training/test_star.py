@@ -229,3 +229,22 @@ def test_a_trajectory_that_sent_another_prompt_is_not_kept() -> None:
     assert example is not None and example.messages[-1].content == steps[0].raw
     other = ours.model_copy(update={"metadata": {"prompt_sha256": "0123456789abcdef"}})
     assert to_example(other, episode, prefix, hint=False, round_no=1) is None
+
+
+def test_a_loop_stopped_in_training_resumes_there(tmp_path, setup) -> None:
+    settings, train, held = setup
+    cfg = config(tmp_path, train, held)
+
+    def crash(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        run_star(cfg, settings, StarDeps(trainer=crash, models=Models(), log=lambda _line: None))
+    stages = tmp_path / "star" / "round-1" / "stages"
+    assert sorted(p.name for p in stages.iterdir()) == ["data.json", "sample.json"]
+    models, trainer, lines = Models(), FakeTrainer(), []
+    run_star(cfg.model_copy(update={"resume": True}), settings, StarDeps(trainer=trainer, models=models,
+                                                                         log=lines.append))
+    assert len(trainer.configs) == 1 and {spec for spec, _q in models.questions} == {
+        f"llamacpp:{(tmp_path / 'star' / 'round-1' / 'model' / 'model.gguf').resolve()}"}
+    assert "[star] round 1 sample: done already (skipped)" in lines
