@@ -16,6 +16,7 @@ import typer
 from ponder.cli.chat import chat_command
 from ponder.cli.eval import eval_command, report_command
 from ponder.cli.export import export_app
+from ponder.cli.export_gguf import export_gguf_command
 from ponder.cli.export_gold import export_gold
 from ponder.cli.graph import graph
 from ponder.cli.mcp import mcp_app
@@ -53,6 +54,7 @@ app.add_typer(mcp_app, name="mcp")
 app.command("eval")(eval_command)
 app.command("report")(report_command)
 export_app.command("gold")(export_gold)
+export_app.command("gguf")(export_gguf_command)
 app.add_typer(export_app, name="export")
 app.command("train")(train_command)
 app.command("star")(star_command)

@@ -57,3 +57,10 @@ def test_train_bad_arguments_are_one_line_exit_2(tmp_path: Path, capsys) -> None
     data.write_text("not json\n")
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 2
     assert "d.jsonl:1" in capsys.readouterr().err
+
+
+def test_export_gguf_refuses_what_is_not_a_model_directory(tmp_path: Path, capsys) -> None:
+    assert main(["export", "gguf", str(tmp_path / "missing")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["export", "gguf", str(tmp_path), "--format", "q4_k"]) == 2
+    assert "q4_k" in capsys.readouterr().err
