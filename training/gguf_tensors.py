@@ -55,12 +55,20 @@ def safetensors_files(model_dir: Path) -> list[Path]:
 
 
 def hf_tensors(model_dir: Path) -> Iterator[tuple[str, Any]]:
-    """Yield ``(name, float32 numpy array)`` for every tensor of the directory's safetensors files."""
+    """Yield ``(name, float32 numpy array)`` for every tensor of the directory's safetensors files.
+
+    Raises:
+        ConfigError: when a weight file cannot be read (truncated, not safetensors).
+    """
     import torch
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     for path in safetensors_files(model_dir):
-        with safe_open(str(path), framework="pt") as handle:
+        try:
+            handle = safe_open(str(path), framework="pt")
+        except (OSError, SafetensorError) as exc:
+            raise ConfigError(f"GGUF export: cannot read the weights {path}: {exc}") from None
+        with handle:
             for name in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
                 yield name, handle.get_tensor(name).to(torch.float32).numpy()
 

@@ -71,6 +71,10 @@ def test_missing_paths_formats_and_unmerged_adapters_are_refused(tmp_path: Path)
     (adapter / "adapter_config.json").write_text("{}")
     with pytest.raises(ConfigError, match="LoRA adapter: merge it"):
         export_gguf(adapter, tmp_path / "o.gguf")
+    broken = _model_dir(tmp_path / "broken", LLAMA, _bpe())
+    (broken / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(ConfigError, match="cannot read the weights"):
+        export_gguf(broken, tmp_path / "o.gguf")
     assert not (tmp_path / "o.gguf").exists()
 
 
