@@ -29,7 +29,7 @@ def collect(config: StarConfig, round_no: int, suite: QASuite, train: list[Episo
     Raises:
         DataError: when nothing is left to train on, or the seed data is unreadable.
     """
-    own = run_settings(settings, sampling)
+    own = suite.settings_for(run_settings(settings, sampling))  # the tools the runs had
     prefix = agent_prefix(config.agent, own.tools, own)
     stats = DataStats(questions=len(train))
     sampled = trajectories_by_episode(sampling.out_dir)
