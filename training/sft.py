@@ -143,6 +143,9 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
     model, tokenizer = load_base(config.base)
     started = time.monotonic()
     trainer, budget, progress = _trainer(config, model, tokenizer, rows, cuda, quiet)
+    if len(trainer.train_dataset) == 0:
+        raise DataError(f"{config.data}: every example was cut at --max-length {config.max_length} tokens before "
+                        "its first assistant turn; raise --max-length (ReAct's prompt alone is ~450 tokens)")
     resume = config.resume and _has_checkpoint(config)
     trainer.train(resume_from_checkpoint=True if resume else None)
     result = _finish(config, trainer, tokenizer, budget, progress, len(rows), time.monotonic() - started)

@@ -97,3 +97,12 @@ def test_data_without_assistant_turns_is_refused(tmp_path: Path) -> None:
                                                ChatTurn(role="user", content="u")])])
     with pytest.raises(DataError, match="no training conversations"):
         train_sft(TrainConfig(data=path, out=tmp_path / "m", gguf="none"), quiet=True)
+
+
+def test_examples_cut_before_their_assistant_turn_are_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    write_examples(path, [SFTExample(messages=[ChatTurn(role="system", content="word " * 200),
+                                               ChatTurn(role="user", content="Question: q"),
+                                               ChatTurn(role="assistant", content=REPLY)])])
+    with pytest.raises(DataError, match="raise --max-length"):
+        train_sft(TrainConfig(data=path, out=tmp_path / "m", gguf="none", max_length=32), quiet=True)
