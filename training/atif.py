@@ -132,7 +132,7 @@ def to_atif(ep: Episode, prefix: list[Message], version: str, metadata: dict[str
     steps: list[AtifStep] = [AtifStep(step_id=i, source=_ROLES[m["role"]], message=m["content"],  # type: ignore[arg-type]
                                       extra={"prefix": True})
                              for i, m in enumerate(prefix, 1)]
-    steps.append(AtifStep(step_id=len(steps) + 1, source="user", message=f"Question: {traj.task}"))
+    steps.append(AtifStep(step_id=len(steps) + 1, source="user", message=f"Question: {ep.task}"))
     steps += [_agent_step(len(steps) + 1 + i, step, traj.model) for i, step in enumerate(traj.steps)]
     usage = traj.usage
     return AtifTrajectory(

@@ -138,7 +138,7 @@ def _version() -> str:
 
 def conversation(ep: Episode, prefix: list[Message]) -> list[ChatTurn]:
     """The training conversation of ``ep``: ``prefix``, the question, each step's turns, ending on a reply."""
-    messages: list[dict[str, Any]] = [*prefix, question_turn(ep.traj.task)]
+    messages: list[dict[str, Any]] = [*prefix, question_turn(ep.task)]
     for step in ep.traj.steps:
         messages.extend(step.to_messages())
     while messages and messages[-1]["role"] != "assistant":  # PAL's last program result is never sent
@@ -150,7 +150,7 @@ def example_metadata(ep: Episode, check: PromptCheck) -> dict[str, Any]:
     """Where an example came from (``SFTExample.metadata``)."""
     traj = ep.traj
     meta: dict[str, Any] = {
-        "source": ep.source, "task_id": ep.task_id, "task": traj.task, "agent": traj.agent,
+        "source": ep.source, "task_id": ep.task_id, "task": ep.task, "agent": traj.agent,
         "episode_id": ep.task_id, "trajectory_id": traj.id, "answer": traj.final_answer, "hint": ep.hint,
         "gold": ep.gold, "correct": ep.correct, "score": ep.score, "voted": ep.voted, "status": traj.status,
         "model": traj.model, "tools": list(check.tools_of(ep)), "prompt_sha256": traj.metadata.get("prompt_sha256"),

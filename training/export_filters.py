@@ -69,7 +69,7 @@ class AnswerKey:
         """The gold answer of ``ep``'s task, if the key has it."""
         if ep.task_id and ep.task_id in self.by_id:
             return self.by_id[ep.task_id]
-        return self.by_question.get(question_key(ep.traj.task))
+        return self.by_question.get(question_key(ep.task))
 
 
 @dataclass
@@ -127,7 +127,7 @@ def select(episodes: Sequence[Episode], filters: ExportFilters, check: PromptChe
         _judge(ep, filters.answers)
         reason = _first_failure(ep, filters, check)
         if reason is None and filters.held_out is not None:
-            hit = filters.held_out.match(ep.task_id, ep.traj.task)
+            hit = filters.held_out.match(ep.task_id, ep.task)
             if hit is not None:
                 if hit.strict and not filters.held_out.drop:
                     out.held_out.append(hit)
@@ -177,7 +177,7 @@ def _dedup(episodes: list[Episode], dropped: Counter[str]) -> list[Episode]:
     """One episode per task (by normalized question): right first, then best score, fewest steps, fewest tokens."""
     best: dict[str, Episode] = {}
     for ep in episodes:
-        key = question_key(ep.traj.task)
+        key = question_key(ep.task)
         if key not in best or _rank(ep) > _rank(best[key]):
             best[key] = ep
     dropped["duplicate_task"] += len(episodes) - len(best)

@@ -26,6 +26,7 @@ from ponder.core.records import Trajectory
 from ponder.envs.base import EpisodeResult
 from ponder.graphs.search.tree import SEARCH_FILE, SearchTree
 from ponder.graphs.self_consistency.records import SC_FILE, SelfConsistencyResult
+from ponder.training.rationalize import split_hint
 
 T = TypeVar("T", bound=BaseModel)
 TRAJECTORIES, RESULTS = "trajectories.jsonl", "results.jsonl"
@@ -60,9 +61,14 @@ class Episode:
     voted: bool | None = None
 
     @property
+    def task(self) -> str:
+        """The question without a STaR hint (a rationalization run records the hinted question as its task)."""
+        return split_hint(self.traj.task)[0]
+
+    @property
     def hint(self) -> bool:
         """Whether the rationale was written with the answer as a hint (STaR rationalization)."""
-        return bool(self.traj.metadata.get("hint"))
+        return bool(self.traj.metadata.get("hint")) or split_hint(self.traj.task)[1]
 
 
 @dataclass

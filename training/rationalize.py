@@ -7,7 +7,9 @@ hint. Its training example uses the ORIGINAL question turn and says ``metadata["
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from functools import cache
 
 from ponder.core.prompts import render
 from ponder.core.records import Trajectory
@@ -21,6 +23,22 @@ from ponder.training.star_data import DataStats, is_correct, malformed, to_examp
 def hint_text(answer: str) -> str:
     """The hint added to a question: ``(The answer is 72. Show the steps that reach it.)``."""
     return render("star_hint", answer=answer)
+
+
+@cache
+def _hint_pattern() -> re.Pattern[str]:
+    before, _, after = hint_text("\0").partition("\0")
+    return re.compile(r"\s*" + re.escape(before) + r".*?" + re.escape(after) + r"\s*$", re.DOTALL)
+
+
+def split_hint(task: str) -> tuple[str, bool]:
+    """``task`` without a trailing STaR hint (:func:`hint_text`), and whether it carried one.
+
+    A rationalization run's recorded task is the hinted question; whatever turns it into training data must use
+    the original question (and mark the example ``hint``).
+    """
+    match = _hint_pattern().search(task)
+    return (task[:match.start()], True) if match else (task, False)
 
 
 def hinted_episodes(episodes: Sequence[Episode]) -> list[Episode]:

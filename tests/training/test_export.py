@@ -217,6 +217,23 @@ def test_parse_errors_hints_agents_and_torn_lines(tmp_path, settings):
         export(tmp_path, settings, [run_dir], agent="pal", keep_parse_errors=True)
 
 
+def test_star_rationalization_runs_lose_the_hint_and_are_marked(tmp_path, settings):
+    from ponder.training.rationalize import hint_text
+
+    run_dir = tmp_path / "runs"  # what `ponder star` leaves in round-r/rationalize: the hinted question as task
+    script = ["Thought: add\nAction: calculator\nAction Input: 2+2", "Final Answer: 4"]
+    run_agent(f"What is 2 + 2? {hint_text('4')}", agent="react", settings=settings, model=ScriptedModel(script),
+              out_dir=run_dir)
+    report = export(tmp_path, settings, [run_dir])
+    assert report.kept == 1
+    [ex] = iter_examples(tmp_path / "out.jsonl")
+    assert [t.content for t in ex.messages if t.content.startswith("Question: ")][-1] == "Question: What is 2 + 2?"
+    assert "answer is" not in json.dumps([t.content for t in ex.messages[-4:]])
+    assert ex.metadata["hint"] is True and ex.metadata["task"] == "What is 2 + 2?"
+    with pytest.raises(NothingExportedError, match="hint: 1"):
+        export(tmp_path, settings, [run_dir], exclude_hints=True)
+
+
 def test_pal_conversations_end_on_the_program(tmp_path, settings):
     from ponder.tools.sandbox.local import LocalSandbox
 
