@@ -149,8 +149,8 @@ def export_gguf(model_dir: Path, out: Path, fmt: Literal["f16", "q8_0"] = "q8_0"
         fmt: ``q8_0`` (2-D weights as Q8_0, about 1.06 bytes a weight) or ``f16``; norms stay F32 either way.
 
     Raises:
-        ConfigError: for an unknown format, a directory that is not a llama model, a missing or unsupported
-            tokenizer, or weights that do not match the config.
+        ConfigError: for an unknown format, ``out`` naming a directory, a directory that is not a llama model, a
+            missing or unsupported tokenizer, or weights that do not match the config.
         MissingExtraError: when the ``gguf`` package is not installed.
     """
     if fmt not in FORMATS:
@@ -163,6 +163,8 @@ def export_gguf(model_dir: Path, out: Path, fmt: Literal["f16", "q8_0"] = "q8_0"
     from ponder.training.gguf_vocab import add_tokenizer
 
     model_dir, out = Path(model_dir).expanduser(), Path(out).expanduser()
+    if out.is_dir():
+        raise ConfigError(f"GGUF export: {out} is a directory; name the GGUF file to write (e.g. {out / 'model.gguf'})")
     params = llama_params(read_config(model_dir))
     writer = gguf.GGUFWriter(path=None, arch=gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
     _add_params(writer, params, model_dir.resolve().name, fmt)

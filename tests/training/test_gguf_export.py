@@ -76,6 +76,8 @@ def test_missing_paths_formats_and_unmerged_adapters_are_refused(tmp_path: Path)
     with pytest.raises(ConfigError, match="cannot read the weights"):
         export_gguf(broken, tmp_path / "o.gguf")
     assert not (tmp_path / "o.gguf").exists()
+    with pytest.raises(ConfigError, match="is a directory; name the GGUF file"):  # not an IsADirectoryError at the end
+        export_gguf(adapter, tmp_path)
 
 
 def test_hyperparameters_come_from_either_transformers_config_layout() -> None:
