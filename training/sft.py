@@ -155,6 +155,7 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
 def _trainer(config: TrainConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]], cuda: bool,
              quiet: bool) -> tuple[Any, Any, Any]:
     from datasets import Dataset
+    from transformers import PrinterCallback
     from trl import SFTTrainer
 
     from ponder.training.chat_template import training_template
@@ -166,6 +167,7 @@ def _trainer(config: TrainConfig, model: Any, tokenizer: Any, rows: list[dict[st
     budget, progress = TimeBudget(config.max_minutes), ProgressLines(quiet=quiet)
     trainer = SFTTrainer(model=model, args=_sft_args(config, cuda), train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=_peft_config(config), callbacks=[budget, progress])
+    trainer.remove_callback(PrinterCallback)  # disable_tqdm's raw log dicts; ProgressLines prints (or not: quiet)
     return trainer, budget, progress
 
 
@@ -184,11 +186,12 @@ def _finish(config: TrainConfig, trainer: Any, tokenizer: Any, budget: Any, prog
 
         gguf = export_gguf(config.out, config.out / "model.gguf", config.gguf)
     steps, tokens = int(state.global_step), int(state.num_input_tokens_seen or 0)
+    run_tokens = tokens - progress.start_tokens  # a resumed run's state counts the earlier runs' tokens too
     stopped = "max_minutes" if budget.hit else ("max_steps" if config.max_steps and steps >= config.max_steps
                                                 else "done")
     result = TrainResult(out=config.out, steps=steps, examples=examples, epochs_done=round(float(state.epoch or 0), 4),
                          train_tokens=tokens, seconds=round(seconds, 2),
-                         tokens_per_second=round(tokens / seconds, 1) if seconds > 0 else 0.0,
+                         tokens_per_second=round(run_tokens / seconds, 1) if seconds > 0 else 0.0,
                          final_loss=progress.last_loss, gguf=gguf, stopped_by=stopped)
     _write_record(config, result)
     return result

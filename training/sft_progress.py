@@ -37,19 +37,27 @@ class ProgressLines(TrainerCallback):
         self.quiet = quiet
         self.start = time.monotonic()
         self.last_loss: float | None = None
+        self.start_tokens = 0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Start the clock."""
+        """Start the clock and the token count (a resumed run's state already holds the earlier runs' tokens)."""
         self.start = time.monotonic()
+        self.start_tokens = int(state.num_input_tokens_seen or 0)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
                **kwargs: Any) -> None:
-        """One line per log event that carries a training loss."""
+        """One line per log event that carries a training loss.
+
+        A run shorter than one logging interval logs no ``loss``; its final summary's mean ``train_loss`` then
+        stands in as :attr:`last_loss`.
+        """
+        if logs and "loss" not in logs and "train_loss" in logs and self.last_loss is None:
+            self.last_loss = float(logs["train_loss"])
         if not logs or "loss" not in logs:
             return
         self.last_loss = float(logs["loss"])
         elapsed = max(time.monotonic() - self.start, 1e-9)
-        tokens = int(state.num_input_tokens_seen or 0)
+        tokens = int(state.num_input_tokens_seen or 0) - self.start_tokens
         if not self.quiet:
             print(f"step {state.global_step}/{state.max_steps}  loss {self.last_loss:.4f}  "
                   f"{tokens / elapsed:,.0f} tokens/s  {elapsed / 60:.1f} min", file=self.stream, flush=True)
