@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -170,11 +171,15 @@ def _convert_gguf(gguf: Path, digest: str, target: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logger.info("converting %s to safetensors (first load only, about 30 s)", gguf)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    except Exception as exc:
-        raise ModelError(f"could not load GGUF file {gguf}: {type(exc).__name__}: {exc}") from exc
+    # Read the file alone: beside a transformers directory (ponder train's DIR/model.gguf), from_pretrained would
+    # also read DIR's tokenizer_config.json and lose the GGUF's chat template.
+    with tempfile.TemporaryDirectory(prefix="ponder-gguf-") as alone:
+        (Path(alone) / gguf.name).symlink_to(gguf.resolve())
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(alone, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(alone, gguf_file=gguf.name)
+        except Exception as exc:
+            raise ModelError(f"could not load GGUF file {gguf}: {type(exc).__name__}: {exc}") from exc
     model.hf_quantizer = None  # the weights are dequantized; save_pretrained refuses otherwise
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

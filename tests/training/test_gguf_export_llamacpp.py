@@ -213,3 +213,21 @@ def test_a_changed_weight_shows_up_in_llama_cpp(embedded: tuple[Path, Any, Any],
         before = _llama_logits(llm, ids)[-1]
     assert float(np.abs(got - ref).max()) < 0.15  # the changed weights, permuted right
     assert float(np.abs(got - before).max()) > 1.0  # and they did change the model
+
+
+def test_an_export_inside_its_model_directory_loads_back_with_its_chat_template(
+        embedded: tuple[Path, Any, Any], exports: dict[str, Path], tmp_path: Path) -> None:
+    """``ponder train``'s DIR/model.gguf as a base (``--base llamacpp:DIR/model.gguf``, STaR's later rounds): the
+    tokenizer_config.json beside it (no chat template: transformers keeps that in chat_template.jinja) must not
+    shadow the GGUF's template, or training refuses the base."""
+    from ponder.models.gguf_cache import load_gguf
+
+    directory, _model, tokenizer = embedded
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    for name in ("config.json", "tokenizer_config.json", "tokenizer.json"):
+        shutil.copy(directory / name, trained / name)
+    assert "chat_template" not in (trained / "tokenizer_config.json").read_text()
+    shutil.copy(exports["f16"], trained / "model.gguf")
+    _loaded, loaded_tokenizer, cached = load_gguf(trained / "model.gguf", tmp_path / "cache")
+    assert not cached and loaded_tokenizer.chat_template == tokenizer.chat_template
