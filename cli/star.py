@@ -32,8 +32,8 @@ def star_command(
     = False,
     seed_data: Annotated[Path | None, typer.Option(help="Chat-format examples added to every round's data "
                                                         "(e.g. ponder export gold).")] = None,
-    eval_data: Annotated[Path | None, typer.Option("--eval-suite", "--eval-data", help="Held-out questions "
-                                                   "(default: the suite's shipped test file).")] = None,
+    eval_data: Annotated[Path | None, typer.Option("--eval-data", "--eval-suite", help="Held-out questions "
+                                                   "file (default: the suite's shipped test file).")] = None,
     eval_limit: Annotated[int | None, typer.Option(min=1, help="Only the first N held-out questions.")] = None,
     eval_extra: Annotated[list[str] | None, typer.Option(help="Also evaluate on this suite (repeatable).")] = None,
     method: Annotated[Method, typer.Option(help="full fine-tuning or LoRA.")] = "full",
