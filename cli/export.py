@@ -100,7 +100,7 @@ def print_summary(stats: dict) -> None:
 
     from ponder.core.console import console
 
-    table = Table(title="export sft: kept and dropped", title_justify="left")
+    table = Table(title="export sft: kept and dropped", title_justify="left", min_width=30)
     table.add_column("trajectories")
     table.add_column("count", justify="right")
     table.add_row("read", str(stats["read"]))
