@@ -119,4 +119,4 @@ def print_summary(stats: dict) -> None:
     console.print(table)
     if stats["kept"]:
         console.print(f"wrote {stats['kept']} {stats['format']} line(s) to {stats['out']} (counts: "
-                      f"{stats['out']}.stats.json)", highlight=False)
+                      f"{stats['out']}.stats.json)", highlight=False, soft_wrap=True)

@@ -25,4 +25,4 @@ def export_gguf_command(
     written = export_gguf(model_dir, target, fmt)
     size = written.stat().st_size / 2**20
     console.print(f"{written} ({fmt}, {size:,.0f} MiB, {time.monotonic() - start:.1f} s): "
-                  f"--model llamacpp:{written}", highlight=False)
+                  f"--model llamacpp:{written}", highlight=False, soft_wrap=True)

@@ -38,10 +38,10 @@ def export_gold(
         examples, stats = gold_examples(path, agent, limit=limit, settings=settings,
                                         progress=lambda s: bar.update(task, completed=s.read))
     if not examples:
-        console.print(f"nothing converted from {path} (dropped: {stats.dropped})", highlight=False)
+        console.print(f"nothing converted from {path} (dropped: {stats.dropped})", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     write_examples(out, examples)
     write_atomic(Path(f"{out}.stats.json"), json.dumps(stats.model_dump(), indent=2) + "\n")
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(stats.dropped.items())) or "none"
     console.print(f"{stats.kept} of {stats.read} solutions converted ({agent}, {stats.tool_calls} tool calls "
-                  f"replayed) -> {out}; dropped: {dropped}", highlight=False)
+                  f"replayed) -> {out}; dropped: {dropped}", highlight=False, soft_wrap=True)

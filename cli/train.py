@@ -50,7 +50,7 @@ def train_command(
     result = train_sft(config, quiet=quiet)
     console.print(f"trained {result.steps} steps on {result.examples} examples ({result.epochs_done} epochs, "
                   f"{result.train_tokens:,} tokens, {result.tokens_per_second:,.0f} tokens/s, "
-                  f"{result.seconds / 60:.1f} min; stopped: {result.stopped_by})", highlight=False)
-    console.print(f"model: --model transformers:{out}", highlight=False)
+                  f"{result.seconds / 60:.1f} min; stopped: {result.stopped_by})", highlight=False, soft_wrap=True)
+    console.print(f"model: --model transformers:{out}", highlight=False, soft_wrap=True)
     if result.gguf is not None:
-        console.print(f"fast:  --model llamacpp:{result.gguf}", highlight=False)
+        console.print(f"fast:  --model llamacpp:{result.gguf}", highlight=False, soft_wrap=True)
