@@ -52,8 +52,13 @@ def atomic_writer(path: str | Path, *, binary: bool = False, encoding: str = "ut
 
     Yields:
         The open temporary file. When the block raises, it is removed and ``path`` is left as it was.
+
+    Raises:
+        DataError: when ``path`` is a directory (an output option given a folder), before anything is written.
     """
     target = Path(path)
+    if target.is_dir():
+        raise DataError(f"{target} is a directory; name a file to write")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+from ponder.core.errors import DataError
 from ponder.core.io import atomic_writer, fresh_dir, write_atomic
 
 
@@ -35,6 +36,13 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
         raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["keep.txt"]
+
+
+def test_a_directory_at_the_target_is_a_clear_error(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DataError, match="out is a directory; name a file"):
+        write_atomic(tmp_path / "out", "x")
+    assert (tmp_path / "out").is_dir() and os.listdir(tmp_path) == ["out"]  # no temporary file left
 
 
 def test_a_symlink_at_the_target_is_replaced_not_followed(tmp_path):
