@@ -130,12 +130,15 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
     to ``config.out / "model.gguf"``.
 
     Raises:
-        ConfigError: missing extra, bad base, CUDA unavailable, an output folder with a model but no ``resume``.
+        ConfigError: missing extra, bad base, CUDA unavailable, an output path that is a file, an output folder
+            with a model but no ``resume``.
         DataError: unreadable or empty data.
     """
     from ponder.training.sft_base import load_base, require_train_extra
 
     require_train_extra()
+    if config.out.exists() and not config.out.is_dir():
+        raise ConfigError(f"--out {config.out} is a file; name the model directory to create")
     if (config.out / TRAIN_RECORD).exists() and not config.resume:
         raise ConfigError(f"{config.out} already holds a trained model; choose another --out or pass --resume")
     cuda = _device(config)

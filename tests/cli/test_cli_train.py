@@ -46,6 +46,7 @@ def test_train_bad_arguments_are_one_line_exit_2(tmp_path: Path, capsys) -> None
         (["--data", str(data), "--out", str(tmp_path / "m"), "--base", str(tmp_path)], "neither a .gguf"),
         (["--data", str(data), "--out", str(tmp_path / "m"), "--method", "qlora"], "qlora"),
         (["--data", str(data), "--out", str(tmp_path / "m"), "--lr", "0"], "--lr"),
+        (["--data", str(data), "--out", str(data)], "is a file; name the model directory"),
     ]
     if not torch.cuda.is_available():  # a GPU machine would train here instead
         cases.append((["--data", str(data), "--out", str(tmp_path / "m"), "--device", "cuda"],
