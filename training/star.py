@@ -118,9 +118,11 @@ class Stages:
         """Start a new folder, or reopen one with ``resume`` (same options but the round count).
 
         Raises:
-            ConfigError: an existing run without ``resume``, or one made with other options.
+            ConfigError: ``out`` is a file, an existing run without ``resume``, or one made with other options.
         """
         path = self.out / SUMMARY_FILE
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"--out {self.out} is a file; name the folder for the STaR run")
         if path.is_file():
             if not self.config.resume:
                 raise ConfigError(f"{self.out} holds a STaR run; pass --resume to continue it or choose another --out")

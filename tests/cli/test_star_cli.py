@@ -27,6 +27,7 @@ def test_star_errors_are_one_line_exit_2(tmp_path: Path, data_dir: Path, capsys)
         (["gsm8k", "--out", out, "--train-skip", "99999"], "no training questions left"),
         (["gsm8k", "--samples", "0", "--out", out], "--samples"),
         (["gsm8k"], "--out"),
+        (["gsm8k", "--out", svamp, "--train-limit", "2", "--eval-limit", "2"], "is a file; name the folder"),
     ]
     for args, needle in cases:
         assert main(["star", *args]) == 2, args
