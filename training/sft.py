@@ -131,7 +131,7 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
 
     Raises:
         ConfigError: missing extra, bad base, CUDA unavailable, an output path that is a file, an output folder
-            with a model but no ``resume``.
+            with a model or checkpoints but no ``resume``.
         DataError: unreadable or empty data.
     """
     from ponder.training.sft_base import load_base, require_train_extra
@@ -141,6 +141,9 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
         raise ConfigError(f"--out {config.out} is a file; name the model directory to create")
     if (config.out / TRAIN_RECORD).exists() and not config.resume:
         raise ConfigError(f"{config.out} already holds a trained model; choose another --out or pass --resume")
+    if _has_checkpoint(config) and not config.resume:  # a fresh run would rotate its checkpoints among the old ones
+        raise ConfigError(f"{config.out} holds the checkpoints of an unfinished run; pass --resume to continue it or "
+                          "choose another --out")
     cuda = _device(config)
     rows = load_dataset_rows(config)
     model, tokenizer = load_base(config.base)

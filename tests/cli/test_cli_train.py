@@ -47,7 +47,9 @@ def test_train_bad_arguments_are_one_line_exit_2(tmp_path: Path, capsys) -> None
         (["--data", str(data), "--out", str(tmp_path / "m"), "--method", "qlora"], "qlora"),
         (["--data", str(data), "--out", str(tmp_path / "m"), "--lr", "0"], "--lr"),
         (["--data", str(data), "--out", str(data)], "is a file; name the model directory"),
+        (["--data", str(data), "--out", str(tmp_path / "stale")], "checkpoints of an unfinished run; pass --resume"),
     ]
+    (tmp_path / "stale" / "checkpoints" / "checkpoint-40").mkdir(parents=True)
     if not torch.cuda.is_available():  # a GPU machine would train here instead
         cases.append((["--data", str(data), "--out", str(tmp_path / "m"), "--device", "cuda"],
                       "CUDA is not available"))
