@@ -210,7 +210,8 @@ def _write_record(config: TrainConfig, result: TrainResult) -> None:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    record = {"config": config.model_dump(mode="json"), "data_sha256": data_sha256(config.data),
+    absolute = config.model_copy(update={"data": config.data.resolve(), "out": config.out.resolve()})
+    record = {"config": absolute.model_dump(mode="json"), "data_sha256": data_sha256(config.data),
               "result": result.model_dump(mode="json"), "versions": versions,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_atomic(config.out / TRAIN_RECORD, json.dumps(record, indent=2) + "\n")
