@@ -39,8 +39,22 @@ class SFTExample(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     def assistant_turns(self) -> int:
-        """How many turns the loss covers."""
+        """How many assistant turns the conversation has."""
         return sum(1 for turn in self.messages if turn.role == "assistant")
+
+    def prompt_turns(self) -> int:
+        """How many leading turns are prompt (no loss): through the task's question turn.
+
+        The question is the last user turn that starts with ``Question: `` and is followed by an assistant turn
+        (what ponder's agents send after their system prompt and few-shot turns, whose demo replies must not be
+        trained on); without one, everything before the first assistant turn.
+        """
+        roles = [turn.role for turn in self.messages]
+        for index in range(len(self.messages) - 2, -1, -1):
+            turn = self.messages[index]
+            if turn.role == "user" and turn.content.startswith("Question: ") and "assistant" in roles[index + 1 :]:
+                return index + 1
+        return roles.index("assistant") if "assistant" in roles else len(roles)
 
 
 def write_examples(path: Path, examples: Iterable[SFTExample]) -> int:

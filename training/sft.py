@@ -73,7 +73,11 @@ class TrainResult(BaseModel):
 
 
 def load_dataset_rows(config: TrainConfig) -> list[dict[str, Any]]:
-    """The examples as TRL conversational rows (``{"messages": [...]}``; metadata dropped).
+    """The examples as TRL conversational prompt/completion rows (metadata dropped).
+
+    The prompt is the system prompt, the few-shot turns and the question (:meth:`SFTExample.prompt_turns`); the
+    loss covers the assistant turns of the completion only (TRL's completion-only loss with the assistant mask),
+    not the observations and not the few-shot demo replies every example repeats.
 
     Raises:
         DataError: for unreadable data, or none with an assistant turn.
@@ -82,8 +86,10 @@ def load_dataset_rows(config: TrainConfig) -> list[dict[str, Any]]:
     for example in iter_examples(config.data):
         if config.limit is not None and len(rows) >= config.limit:
             break
-        if example.assistant_turns():
-            rows.append({"messages": [turn.model_dump() for turn in example.messages]})
+        turns = [turn.model_dump() for turn in example.messages]
+        cut = example.prompt_turns()
+        if cut and any(turn["role"] == "assistant" for turn in turns[cut:]):
+            rows.append({"prompt": turns[:cut], "completion": turns[cut:]})
     if not rows:
         raise DataError(f"{config.data}: no training conversations with an assistant turn")
     return rows
@@ -148,7 +154,7 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
     rows = load_dataset_rows(config)
     model, tokenizer = load_base(config.base)
     started = time.monotonic()
-    trainer, budget, progress = _trainer(config, model, tokenizer, rows, cuda, quiet)
+    trainer, budget, progress = build_trainer(config, model, tokenizer, rows, cuda, quiet)
     if len(trainer.train_dataset) == 0:
         raise DataError(f"{config.data}: every example was cut at --max-length {config.max_length} tokens before "
                         "its first assistant turn; raise --max-length (ReAct's prompt alone is ~450 tokens)")
@@ -158,8 +164,12 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
     return result
 
 
-def _trainer(config: TrainConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]], cuda: bool,
-             quiet: bool) -> tuple[Any, Any, Any]:
+def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]], cuda: bool,
+                  quiet: bool) -> tuple[Any, Any, Any]:
+    """The ``SFTTrainer`` for ``rows`` (tokenized, labels masked), its time-budget and progress callbacks.
+
+    The tokenizer gets the training chat template until :func:`train_sft` saves the model.
+    """
     from datasets import Dataset
     from transformers import PrinterCallback
     from trl import SFTTrainer

@@ -64,7 +64,7 @@ def test_full_training_changes_weights_reloads_and_generates(tmp_path: Path, bas
     model, tokenizer = load_model_dir(config.out)
     assert "{% generation %}" not in (tokenizer.chat_template or "")  # the saved model keeps its own template
     backend = TransformersBackend(model, tokenizer, spec=f"transformers:{config.out}")
-    out = backend.generate([[{"role": "user", "content": "Question: what is 17 * 3?"}]],
+    out = backend.generate([{"role": "user", "content": "Question: what is 17 * 3?"}],
                            GenerationParams(max_tokens=12, temperature=0.0))
     assert out[0].text.strip()  # it loads as a ponder model and generates
 
@@ -106,3 +106,22 @@ def test_examples_cut_before_their_assistant_turn_are_a_clear_error(tmp_path: Pa
                                                ChatTurn(role="assistant", content=REPLY)])])
     with pytest.raises(DataError, match="raise --max-length"):
         train_sft(TrainConfig(data=path, out=tmp_path / "m", gguf="none", max_length=32), quiet=True)
+
+
+def test_loss_covers_the_trajectorys_assistant_turns_only(tmp_path: Path) -> None:
+    """Not the system prompt, not the few-shot demo replies, not the question or the observations."""
+    from ponder.core.settings import load_settings
+    from ponder.training.gold import gold_examples
+    from ponder.training.sft import build_trainer, load_dataset_rows
+
+    path = tmp_path / "gold.jsonl"
+    examples, _ = gold_examples(Path(load_settings().data_dir) / "gsm8k" / "train.jsonl", "react", limit=1)
+    write_examples(path, examples)
+    config = TrainConfig(data=path, out=tmp_path / "m", gguf="none")
+    model, tokenizer = load_base("embedded")
+    trainer, _budget, _progress = build_trainer(config, model, tokenizer, load_dataset_rows(config), False, True)
+    row = trainer.train_dataset[0]
+    trained = tokenizer.decode([t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100])
+    replies = [t.content + "<|im_end|>" for t in examples[0].messages if t.role == "assistant"]
+    assert trained == "".join(replies[-3:])  # the trajectory's three replies; the demo's two are prompt
+    assert "3 * 12 - 5" not in trained and "Observation" not in trained
