@@ -59,8 +59,12 @@ def _matches(observation: str, stated: str) -> bool:
     got, want = parse_number(observation), parse_number(stated)
     if got is None or want is None:
         return False
-    # GSM8K states rounded results (1/3 = 0.33): equal to the stated precision, or exactly.
-    return numbers_equal(got, want) or abs(got - want) <= 0.01 * max(1, abs(want))
+    if numbers_equal(got, want):
+        return True
+    # GSM8K states rounded results (1/3 = 0.33): equal once rounded to the stated number of decimals.
+    text = stated.replace(",", "").strip().rstrip(".")
+    decimals = len(text.rsplit(".", 1)[1]) if "." in text else 0
+    return decimals > 0 and round(got, decimals) == want
 
 
 def react_turns(solution: GoldSolution, tools: ToolBox, stats: GoldStats) -> list[Message] | None:

@@ -20,10 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ponder.core.errors import ConfigError, DataError
 from ponder.core.io import write_atomic
 from ponder.training.examples import data_sha256, iter_examples
+from ponder.training.sft_base import TRAIN_RECORD
 
 GgufFormat = Literal["q8_0", "f16", "none"]
-#: What ``ponder train`` writes beside the weights: this config, the data's SHA-256 and the run's figures.
-TRAIN_RECORD = "ponder-train.json"
 _VERSIONS = ("torch", "transformers", "trl", "peft", "datasets")
 
 
@@ -143,13 +142,7 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
     from ponder.training.sft_base import load_base, require_train_extra
 
     require_train_extra()
-    if config.out.exists() and not config.out.is_dir():
-        raise ConfigError(f"--out {config.out} is a file; name the model directory to create")
-    if (config.out / TRAIN_RECORD).exists() and not config.resume:
-        raise ConfigError(f"{config.out} already holds a trained model; choose another --out or pass --resume")
-    if _has_checkpoint(config) and not config.resume:  # a fresh run would rotate its checkpoints among the old ones
-        raise ConfigError(f"{config.out} holds the checkpoints of an unfinished run; pass --resume to continue it or "
-                          "choose another --out")
+    _check_out(config)
     cuda = _device(config)
     rows = load_dataset_rows(config)
     model, tokenizer = load_base(config.base)
@@ -159,9 +152,40 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
         raise DataError(f"{config.data}: every example was cut at --max-length {config.max_length} tokens before "
                         "its first assistant turn; raise --max-length (ReAct's prompt alone is ~450 tokens)")
     resume = config.resume and _has_checkpoint(config)
+    if not resume:
+        write_atomic(config.out / "checkpoints" / _RUN_KEY, json.dumps(_run_key(config), indent=2) + "\n")
     trainer.train(resume_from_checkpoint=True if resume else None)
     result = _finish(config, trainer, tokenizer, budget, progress, len(rows), time.monotonic() - started)
     return result
+
+
+#: Beside the checkpoints: what a ``--resume`` must match (the data's SHA-256, the base and the method).
+_RUN_KEY = "ponder-run.json"
+
+
+def _run_key(config: TrainConfig) -> dict[str, str]:
+    return {"data_sha256": data_sha256(config.data), "base": config.base, "method": config.method}
+
+
+def _check_out(config: TrainConfig) -> None:
+    """Refuse an ``--out`` that is a file, holds a model or stale checkpoints, or a ``--resume`` changing the run."""
+    if config.out.exists() and not config.out.is_dir():
+        raise ConfigError(f"--out {config.out} is a file; name the model directory to create")
+    if (config.out / TRAIN_RECORD).exists() and not config.resume:
+        raise ConfigError(f"{config.out} already holds a trained model; choose another --out or pass --resume")
+    if not _has_checkpoint(config):
+        return
+    if not config.resume:  # a fresh run would rotate its checkpoints among the old ones
+        raise ConfigError(f"{config.out} holds the checkpoints of an unfinished run; pass --resume to continue it or "
+                          "choose another --out")
+    try:
+        saved = json.loads((config.out / "checkpoints" / _RUN_KEY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # checkpoints from before ponder recorded the key: nothing to compare
+    changed = [k for k, v in _run_key(config).items() if saved.get(k) != v]
+    if changed:
+        raise ConfigError(f"--resume: {', '.join(changed)} differ(s) from the run in {config.out}; resume with the "
+                          "same data, base and method, or start a new --out")
 
 
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]], cuda: bool,

@@ -9,6 +9,9 @@ from ponder.core.errors import ConfigError, MissingExtraError
 from ponder.core.model_spec import parse_spec
 from ponder.core.settings import Settings, load_settings
 
+#: The record ``ponder train`` writes beside its weights (also :data:`ponder.training.sft.TRAIN_RECORD`).
+TRAIN_RECORD = "ponder-train.json"
+
 
 def require_train_extra() -> None:
     """Check that TRL, PEFT and datasets import.
@@ -27,6 +30,9 @@ def require_train_extra() -> None:
 def base_source(base: str) -> Path | None:
     """The file or directory ``base`` names (``None`` for the embedded model).
 
+    A GGUF that ``ponder train`` exported beside its weights (``DIR/model.gguf`` with ``DIR/ponder-train.json``)
+    names ``DIR``: fine-tuning starts from the float32 weights, not from their Q8_0 copy dequantized.
+
     Raises:
         ConfigError: for a spec that is not a local model (served models cannot be fine-tuned here), or a path
             that is neither a GGUF file nor a transformers directory.
@@ -40,6 +46,9 @@ def base_source(base: str) -> Path | None:
                           "a .gguf file or a model directory)")
     path = Path(spec.path if spec is not None else text).expanduser()
     if path.is_file() and path.suffix.lower() == ".gguf":
+        beside = path.parent
+        if (beside / TRAIN_RECORD).is_file() and (beside / "config.json").is_file():
+            return beside  # ponder train's export: train from the full-precision weights it was made from
         return path
     if path.is_dir() and (path / "config.json").is_file():
         return path

@@ -124,3 +124,12 @@ def test_bad_rows_are_data_errors_with_line_numbers(tmp_path: Path) -> None:
         gold_examples(path, "react")
     with pytest.raises(DataError, match="cannot read"):
         gold_examples(tmp_path / "missing.jsonl", "react")
+
+
+def test_stated_results_match_to_their_precision_only() -> None:
+    from ponder.training.gold import _matches
+
+    assert _matches("10/3 ≈ 3.33333333333", "3.33")  # GSM8K rounds to the decimals it states
+    assert _matches("24", "24") and _matches("0.2", "0.2")
+    assert not _matches("2005", "2000")  # not "within 1 %"
+    assert not _matches("3.34", "3.3")

@@ -125,3 +125,12 @@ def test_loss_covers_the_trajectorys_assistant_turns_only(tmp_path: Path) -> Non
     replies = [t.content + "<|im_end|>" for t in examples[0].messages if t.role == "assistant"]
     assert trained == "".join(replies[-3:])  # the trajectory's three replies; the demo's two are prompt
     assert "3 * 12 - 5" not in trained and "Observation" not in trained
+
+
+def test_resume_with_other_data_is_refused(tmp_path: Path) -> None:
+    first = _config(tmp_path, max_steps=1)
+    train_sft(first, quiet=True)
+    (first.out / "ponder-train.json").unlink()  # as if the run had stopped before finishing
+    other = _data(tmp_path / "other.jsonl", n=3)
+    with pytest.raises(ConfigError, match="data_sha256 differ"):
+        train_sft(_config(tmp_path, data=other, resume=True), quiet=True)
