@@ -8,14 +8,11 @@ the example came from: source, task id, episode, hint), which both readers ignor
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
-
-from ponder.core.errors import DataError
+from pydantic import BaseModel, Field
 
 Role = Literal["system", "user", "assistant"]
 
@@ -67,24 +64,15 @@ def write_examples(path: Path, examples: Iterable[SFTExample]) -> int:
 
 
 def iter_examples(path: Path) -> Iterator[SFTExample]:
-    """Read a chat-format JSONL file.
+    """The conversations of a chat-format JSONL file, in order.
 
     Raises:
-        DataError: for a missing file, or a line that is not a conversation (with its line number).
+        DataError: for a missing file; :class:`~ponder.core.errors.BadLinesError` listing every line that is not a
+            conversation (``file:line: reason``).
     """
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read training data {path}: {exc.strerror or exc}") from None
-    with handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                yield SFTExample.model_validate(json.loads(line))
-            except (ValueError, ValidationError) as exc:
-                first = str(exc).splitlines()[0]
-                raise DataError(f"{path}:{lineno}: not a chat training example ({first})") from None
+    from ponder.core.datafiles import read_jsonl_file
+
+    return iter(read_jsonl_file(path, SFTExample.model_validate, what="training data").values())
 
 
 def data_sha256(path: Path) -> str:

@@ -9,12 +9,10 @@ surprising failure.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ponder.core.errors import DataError
 from ponder.core.settings import Settings
 
 
@@ -75,23 +73,18 @@ def read_rows(path: Path, what: str) -> Iterator[tuple[int, dict]]:
     """``(line number, row)`` of a JSONL file of task rows (``what`` names it in errors).
 
     Raises:
-        DataError: for a missing file or a line that is not a JSON object.
+        DataError: for a missing file; :class:`~ponder.core.errors.BadLinesError` for lines that are not JSON
+            objects.
     """
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
-    with handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: not a JSON object ({what} files are JSONL rows)")
-            yield lineno, row
+    from ponder.core.datafiles import read_jsonl_file
+
+    return iter(read_jsonl_file(path, _json_object, what=what).rows)
+
+
+def _json_object(value: object) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object (JSONL rows: one object per line)")
+    return value
 
 
 def shipped_eval_files(settings: Settings) -> list[Path]:

@@ -40,7 +40,7 @@ def test_train_bad_arguments_are_one_line_exit_2(tmp_path: Path, capsys) -> None
     data = tmp_path / "d.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n')
     cases = [
-        (["--data", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m")], "cannot read training data"),
+        (["--data", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "m")], "training data file not found"),
         (["--data", str(data), "--out", str(tmp_path / "m"), "--base", "openai:m@http://127.0.0.1:1/v1"],
          "only local weights"),
         (["--data", str(data), "--out", str(tmp_path / "m"), "--base", str(tmp_path)], "neither a .gguf"),

@@ -62,7 +62,7 @@ def test_bad_arguments_exit_2(tmp_path: Path, runs: Path, capsys) -> None:
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["export", "sft", str(runs), "--out", out, "--format", "yaml"]) == 2
     assert main(["export", "sft", str(runs), "--out", out, "--held-out", str(tmp_path / "none.jsonl")]) == 2
-    assert "cannot read held-out file" in capsys.readouterr().err
+    assert "held-out file not found" in capsys.readouterr().err
     bad = tmp_path / "answers.jsonl"
     bad.write_text('{"question": "q"}\n')
     assert main(["export", "sft", str(runs), "--out", out, "--answers", str(bad)]) == 2
