@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from functools import cache
 
+from ponder.core.answers import parse_number
 from ponder.core.prompts import render
 from ponder.core.records import Trajectory
 from ponder.envs.base import Episode
@@ -50,7 +51,8 @@ def rationale_problem(traj: Trajectory, episode: Episode, suite: QASuite) -> str
     """Why a hinted run is not a usable rationale (``None``: keep it).
 
     Reasons: ``wrong_answer``, ``malformed`` (a parse_error step), ``no_tool_call`` (the answer restated without
-    computing it), ``mentions_hint`` (its text refers to the hint, which the training question does not have).
+    computing it), ``mentions_hint`` (its text refers to the hint, which the training question does not have),
+    ``answer_before_computed`` (a thought or tool input writes the answer before a tool result showed it).
     """
     if not is_correct(traj, episode, suite):
         return "wrong_answer"
@@ -60,7 +62,31 @@ def rationale_problem(traj: Trajectory, episode: Episode, suite: QASuite) -> str
         return "no_tool_call"
     if any("hint" in step.raw.lower() for step in traj.steps):
         return "mentions_hint"
+    if _copied_answer(traj, str(episode.gold)):
+        return "answer_before_computed"
     return None
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def _has_number(text: str, value: object) -> bool:
+    return any(parse_number(m.group(0)) == value for m in _NUMBER.finditer(text))
+
+
+def _copied_answer(traj: Trajectory, gold: str) -> bool:
+    """Whether a step writes the gold number before any tool result showed it (copied from the hint)."""
+    value = parse_number(gold)
+    if value is None:
+        return False
+    for step in traj.steps:
+        if step.kind == "final":
+            return False
+        if _has_number(f"{step.thought}\n{step.action_input or ''}", value):
+            return True
+        if step.observation and _has_number(step.observation, value):
+            return False
+    return False
 
 
 def keep_rationales(trajs: dict[str, list[Trajectory]], episodes: Sequence[Episode], suite: QASuite,
