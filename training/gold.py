@@ -10,7 +10,6 @@ dropped and counted by reason (:class:`GoldStats`). The examples carry the agent
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -99,26 +98,14 @@ def react_turns(solution: GoldSolution, tools: ToolBox, stats: GoldStats) -> lis
 def read_gold_rows(path: Path, limit: int | None = None) -> Iterator[GoldRow]:
     """Rows of a GSM8K-style JSONL file with ``solution`` fields.
 
+    Only newlines end a line (some GSM8K questions hold Unicode line separators).
+
     Raises:
-        DataError: for a missing file or a row without the fields (with its line number).
+        DataError: for a missing file; :class:`~ponder.core.errors.BadLinesError` for rows without the fields.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    count = 0
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if limit is not None and count >= limit:
-            return
-        try:
-            row = GoldRow.model_validate(json.loads(line))
-        except ValueError as exc:
-            raise DataError(f"{path}:{lineno}: not a GSM8K training row with a solution "
-                            f"({str(exc).splitlines()[0]})") from None
-        count += 1
-        yield row
+    from ponder.core.datafiles import read_jsonl_file
+
+    return iter(read_jsonl_file(path, GoldRow.model_validate, what="GSM8K training", limit=limit).values())
 
 
 def gold_examples(path: Path, agent: GoldAgent = "react", *, limit: int | None = None,

@@ -122,7 +122,7 @@ def test_bad_rows_are_data_errors_with_line_numbers(tmp_path: Path) -> None:
     path.write_text('{"id": "a", "question": "q", "answer": "1"}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.jsonl:1"):
         gold_examples(path, "react")
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match="file not found"):
         gold_examples(tmp_path / "missing.jsonl", "react")
 
 
@@ -133,3 +133,9 @@ def test_stated_results_match_to_their_precision_only() -> None:
     assert _matches("24", "24") and _matches("0.2", "0.2")
     assert not _matches("2005", "2000")  # not "within 1 %"
     assert _matches("3.34", "3.3") and not _matches("3.36", "3.3")
+
+
+def test_a_unicode_line_separator_inside_a_row_is_not_a_line_break(tmp_path: Path) -> None:
+    rows = [{"id": "sep", "question": "Clive opens a box.\u2028How many balls?", "answer": "72", "solution": NATALIA}]
+    examples, stats = gold_examples(_rows(tmp_path, rows), "react")
+    assert stats.read == 1 and examples[0].metadata["task"] == "Clive opens a box.\u2028How many balls?"
