@@ -143,6 +143,8 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
 
     require_train_extra()
     _check_out(config)
+    if quiet:
+        _quiet_progress_bars()
     cuda = _device(config)
     rows = load_dataset_rows(config)
     model, tokenizer = load_base(config.base)
@@ -157,6 +159,15 @@ def train_sft(config: TrainConfig, *, quiet: bool = False) -> TrainResult:
     trainer.train(resume_from_checkpoint=True if resume else None)
     result = _finish(config, trainer, tokenizer, budget, progress, len(rows), time.monotonic() - started)
     return result
+
+
+def _quiet_progress_bars() -> None:
+    """No tokenizing or shard-writing bars from datasets and transformers (``--quiet``; for this process)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
 
 
 #: Beside the checkpoints: what a ``--resume`` must match (the data's SHA-256, the base and the method).
