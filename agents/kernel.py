@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -39,6 +39,9 @@ from ponder.core.hashing import messages_sha256
 from ponder.core.spans import step_span
 from ponder.memory.nodes import recall, remember
 from ponder.models.base import Completion, GenerationParams, Message
+
+if TYPE_CHECKING:
+    from ponder.memory.context import MemoryContext
 
 RECALL, STEP, REMEMBER, MAX_STEPS, GIVE_UP = "recall", "step", "remember", "max_steps", "give_up"
 #: Where a step may go next.
@@ -131,12 +134,21 @@ def _routed(node: Node, router: Router) -> Node:
 def _recall_node(parts: AgentParts) -> Node:
     def recall_node(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         ctx = runtime.context
-        system, examples = parts.prefix(ctx)
-        prefix: list[Message] = [{"role": "system", "content": system}, *examples]
-        memory = {"prefix": prefix, **recall(ctx.memory, state["task"], parts.name, system, examples)}
-        return {"memory": {**memory, "prompt": prompt_facts(memory, ctx.tools.names())}}
+        return {"memory": recalled_memory(parts, ctx, ctx.memory, state["task"])}
 
     return recall_node
+
+
+def recalled_memory(parts: AgentParts, ctx: AgentContext, memory: MemoryContext | None,
+                    task: str) -> dict[str, Any]:
+    """The memory sub-state a run starts with: the prompt prefix, what memory recalled, and the prompt's facts.
+
+    Shared by the kernel's ``recall`` node and the search stepper (which recalls from the strategy's memory).
+    """
+    system, examples = parts.prefix(ctx)
+    prefix: list[Message] = [{"role": "system", "content": system}, *examples]
+    recalled = {"prefix": prefix, **recall(memory, task, parts.name, system, examples)}
+    return {**recalled, "prompt": prompt_facts(recalled, ctx.tools.names())}
 
 
 def prompt_facts(memory: dict[str, Any], tools: list[str]) -> dict[str, Any]:

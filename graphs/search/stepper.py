@@ -33,13 +33,11 @@ from langgraph.runtime import Runtime
 
 from ponder.agents.context import AgentContext
 from ponder.agents.driver import describe_error
-from ponder.agents.kernel import GIVE_UP, MAX_STEPS, AgentParts, prompt_facts
+from ponder.agents.kernel import GIVE_UP, MAX_STEPS, AgentParts, recalled_memory
 from ponder.core.environment import EnvReset, replay
 from ponder.core.records import Step, Trajectory, Usage
 from ponder.graphs.strategies.base import StrategyContext
 from ponder.graphs.verifiers.base import Trace
-from ponder.memory.nodes import recall
-from ponder.models.base import Message
 
 #: Env agent: thoughts folded into one move before its action (a tree edge is an env action, not a thought).
 THINK_STEPS = 2
@@ -237,10 +235,7 @@ class Stepper:
         return Partial(state)
 
     def _recall(self, agent_ctx: AgentContext) -> dict[str, Any]:
-        system, examples = self.parts.prefix(agent_ctx)
-        prefix: list[Message] = [{"role": "system", "content": system}, *examples]
-        memory = {"prefix": prefix, **recall(self.ctx.memory, self.task, self.parts.name, system, examples)}
-        return {**memory, "prompt": prompt_facts(memory, agent_ctx.tools.names())}
+        return recalled_memory(self.parts, agent_ctx, self.ctx.memory, self.task)
 
     def _count(self, steps: int, resets: int = 0) -> None:
         with self._lock:
