@@ -30,7 +30,7 @@ from ponder.models.base import Message
 from ponder.training.examples import ChatTurn, SFTExample
 from ponder.training.export_filters import REASONS, ExportFilters, PromptCheck, Selection, select
 from ponder.training.export_sources import Episode, Loaded, load_runs
-from ponder.training.prompt import question_turn
+from ponder.training.prompt import run_conversation
 
 ExportFormat = Literal["chat", "openai", "atif"]
 #: How many held-out tasks a refusal names.
@@ -138,12 +138,7 @@ def _version() -> str:
 
 def conversation(ep: Episode, prefix: list[Message]) -> list[ChatTurn]:
     """The training conversation of ``ep``: ``prefix``, the question, each step's turns, ending on a reply."""
-    messages: list[dict[str, Any]] = [*prefix, question_turn(ep.task)]
-    for step in ep.traj.steps:
-        messages.extend(step.to_messages())
-    while messages and messages[-1]["role"] != "assistant":  # PAL's last program result is never sent
-        messages.pop()
-    return [ChatTurn(role=m["role"], content=m["content"]) for m in messages]
+    return [ChatTurn(role=m["role"], content=m["content"]) for m in run_conversation(prefix, ep.task, ep.traj.steps)]
 
 
 def example_metadata(ep: Episode, check: PromptCheck) -> dict[str, Any]:

@@ -9,9 +9,11 @@ export can tell when the prompt files or the tool set changed since the run.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ponder.core.errors import ConfigError
 from ponder.core.hashing import messages_sha256
+from ponder.core.records import Step
 from ponder.core.settings import Settings, load_settings
 from ponder.models.base import Message
 
@@ -50,3 +52,16 @@ def prefix_sha256(prefix: Sequence[Message]) -> str:
     The same function the agents record with (:func:`ponder.core.hashing.messages_sha256`).
     """
     return messages_sha256(prefix)
+
+
+def run_conversation(prefix: Sequence[Message], task: str, steps: Sequence[Step]) -> list[dict[str, Any]]:
+    """A recorded run as the conversation the model saw: ``prefix``, the question, each step's turns.
+
+    It ends on the model's last reply (a final tool result, e.g. PAL's program output, is never sent back).
+    """
+    messages: list[dict[str, Any]] = [*prefix, question_turn(task)]
+    for step in steps:
+        messages.extend(step.to_messages())
+    while messages and messages[-1]["role"] != "assistant":
+        messages.pop()
+    return messages

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -21,7 +20,7 @@ from ponder.envs.base import Episode
 from ponder.envs.qa import QASuite
 from ponder.models.base import Message
 from ponder.training.examples import ChatTurn, SFTExample
-from ponder.training.prompt import prefix_sha256, question_turn
+from ponder.training.prompt import prefix_sha256, run_conversation
 
 
 class DataStats(BaseModel):
@@ -79,9 +78,7 @@ def to_example(traj: Trajectory, episode: Episode, prefix: Sequence[Message], *,
     recorded = traj.metadata.get("prompt_sha256")
     if recorded is not None and recorded != prefix_sha256(prefix):
         return None
-    turns: list[dict[str, Any]] = [*prefix, question_turn(episode.task)]
-    for step in traj.steps:
-        turns.extend(step.to_messages())
+    turns = run_conversation(prefix, episode.task, traj.steps)
     if any(turn["role"] not in ("system", "user", "assistant") for turn in turns):
         return None
     meta = {"source": "star", "task_id": episode.id, "task": episode.task, "agent": traj.agent,
