@@ -1,0 +1,1 @@
+"""``ponder view``: a local web viewer of run folders (trajectories, eval results, votes, search trees)."""
