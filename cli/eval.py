@@ -106,6 +106,7 @@ def eval_command(
 
 
 def _print_summary(out_dir: Path, new: int, total: int) -> None:
+    from ponder.core.viewlinks import run_url, view_command
     from ponder.envs.report import HARNESS_LABEL, load_run, summary_rows
 
     data = load_run(out_dir)
@@ -118,8 +119,8 @@ def _print_summary(out_dir: Path, new: int, total: int) -> None:
         print(terminal_safe(f"{key:<{width}}  {value}"))
     if data.summary.failures:
         print(f"{'failures':<{width}}  " + ", ".join(f"{k} {v}" for k, v in data.summary.failures.items()))
-    print(f"{new} episodes played now, {total} in the run; results {out_dir / 'results.jsonl'}; "
-          f"report {out_dir / 'report.html'}")
+    print(terminal_safe(f"{new} episodes played now, {total} in the run; results {out_dir / 'results.jsonl'}; "
+                        f"report {out_dir / 'report.html'}; view: {view_command(out_dir)} → {run_url(out_dir)}"))
 
 
 def report_command(

@@ -2,7 +2,8 @@
 
 :func:`write_report` reads a run directory (``run.json``, ``results.jsonl``) and writes a summary
 table with 95% intervals, a per-tier table, failure categories, an accuracy-vs-compute plot and a
-per-episode table whose ids link to the trajectories, plus an adaptive run's allocation and the search trees
+per-episode table whose ids link to the episode and trajectory pages of ``ponder view`` (the report's top line
+says how to start it: :mod:`ponder.core.viewlinks`), plus an adaptive run's allocation and the search trees
 of its episodes (:mod:`ponder.envs.report_search`). :func:`write_comparison` puts several runs side by side
 (``ponder report DIR DIR2 ...``) with accuracy against tokens, one point per strategy. Runs played by a
 harness policy (walkthrough, solver, gold, canonical) are labelled "harness check — not an agent result" everywhere.
@@ -14,12 +15,14 @@ import base64
 import html
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ponder.core.errors import DataError
 from ponder.core.io import read_jsonl
+from ponder.core.viewlinks import run_url, view_command
 from ponder.envs.base import EpisodeResult
 from ponder.envs.metrics import Summary, summarize
 from ponder.envs.report_search import allocation_section, frontier_section, trees_html
@@ -41,12 +44,13 @@ _PRED_CHARS = 80
 
 @dataclass
 class RunData:
-    """One run directory, loaded."""
+    """One run directory, loaded (``result_lines``: episode id -> its line number in ``results.jsonl``)."""
 
     path: Path
     manifest: dict[str, Any]
     results: list[EpisodeResult]
     summary: Summary
+    result_lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -80,7 +84,28 @@ def load_run(path: str | Path) -> RunData:
     for r in read_jsonl(results_file, EpisodeResult):
         by_id.setdefault(r.episode_id, r)
     results = sorted(by_id.values(), key=lambda r: r.metadata.get("index", 1 << 30))
-    return RunData(path=p, manifest=manifest, results=results, summary=summarize(results))
+    return RunData(path=p, manifest=manifest, results=results, summary=summarize(results),
+                   result_lines=_result_lines(results_file))
+
+
+def _result_lines(path: Path) -> dict[str, int]:
+    """Episode id -> the 1-based line of its first record in ``results.jsonl`` (``ponder view``'s episode URLs)."""
+    lines: dict[str, int] = {}
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                episode_id = json.loads(line).get("episode_id") if line.strip() else None
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(episode_id, str):
+                lines.setdefault(episode_id, number)
+    return lines
+
+
+def view_links(run: RunData) -> tuple[str, str]:
+    """The command that serves this run in ``ponder view`` and the URL of its page there."""
+    folder = run.path.resolve()
+    return view_command(folder), run_url(folder)
 
 
 def summary_rows(s: Summary) -> list[tuple[str, str]]:
@@ -169,7 +194,8 @@ def _md_table(header: list[str], rows: list[list[str]] | list[tuple[str, ...]]) 
 def render_markdown(run: RunData) -> str:
     """The Markdown report of one run (figures are in the HTML report)."""
     suite = run.manifest.get("suite", "?")
-    parts = [f"# Evaluation: {suite} ({run.name})", ""]
+    command, url = view_links(run)
+    parts = [f"# Evaluation: {suite} ({run.name})", "", f"Browse this run: `{command}` then open <{url}>", ""]
     if run.harness:
         parts += [f"> **{HARNESS_LABEL}.** The episodes were played by the `{run.manifest.get('policy')}` policy, "
                   "which checks the environment and the harness, not the model.", ""]
@@ -219,7 +245,10 @@ def render_html(run: RunData) -> str:
     from ponder.envs.report_plots import accuracy_vs_compute, failure_bars
 
     suite = run.manifest.get("suite", "?")
-    out = [f"<h1>Evaluation: {html.escape(str(suite))} <small>{html.escape(run.name)}</small></h1>"]
+    command, url = view_links(run)
+    out = [f"<h1>Evaluation: {html.escape(str(suite))} <small>{html.escape(run.name)}</small></h1>",
+           f"<p class='view'>Browse this run: <code>{html.escape(command)}</code> then open "
+           f"<a href='{html.escape(url)}'>{html.escape(url)}</a></p>"]
     if run.harness:
         out.append(_banner(run))
     out.append(_html_table(["", ""], [list(f) for f in _run_facts(run)]))
@@ -237,20 +266,30 @@ def render_html(run: RunData) -> str:
     else:
         out.append("<p>No failures.</p>")
     out += [allocation_section(run, "html"), trees_html(run)]
-    out += ["<h2>Episodes</h2>", "<p>Trajectory ids link to <a href='trajectories.jsonl'>trajectories.jsonl</a> "
+    out += ["<h2>Episodes</h2>", "<p>Episode and trajectory ids link to their pages in <code>ponder view</code> "
+            "(see the top of this report); the records are in <a href='trajectories.jsonl'>trajectories.jsonl</a> "
             "(one JSON record per line, by id).</p>"]
     rows = episode_rows(run.results)
     if rows:
-        header = list(rows[0])
-        cells = []
-        for r in rows:
-            row = [html.escape(v) for v in r.values()]
-            row[-1] = " ".join(f"<a href='trajectories.jsonl#{html.escape(t)}'>{html.escape(t)}</a>"
-                               for t in r["trajectories"].split())
-            row[3] = f"<span class='{'ok' if r['success'] == 'yes' else 'bad'}'>{row[3]}</span>"
-            cells.append(row)
-        out.append(_html_table(header, cells, raw_cols=tuple(range(len(header)))))
+        out.append(_episode_table(run, rows, url))
     return _page(f"ponder eval {suite} {run.name}", "\n".join(out))
+
+
+def _episode_table(run: RunData, rows: list[dict[str, str]], url: str) -> str:
+    """The per-episode table, ids linked into the viewer (an episode by its results line, a trajectory by id)."""
+    header = list(rows[0])
+    cells = []
+    for r in rows:
+        row = [html.escape(v) for v in r.values()]
+        line = run.result_lines.get(r["episode"])
+        if line is not None:
+            row[1] = f"<a href='{html.escape(f'{url}/episode/{line}')}'>{row[1]}</a>"
+        links = [(html.escape(f"{url}/trajectory/{quote(t, safe='')}"), html.escape(t))
+                 for t in r["trajectories"].split()]
+        row[-1] = " ".join(f"<a href='{href}'>{text}</a>" for href, text in links)
+        row[3] = f"<span class='{'ok' if r['success'] == 'yes' else 'bad'}'>{row[3]}</span>"
+        cells.append(row)
+    return _html_table(header, cells, raw_cols=tuple(range(len(header))))
 
 
 def write_report(path: str | Path) -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ from trajectories, which are untrusted (model and environment output): it is esc
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ponder.graphs.search.tree import SEARCH_FILE, SearchTree, TreeNode
@@ -47,30 +47,55 @@ def _short(text: object, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _layout(tree: SearchTree, nodes: dict[int, TreeNode]) -> dict[int, tuple[float, float]]:
-    """``node id -> (x, y)``: leaves in depth-first order one column apart, parents centred over children."""
-    children: dict[int | None, list[int]] = {}
+def layout(nodes: Mapping[int, TreeNode], dx: float = _DX, dy: float = _DY,
+           pad: float = _PAD) -> dict[int, tuple[float, float]]:
+    """``node id -> (x, y)`` of a tidy tree drawing (shared with :mod:`ponder.viewer.tree_svg`).
+
+    Leaves in depth-first order ``dx`` apart, each parent centred over its children, one row (``dy``) per depth.
+    Depth is counted from the parent links (not the recorded ``depth``), so two nodes never share a position
+    even in an inconsistent record; a node whose parent is missing is a root, and a parent cycle (a malformed
+    record) is cut at its lowest id. Iterative, so deep trees do not hit the recursion limit.
+    """
+    children: dict[int, list[int]] = {}
     for node in nodes.values():
-        children.setdefault(node.parent, []).append(node.id)
+        if node.parent is not None and node.parent in nodes and node.parent != node.id:
+            children.setdefault(node.parent, []).append(node.id)
+    roots = [i for i, n in nodes.items() if n.parent is None or n.parent not in nodes or n.parent == i]
     pos: dict[int, tuple[float, float]] = {}
+    seen: set[int] = set()
     column = 0
-    roots = [n for n in nodes.values() if n.parent is None or n.parent not in nodes]
-    stack: list[tuple[int, bool]] = [(r.id, False) for r in reversed(roots)]
-    while stack:  # iterative post-order (trees can be deep)
-        node_id, done = stack.pop()
-        kids = children.get(node_id, [])
-        y = _PAD + nodes[node_id].depth * _DY
+    pending = sorted(nodes)
+    while True:
+        for root in roots:
+            column = _place(root, children, seen, pos, column, (dx, dy, pad))
+        left = [i for i in pending if i not in seen]
+        if not left:
+            return pos
+        roots, pending = [left[0]], left  # the rest sit on parent cycles: cut one and go on
+
+
+def _place(root: int, children: dict[int, list[int]], seen: set[int], pos: dict[int, tuple[float, float]],
+           column: int, steps: tuple[float, float, float]) -> int:
+    """Place the subtree under ``root`` (post-order) from leaf ``column`` on; the next free column."""
+    dx, dy, pad = steps
+    seen.add(root)
+    stack: list[tuple[int, int, bool]] = [(root, 0, False)]
+    while stack:
+        node_id, depth, done = stack.pop()
+        kids = [k for k in children.get(node_id, []) if done or k not in seen]
+        y = pad + depth * dy
         if done or not kids:
-            if kids:
-                xs = [pos[k][0] for k in kids]
-                pos[node_id] = ((min(xs) + max(xs)) / 2, y)
+            placed = [pos[k][0] for k in kids if k in pos]
+            if placed:
+                pos[node_id] = ((min(placed) + max(placed)) / 2, y)
             else:
-                pos[node_id] = (_PAD + column * _DX, y)
+                pos[node_id] = (pad + column * dx, y)
                 column += 1
             continue
-        stack.append((node_id, True))
-        stack.extend((k, False) for k in reversed(kids))
-    return pos
+        seen.update(kids)
+        stack.append((node_id, depth, True))
+        stack.extend((k, depth + 1, False) for k in reversed(kids))
+    return column
 
 
 def _colour(value: float) -> str:
@@ -100,7 +125,7 @@ def tree_svg(tree: SearchTree, max_nodes: int = MAX_NODES) -> str:
     kept = {n.id: n for n in tree.nodes[:max_nodes]}
     if not kept:
         return "<p class='note'>(empty search tree)</p>"
-    pos = _layout(tree, kept)
+    pos = layout(kept)
     chosen = set(zip(tree.chosen, tree.chosen[1:], strict=False))
     width = max(x for x, _ in pos.values()) + _PAD + 60
     height = max(y for _, y in pos.values()) + _PAD + 20
