@@ -105,7 +105,8 @@ class JsonlFile:
         """Index the bytes added since the last refresh.
 
         Returns:
-            How many lines were added (after a restart from 0: every line).
+            How many lines were added (after a restart from 0: every line; an unfinished last line that got
+            finished is not a new line).
         """
         with self._lock:
             try:
@@ -128,7 +129,6 @@ class JsonlFile:
             if self._tail:  # the unfinished last line: read it again from its start
                 ref = self._lines.pop()
                 del self._by_number[ref.number]
-                before -= 1
             try:
                 with open(self.path, "rb") as fh:
                     self._index_from(fh)
