@@ -3,7 +3,7 @@
 ``run`` (:mod:`~ponder.cli.run`, self-consistency output in :mod:`~ponder.cli.sc`), ``graph``
 (:mod:`~ponder.cli.graph`), ``chat`` (:mod:`~ponder.cli.chat`), ``sandbox exec`` (:mod:`~ponder.cli.sandbox`),
 ``memory ...`` (:mod:`~ponder.cli.memory`), ``mcp serve`` (:mod:`~ponder.cli.mcp`), ``eval`` and ``report``
-(:mod:`~ponder.cli.eval`) and ``version``.
+(:mod:`~ponder.cli.eval`), ``view`` (:mod:`~ponder.cli.view`) and ``version``.
 Every command imports its heavy modules inside its function, so ``ponder --help`` stays fast.
 """
 
@@ -25,6 +25,7 @@ from ponder.cli.run import run
 from ponder.cli.sandbox import sandbox_app
 from ponder.cli.star import star_command
 from ponder.cli.train import train_command
+from ponder.cli.view import view_command
 from ponder.core.errors import BadLinesError, PonderError
 from ponder.core.textsafe import terminal_safe
 
@@ -58,6 +59,7 @@ export_app.command("gguf")(export_gguf_command)
 app.add_typer(export_app, name="export")
 app.command("train")(train_command)
 app.command("star")(star_command)
+app.command("view")(view_command)
 app.command()(version)
 
 

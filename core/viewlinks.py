@@ -1,0 +1,30 @@
+"""Links into ``ponder view``: the default port and the stable key of a run folder.
+
+The viewer names each run folder by :func:`run_key` (a hash of its resolved path), so a link written before the
+viewer starts -- the static report's, ``ponder eval``'s last line -- opens the same run whenever ``ponder view``
+serves a folder that contains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+#: The port ``ponder view`` listens on unless ``--port`` says otherwise (on 127.0.0.1 only).
+DEFAULT_PORT = 8765
+HOST = "127.0.0.1"
+
+
+def run_key(path: Path) -> str:
+    """The viewer's key of the run folder ``path``: 12 hex digits of the SHA-256 of its resolved path."""
+    return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:12]
+
+
+def run_url(path: Path, port: int = DEFAULT_PORT) -> str:
+    """The viewer's page of the run folder ``path`` (served by ``ponder view`` on a folder that holds it)."""
+    return f"http://{HOST}:{port}/run/{run_key(path)}"
+
+
+def view_command(path: Path) -> str:
+    """The command that serves ``path``'s run folder: ``ponder view <folder>``."""
+    return f"ponder view {Path(path)}"
