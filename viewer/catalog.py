@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -162,8 +163,8 @@ class RunEntry:
             return
         self.manifest, self.manifest_error = data, None
 
-    def _new_lines(self, name: str, jf: JsonlFile) -> list[tuple[LineRef, dict[str, Any] | None]]:
-        """The lines of ``jf`` not yet consumed under ``name`` (all of them after a restart); marks them consumed.
+    def _new_lines(self, name: str, jf: JsonlFile) -> Iterator[tuple[LineRef, dict[str, Any] | None]]:
+        """The lines of ``jf`` not consumed yet under ``name`` (all after a restart), streamed; marks them consumed.
 
         Only complete lines are marked: an unfinished last line comes again next time.
         """
@@ -173,17 +174,19 @@ class RunEntry:
             self._ids[name] = {}
             if name == TRAJECTORIES:
                 self._facts.traj_steps.clear()
-        lines = list(jf.scan(done))
+                self._facts.models.clear()
+                self._facts.agents.clear()
         self._done[name] = (jf.generation, max(done, jf.complete))
-        return lines
+        return jf.scan(done)
 
     def _scan_ids(self) -> None:
         """Extend the id → line maps of trajectories, votes and searches (and the facts the summary uses)."""
         for name, jf in ((TRAJECTORIES, self.trajectories), (VOTES, self.votes), (SEARCHES, self.searches)):
             if jf is None:
                 continue
+            lines = self._new_lines(name, jf)  # (may start the map over)
             ids = self._ids.setdefault(name, {})
-            for ref, obj in self._new_lines(name, jf):
+            for ref, obj in lines:
                 ident = _id_of(obj)
                 if ident is None or obj is None:
                     continue
