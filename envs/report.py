@@ -276,16 +276,19 @@ def render_html(run: RunData) -> str:
 
 
 def _episode_table(run: RunData, rows: list[dict[str, str]], url: str) -> str:
-    """The per-episode table, ids linked into the viewer (an episode by its results line, a trajectory by id)."""
+    """The per-episode table (``rows``: :func:`episode_rows` of ``run.results``), ids linked into the viewer.
+
+    An episode links to its page by its ``results.jsonl`` line, a trajectory to its page by id.
+    """
     header = list(rows[0])
     cells = []
-    for r in rows:
+    for r, result in zip(rows, run.results, strict=True):
         row = [html.escape(v) for v in r.values()]
-        line = run.result_lines.get(r["episode"])
+        line = run.result_lines.get(result.episode_id)
         if line is not None:
             row[1] = f"<a href='{html.escape(f'{url}/episode/{line}')}'>{row[1]}</a>"
         links = [(html.escape(f"{url}/trajectory/{quote(t, safe='')}"), html.escape(t))
-                 for t in r["trajectories"].split()]
+                 for t in result.trajectory_ids]
         row[-1] = " ".join(f"<a href='{href}'>{text}</a>" for href, text in links)
         row[3] = f"<span class='{'ok' if r['success'] == 'yes' else 'bad'}'>{row[3]}</span>"
         cells.append(row)

@@ -11,6 +11,7 @@ import pytest
 
 from ponder.core.errors import DataError
 from ponder.core.settings import load_settings
+from ponder.core.viewlinks import run_url
 from ponder.envs.context import EvalOptions
 from ponder.envs.report import HARNESS_LABEL, head_to_head, load_run, write_comparison, write_report
 from ponder.envs.runner import run_eval
@@ -33,8 +34,10 @@ def test_report_files_self_contained(tmp_path):
     assert "## Summary" in md and "success rate (Wilson 95% CI)" in md and "50.0% [18.8, 81.2]" in md
     assert "| e05 |" in md and "## Per tier" in md and "wrong_answer" in md
     assert HARNESS_LABEL not in md and HARNESS_LABEL not in page
-    # self-contained: no external resources, figures embedded as PNG data URIs
-    assert not re.search(r"""(src|href)=['"](https?:|//)""", page)
+    # self-contained: no external resources, figures embedded as PNG data URIs; the only absolute links are
+    # into the local viewer (`ponder view`)
+    assert not re.search(r"""src=['"](https?:|//)""", page)
+    assert {m for m in re.findall(r"""href=['"]((?:https?:)?//[^/'"]*)""", page)} == {"http://127.0.0.1:8765"}
     assert "<link" not in page and "<script" not in page
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
     assert len(images) == 2  # accuracy vs compute, failure categories
@@ -85,3 +88,25 @@ def test_a_ray_run_names_its_executor_and_episodes_per_node(tmp_path):
     md = (run / "report.md").read_text()
     assert "| executor | ray (local, 2 nodes, 3 shards); episodes per node: aaaa0000 3, bbbb1111 1 |" in md
     assert "episodes per node: aaaa0000 3, bbbb1111 1" in (run / "report.html").read_text()
+
+
+def test_the_report_links_into_ponder_view(tmp_path):
+    import json
+
+    run = make_run(tmp_path, "linked", "agent", n=4)
+    url = run_url(run)
+    md = (run / "report.md").read_text()
+    assert f"Browse this run: `ponder view {run.resolve()}` then open <{url}>" in md.splitlines()[2]
+    # episodes by their results.jsonl line (written out of order, with a blank line), trajectories by id
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    records[0]["trajectory_ids"] = ["t0", "odd id/#1"]
+    records.reverse()
+    (run / "results.jsonl").write_text("\n" + "".join(json.dumps(r) + "\n" for r in records))
+    write_report(run)
+    page = (run / "report.html").read_text()
+    assert f"then open <a href='{url}'>{url}</a>" in page
+    for line, record in enumerate(records, 2):
+        assert f"<a href='{url}/episode/{line}'>{record['episode_id']}</a>" in page
+    assert f"<a href='{url}/trajectory/t0'>t0</a>" in page
+    assert f"<a href='{url}/trajectory/odd%20id%2F%231'>odd id/#1</a>" in page
+    assert load_run(run).result_lines == {r["episode_id"]: i for i, r in enumerate(records, 2)}
