@@ -172,8 +172,6 @@ class JsonlFile:
         state: LineState = "ok"
         if obj is None:
             state = "torn" if not terminated and error and not error.startswith("not an object") else "malformed"
-            if state == "torn":
-                error = f"torn (no newline, {error})"
         self._by_number[number] = len(self._lines)
         self._lines.append(LineRef(number, offset, len(data), state, error))
         self._tail = not terminated

@@ -94,6 +94,8 @@ def problem_row(ref: LineRef, obj: Mapping[str, Any] | None = None, reason: str 
     why = reason or ref.error or status
     if ref.state == "malformed":
         why = f"malformed ({why})"
+    elif ref.state == "torn":
+        why = f"torn (no newline, {why})"
     return EpisodeRow(line=ref.number, id=_text(ident)[:200], task=_text(obj.get("task"))[:TASK_CHARS],
                       status=status, problem=f"line {ref.number}: {why}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -212,6 +213,11 @@ def test_catalog_discovers_nested_runs_and_new_folders(tmp_path: Path) -> None:
     fresh = cat.runs()[2]
     assert fresh.kind == "eval" and fresh.rows == [] and fresh.live
     assert fresh.summary().success_rate is None
+    _append(root / "eval" / "gsm8k-2" / "trajectories.jsonl", _traj("n1"))
+    _append(root / "eval" / "gsm8k-2" / "results.jsonl", _result("n1", True, ["n1"]))  # files that appear later
+    cat.refresh()
+    assert cat.get(fresh.key) is fresh and [r.id for r in fresh.rows] == ["n1"] and fresh.rows[0].steps == 2
+    assert fresh.summary().success_rate == 1.0
     (root / "chat" / "trajectories.jsonl").unlink()  # a run folder that went away
     cat.refresh()
     assert [e.name for e in cat.runs()] == ["eval/gsm8k-1", "eval/gsm8k-2"]
@@ -227,3 +233,49 @@ def test_catalog_root_is_a_run_folder(tmp_path: Path) -> None:
 def test_catalog_missing_root(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such folder"):
         Catalog([tmp_path / "nope"])
+
+
+def test_runs_folder_becomes_an_eval_when_results_appear(tmp_path: Path) -> None:
+    folder = tmp_path / "r"
+    folder.mkdir()
+    _append(folder / "trajectories.jsonl", _traj("t1"), _traj("t2"))
+    entry = RunEntry.open(folder, "r")
+    assert entry.kind == "runs" and [r.id for r in entry.rows] == ["t1", "t2"]
+    _append(folder / "results.jsonl", _result("e1", False, ["t1"]))
+    entry.refresh()
+    assert entry.kind == "eval" and [r.id for r in entry.rows] == ["e1"] and entry.trajectory_line("t2") == 2
+
+
+def test_catalog_refresh_while_files_grow(tmp_path: Path) -> None:
+    folder = _eval_folder(tmp_path / "ev")
+    cat = Catalog([tmp_path])
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                cat.refresh()
+                for entry in cat.runs():
+                    entry.summary()
+                    assert [r.line for r in entry.rows] == sorted(r.line for r in entry.rows)
+            except BaseException as exc:  # noqa: BLE001 -- reported below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=poll) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for i in range(100):
+        line = _result(f"x{i}", i % 2 == 0, []).model_dump_json() + "\n"
+        with open(folder / "results.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line[:20])
+            fh.flush()
+            fh.write(line[20:])
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    cat.refresh()
+    rows = cat.runs()[0].rows
+    assert len(rows) == 103 and all(r.problem is None for r in rows) and rows[-1].id == "x99"

@@ -75,7 +75,7 @@ def test_torn_last_line_completed_on_next_refresh(tmp_path: Path) -> None:
     jf = JsonlFile(path)
     assert jf.refresh() == 2
     torn = jf.lines[-1]
-    assert torn.state == "torn" and torn.number == 2 and torn.error.startswith("torn (no newline, not JSON")
+    assert torn.state == "torn" and torn.number == 2 and torn.error.startswith("not JSON: ")
     assert jf.complete == 1
     with pytest.raises(LineProblem):
         jf.read(2)
