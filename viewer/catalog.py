@@ -79,7 +79,7 @@ def _count(counter: Counter[str], value: object) -> None:
         counter[value] += 1
 
 
-@dataclass
+@dataclass(eq=False)  # identity: an entry is one folder, kept across refreshes
 class RunEntry:
     """One run folder: its manifest, its files' line indexes and one :class:`EpisodeRow` per record line.
 
