@@ -90,10 +90,16 @@ def test_eval_entry_rows_maps_and_summary(tmp_path: Path) -> None:
     assert (s.strategy, s.model, s.agent, s.suite) == ("sc", "qwen-manifest", "pal", "gsm8k")
     assert s.started == "2026-01-01T00:00:00+00:00" and (s.votes, s.searches) == (1, 1)
     assert entry.live  # manifest, no report yet
-    (entry.path / "report.html").write_text("<html></html>")
     old = time.time() - 3600
-    for name in ("trajectories.jsonl", "results.jsonl", "self_consistency.jsonl", "search.jsonl"):
+    for name in ("trajectories.jsonl", "results.jsonl", "self_consistency.jsonl", "search.jsonl", "run.json"):
         os.utime(entry.path / name, (old, old))
+    entry.refresh()
+    assert not entry.live  # no report, but nothing written for an hour: a killed eval
+    os.utime(entry.path / "results.jsonl")
+    entry.refresh()
+    assert entry.live  # it was resumed
+    (entry.path / "report.html").write_text("<html></html>")
+    os.utime(entry.path / "results.jsonl", (old, old))
     entry.refresh()
     assert entry.has_report and not entry.live
 
