@@ -33,6 +33,8 @@ MANIFEST, REPORT = "run.json", "report.html"
 RUN_FILES = (TRAJECTORIES, RESULTS, VOTES, SEARCHES)
 #: A run whose files changed this recently (seconds) is live.
 LIVE_SECONDS = 60.0
+#: An unfinished eval whose files have not changed for this long was killed: its page stops polling.
+STALE_SECONDS = 1800.0
 #: Folders never searched for runs.
 _SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
 
@@ -281,13 +283,22 @@ class RunEntry:
 
     @property
     def live(self) -> bool:
-        """An eval whose manifest exists but whose report does not yet, or a run whose files changed lately."""
+        """Whether records may still be coming: files changed in the last minute, or an unfinished eval's.
+
+        An eval is unfinished while its manifest exists but its report does not; one whose files have not changed
+        for :data:`STALE_SECONDS` (a killed run) is not live any more.
+        """
         with self._lock:
-            if self.kind == "eval" and (self.path / MANIFEST).is_file() and not (self.path / REPORT).is_file():
-                return True
             stamps = [jf.mtime for jf in (self.trajectories, self.results, self.votes, self.searches)
                       if jf is not None and jf.mtime is not None]
-            return bool(stamps) and time.time() - max(stamps) < LIVE_SECONDS
+            manifest = self.path / MANIFEST
+            if manifest.is_file():
+                stamps.append(manifest.stat().st_mtime)
+            if not stamps:
+                return False
+            idle = time.time() - max(stamps)
+            unfinished = self.kind == "eval" and manifest.is_file() and not (self.path / REPORT).is_file()
+            return idle < (STALE_SECONDS if unfinished else LIVE_SECONDS)
 
 
 def _joined(counter: Counter[str], most: int | None = None) -> str:

@@ -35,7 +35,8 @@ async def run_page(request: Request) -> Response:
     entry = run_entry(request)
     query = EpisodeQuery.from_params(request.query_params)
     page = query_rows(entry.rows, query)
-    last = entry.rows[-1].line if entry.rows else 0
+    # a torn last row keeps its line number once completed: poll from the line before it
+    last = next((r.line for r in reversed(entry.rows) if r.status != "torn"), 0)
     return render(request, "run.html", {"run": entry, "summary": entry.summary(), "page": page, "query": query,
                                         "sort_keys": SORT_KEYS, "last_line": last,
                                         "live": entry.live and query.page == page.pages})
@@ -88,9 +89,10 @@ async def raw_line(request: Request) -> Response:
     if file is None:
         raise HTTPException(404, f"this run has no {name} file")
     number = int_param(request, "n")
-    ref = next((r for r in file.lines if r.number == number), None)
-    if ref is None:
-        raise HTTPException(404, f"{file.path.name} has no line {number}")
+    try:
+        ref = file.ref(number)
+    except KeyError:
+        raise HTTPException(404, f"{file.path.name} has no line {number}") from None
     return render(request, "line.html", {"run": entry, "file": file, "ref": ref, "text": file.raw(number)})
 
 

@@ -30,10 +30,10 @@
         const template = document.createElement("template");
         template.innerHTML = html;  // server-rendered, escaped rows
         for (const row of Array.from(template.content.querySelectorAll("tr.episode"))) {
-          if (!body.querySelector("tr.episode[data-line='" + row.dataset.line + "']")) {
-            row.classList.add("new");
-            body.appendChild(row);
-          }
+          const old = body.querySelector("tr.episode[data-line='" + row.dataset.line + "']");
+          row.classList.add("new");
+          if (!old) body.appendChild(row);
+          else if (old.classList.contains("problem")) old.replaceWith(row);  // a torn line, now complete
         }
       }
       after = Math.max(after, last);
