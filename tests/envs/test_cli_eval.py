@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ponder.cli import main
+from ponder.core.viewlinks import run_url
 from ponder.envs.base import EpisodeResult
 
 
@@ -29,6 +30,9 @@ def test_eval_gsm8k_scripted(tmp_path, capsys, data_dir):
     assert rc == 0, captured.err
     assert "success rate (Wilson 95% CI)   50.0% [9.5, 90.5]" in captured.out
     assert "2 episodes played now" in captured.out
+    last = captured.out.rstrip("\n").splitlines()[-1]  # one last line: where everything is, and how to browse it
+    assert last.startswith("2 episodes played now") and f"report {out / 'report.html'}" in last
+    assert last.endswith(f"; view: ponder view {out} → {run_url(out)}")
     assert "[2/2] gsm8k gsm8k-test-0001 FAIL wrong_answer" in captured.err  # plain progress lines off a TTY
     recs = results(out)
     assert [r.success for r in recs] == [True, False] and recs[0].policy_kind == "agent"
