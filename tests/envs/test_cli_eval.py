@@ -55,6 +55,19 @@ def test_eval_policy_and_data_flags(tmp_path, capsys):
     assert [r.episode_id for r in results(out)] == ["a", "b"]
 
 
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")  # the run's name, drawn in the report's plots
+def test_the_summary_line_is_terminal_safe(tmp_path, capsys):
+    data = tmp_path / "mine.jsonl"
+    data.write_text('{"id": "a", "question": "1+1?", "answer": "2"}\n')
+    out = tmp_path / "evil\x1b]0;pwned\x07run"
+    assert main(["eval", "svamp", "--data", str(data), "--policy", "gold", "--out", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\x07" not in printed
+    last = printed.rstrip("\n").splitlines()[-1]
+    assert "; view: ponder view " in last and last.endswith(f" → {run_url(out)}") and "]0;pwnedrun" in last
+
+
 def test_report_command(tmp_path, capsys, data_dir):
     for name in ("a", "b"):
         assert main(["eval", "gsm8k", "--limit", "3", "--policy", "gold", "--out", str(tmp_path / name), "-q"]) == 0
