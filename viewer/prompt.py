@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,7 +163,7 @@ def _elision_notes(elided: object) -> list[str]:
     return []
 
 
-def _counts(kinds: Sequence[str] | Any) -> str:
+def _counts(kinds: Iterable[str]) -> str:
     counted: dict[str, int] = {}
     for kind in kinds:
         counted[kind] = counted.get(kind, 0) + 1
