@@ -8,6 +8,7 @@ serves a folder that contains it.
 from __future__ import annotations
 
 import hashlib
+import shlex
 from pathlib import Path
 
 #: The port ``ponder view`` listens on unless ``--port`` says otherwise (on 127.0.0.1 only).
@@ -26,5 +27,5 @@ def run_url(path: Path, port: int = DEFAULT_PORT) -> str:
 
 
 def view_command(path: Path) -> str:
-    """The command that serves ``path``'s run folder: ``ponder view <folder>``."""
-    return f"ponder view {Path(path)}"
+    """The command that serves ``path``'s run folder: ``ponder view <folder>`` (quoted for a shell)."""
+    return f"ponder view {shlex.quote(str(Path(path)))}"
