@@ -38,7 +38,8 @@ RUNS: dict[str, list[str]] = {
     "plain": ["run", QUESTION, "--max-steps", "3", "--max-tokens", MAX_TOKENS],
     "eval-a": ["eval", "gsm8k", "--limit", "3", "--max-steps", "3", "--quiet"],
     "eval-b": ["eval", "gsm8k", "--limit", "3", "--max-steps", "3", "--agent", "pal", "--quiet"],
-    "sc": ["run", QUESTION, "--samples", "3", "--max-steps", "2"],
+    # An easy question: on the embedded model (greedy seeds) one sample of three answers it within 3 steps.
+    "sc": ["run", "What is 2 + 3?", "--samples", "3", "--max-steps", "3"],
     "search": ["run", QUESTION, "--strategy", "beam", "--beam-width", "2", "--expansions", "2", "--max-steps", "2"],
 }
 
