@@ -187,6 +187,8 @@ def open_browser(width: int = 1280, height: int = 900) -> Iterator[Any]:
     driver = webdriver.Chrome(service=service, options=options)
     driver.implicitly_wait(0)
     pid = service.process.pid
+    chrome_h = driver.execute_script("return window.outerHeight - window.innerHeight") or 0
+    driver.set_window_size(width, height + int(chrome_h))  # the page itself gets width x height
     driver.ponder_pids = lambda: [pid, *descendants(pid)]
     try:
         yield driver
@@ -210,6 +212,7 @@ def take_screenshots(root: Path, out: Path) -> list[Path]:
     if not runs or not trees:
         raise ViewerScriptError(f"{root} needs a `ponder run` folder and a folder with search.jsonl")
     plain = next((p for p in runs if p.name == "plain"), runs[0])
+    tree_run = next((p for p in trees if p.name == "search"), trees[0])
     out.mkdir(parents=True, exist_ok=True)
     saved = [out / "viewer-trajectory.png", out / "viewer-search-tree.png"]
     with serve([root]) as (base, _), open_browser() as driver:
@@ -223,11 +226,13 @@ def take_screenshots(root: Path, out: Path) -> list[Path]:
             links[0].click()
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "ol#steps li.step"))
         driver.save_screenshot(str(saved[0]))
-        driver.get(f"{base}/run/{run_key(trees[0])}/search/1")
+        driver.get(f"{base}/run/{run_key(tree_run)}/search/1")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg#tree a.node"))
         chosen = driver.find_elements(By.CSS_SELECTOR, "svg#tree a.node.chosen, svg#tree .chosen a.node")
         (chosen or driver.find_elements(By.CSS_SELECTOR, "svg#tree a.node"))[-1].click()
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section#node"))
+        driver.execute_script("window.scrollTo(0, document.getElementById('tree').getBoundingClientRect().top"
+                              " + window.scrollY - 120);")
         driver.save_screenshot(str(saved[1]))
     return saved
 

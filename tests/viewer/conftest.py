@@ -194,9 +194,14 @@ def viewer(records: Records, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session; afterwards none of its processes is alive."""
+    """One headless Chromium for the session; afterwards none of its processes is alive.
+
+    The screenshots of an earlier session are removed first (the folder holds this session's pages only).
+    """
     if BROWSER is None:
         pytest.skip(SKIP_REASON)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
     with shots.open_browser() as driver:
         pids = driver.ponder_pids()
         yield driver
