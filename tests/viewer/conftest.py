@@ -160,9 +160,9 @@ def make_hostile(root: Path) -> dict[str, Path]:
     return {"hostile-eval": ev, "hostile-runs": runs, "hostile-name": named}
 
 
-def make_live(root: Path, source: Path) -> Path:
-    """A ``live`` eval folder: ``source``'s manifest and its first two results (no report yet, so it is live)."""
-    live = root / "live"
+def make_live(root: Path, source: Path, name: str = "live") -> Path:
+    """A live eval folder ``name``: ``source``'s manifest and its first two results (no report yet, so it is live)."""
+    live = root / name
     live.mkdir()
     shutil.copy(source / "run.json", live / "run.json")
     results = (source / "results.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -179,12 +179,13 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> Records:
     root = tmp_path_factory.mktemp("viewer") / "runs"
     made = Records(root=root, runs=shots.make_runs(root))
     made.runs.update(make_hostile(root))
-    made.runs["live"] = make_live(root, made.runs["eval-a"])
+    for name in ("live", "live-filtered", "live-torn"):
+        made.runs[name] = make_live(root, made.runs["eval-a"], name)
     return made
 
 
 @pytest.fixture(scope="session")
-def viewer(records: Records, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def view_server(records: Records, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of a real ``ponder view <root>`` server; afterwards the process is gone."""
     log = tmp_path_factory.mktemp("viewer-log") / "ponder-view.log"
     with shots.serve([records.root], log=log) as (base, proc):
@@ -234,7 +235,7 @@ Visit = Callable[..., Any]
 
 
 @pytest.fixture
-def visit(browser: Any, viewer: str, request: pytest.FixtureRequest, console_problems: list[str]) -> Visit:
+def visit(browser: Any, view_server: str, request: pytest.FixtureRequest, console_problems: list[str]) -> Visit:
     """``visit(path_or_url)``: open a page, wait for it to load, screenshot it, check it ran no injected script.
 
     Returns the driver. Screenshots go to ``ARTIFACTS/<test>-<n>.png``; CSP violations are collected.
@@ -245,7 +246,7 @@ def visit(browser: Any, viewer: str, request: pytest.FixtureRequest, console_pro
 
     def go(target: str | None = None) -> Any:
         if target is not None:
-            browser.get(target if target.startswith("http") else viewer + target)
+            browser.get(target if target.startswith("http") else view_server + target)
         snap(browser, f"{name}-{next(counter):02d}")
         return browser
 

@@ -318,6 +318,56 @@ def test_live_rows_appear_without_reload(records: Records, visit: Visit) -> None
     assert new_id in row.text and row.find_element(By.CSS_SELECTOR, "a.episode-link").get_attribute("href")
 
 
+def _live_line(records: Records, episode_id: str) -> str:
+    """eval-a's third result as a new line of a live run, under another episode id."""
+    line = json.loads((records.runs["eval-a"] / "results.jsonl").read_text(encoding="utf-8").splitlines()[2])
+    return json.dumps({**line, "episode_id": episode_id}) + "\n"
+
+
+def _wait_for_row(driver: Any, episode_id: str, what: str) -> None:
+    try:
+        WebDriverWait(driver, 30).until(lambda d: episode_id in episode_ids(d))
+    except Exception:  # noqa: BLE001 - a timeout: say what the table shows
+        rows = [r.text for r in css(driver, "table#episodes tr.episode")]
+        pytest.fail(f"{what} did not appear within 30 s on {driver.current_url}; rows: {rows}; "
+                    f"{css(driver, '#shown')[0].text if css(driver, '#shown') else ''}")
+
+
+def test_live_rows_follow_the_page_filter(records: Records, visit: Visit) -> None:
+    """A new row that misses the page's text filter never appears; one that matches does."""
+    driver = visit(f"/run/{records.key('live-filtered')}?q=live-match")
+    wait_for(driver, "table#episodes[data-live='1']")
+    assert episode_ids(driver) == []
+    driver.execute_script("window.__marker = 'still here';")
+    with (records.runs["live-filtered"] / "results.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(_live_line(records, "live-skip-1") + _live_line(records, "live-match-1"))
+    _wait_for_row(driver, "live-match-1", "the matching new row")
+    time.sleep(2.5)  # one more poll: nothing else may arrive
+    visit.snap()
+    assert driver.execute_script("return window.__marker") == "still here", "the page was reloaded"
+    assert episode_ids(driver) == ["live-match-1"], "a row that misses the filter appeared"
+
+
+def test_live_torn_tail_becomes_a_row_once_complete(records: Records, visit: Visit) -> None:
+    """A result line written in two parts (seen torn by a poll in between) is shown as a normal row once complete."""
+    driver = visit(f"/run/{records.key('live-torn')}")
+    wait_for(driver, "table#episodes[data-live='1']")
+    driver.execute_script("window.__marker = 'still here';")
+    line = _live_line(records, "live-torn-1")
+    with (records.runs["live-torn"] / "results.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(line[:len(line) // 2])
+        fh.flush()
+        time.sleep(3.5)  # more than one poll (2 s) sees the torn half line
+        visit.snap()
+        fh.write(line[len(line) // 2:])
+    _wait_for_row(driver, "live-torn-1", "the completed line (torn at the previous poll)")
+    visit.snap()
+    assert driver.execute_script("return window.__marker") == "still here", "the page was reloaded"
+    problems = [r.text for r in css(driver, "table#episodes tr.episode.problem")]
+    assert not problems, f"the torn half line is still shown after it was completed: {problems}"
+    assert len(episode_ids(driver)) == 3
+
+
 def crawl(driver: Any, visit: Visit, base: str, start: list[str], prefixes: tuple[str, ...],
           limit: int = 80) -> dict[str, str]:
     """Open every page linked from ``start`` under ``prefixes`` (queries: only ``?node=``); their URLs and texts.
@@ -344,12 +394,12 @@ def crawl(driver: Any, visit: Visit, base: str, start: list[str], prefixes: tupl
     return seen
 
 
-def test_hostile_records_stay_text(records: Records, viewer: str, browser: Any, visit: Visit,
+def test_hostile_records_stay_text(records: Records, view_server: str, browser: Any, visit: Visit,
                                    hostile: Hostile) -> None:
     keys = [records.key(n) for n in ("hostile-eval", "hostile-runs", "hostile-name")]
     driver = visit("/")
     assert hostile.folder in body_text(driver)
-    pages = crawl(browser, visit, viewer, [viewer + "/", *(f"{viewer}/run/{k}" for k in keys)],
+    pages = crawl(browser, visit, view_server, [view_server + "/", *(f"{view_server}/run/{k}" for k in keys)],
                   tuple(f"/run/{k}" for k in keys))
     parts = ("/episode/", "/trajectory/", "/prompt/", "/vote/", "/search/", "?node=", "/line/")
     for part in parts:
@@ -358,7 +408,7 @@ def test_hostile_records_stay_text(records: Records, viewer: str, browser: Any, 
         shows_records = any(p in url for p in ("/episode/", "/trajectory/", "/vote/", "?node=", "/line/"))
         if shows_records or url.endswith(tuple(f"/run/{k}" for k in keys)):
             assert hostile.script in text, f"{url} does not show the record's markup as text:\n{text[:800]}"
-    text = pages[f"{viewer}/run/{keys[0]}/trajectory/traj-hostile-1"]
+    text = pages[f"{view_server}/run/{keys[0]}/trajectory/traj-hostile-1"]
     assert hostile.template in text, text[:800]
 
 
@@ -376,25 +426,25 @@ def test_malformed_and_torn_lines_are_shown_as_such(records: Records, visit: Vis
     assert hostile.script in text and "oops" in text, text[:800]
 
 
-def test_unknown_keys_and_lines_are_404_pages(records: Records, viewer: str, visit: Visit) -> None:
+def test_unknown_keys_and_lines_are_404_pages(records: Records, view_server: str, visit: Visit) -> None:
     ev, sc, search = records.key("eval-a"), records.key("sc"), records.key("search")
     for path in ("/run/000000000000", f"/run/{ev}/episode/999", f"/run/{ev}/episode/abc",
                  f"/run/{ev}/trajectory/no-such-trajectory", f"/run/{sc}/vote/99", f"/run/{search}/search/99",
                  f"/run/{ev}/line/results/999", "/no/such/page"):
-        status, headers, _ = fetch(viewer + path)
+        status, headers, _ = fetch(view_server + path)
         assert status == 404, (path, status)
         text = body_text(visit(path))
         assert "not found" in text.lower() or "404" in text, (path, text[:500])
         assert css(visit(), "a[href='/']"), f"{path}: the 404 page has no way back to the run list"
-    status, _, _ = fetch(f"{viewer}/run/{search}/search/1?node=9999")
+    status, _, _ = fetch(f"{view_server}/run/{search}/search/1?node=9999")
     assert status in (200, 404), status
 
 
-def test_every_response_has_the_csp_and_a_foreign_host_is_refused(records: Records, viewer: str) -> None:
+def test_every_response_has_the_csp_and_a_foreign_host_is_refused(records: Records, view_server: str) -> None:
     for path in ("/", f"/run/{records.key('eval-a')}", "/run/000000000000"):
-        status, headers, _ = fetch(viewer + path)
+        status, headers, _ = fetch(view_server + path)
         assert headers.get("content-security-policy") == CSP, (path, status, headers)
-    status, _, body = fetch(viewer + "/", host="evil.example:8765")
+    status, _, body = fetch(view_server + "/", host="evil.example:8765")
     assert status in (400, 403, 421), (status, body[:200])
 
 
