@@ -57,6 +57,7 @@ class RunSummary:
     started: str
     votes: int
     searches: int
+    solved: int = 0  # rows whose status is ``solved`` (the agent answered; correct only where judged)
 
 
 @dataclass
@@ -275,7 +276,8 @@ class RunEntry:
                 agent=_first_text(agent, _joined(facts.agents)),
                 suite=_first_text(manifest.get("suite"), _joined(facts.suites)) if self.kind == "eval" else "",
                 started=_first_text(manifest.get("started"), facts.first_created),
-                votes=self._ok_lines(self.votes), searches=self._ok_lines(self.searches))
+                votes=self._ok_lines(self.votes), searches=self._ok_lines(self.searches),
+                solved=sum(1 for r in ok if r.status == "solved"))
 
     @staticmethod
     def _ok_lines(jf: JsonlFile | None) -> int:

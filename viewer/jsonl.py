@@ -69,7 +69,7 @@ def parse_line(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"not JSON: {exc.msg} at col {exc.colno}"
+        return None, f"not JSON: {exc.msg} (col {exc.colno})"
     except ValueError as exc:  # e.g. integers too long to convert
         return None, f"not JSON: {exc}"
     if not isinstance(obj, dict):

@@ -52,7 +52,11 @@ async def live_rows(request: Request) -> Response:
     query = EpisodeQuery.from_params(request.query_params)
     new = [r for r in entry.rows if r.line > after]
     batch = new[:LIVE_BATCH]
-    last = batch[-1].line if batch else after
+    last = after  # the script asks for the rows after this next time: never past a torn line, which may complete
+    for row in batch:
+        if row.status == "torn":
+            break
+        last = row.line
     shown = [r for r in batch if matches(r, query)]
     response = render(request, "rows.html", {"run": entry, "rows": shown})
     response.headers["X-Last-Line"] = str(last)

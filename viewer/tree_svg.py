@@ -25,7 +25,7 @@ from ponder.graphs.search.tree import SearchTree, TreeNode
 LABEL_LIMIT = 300
 #: At most this many nodes are drawn (the first ones, by position in the record); the rest are counted.
 MAX_NODES = 5000
-_PAD = 28
+_PAD = 40  # room for the labels of the outermost nodes
 _LABELLED = (64.0, 70.0)  # column and row spacing with labels
 _COMPACT = (16.0, 40.0)  # without
 _TIP_CHARS = 300

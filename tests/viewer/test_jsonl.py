@@ -55,7 +55,7 @@ def test_malformed_middle_line_and_blank_lines(tmp_path: Path) -> None:
     states = {r.number: (r.state, r.error) for r in jf.lines}
     assert 3 not in states  # the blank line gets no ref but keeps its number
     assert states[1] == ("ok", None)
-    assert states[2][0] == "malformed" and states[2][1] == "not JSON: Expecting ',' delimiter at col 12"
+    assert states[2][0] == "malformed" and states[2][1] == "not JSON: Expecting ',' delimiter (col 12)"
     assert states[4] == ("malformed", "not an object (a JSON list)")
     assert states[5] == ("malformed", "not UTF-8 (byte 8)")
     assert states[6] == ("ok", None)
