@@ -28,6 +28,10 @@ MAX_NODES = 5000
 _PAD = 40  # room for the labels of the outermost nodes
 _LABELLED = (64.0, 70.0)  # column and row spacing with labels
 _COMPACT = (16.0, 40.0)  # without
+#: Trees up to this many nodes are drawn roomier, with each node's action above it.
+ROOMY_LIMIT = 60
+_ROOMY = (100.0, 92.0)
+_ACTION_CHARS = 14
 _TIP_CHARS = 300
 
 
@@ -49,7 +53,8 @@ def tree_svg(tree: SearchTree, node_href: Callable[[int], str], selected: int | 
         return Markup('<svg xmlns="http://www.w3.org/2000/svg" id="tree" class="tree" width="240" height="40" '
                       'role="img"><text x="10" y="24" class="note">(empty search tree)</text></svg>')
     labelled = len(tree.nodes) <= LABEL_LIMIT
-    dx, dy = _LABELLED if labelled else _COMPACT
+    roomy = len(tree.nodes) <= ROOMY_LIMIT
+    dx, dy = _ROOMY if roomy else _LABELLED if labelled else _COMPACT
     pos = layout(kept, dx=dx, dy=dy, pad=_PAD)
     chosen_ids = {i for i in tree.chosen if i in kept}
     chosen_edges = set(zip(tree.chosen, tree.chosen[1:], strict=False))
@@ -61,7 +66,8 @@ def tree_svg(tree: SearchTree, node_href: Callable[[int], str], selected: int | 
              f'font-size="9" role="img" aria-label="{escape(_caption(tree))}">']
     parts += _edges(kept, pos, chosen_edges)
     for node in kept.values():
-        parts.append(_node(node, pos[node.id], node_href, node.id in chosen_ids, node.id == selected, labelled))
+        parts.append(_node(node, pos[node.id], node_href, node.id in chosen_ids, node.id == selected, labelled,
+                           roomy))
     bottom = height - 8 - 14 * (len(notes) - 1)
     parts += [f'<text class="note" x="{_PAD / 2:.0f}" y="{bottom + 14 * i:.0f}">{escape(note)}</text>'
               for i, note in enumerate(notes)]
@@ -99,7 +105,7 @@ def _edges(kept: dict[int, TreeNode], pos: dict[int, tuple[float, float]],
 
 
 def _node(node: TreeNode, at: tuple[float, float], node_href: Callable[[int], str], chosen: bool,
-          selected: bool, labelled: bool) -> str:
+          selected: bool, labelled: bool, roomy: bool = False) -> str:
     x, y = at
     classes = "node" + (" chosen" if chosen else "") + (" terminal" if node.terminal else "") + (
         " selected" if selected else "")
@@ -117,6 +123,10 @@ def _node(node: TreeNode, at: tuple[float, float], node_href: Callable[[int], st
     if selected:
         out.append(f'<circle class="ring" cx="{x:.1f}" cy="{y:.1f}" r="{radius + 5:.1f}" fill="none" '
                    'stroke="#1f6feb" stroke-width="3"/>')
+    if roomy and node.action:
+        action = node.action if len(node.action) <= _ACTION_CHARS else node.action[: _ACTION_CHARS - 1] + "…"
+        out.append(f'<text class="action" x="{x:.1f}" y="{y - radius - 5:.1f}" text-anchor="middle">'
+                   f"{escape(action)}</text>")
     if labelled:
         out.append(f'<text class="label" x="{x:.1f}" y="{y + radius + 11:.1f}" text-anchor="middle">'
                    f"{escape(_label(node))}</text>")

@@ -96,8 +96,8 @@ def test_labels_titles_and_terminal_nodes():
     root = ET.fromstring(svg)
     by_id = {int(a.get("data-node")): a for a in root.iter(f"{SVG}a")}
     texts = [t.text for t in by_id[1].iter(f"{SVG}text")]
-    assert texts == ["v=0.62 n=3", "r=1"]
-    assert [t.text for t in by_id[2].iter(f"{SVG}text")] == ["v=0.50 n=2"]  # no reward label when it is 0
+    assert texts == ["a1", "v=0.62 n=3", "r=1"]  # a small tree: the action above the node
+    assert [t.text for t in by_id[2].iter(f"{SVG}text")] == ["a2", "v=0.50 n=2"]  # no reward label when it is 0
     assert "a1" in by_id[1].find(f"{SVG}title").text and "status solved" in by_id[1].find(f"{SVG}title").text
     assert "terminal" in by_id[1].get("class") and "terminal" not in by_id[2].get("class")
     assert "rgb(" in by_id[1].find(f"{SVG}circle").get("fill")
@@ -166,3 +166,13 @@ def test_malformed_trees_still_render():
     assert "v=? n=-4" in svg
     empty = tree_svg(SearchTree(strategy="beam", task="t"), href)
     assert 'id="tree"' in empty and "empty search tree" in empty
+
+
+def test_small_trees_name_actions_cut_short_and_big_trees_do_not():
+    small = make_tree([None, 0])
+    small.nodes[1].action = "a_very_long_tool_name_indeed"
+    actions = [t.text for t in ET.fromstring(str(tree_svg(small, href))).iter(f"{SVG}text")
+               if t.get("class") == "action"]
+    assert actions == ["a_very_long_t…"]
+    big = make_tree([None] + [0] * 80)
+    assert not [t for t in ET.fromstring(str(tree_svg(big, href))).iter(f"{SVG}text") if t.get("class") == "action"]
