@@ -26,6 +26,11 @@ def run_url(path: Path, port: int = DEFAULT_PORT) -> str:
     return f"http://{HOST}:{port}/run/{run_key(path)}"
 
 
+def compare_url(a: Path, b: Path, port: int = DEFAULT_PORT) -> str:
+    """The viewer's side-by-side page of two run folders (``ponder view`` on a folder holding both)."""
+    return f"http://{HOST}:{port}/compare?a={run_key(a)}&b={run_key(b)}"
+
+
 def view_command(path: Path) -> str:
     """The command that serves ``path``'s run folder: ``ponder view <folder>`` (quoted for a shell)."""
     return f"ponder view {shlex.quote(str(Path(path)))}"

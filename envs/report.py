@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from ponder.core.errors import DataError
 from ponder.core.io import read_jsonl
-from ponder.core.viewlinks import run_url, view_command
+from ponder.core.viewlinks import compare_url, run_url, view_command
 from ponder.envs.base import EpisodeResult
 from ponder.envs.metrics import Summary, summarize
 from ponder.envs.report_search import allocation_section, frontier_section, trees_html
@@ -349,7 +349,9 @@ def render_comparison_markdown(runs: list[RunData]) -> str:
         parts += [f"Runs marked *harness check* are {HARNESS_LABEL}.", ""]
     for other in runs[1:]:
         h2h = head_to_head(runs[0], other)
-        parts += [f"## {runs[0].name} vs {other.name}", "", _md_table(list(h2h), [[str(v) for v in h2h.values()]]), ""]
+        parts += [f"## {runs[0].name} vs {other.name}", "", _md_table(list(h2h), [[str(v) for v in h2h.values()]]), "",
+                  f"Episode by episode: `ponder view` on a folder holding both runs, then "
+                  f"<{compare_url(runs[0].path, other.path)}>", ""]
     return "\n".join(parts)
 
 
@@ -372,8 +374,11 @@ def write_comparison(paths: list[str | Path], out_dir: str | Path) -> tuple[Path
     body.append(frontier_section(runs, "html"))
     for other in runs[1:]:
         h2h = head_to_head(runs[0], other)
+        link = compare_url(runs[0].path, other.path)
         body += [f"<h2>{html.escape(runs[0].name)} vs {html.escape(other.name)}</h2>",
-                 _html_table(list(h2h), [[str(v) for v in h2h.values()]])]
+                 _html_table(list(h2h), [[str(v) for v in h2h.values()]]),
+                 f"<p class='view'>Episode by episode: <code>ponder view</code> on a folder holding both runs, then "
+                 f"<a href='{html.escape(link)}'>{html.escape(link)}</a></p>"]
     md, page = out / "comparison.md", out / "comparison.html"
     md.write_text(md_text, encoding="utf-8")
     page.write_text(_page("ponder eval comparison", "\n".join(body)), encoding="utf-8")

@@ -11,7 +11,7 @@ import pytest
 
 from ponder.core.errors import DataError
 from ponder.core.settings import load_settings
-from ponder.core.viewlinks import run_url
+from ponder.core.viewlinks import run_key, run_url
 from ponder.envs.context import EvalOptions
 from ponder.envs.report import HARNESS_LABEL, head_to_head, load_run, write_comparison, write_report
 from ponder.envs.runner import run_eval
@@ -66,6 +66,8 @@ def test_rewrite_and_compare(tmp_path):
     assert md.is_file() and page.is_file()
     assert "| a | fake |" in text and "walkthrough (harness check)" in text and "## a vs b" in text
     assert "data:image/png;base64," in page.read_text()
+    link = f"http://127.0.0.1:8765/compare?a={run_key(a)}&b={run_key(b)}"  # the viewer's side by side
+    assert f"<{link}>" in text and f"href='{link.replace('&', '&amp;')}'" in page.read_text()
     with pytest.raises(DataError, match="not an evaluation run"):
         load_run(tmp_path / "nothing")
 
