@@ -24,6 +24,10 @@ def view_command(
     The server listens on 127.0.0.1 only; open the printed address in a browser. A running eval's new
     records appear without reloading. Ctrl-C stops it.
     """
+    from ponder.core.errors import ConfigError
     from ponder.viewer.server import serve
 
+    if not dirs and not Path("runs").is_dir():
+        raise ConfigError("no runs/ folder here: pass the folders to browse (ponder view DIR...), or make records "
+                          "first with ponder run / ponder eval (they write to runs/)")
     serve(dirs or [Path("runs")], port=port, poll_seconds=poll)
