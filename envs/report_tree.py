@@ -103,21 +103,23 @@ def _colour(value: float) -> str:
     return f"rgb({int(220 - 180 * v)},{int(60 + 140 * v)},{int(60 + 20 * v)})"
 
 
-def _tooltip(node: TreeNode) -> str:
-    parts = [f"node {node.id} (depth {node.depth})", f"action: {_short(node.action, 80)}"]
-    if node.action_input:
-        parts.append(f"input: {_short(node.action_input, 120)}")
-    if node.observation:
-        parts.append(f"observation: {_short(node.observation, _TIP_CHARS)}")
+def node_tooltip(node: TreeNode) -> str:
+    """A node's tooltip as plain text (the caller escapes it): action, input, thought, observation, numbers."""
+    action = "task (root)" if node.parent is None and node.action is None else _short(node.action, 80)
+    parts = [f"node {node.id} (depth {node.depth}): {action}"]
+    for name, text, limit in (("input", node.action_input, 120), ("thought", node.thought, 160),
+                              ("observation", node.observation, _TIP_CHARS)):
+        if text:
+            parts.append(f"{name}: {_short(text, limit)}")
     if node.answer is not None:
         parts.append(f"answer: {_short(node.answer, 120)}")
     parts.append(f"value {node.value:.3f}, visits {node.visits}, score "
                  f"{'-' if node.score is None else f'{node.score:.3f}'}, reward {node.reward:g}")
     parts.append(f"tokens {node.prompt_tokens}+{node.completion_tokens}, batch {node.batch}"
-                 + (f", status {node.status}" if node.status else ""))
+                 + (f", status {node.status}" if node.status else "") + (", terminal" if node.terminal else ""))
     if node.reflection:
         parts.append(f"reflection: {_short(node.reflection, 200)}")
-    return html.escape("\n".join(parts))
+    return "\n".join(parts)
 
 
 def tree_svg(tree: SearchTree, max_nodes: int = MAX_NODES) -> str:
@@ -141,8 +143,8 @@ def tree_svg(tree: SearchTree, max_nodes: int = MAX_NODES) -> str:
         x, y = pos[node.id]
         radius = 6 + min(8.0, 2.0 * (node.visits ** 0.5))
         ring = " stroke='#222' stroke-width='2.5'" if node.terminal else " stroke='#555' stroke-width='0.8'"
-        parts.append(f"<g><title>{_tooltip(node)}</title><circle cx='{x:.1f}' cy='{y:.1f}' r='{radius:.1f}' "
-                     f"fill='{_colour(node.value)}'{ring}/>")
+        parts.append(f"<g><title>{html.escape(node_tooltip(node))}</title><circle cx='{x:.1f}' cy='{y:.1f}' "
+                     f"r='{radius:.1f}' fill='{_colour(node.value)}'{ring}/>")
         label = html.escape(_short(node.action if node.parent is not None else "task", _LABEL_CHARS))
         parts.append(f"<text x='{x:.1f}' y='{y + radius + 10:.1f}' text-anchor='middle'>{label}</text></g>")
     parts.append("</svg>")

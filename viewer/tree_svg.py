@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from markupsafe import Markup, escape
 
-from ponder.envs.report_tree import layout
+from ponder.envs.report_tree import layout, node_tooltip
 from ponder.graphs.search.tree import SearchTree, TreeNode
 
 #: Trees with more nodes than this are drawn without labels (and closer together), and say so.
@@ -32,7 +32,6 @@ _COMPACT = (16.0, 40.0)  # without
 ROOMY_LIMIT = 60
 _ROOMY = (100.0, 92.0)
 _ACTION_CHARS = 14
-_TIP_CHARS = 300
 
 
 def tree_svg(tree: SearchTree, node_href: Callable[[int], str], selected: int | None = None) -> Markup:
@@ -118,7 +117,7 @@ def _node(node: TreeNode, at: tuple[float, float], node_href: Callable[[int], st
         rim = 'stroke="#555" stroke-width="0.8"'
     current = ' aria-current="true"' if selected else ""
     out = [f'<a class="{classes}" href="{escape(node_href(node.id))}" data-node="{node.id}"{current}>',
-           f"<title>{escape(_title(node))}</title>",
+           f"<title>{escape(node_tooltip(node))}</title>",
            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" fill="{_colour(node.value)}" {rim}/>']
     if selected:
         out.append(f'<circle class="ring" cx="{x:.1f}" cy="{y:.1f}" r="{radius + 5:.1f}" fill="none" '
@@ -151,27 +150,3 @@ def _colour(value: float) -> str:
     return f"rgb({int(220 - 180 * v)},{int(60 + 140 * v)},{int(60 + 20 * v)})"
 
 
-def _short(text: object, limit: int) -> str:
-    flat = " ".join(str(text if text is not None else "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _title(node: TreeNode) -> str:
-    """The node's tooltip (plain text; the caller escapes it)."""
-    action = "task (root)" if node.parent is None and node.action is None else _short(node.action, 80)
-    parts = [f"node {node.id} (depth {node.depth}): {action}"]
-    if node.action_input:
-        parts.append(f"input: {_short(node.action_input, 120)}")
-    if node.thought:
-        parts.append(f"thought: {_short(node.thought, 160)}")
-    if node.observation:
-        parts.append(f"observation: {_short(node.observation, _TIP_CHARS)}")
-    if node.answer is not None:
-        parts.append(f"answer: {_short(node.answer, 120)}")
-    score = "-" if node.score is None else f"{node.score:.3f}"
-    parts.append(f"value {node.value:.3f}, visits {node.visits}, score {score}, reward {node.reward:g}")
-    parts.append(f"tokens {node.prompt_tokens}+{node.completion_tokens}, batch {node.batch}"
-                 + (f", status {node.status}" if node.status else "") + (", terminal" if node.terminal else ""))
-    if node.reflection:
-        parts.append(f"reflection: {_short(node.reflection, 200)}")
-    return "\n".join(parts)
