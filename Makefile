@@ -125,6 +125,7 @@ bench: install install-server
 	$(PY) benchmarks/self_consistency.py
 	$(PY) benchmarks/eval_runner.py
 	$(PY) benchmarks/miniwob_latency.py
+	$(PY) benchmarks/viewer.py
 
 clean:
 	rm -rf $(VENV) $(PHOENIX_VENV) .pytest_cache .ruff_cache $(TEST_CACHE) runs
