@@ -8,6 +8,7 @@ serves a folder that contains it.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 from pathlib import Path
 
@@ -18,7 +19,7 @@ HOST = "127.0.0.1"
 
 def run_key(path: Path) -> str:
     """The viewer's key of the run folder ``path``: 12 hex digits of the SHA-256 of its resolved path."""
-    return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:12]
+    return hashlib.sha256(os.fsencode(Path(path).resolve())).hexdigest()[:12]
 
 
 def run_url(path: Path, port: int = DEFAULT_PORT) -> str:

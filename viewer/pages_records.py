@@ -12,30 +12,33 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ponder.core.records import Trajectory
 from ponder.envs.base import EpisodeResult
-from ponder.graphs.search.tree import SearchTree
+from ponder.graphs.search.tree import SearchTree, TreeNode
 from ponder.graphs.self_consistency.records import SelfConsistencyResult
 from ponder.viewer.catalog import RunEntry
+from ponder.viewer.format import urlpart
 from ponder.viewer.jsonl import JsonlFile
 from ponder.viewer.prompt import prompt_for_step
 from ponder.viewer.tree_svg import tree_svg
-from ponder.viewer.web import RecordProblem, int_param, load_record, render, run_entry
+from ponder.viewer.web import RecordProblem, int_param, load_record, parse_count, render, run_entry
 
 #: Records per page of the vote and search lists (each is read whole only for the page shown).
 LIST_PAGE = 25
 
 
-async def episode_page(request: Request) -> Response:
+def episode_page(request: Request) -> Response:
     """An eval episode: its result and every trajectory it played (a plain run's line is its trajectory)."""
     entry = run_entry(request)
     line = int_param(request, "line")
-    if entry.kind != "eval":
+    if entry.kind != "eval":  # a `ponder run` folder: the line is the trajectory (ids may repeat: not by id)
         traj = load_record(entry.trajectories, line, Trajectory, "trajectory")
-        return RedirectResponse(f"/run/{entry.key}/trajectory/{traj.id}", status_code=303)
+        return render(request, "trajectory.html", {
+            "run": entry, "traj": traj, "base": f"/run/{entry.key}/episode/{line}", "title": "Trajectory",
+            "trees": _tree_lines(entry, [traj]), **_traj_context(traj)})
     result = load_record(entry.results, line, EpisodeResult, "episode result")
     trajectories: list[Trajectory] = []
     missing: list[str] = []
@@ -59,28 +62,38 @@ async def episode_page(request: Request) -> Response:
         "metadata": _pretty(result.metadata)})
 
 
-async def trajectory_page(request: Request) -> Response:
+def trajectory_page(request: Request) -> Response:
     """One trajectory of ``trajectories.jsonl``, step by step."""
     entry, traj = _trajectory(request)
-    base = f"/run/{entry.key}/trajectory/{traj.id}"
+    base = f"/run/{entry.key}/trajectory/{urlpart(traj.id)}"
     return render(request, "trajectory.html", {"run": entry, "traj": traj, "base": base, "title": "Trajectory",
                                                "trees": _tree_lines(entry, [traj]), **_traj_context(traj)})
 
 
-async def trajectory_prompt(request: Request) -> Response:
+def trajectory_prompt(request: Request) -> Response:
     """The prompt a trajectory's step ``k`` was generated from."""
     entry, traj = _trajectory(request)
-    return _prompt(request, entry, traj, f"/run/{entry.key}/trajectory/{traj.id}")
+    return _prompt(request, entry, traj, f"/run/{entry.key}/trajectory/{urlpart(traj.id)}")
 
 
-async def votes_page(request: Request) -> Response:
+def episode_prompt(request: Request) -> Response:
+    """The prompt of a step of a `ponder run` folder's trajectory, addressed by its line."""
+    entry = run_entry(request)
+    line = int_param(request, "line")
+    if entry.kind == "eval":
+        raise HTTPException(404, "an eval episode's prompts are under its trajectories (/trajectory/<id>/prompt/<k>)")
+    traj = load_record(entry.trajectories, line, Trajectory, "trajectory")
+    return _prompt(request, entry, traj, f"/run/{entry.key}/episode/{line}")
+
+
+def votes_page(request: Request) -> Response:
     """The self-consistency records of a run, a page at a time."""
     entry = run_entry(request)
     rows, paging = _list_page(request, entry.votes, "self-consistency", SelfConsistencyResult)
     return render(request, "votes.html", {"run": entry, "rows": rows, **paging})
 
 
-async def vote_page(request: Request) -> Response:
+def vote_page(request: Request) -> Response:
     """A vote: the answer table and every sample (each openable)."""
     entry = run_entry(request)
     line = int_param(request, "line")
@@ -89,7 +102,7 @@ async def vote_page(request: Request) -> Response:
                                          "chosen": record.chosen()})
 
 
-async def sample_page(request: Request) -> Response:
+def sample_page(request: Request) -> Response:
     """One sample of a vote, as a trajectory page."""
     entry, line, record, sample = _sample(request)
     base = f"/run/{entry.key}/vote/{line}/sample/{sample.index}"
@@ -98,31 +111,42 @@ async def sample_page(request: Request) -> Response:
         "record": record, "title": f"Sample {sample.index} of a vote", "trees": {}, **_traj_context(sample.trajectory)})
 
 
-async def sample_prompt(request: Request) -> Response:
+def sample_prompt(request: Request) -> Response:
     """The prompt of a step of a vote's sample."""
     entry, line, _record, sample = _sample(request)
     return _prompt(request, entry, sample.trajectory, f"/run/{entry.key}/vote/{line}/sample/{sample.index}")
 
 
-async def searches_page(request: Request) -> Response:
+def searches_page(request: Request) -> Response:
     """The search trees of a run, a page at a time."""
     entry = run_entry(request)
     rows, paging = _list_page(request, entry.searches, "search tree", SearchTree)
     return render(request, "searches.html", {"run": entry, "rows": rows, **paging})
 
 
-async def search_page(request: Request) -> Response:
+def search_page(request: Request) -> Response:
     """A search tree drawn as a tree; ``?node=N`` opens a node."""
     entry = run_entry(request)
     line = int_param(request, "line")
     tree = load_record(entry.searches, line, SearchTree, "search tree")
-    raw = request.query_params.get("node", "")
-    node = tree.nodes[int(raw)] if raw.isdigit() and int(raw) < len(tree.nodes) else None
-    path = tree.path(node.id) if node is not None else []
+    by_id = {n.id: n for n in tree.nodes}
+    number = parse_count(request.query_params.get("node", ""))
+    node = by_id.get(number) if number is not None else None
+    path = _node_path(by_id, node.id) if node is not None else []
     svg = tree_svg(tree, lambda n: f"?node={n}#node", selected=node.id if node is not None else None)
     return render(request, "search.html", {
         "run": entry, "line": line, "tree": tree, "svg": svg, "node": node, "node_path": path,
         "path_nodes": [tree.nodes[i] for i in path], "chosen": set(tree.chosen), "config": _pretty(tree.config)})
+
+
+def _node_path(by_id: dict[int, TreeNode], node_id: int) -> list[int]:
+    """The node ids from the root to ``node_id``; a broken record (a cycle, a missing parent) ends the walk."""
+    out: list[int] = []
+    current: int | None = node_id
+    while current is not None and current in by_id and current not in out:
+        out.append(current)
+        current = by_id[current].parent
+    return out[::-1]
 
 
 def _trajectory(request: Request) -> tuple[RunEntry, Trajectory]:
@@ -168,6 +192,8 @@ def _retrieved(memory: object) -> list[str]:
     items = memory.get("retrieved") or []
     if isinstance(items, dict):
         items = [f"{k}: {v}" for k, v in items.items()]
+    elif not isinstance(items, list):
+        items = [items]
     return [it if isinstance(it, str) else json.dumps(it, ensure_ascii=False, default=str) for it in items]
 
 
@@ -193,8 +219,7 @@ def _list_page(request: Request, file: JsonlFile | None, what: str,
         raise HTTPException(404, f"this run has no {what} records")
     lines = file.lines
     pages = max(1, -(-len(lines) // LIST_PAGE))
-    raw = request.query_params.get("page", "1")
-    page = min(max(int(raw) if raw.isdigit() else 1, 1), pages)
+    page = min(max(parse_count(request.query_params.get("page", "1")) or 1, 1), pages)
     rows = []
     for ref in lines[(page - 1) * LIST_PAGE: page * LIST_PAGE]:
         try:
@@ -207,8 +232,10 @@ def _list_page(request: Request, file: JsonlFile | None, what: str,
 def routes() -> list[Route]:
     """The routes of this module."""
     return [Route("/run/{key}/episode/{line}", episode_page),
-            Route("/run/{key}/trajectory/{tid}", trajectory_page),
-            Route("/run/{key}/trajectory/{tid}/prompt/{k}", trajectory_prompt),
+            Route("/run/{key}/episode/{line}/prompt/{k}", episode_prompt),
+            # a trajectory id may hold any character (links percent-encode it): the prompt route first
+            Route("/run/{key}/trajectory/{tid:path}/prompt/{k}", trajectory_prompt),
+            Route("/run/{key}/trajectory/{tid:path}", trajectory_page),
             Route("/run/{key}/votes", votes_page), Route("/run/{key}/vote/{line}", vote_page),
             Route("/run/{key}/vote/{line}/sample/{i}", sample_page),
             Route("/run/{key}/vote/{line}/sample/{i}/prompt/{k}", sample_prompt),

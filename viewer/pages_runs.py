@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from ponder.viewer.compare import compare_runs
 from ponder.viewer.episodes import SORT_KEYS, EpisodeQuery, matches, query_rows
-from ponder.viewer.web import catalog, int_param, render, run_entry
+from ponder.viewer.web import catalog, int_param, parse_count, render, run_entry
 
 #: The files a raw line may be shown from (the URL names one of them).
 RAW_FILES = {"trajectories": "trajectories", "results": "results", "self_consistency": "votes", "search": "searches"}
@@ -21,7 +21,7 @@ RAW_FILES = {"trajectories": "trajectories", "results": "results", "self_consist
 LIVE_BATCH = 200
 
 
-async def index(request: Request) -> Response:
+def index(request: Request) -> Response:
     """Every run folder with its summary, and the form that compares two of them."""
     cat = catalog(request)
     cat.refresh()
@@ -30,7 +30,7 @@ async def index(request: Request) -> Response:
                                           "roots": cat.roots})
 
 
-async def run_page(request: Request) -> Response:
+def run_page(request: Request) -> Response:
     """A run's summary and its episodes: filtered, sorted and paged by the query string."""
     entry = run_entry(request)
     query = EpisodeQuery.from_params(request.query_params)
@@ -39,16 +39,15 @@ async def run_page(request: Request) -> Response:
     last = next((r.line for r in reversed(entry.rows) if r.status != "torn"), 0)
     return render(request, "run.html", {"run": entry, "summary": entry.summary(), "page": page, "query": query,
                                         "sort_keys": SORT_KEYS, "last_line": last,
-                                        "live": entry.live and query.page == page.pages})
+                                        "live": entry.live and page.page == page.pages})
 
 
-async def live_rows(request: Request) -> Response:
+def live_rows(request: Request) -> Response:
     """The episode rows after line ``after`` that pass the page's filters (a fragment for the live page)."""
     entry = run_entry(request)
-    try:
-        after = int(request.query_params.get("after", "0"))
-    except ValueError:
-        raise HTTPException(400, "after must be a line number") from None
+    after = parse_count(request.query_params.get("after", "0"))
+    if after is None:
+        raise HTTPException(400, "after must be a line number")
     query = EpisodeQuery.from_params(request.query_params)
     new = [r for r in entry.rows if r.line > after]
     batch = new[:LIVE_BATCH]
@@ -66,7 +65,7 @@ async def live_rows(request: Request) -> Response:
     return response
 
 
-async def compare_page(request: Request) -> Response:
+def compare_page(request: Request) -> Response:
     """Two runs on the same episodes: which episodes changed outcome."""
     cat = catalog(request)
     cat.refresh()
@@ -84,7 +83,7 @@ async def compare_page(request: Request) -> Response:
                                             "change": change, "total": len(pairs)})
 
 
-async def raw_line(request: Request) -> Response:
+def raw_line(request: Request) -> Response:
     """The text of one line of a run file (what a malformed or torn line holds), escaped."""
     entry = run_entry(request)
     name = request.path_params["file"]

@@ -18,6 +18,8 @@ from ponder.viewer.jsonl import LineRef
 
 #: Characters of a task kept in a row.
 TASK_CHARS = 300
+#: Answers and gold answers are cut to this many characters in a row (the text search sees the cut).
+ANSWER_CHARS = 2000
 
 
 @dataclass
@@ -112,7 +114,8 @@ def trajectory_row(ref: LineRef, obj: Mapping[str, Any] | None) -> EpisodeRow:
     return EpisodeRow(line=ref.number, id=traj.id, task=traj.task[:TASK_CHARS], tier=_text(meta.get("tier")),
                       status=traj.status, success=None, score=_number(meta.get("score")),
                       tokens=traj.usage.total_tokens, steps=len(traj.steps), seconds=traj.usage.wall_seconds,
-                      prediction=traj.final_answer, gold=_text(meta["gold"]) if meta.get("gold") is not None else None,
+                      prediction=_cut(traj.final_answer),
+                      gold=_cut(_text(meta["gold"])) if meta.get("gold") is not None else None,
                       trajectory_ids=[traj.id], vote_id=_vote_id(meta))
 
 
@@ -134,5 +137,11 @@ def result_row(ref: LineRef, obj: Mapping[str, Any] | None, traj_steps: Mapping[
     return EpisodeRow(line=ref.number, id=result.episode_id, task=result.task[:TASK_CHARS], tier=result.tier,
                       status=result.status, failure=result.failure, success=result.success, score=result.score,
                       tokens=result.usage.total_tokens, steps=steps, seconds=result.usage.wall_seconds,
-                      prediction=result.prediction, gold=result.gold, trajectory_ids=list(result.trajectory_ids),
+                      prediction=_cut(result.prediction), gold=_cut(result.gold),
+                      trajectory_ids=list(result.trajectory_ids),
                       vote_id=_vote_id(result.metadata))
+
+
+def _cut(text: str | None) -> str | None:
+    """An answer kept in a row: at most :data:`ANSWER_CHARS` characters (the record keeps it whole)."""
+    return text if text is None or len(text) <= ANSWER_CHARS else text[: ANSWER_CHARS - 1] + "…"

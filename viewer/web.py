@@ -40,12 +40,22 @@ def run_entry(request: Request) -> RunEntry:
     return entry
 
 
+#: The longest number a URL may carry (more digits is no line, page or node of any file).
+MAX_DIGITS = 18
+
+
+def parse_count(raw: str) -> int | None:
+    """``raw`` as a non-negative integer when it is 1 to 18 ASCII digits, else ``None``."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= MAX_DIGITS else None
+
+
 def int_param(request: Request, name: str) -> int:
     """A path parameter that must be a non-negative integer; 404 otherwise."""
     raw = str(request.path_params.get(name, ""))
-    if not raw.isdigit():
-        raise HTTPException(404, f"{name} must be a number, not {raw!r}")
-    return int(raw)
+    number = parse_count(raw)
+    if number is None:
+        raise HTTPException(404, f"{name} must be a number, not {raw[:40]!r}")
+    return number
 
 
 class RecordProblem(Exception):

@@ -169,3 +169,99 @@ def test_live_rows_return_only_new_lines(client: TestClient, root: Path) -> None
         fh.write(_traj("What is 9+9?", "18").model_dump_json() + "\n")
     new = client.get(f"/run/{key}/rows?after=2")
     assert new.headers["X-Last-Line"] == "3" and "What is 9+9?" in new.text and new.headers["X-Count"] == "3"
+
+
+# ---- records a writer or an attacker could leave behind (each once made a page fail or show the wrong thing)
+
+def _client(root: Path) -> TestClient:
+    return TestClient(create_app([root]), base_url="http://127.0.0.1", raise_server_exceptions=False)
+
+
+def test_a_parent_cycle_does_not_hang_and_nodes_are_found_by_id(tmp_path: Path) -> None:
+    import threading
+
+    tree = SearchTree(strategy="lats", task="t", nodes=[TreeNode(id=0), TreeNode(id=2, parent=1, action="TWO"),
+                                                        TreeNode(id=1, parent=2, action="ONE"),
+                                                        TreeNode(id=3, parent=9, action="ORPHAN")])
+    _write(tmp_path / "s" / "search.jsonl", [tree])
+    client, key, got = _client(tmp_path), run_key(tmp_path / "s"), {}
+    worker = threading.Thread(target=lambda: got.update(r=client.get(f"/run/{key}/search/1?node=1")), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert not worker.is_alive(), "a cycle of parents hung the page"
+    assert got["r"].status_code == 200 and "<code>ONE</code>" in got["r"].text.split('id="node"')[1]
+    orphan = client.get(f"/run/{key}/search/1?node=3")
+    assert orphan.status_code == 200 and "ORPHAN" in orphan.text.split('id="node"')[1]
+    assert 'id="node"' not in client.get(f"/run/{key}/search/1?node=abc").text
+
+
+@pytest.mark.parametrize("tail", ["episode/²", "episode/" + "9" * 5000, "line/trajectories/²", "votes?page=²",
+                                  "episode/-1"])
+def test_odd_numbers_are_404_or_defaults_never_500(client: TestClient, root: Path, tail: str) -> None:
+    response = client.get(f"/run/{run_key(root / 'eval')}/{tail}")
+    assert response.status_code in (200, 404), (tail, response.status_code)
+
+
+def test_non_finite_numbers_and_odd_memory_logs_render(tmp_path: Path) -> None:
+    traj = _traj("q", "a")
+    traj.metadata["memory"] = {"retrieved": 5}
+    line = json.loads(traj.model_dump_json())
+    line["usage"]["wall_seconds"], line["steps"][0]["model_seconds"] = float("inf"), float("nan")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "trajectories.jsonl").write_text(json.dumps(line) + "\n")
+    page = _client(tmp_path).get(f"/run/{run_key(tmp_path / 'r')}/trajectory/{traj.id}")
+    assert page.status_code == 200 and "inf" in page.text and "<pre>5</pre>" in page.text
+
+
+def test_any_trajectory_id_links_to_its_own_page_and_repeated_ids_keep_their_lines(tmp_path: Path) -> None:
+    odd = [_traj(f"task {i}", "1") for i in range(4)]
+    for traj, ident in zip(odd, ["a/b", "a?b", "a#b", "a"], strict=True):
+        traj.id = ident
+    _write(tmp_path / "ev" / "trajectories.jsonl", odd)
+    _write(tmp_path / "ev" / "results.jsonl", [EpisodeResult(episode_id="e", suite="s", task="t", status="solved",
+                                                             trajectory_ids=[t.id for t in odd])])
+    twins = [_traj("first twin", "1"), _traj("second twin", "2")]
+    twins[1].id = twins[0].id
+    _write(tmp_path / "runs" / "trajectories.jsonl", twins)
+    client = _client(tmp_path)
+    episode = client.get(f"/run/{run_key(tmp_path / 'ev')}/episode/1")
+    links = re.findall(r'class="trajectory-link" href="([^"]+)"', episode.text)
+    for link, traj in zip(links, odd, strict=True):
+        assert f"task {odd.index(traj)}" in client.get(link).text, link
+        prompt = re.search(r'class="prompt-link" href="([^"]+)"', client.get(link).text).group(1)
+        assert client.get(prompt).status_code == 200, prompt
+    runs = run_key(tmp_path / "runs")
+    assert "second twin" in client.get(f"/run/{runs}/episode/2").text
+    assert client.get(f"/run/{runs}/episode/2/prompt/1").status_code == 200
+
+
+def test_an_undecodable_folder_name_is_shown_not_fatal(tmp_path: Path) -> None:
+    import os
+
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/run-\xff"))
+    _write(folder / "trajectories.jsonl", [_traj("q", "a")])
+    client = _client(tmp_path)
+    index = client.get("/")
+    assert index.status_code == 200 and ">run-?<" in index.text  # the byte it cannot show is a ?
+    assert client.get(f"/run/{run_key(folder)}").status_code == 200
+
+
+def test_error_pages_carry_the_security_headers(client: TestClient, root: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import ponder.viewer.pages_runs as pages
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("<b>boom</b>")
+
+    monkeypatch.setattr(pages, "query_rows", broken)
+    quiet = TestClient(client.app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+    failed = quiet.get(f"/run/{run_key(root / 'eval')}")
+    assert failed.status_code == 500 and failed.headers["content-security-policy"] == CSP
+    assert "&lt;b&gt;boom" in failed.text
+    refused = quiet.get("/", headers={"host": "evil.example"})
+    assert refused.status_code == 400 and refused.headers["content-security-policy"] == CSP
+
+
+def test_a_page_past_the_end_of_a_live_run_still_polls(client: TestClient, root: Path) -> None:
+    page = client.get(f"/run/{run_key(root / 'plain')}?page=7")
+    assert 'data-live="1"' in page.text  # written just now: live; page 7 of 1 is the last page
