@@ -294,8 +294,10 @@ class RunEntry:
             stamps = [jf.mtime for jf in (self.trajectories, self.results, self.votes, self.searches)
                       if jf is not None and jf.mtime is not None]
             manifest = self.path / MANIFEST
-            if manifest.is_file():
+            try:
                 stamps.append(manifest.stat().st_mtime)
+            except OSError:  # no manifest (a `ponder run` folder), or it went away meanwhile
+                pass
             if not stamps:
                 return False
             idle = time.time() - max(stamps)
