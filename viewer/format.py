@@ -62,14 +62,9 @@ def qlink(query: Any, **changes: Any) -> str:
     """
     from urllib.parse import urlencode
 
-    fields = {"status": query.status, "failure": query.failure, "tier": query.tier, "q": query.q,
-              "sort": query.sort, "desc": "1" if query.desc else "",
-              "page": 1 if changes.keys() - {"page"} else query.page}
-    for key, value in changes.items():
-        fields[key] = ("1" if value else "") if key == "desc" else value
-    kept = {k: v for k, v in fields.items() if v not in ("", None) and not (k == "page" and v == 1)
-            and not (k == "sort" and v == "line")}
-    return urlencode(kept)
+    if changes.keys() - {"page"}:
+        changes.setdefault("page", 1)
+    return urlencode(query.params(**changes))
 
 
 def urlpart(text: object) -> str:

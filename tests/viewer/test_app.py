@@ -265,3 +265,14 @@ def test_error_pages_carry_the_security_headers(client: TestClient, root: Path,
 def test_a_page_past_the_end_of_a_live_run_still_polls(client: TestClient, root: Path) -> None:
     page = client.get(f"/run/{run_key(root / 'plain')}?page=7")
     assert 'data-live="1"' in page.text  # written just now: live; page 7 of 1 is the last page
+
+
+def test_sort_links_keep_the_filters_and_go_back_to_page_one(client: TestClient, root: Path) -> None:
+    key = run_key(root / "eval")
+    page = client.get(f"/run/{key}?failure=wrong_answer&per_page=2&page=1&sort=tokens")
+    links = re.findall(r'class="sort" href="([^"]+)"', page.text)
+    tokens = next(link for link in links if "sort=tokens" in link)
+    assert "failure=wrong_answer" in tokens and "per_page=2" in tokens and "desc=1" in tokens  # clicked again: desc
+    assert "page=" not in tokens.replace("per_page=", "")
+    line = next(link for link in links if "sort=" not in link)
+    assert "failure=wrong_answer" in line and "desc" not in line  # by line (the default), ascending
