@@ -12,6 +12,7 @@ from starlette.templating import Jinja2Templates
 
 from ponder.viewer.catalog import Catalog, RunEntry
 from ponder.viewer.jsonl import JsonlFile, LineProblem
+from ponder.viewer.rows import validation_reason
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
@@ -84,7 +85,4 @@ def load_record(file: JsonlFile | None, number: int, model: type[BaseModel], wha
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        reason = f"not a valid {what} record: {where + ': ' if where else ''}{first.get('msg', '')}"
-        raise RecordProblem(file, number, reason, file.raw(number, 4000)) from None
+        raise RecordProblem(file, number, validation_reason(exc, f"{what} record"), file.raw(number, 4000)) from None
