@@ -141,7 +141,13 @@ def test_q8_0_export_matches_transformers_within_quantization_error(embedded: tu
             positions = slice(len(ids) - 1, len(sequence) - 1)  # the logits that predicted the continuation
             ref, got = _hf_logits(model, sequence)[positions], _llama_logits(llm, sequence)[positions]
             chosen = np.array(sequence[len(ids):])
-            assert float(np.abs(got - ref).max()) < 2.0, prompt
+            # Q8_0 weights, and llama.cpp's CPU kernels quantize activations too; how much that moves a logit
+            # depends on the kernels the CPU gets. Measured max |diff| / mean |diff| / max |logit|: < 2.0 with
+            # AVX-512; 2.39 / 0.50 / 31.8 on an AVX2-only EPYC. A broken export (a missed Q/K permutation, wrong
+            # tensor names) is off by about the logits' own scale, so the bounds are relative to it.
+            diff = np.abs(got - ref)
+            assert float(diff.max()) < 0.1 * float(np.abs(ref).max()), (prompt, float(diff.max()))
+            assert float(diff.mean()) < 0.75, (prompt, float(diff.mean()))
             top2 = np.sort(ref, axis=1)[:, -2:]
             clear = (top2[:, 1] - top2[:, 0]) > 1.5
             assert (got.argmax(axis=1)[clear] == chosen[clear]).all(), prompt
